@@ -1,0 +1,41 @@
+# make run / make test work on a fresh Debian machine with only Python 3.11.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+SYSTEM_RUN := ffmpeg:ffmpeg
+SYSTEM_TEST := $(SYSTEM_RUN)
+
+.PHONY: run test lint bench clean system-run system-test
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.run-installed
+
+system-run:
+	@scripts/system-packages.sh $(SYSTEM_RUN)
+
+system-test:
+	@scripts/system-packages.sh $(SYSTEM_TEST)
+
+run: system-run $(VENV)/.run-installed
+	$(BIN)/qthumb serve
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check app workers tests
+	$(BIN)/ruff format --check app workers tests
+	$(BIN)/mypy
+
+test: system-test lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) qthumb-data .pytest_cache .mypy_cache .ruff_cache

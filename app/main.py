@@ -1,0 +1,76 @@
+"""The ASGI application: ``create_app(settings)`` wires settings, store, queue and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app import routes, storage_routes
+from app.errors import QencodeError
+from app.keys import resolve_api_keys
+from app.queue import HueyQueue, TaskQueue
+from app.recovery import sweep
+from app.service import QencodeService
+from app.settings import Settings
+from app.store import SqliteTaskStore, TaskStore
+
+log = logging.getLogger("qthumb.api")
+
+
+class CollapseSlashes:
+    """``//v1/status`` is ``/v1/status``: several SDKs build double slashes (§1)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            path = "/" + "/".join(part for part in scope["path"].split("/") if part)
+            scope = {**scope, "path": path, "raw_path": path.encode()}
+        await self.app(scope, receive, send)
+
+
+async def _sweep_forever(settings: Settings, store: TaskStore, queue: TaskQueue) -> None:
+    while True:
+        try:
+            await asyncio.to_thread(sweep, settings, store, queue, time.time())
+        except Exception:  # the sweep must outlive a bad moment (e.g. a locked database)
+            log.exception("recovery sweep failed; trying again")
+        await asyncio.sleep(settings.sweep_interval)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.storage_dir.mkdir(parents=True, exist_ok=True)
+    store = SqliteTaskStore(settings.db_path)
+    queue = HueyQueue(settings)
+    keys, dev_key = resolve_api_keys(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if dev_key:
+            log.warning("no QTHUMB_API_KEYS set; dev API key: %s", dev_key)
+        sweeper = asyncio.create_task(_sweep_forever(settings, store, queue))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+
+    app = FastAPI(title="qthumb", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.store = store
+    app.state.service = QencodeService(settings, store, queue, keys)
+    app.add_exception_handler(QencodeError, routes.qencode_error_handler)
+    app.include_router(routes.router)
+    app.include_router(storage_routes.router)
+    app.add_middleware(CollapseSlashes)
+    return app

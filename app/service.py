@@ -1,0 +1,144 @@
+"""The rules behind the four Qencode endpoints. Routes parse the form and call one method here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from app.errors import (
+    ApiKeyNotFound,
+    BadApiKey,
+    BadPayload,
+    BadTaskTokens,
+    BadToken,
+    FieldRequired,
+    ProfileNotFound,
+    QencodeError,
+    TokenNotFound,
+)
+from app.model import TaskStatus, status_object
+from app.query import decode_query, parse_query
+from app.queue import TaskQueue
+from app.settings import Settings
+from app.store import TaskStore
+
+log = logging.getLogger("qthumb.api")
+
+TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
+API_KEY_RE = re.compile(r"^[A-Za-z0-9_\-]{12,128}$")
+MAX_PAYLOAD = 1000
+
+
+class QencodeService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: TaskStore,
+        queue: TaskQueue,
+        api_keys: Iterable[str],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.queue = queue
+        self.api_keys = frozenset(api_keys)
+        self.clock = clock
+
+    @property
+    def status_url(self) -> str:
+        return f"{self.settings.public_base_url}/v1/status"
+
+    @property
+    def upload_url(self) -> str:
+        return f"{self.settings.public_base_url}/v1/upload_file"
+
+    def access_token(self, api_key: str | None) -> dict[str, Any]:
+        if not api_key:
+            raise FieldRequired("api_key")
+        if not API_KEY_RE.match(api_key):
+            raise BadApiKey()
+        if api_key not in self.api_keys:
+            raise ApiKeyNotFound()
+        expires_at = self.clock() + self.settings.session_token_ttl
+        token = self.store.create_session(api_key, expires_at)
+        expire = datetime.fromtimestamp(expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return {"error": 0, "token": token, "expire": expire}
+
+    def create_task(self, token: str | None) -> dict[str, Any]:
+        if not token:
+            raise FieldRequired("token")
+        if not TOKEN_RE.match(token):
+            raise BadToken()
+        api_key = self.store.session_owner(token, self.clock())
+        if api_key is None:
+            raise TokenNotFound()
+        task_token = self.store.create_task(api_key, self.clock())
+        log.info("task %s created", task_token)
+        return {"error": 0, "upload_url": self.upload_url, "task_token": task_token}
+
+    def start_encode2(
+        self, task_token: str | None, query: str | None, payload: str | None
+    ) -> dict[str, Any]:
+        if not task_token:
+            raise FieldRequired("task_token")
+        if not TOKEN_RE.match(task_token):
+            raise BadToken("Bad task_token")
+        if query is None or not query.strip():
+            raise FieldRequired("query")
+        if payload is not None and len(payload) > MAX_PAYLOAD:
+            raise BadPayload()
+        task = self.store.get(task_token)
+        if task is None:
+            raise TokenNotFound()
+        if task.status is not TaskStatus.CREATED:
+            raise QencodeError("task already started")
+        inner = decode_query(query)
+        parse_query(inner)  # refuse a bad query now, not in the worker
+        if not self.store.start(task_token, json.dumps(inner), payload, self.clock()):
+            raise QencodeError("task already started")
+        self.queue.enqueue(task_token)
+        log.info("task %s queued", task_token)
+        return {"error": 0, "status_url": self.status_url}
+
+    def start_encode(self) -> dict[str, Any]:
+        raise ProfileNotFound(
+            "Profile not found: qthumb has no encoding profiles, send a custom query to"
+            " start_encode2 instead"
+        )
+
+    def status(self, tokens: list[str]) -> dict[str, Any]:
+        if not tokens:
+            raise FieldRequired("task_tokens")
+        for token in tokens:
+            if not TOKEN_RE.match(token):
+                raise BadTaskTokens(f"Bad task_tokens: {token[:64]!r} is not a task token")
+        records = self.store.get_many(tokens)
+        statuses: dict[str, Any] = {}
+        for token in tokens:
+            record = records.get(token)
+            statuses[token] = None if record is None else status_object(record, self.status_url)
+        return {"error": 0, "statuses": statuses}
+
+
+def split_task_tokens(single: list[str], bracketed: list[str]) -> list[str]:
+    """``task_tokens`` (one, comma list or JSON array) and repeated ``task_tokens[]`` (§2.5)."""
+    found: list[str] = []
+    for value in [*single, *bracketed]:
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                items = json.loads(text)
+            except json.JSONDecodeError:
+                raise BadTaskTokens("Bad task_tokens: not a JSON list") from None
+            if not isinstance(items, list):
+                raise BadTaskTokens()
+            parts = [str(item).strip() for item in items]
+        else:
+            parts = [part.strip() for part in text.split(",")]
+        found.extend(part for part in parts if part)
+    return list(dict.fromkeys(found))

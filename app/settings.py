@@ -1,0 +1,113 @@
+"""The one settings object. Built once at start (``Settings()``) and passed in; nothing here
+reads the environment at import time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of qthumb. Environment variables carry the ``QTHUMB_`` prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="QTHUMB_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("./qthumb-data"),
+        description="SQLite task store, queue, temporary storage and the dev API key live here.",
+    )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Absolute base of status_url, upload_url and temporary-storage URLs.",
+    )
+    api_keys: CommaList = Field(
+        default_factory=list,
+        description="Accepted API keys (comma-separated). Empty: a dev key is made and kept.",
+    )
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="Worker processes started by `qthumb serve` / `qthumb worker`.",
+    )
+    local_source_dirs: CommaList = Field(
+        default_factory=list,
+        description="Folders that `file://` and absolute-path sources may come from.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the API listens on.")
+    port: int = Field(default=8000, description="Port the API listens on.")
+
+    session_token_ttl: float = Field(
+        default=24 * 3600, gt=0, description="Seconds a session token from access_token lives."
+    )
+    storage_ttl: float = Field(
+        default=24 * 3600, gt=0, description="Seconds temporary-storage results are kept."
+    )
+    max_source_bytes: int = Field(
+        default=20 * 1024**3, gt=0, description="Largest source download, in bytes."
+    )
+    source_connect_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds to connect to a source host."
+    )
+    source_read_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds without a byte from a source before giving up."
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, description="Times a task is started before a dying worker fails it."
+    )
+    heartbeat_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between a running task's liveness beats."
+    )
+    heartbeat_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds without a beat after which a task is re-queued."
+    )
+    sweep_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between the API's recovery sweeps."
+    )
+    shutdown_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds running tasks get to finish on SIGTERM."
+    )
+    decoder_threads: int = Field(
+        default=0, ge=0, description="Decoder threads per task (0: FFmpeg chooses)."
+    )
+
+    @field_validator("api_keys", "local_source_dirs", mode="before")
+    @classmethod
+    def _commas(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "qthumb.db"
+
+    @property
+    def queue_path(self) -> Path:
+        return self.data_dir / "queue.db"
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "storage"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.data_dir / "work"
+
+    @property
+    def dev_key_path(self) -> Path:
+        return self.data_dir / "dev_api_key"

@@ -1,0 +1,1 @@
+"""qthumb's media side: fetch, probe, decode, compose, store. Runs in worker processes."""

@@ -1,0 +1,3 @@
+from workers.consumer import main
+
+main()

@@ -1,0 +1,259 @@
+"""One task, start to end: claim → download → probe → each format → save → completed/error.
+
+Every change goes through the store with the attempt number this worker claimed, so a worker
+that was presumed dead cannot overwrite its successor. The task's files live in one temporary
+folder removed whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from app.errors import QencodeError
+from app.model import Outputs, TaskStatus
+from app.query import IMAGE_OUTPUTS, FormatSpec, Query, parse_query
+from app.queue import TaskQueue
+from app.settings import Settings
+from app.store import TaskStore
+from workers.failures import FormatFailure, TaskFailure
+from workers.frames import VideoReader
+from workers.probe import MediaInfo, probe
+from workers.products import Product
+from workers.sources import fetch_source
+from workers.storage import Storage, TemporaryStorage
+from workers.thumbnail import make_thumbnail
+
+log = logging.getLogger("qthumb.worker")
+
+OUTPUT_ARRAYS = {
+    "mp3": "audios",
+    "flac": "audios",
+    "hls_audio": "audios",
+    "speech_to_text": "texts",
+}
+
+
+class LostClaim(Exception):
+    """Recovery gave this task to another worker: stop without writing anything."""
+
+
+class Heartbeat:
+    """Beats for a running task from a thread, so a long decode still looks alive."""
+
+    def __init__(self, store: TaskStore, token: str, attempt: int, interval: float) -> None:
+        self.store, self.token, self.attempt, self.interval = store, token, attempt, interval
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"beat-{token[:8]}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if not self.store.heartbeat(self.token, self.attempt, time.time()):
+                    self.lost = True
+                    return
+            except Exception:  # a locked database now must not stop the beats for good
+                log.exception("task %s heartbeat failed", self.token)
+
+
+class TaskRun:
+    """The state of one attempt at one task; ``run_task`` drives it."""
+
+    def __init__(self, settings: Settings, store: TaskStore, token: str, attempt: int) -> None:
+        self.settings, self.store, self.token, self.attempt = settings, store, token, attempt
+        self.outputs = Outputs()
+        self.beat: Heartbeat | None = None
+        self._last_percent_write = 0.0
+
+    def advance(self, status: TaskStatus, percent: float, force: bool = False) -> None:
+        if self.beat is not None and self.beat.lost:
+            raise LostClaim()
+        now = time.monotonic()
+        if not force and now - self._last_percent_write < 0.5:
+            return
+        self._last_percent_write = now
+        if not self.store.advance(self.token, self.attempt, status, round(percent, 4)):
+            raise LostClaim()
+
+    def run(self, work: Path) -> None:
+        task = self.store.get(self.token)
+        if task is None or task.query is None:
+            raise TaskFailure("task has no query")
+        try:
+            query = parse_query(json.loads(task.query))
+        except QencodeError as exc:
+            raise TaskFailure(f"query: {exc.message}") from None
+        fetched = fetch_source(query.source, work, self.settings, self._download_progress)
+        info = probe(fetched.path)
+        self.store.set_source_info(self.token, self.attempt, info.duration, fetched.size)
+        log.info(
+            "task %s source %.3fs %dx%d %s",
+            self.token,
+            info.duration,
+            info.coded_width,
+            info.coded_height,
+            info.codec,
+        )
+        self.advance(TaskStatus.ENCODING, 0.0, force=True)
+        made = self._make_formats(query, fetched.path, info, work)
+        self.advance(TaskStatus.SAVING, 100.0, force=True)
+        log.info("task %s saving", self.token)
+        for spec, products in made:
+            self._save(spec, products)
+        made_any = any(
+            "error" not in entry for entry in [*self.outputs.images, *self.outputs.videos]
+        )
+        if not made_any:
+            reasons = "; ".join(w["details"] for w in self.outputs.warnings)
+            raise TaskFailure(f"no format could be made: {reasons}")
+
+    def _download_progress(self, done: int) -> None:
+        self.advance(TaskStatus.DOWNLOADING, 0.0)
+
+    def _make_formats(
+        self, query: Query, source: Path, info: MediaInfo, work: Path
+    ) -> list[tuple[FormatSpec, list[Product]]]:
+        made: list[tuple[FormatSpec, list[Product]]] = []
+        total = len(query.formats)
+        with VideoReader(source, info, self.settings.decoder_threads) as reader:
+            for done, spec in enumerate(query.formats):
+                out_dir = work / f"out{spec.index}"
+                out_dir.mkdir()
+                try:
+                    made.append((spec, self._make_one(spec, reader, out_dir)))
+                except FormatFailure as exc:
+                    self._format_failed(spec, exc.description)
+                self.advance(TaskStatus.ENCODING, 100.0 * (done + 1) / total)
+        return made
+
+    def _make_one(self, spec: FormatSpec, reader: VideoReader, out_dir: Path) -> list[Product]:
+        if spec.output == "thumbnail":
+            return make_thumbnail(reader, spec, out_dir)
+        raise FormatFailure(f"output '{spec.output}' is not supported yet")
+
+    def _storages(self, spec: FormatSpec) -> list[Storage]:
+        if not spec.destinations:
+            return [TemporaryStorage(self.settings, self.token, spec.index)]
+        urls = ", ".join(d.url for d in spec.destinations)
+        raise FormatFailure(f"destination {urls}: only temporary storage is supported yet")
+
+    def _save(self, spec: FormatSpec, products: list[Product]) -> None:
+        try:
+            storages = self._storages(spec)
+        except FormatFailure as exc:
+            self._format_failed(spec, exc.description)
+            return
+        for storage in storages:
+            for j, product in enumerate(products):
+                stored = storage.put(product.path, product.name, product.content_type)
+                entry: dict[str, Any] = {
+                    "url": stored.url,
+                    "tag": f"image-{spec.index}-{j}",
+                    "user_tag": spec.user_tag,
+                    "profile": None,
+                    "storage": stored.storage,
+                    "type": product.kind,
+                    "width": product.width,
+                    "height": product.height,
+                    "size": product.size,
+                }
+                if product.kind == "frame" or product.time is not None:
+                    entry["time"] = round(product.time or 0.0, 6)
+                self.outputs.images.append(entry)
+
+    def _format_failed(self, spec: FormatSpec, description: str) -> None:
+        kind = "image" if spec.output in IMAGE_OUTPUTS else "video"
+        array = "images" if kind == "image" else OUTPUT_ARRAYS.get(spec.output, "videos")
+        tag = f"{kind}-{spec.index}-0"
+        getattr(self.outputs, array).append(
+            {
+                "url": None,
+                "tag": tag,
+                "user_tag": spec.user_tag,
+                "profile": None,
+                "storage": None,
+                "status": "error",
+                "error": 1,
+                "error_description": description,
+            }
+        )
+        self.outputs.warnings.append(
+            {
+                "message": f"format {spec.index} ({spec.output}) failed",
+                "details": description,
+                "tag": tag,
+            }
+        )
+        log.warning(
+            "task %s format %d (%s) failed: %s", self.token, spec.index, spec.output, description
+        )
+
+
+def run_task(
+    settings: Settings, store: TaskStore, queue: TaskQueue, token: str, worker_id: str
+) -> None:
+    """Run one task if it can still be claimed. Never raises for a task's own failure."""
+    attempt = store.claim(token, worker_id, time.time())
+    if attempt is None:
+        log.info("task %s not claimable (done, running elsewhere or unknown): skipped", token)
+        return
+    log.info("task %s downloading (attempt %d, %s)", token, attempt, worker_id)
+    run = TaskRun(settings, store, token, attempt)
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    work = settings.work_dir / f"{token}-{attempt}"
+    try:
+        work.mkdir()
+        with Heartbeat(store, token, attempt, settings.heartbeat_interval) as beat:
+            run.beat = beat
+            run.run(work)
+        _end(store, run, TaskStatus.COMPLETED, None)
+    except LostClaim:
+        log.warning("task %s: claim lost to recovery; this attempt stops", token)
+    except TaskFailure as exc:
+        _end(store, run, TaskStatus.ERROR, exc.description)
+    except (KeyboardInterrupt, SystemExit):
+        # Shut down mid-task: hand the task back rather than leave it to the heartbeat timeout.
+        if store.requeue(token, attempt, time.time()):
+            queue.enqueue(token)
+            log.warning("task %s handed back to the queue at shutdown", token)
+        raise
+    except Exception as exc:
+        log.exception("task %s failed unexpectedly", token)
+        _end(store, run, TaskStatus.ERROR, f"internal error: {type(exc).__name__}: {exc}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _end(store: TaskStore, run: TaskRun, status: TaskStatus, description: str | None) -> None:
+    if store.finish(run.token, run.attempt, status, run.outputs, description, time.time()):
+        log.info("task %s %s%s", run.token, status.value, f": {description}" if description else "")
+    else:
+        log.warning(
+            "task %s: result of attempt %d not recorded (claim lost)", run.token, run.attempt
+        )
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"

@@ -1,0 +1,70 @@
+"""Read what a source is, once, into a value object (``MediaInfo``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from workers.failures import MediaError
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """The video stream of a source. Times are seconds from the stream's first frame."""
+
+    duration: float
+    coded_width: int
+    coded_height: int
+    sample_aspect: Fraction
+    start_time: float
+    frame_rate: float | None
+    codec: str
+
+    @property
+    def display_width(self) -> int:
+        """Width after the sample aspect ratio, before rotation."""
+        return max(1, round(self.coded_width * self.sample_aspect))
+
+
+def probe(path: Path) -> MediaInfo:
+    try:
+        container = av.open(str(path), options={"protocol_whitelist": "file"})
+    except av.FFmpegError as exc:
+        raise MediaError(f"source is not a media file FFmpeg can read ({_reason(exc)})") from None
+    with container:
+        if not container.streams.video:
+            kinds: list[str] = sorted({s.type for s in container.streams}) or ["no streams"]
+            raise MediaError(
+                f"source has no video stream (found: {', '.join(kinds)}); "
+                "thumbnails need a video track"
+            )
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        if not ctx.width or not ctx.height:
+            raise MediaError("source video stream has no frame size; the file may be corrupt")
+        tb = stream.time_base
+        start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
+        if stream.duration is not None and tb:
+            duration = float(stream.duration * tb)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base - max(0.0, start)
+        else:
+            duration = 0.0
+        sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio
+        rate = stream.average_rate or stream.guessed_rate
+        return MediaInfo(
+            duration=max(0.0, duration),
+            coded_width=ctx.width,
+            coded_height=ctx.height,
+            sample_aspect=Fraction(sar) if sar and sar > 0 else Fraction(1),
+            start_time=start,
+            frame_rate=float(rate) if rate else None,
+            codec=ctx.name,
+        )
+
+
+def _reason(exc: Exception) -> str:
+    return str(getattr(exc, "strerror", None) or exc)

@@ -1,0 +1,18 @@
+"""What a format makes: files on local disk with what ``images[]`` says of them (§11.6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Product:
+    path: Path
+    name: str  # file name at the destination (or the full key for a thumbnail destination)
+    kind: str  # thumbnail | frame | sprite | vtt
+    content_type: str
+    width: int | None = None
+    height: int | None = None
+    size: int = 0
+    time: float | None = None

@@ -1,0 +1,94 @@
+"""Bring a task's source to a local file: ``http(s)://`` streamed with a size cap and timeouts,
+or a local path inside ``QTHUMB_LOCAL_SOURCE_DIRS`` (``file:///abs/path`` or ``/abs/path``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from app.settings import Settings
+from workers.failures import SourceError
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FetchedSource:
+    path: Path
+    size: int
+
+
+def fetch_source(
+    source: str, work_dir: Path, settings: Settings, progress: Callable[[int], None]
+) -> FetchedSource:
+    """Return a local file holding the source. Local files are read in place, never copied."""
+    scheme = urlsplit(source).scheme.lower()
+    if scheme in ("http", "https"):
+        return _download(source, work_dir / "source", settings, progress)
+    if scheme == "file" or source.startswith("/"):
+        return _local(source, settings)
+    if scheme == "tus":
+        raise SourceError(f"source {source}: tus uploads are not available on this server yet")
+    raise SourceError(
+        f"source {source[:200]!r}: unsupported scheme; use http(s)://, file:// or an absolute path"
+    )
+
+
+def _local(source: str, settings: Settings) -> FetchedSource:
+    raw = unquote(urlsplit(source).path) if source.lower().startswith("file:") else source
+    if "\x00" in raw:
+        raise SourceError("source: the path holds a NUL byte")
+    path = Path(raw).resolve()
+    roots = [Path(d).resolve() for d in settings.local_source_dirs]
+    if not any(path.is_relative_to(root) for root in roots):
+        allowed = ", ".join(str(r) for r in roots) or "none (QTHUMB_LOCAL_SOURCE_DIRS is empty)"
+        raise SourceError(
+            f"source {raw}: local files must be inside QTHUMB_LOCAL_SOURCE_DIRS"
+            f" (allowed: {allowed})"
+        )
+    if not path.is_file():
+        raise SourceError(f"source {raw}: no such file")
+    return FetchedSource(path=path, size=path.stat().st_size)
+
+
+def _download(
+    url: str, target: Path, settings: Settings, progress: Callable[[int], None]
+) -> FetchedSource:
+    timeout = httpx.Timeout(
+        connect=settings.source_connect_timeout,
+        read=settings.source_read_timeout,
+        write=settings.source_read_timeout,
+        pool=settings.source_connect_timeout,
+    )
+    cap = settings.max_source_bytes
+    try:
+        with (
+            httpx.Client(timeout=timeout, follow_redirects=True, max_redirects=5) as client,
+            client.stream("GET", url, headers={"User-Agent": "qthumb"}) as response,
+        ):
+            if response.status_code != 200:
+                raise SourceError(f"source: HTTP {response.status_code} from {url}")
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > cap:
+                raise SourceError(
+                    f"source {url}: {int(declared)} bytes is over the limit of {cap} bytes"
+                )
+            written = 0
+            with target.open("wb") as out:
+                for chunk in response.iter_bytes(CHUNK):
+                    written += len(chunk)
+                    if written > cap:
+                        raise SourceError(f"source {url}: larger than the limit of {cap} bytes")
+                    out.write(chunk)
+                    progress(written)
+    except httpx.TimeoutException:
+        raise SourceError(f"source {url}: timed out") from None
+    except httpx.HTTPError as exc:
+        raise SourceError(f"source {url}: {type(exc).__name__}: {exc}") from None
+    if written == 0:
+        raise SourceError(f"source {url}: the response was empty")
+    return FetchedSource(path=target, size=written)
