@@ -40,7 +40,11 @@ def _serve_api(settings: Settings) -> None:
 
 
 def _start_workers(settings: Settings) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "QTHUMB_DATA_DIR": str(settings.data_dir.resolve())}
+    env = {
+        **os.environ,
+        "QTHUMB_DATA_DIR": str(settings.data_dir.resolve()),
+        "QTHUMB_PUBLIC_BASE_URL": settings.base_url,
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "workers", "--workers", str(settings.workers)], env=env
     )
@@ -83,8 +87,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "api":
         _serve_api(settings)
         return
+    # uvicorn handles SIGINT/SIGTERM, then raises the signal again once it has shut down;
+    # without a handler of ours that would end this process before the workers are stopped.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: None)
     workers = _start_workers(settings)
     try:
-        _serve_api(settings)  # returns on Ctrl-C or SIGTERM (uvicorn handles both)
+        _serve_api(settings)
     finally:
         _stop(workers, settings.shutdown_timeout)
+
+
+if __name__ == "__main__":
+    main()

@@ -39,6 +39,8 @@ def sweep(settings: Settings, store: TaskStore, queue: TaskQueue, now: float) ->
                 "the source may crash the decoder or exhaust memory"
             )
             if store.finish(task.token, task.attempts, TaskStatus.ERROR, Outputs(), reason, now):
+                for stale in settings.work_dir.glob(f"{task.token}-*"):
+                    shutil.rmtree(stale, ignore_errors=True)
                 report.failed += 1
                 log.warning("task %s error: %s", task.token, reason)
         elif store.requeue(task.token, task.attempts, now):

@@ -51,11 +51,11 @@ class QencodeService:
 
     @property
     def status_url(self) -> str:
-        return f"{self.settings.public_base_url}/v1/status"
+        return f"{self.settings.base_url}/v1/status"
 
     @property
     def upload_url(self) -> str:
-        return f"{self.settings.public_base_url}/v1/upload_file"
+        return f"{self.settings.base_url}/v1/upload_file"
 
     def access_token(self, api_key: str | None) -> dict[str, Any]:
         if not api_key:

@@ -29,8 +29,9 @@ class Settings(BaseSettings):
         description="SQLite task store, queue, temporary storage and the dev API key live here.",
     )
     public_base_url: str = Field(
-        default="http://127.0.0.1:8000",
-        description="Absolute base of status_url, upload_url and temporary-storage URLs.",
+        default="",
+        description="Absolute base of status_url, upload_url and temporary-storage URLs "
+        "(default: http://HOST:PORT).",
     )
     api_keys: CommaList = Field(
         default_factory=list,
@@ -91,6 +92,11 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @property
+    def base_url(self) -> str:
+        """``public_base_url``, or the address the API listens on."""
+        return self.public_base_url or f"http://{self.host}:{self.port}"
 
     @property
     def db_path(self) -> Path:

@@ -109,7 +109,7 @@ class VideoReader:
 
     def _picture(self, frame: av.VideoFrame) -> Picture:
         image: Image.Image = frame.to_image()  # type: ignore[no-untyped-call]
-        rotation = round(-(frame.rotation or 0)) % 360
+        rotation = round(frame.rotation or 0) % 360  # counter-clockwise, as PIL turns
         display_w, display_h = self.info.display_width, self.info.coded_height
         if rotation in _ROTATIONS:
             image = image.transpose(_ROTATIONS[rotation])

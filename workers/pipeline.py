@@ -223,6 +223,8 @@ def run_task(
     run = TaskRun(settings, store, token, attempt)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     work = settings.work_dir / f"{token}-{attempt}"
+    for stale in settings.work_dir.glob(f"{token}-*"):  # left by a killed earlier attempt
+        shutil.rmtree(stale, ignore_errors=True)
     try:
         work.mkdir()
         with Heartbeat(store, token, attempt, settings.heartbeat_interval) as beat:

@@ -28,7 +28,7 @@ class Storage(Protocol):
 class TemporaryStorage:
     def __init__(self, settings: Settings, token: str, index: int) -> None:
         self.folder = settings.storage_dir / token / str(index)
-        self.base_url = f"{settings.public_base_url}/storage/{token}/{index}"
+        self.base_url = f"{settings.base_url}/storage/{token}/{index}"
 
     def put(self, local: Path, name: str, content_type: str) -> StoredObject:
         self.folder.mkdir(parents=True, exist_ok=True)

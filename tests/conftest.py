@@ -1,0 +1,189 @@
+"""Real parts only: clips made by ffmpeg lavfi, a real HTTP source server, and qthumb itself
+(``qthumb serve``: uvicorn plus huey worker processes) on free loopback ports."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import pytest
+
+from tests.qclient import QClient
+
+API_KEY = "test-key-0123456789"
+FPS = 25
+INDEX_FRAMES = 100
+INDEX_GOP = 50
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", *args],
+        check=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def index_luma(frame: int) -> int:
+    """Luma the frame-index clip gives frame ``frame``: 16 + 2·n (limited range, no clipping)."""
+    return 16 + 2 * frame
+
+
+def set_rotation(src: Path, dst: Path, degrees: int) -> None:
+    """Remux with a display matrix (Debian's ffmpeg 5.1 has no -display_rotation)."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        stream = inp.streams.video[0]
+        ostream = out.add_stream_from_template(stream)
+        ostream.set_display_rotation(degrees)
+        for packet in inp.demux(stream):
+            if packet.dts is None:
+                continue
+            packet.stream = ostream
+            out.mux(packet)
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("clips")
+    # Every frame carries its index as its brightness; 2 s GOP with B-frames, so most times
+    # fall between keyframes.
+    ffmpeg(
+        "-f", "lavfi",
+        "-i", f"color=c=black:s=64x48:r={FPS}:d={INDEX_FRAMES / FPS},"
+        "geq=lum='16+2*N':cb=128:cr=128",
+        "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-g", str(INDEX_GOP),
+        "-bf", "2", "-pix_fmt", "yuv420p", str(d / "index.mp4"),
+    )  # fmt: skip
+    # A white square in the top-left corner shows where "up" went.
+    marker = "color=c=black:s=64x48:r=25:d=2,drawbox=x=0:y=0:w=16:h=16:c=white:t=fill"
+    ffmpeg("-f", "lavfi", "-i", marker, "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           str(d / "upright.mp4"))  # fmt: skip
+    set_rotation(d / "upright.mp4", d / "rotated.mp4", 90)
+    # 64x48 stored, 4:3 pixels: shown at 16:9 (85x48).
+    ffmpeg("-f", "lavfi", "-i", marker, "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           "-aspect", "16:9", str(d / "anamorphic.mp4"))  # fmt: skip
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:a", "aac",
+           str(d / "audio.m4a"))  # fmt: skip
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=6", "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", str(d / "testsrc.mp4"))  # fmt: skip
+    (d / "not-video.html").write_text("<html><body>hello</body></html>")
+    return d
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def source_server(clips: Path) -> Iterator[str]:
+    """The clips over plain HTTP, as a user's origin server would serve them."""
+    handler = functools.partial(_QuietHandler, directory=str(clips))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+class QthumbProcess:
+    """``qthumb serve`` (or ``api`` / ``worker``) as a child process on a free port."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str], port: int) -> None:
+        self.data_dir = data_dir
+        self.env = env
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *command: str) -> subprocess.Popen[bytes]:
+        with (self.data_dir / f"{command[0]}.log").open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", *command],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.procs.append(proc)
+        return proc
+
+    def serve(self, workers: int = 2) -> None:
+        self.start("serve", "--port", str(self.port), "--workers", str(workers))
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"qthumb did not listen on {self.port}: {self.logs()}")
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in self.data_dir.glob("*.log"))
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, 15)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+        self.procs.clear()
+
+
+def make_qthumb(tmp: Path, clips: Path, **extra: str) -> QthumbProcess:
+    port = free_port()
+    data = tmp / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "QTHUMB_DATA_DIR": str(data),
+        "QTHUMB_API_KEYS": API_KEY,
+        "QTHUMB_LOCAL_SOURCE_DIRS": str(clips),
+        "QTHUMB_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "QTHUMB_HEARTBEAT_INTERVAL": "0.5",
+        "QTHUMB_HEARTBEAT_TIMEOUT": "3",
+        "QTHUMB_SWEEP_INTERVAL": "0.5",
+        "QTHUMB_SHUTDOWN_TIMEOUT": "5",
+        **extra,
+    }
+    return QthumbProcess(data, env, port)
+
+
+@pytest.fixture(scope="module")
+def qthumb(tmp_path_factory: pytest.TempPathFactory, clips: Path) -> Iterator[QthumbProcess]:
+    server = make_qthumb(tmp_path_factory.mktemp("qthumb"), clips)
+    server.serve(workers=2)
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def client(qthumb: QthumbProcess) -> Iterator[QClient]:
+    with QClient(qthumb.base_url, API_KEY) as c:
+        yield c
