@@ -76,7 +76,7 @@ def test_expired_session_token_is_not_found(tmp_path: Path):
     token = service.access_token("0123456789abcdef")["token"]
     assert service.create_task(token)["error"] == 0
     now[0] += 11
-    with pytest.raises(TokenNotFound, match="^Token not found$"):
+    with pytest.raises(TokenNotFound, match=r"^Token not found$"):
         service.create_task(token)
 
 
@@ -151,7 +151,8 @@ def test_status_token_forms(client: QClient, qthumb):
 
 
 def test_double_slash_paths_and_http_200(client: QClient):
-    response = client.http.post(f"{client.base_url}//v1/access_token", data={"api_key": client.api_key})
+    base = client.base_url
+    response = client.http.post(f"{base}//v1/access_token", data={"api_key": client.api_key})
     assert response.status_code == 200 and response.json()["error"] == 0
     response = client.http.post(f"{client.base_url}//v1/create_task", data={"token": "bad"})
     assert response.status_code == 200 and response.json()["error"] == 4

@@ -160,6 +160,7 @@ def test_crop_keeps_aspect_and_scale_stretches(client: QClient, clips: Path):
     )
     assert status["status"] == "completed"
     crop, scale = (image_of(client, i["url"]).convert("L") for i in status["images"])
+
     # crop: scaled by 2 (48 → 96) and 16 px cut off each side; the marker stays square (32x32)
     # scale: stretched to 96x96, so the marker becomes 24 wide and 32 tall
     def marker(img: Image.Image) -> tuple[int, int]:
@@ -207,18 +208,14 @@ def test_task_errors_say_what_failed(
     client: QClient, clips: Path, source_server: str, source: str, description: str
 ):
     fill = {"http": source_server, "clips": str(clips)}
-    status = client.run(
-        {"source": source.format(**fill), "format": [{"output": "thumbnail"}]}
-    )
+    status = client.run({"source": source.format(**fill), "format": [{"output": "thumbnail"}]})
     assert status["status"] == "error" and status["error"] == 1
     assert status["error_description"].startswith(description.format(**fill))
     assert "Traceback" not in status["error_description"]
 
 
 def test_storage_serves_ranges_types_and_cors(client: QClient, clips: Path, qthumb):
-    status = client.run(
-        {"source": str(clips / "testsrc.mp4"), "format": [{"output": "thumbnail"}]}
-    )
+    status = client.run({"source": str(clips / "testsrc.mp4"), "format": [{"output": "thumbnail"}]})
     url = only_image(status)["url"]
     whole = client.fetch(url)
     assert whole.headers["content-type"] == "image/png"
