@@ -26,8 +26,10 @@ system-run:
 system-test:
 	@scripts/system-packages.sh $(SYSTEM_TEST)
 
+# Local sources may come from ./media unless QTHUMB_LOCAL_SOURCE_DIRS says otherwise.
 run: system-run $(VENV)/.run-installed
-	$(BIN)/qthumb serve
+	mkdir -p media
+	QTHUMB_LOCAL_SOURCE_DIRS="$${QTHUMB_LOCAL_SOURCE_DIRS:-$(CURDIR)/media}" $(BIN)/qthumb serve
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check app workers tests

@@ -108,7 +108,8 @@ def test_rotated_source_is_upright(client: QClient, clips: Path, tmp_path: Path)
          "-frames:v", "1", str(ref_path)],
         check=True, timeout=60, stdin=subprocess.DEVNULL,
     )  # fmt: skip
-    reference = Image.open(ref_path).convert("RGB")
+    with Image.open(ref_path) as ref:
+        reference = ref.convert("RGB")
     assert ours.size == reference.size == (48, 64)
     diff = ImageStat.Stat(ImageChops.difference(ours, reference)).mean
     assert max(diff) < 4

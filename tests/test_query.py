@@ -1,0 +1,98 @@
+"""The query parser: Qencode's leniency, and refusals that name the field."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.errors import BadQuery, FieldRequired
+from app.query import Destination, ImageFormat, ResizeMode, decode_query, parse_query
+
+THUMB = {"output": "thumbnail"}
+
+
+def one(fmt: dict) -> object:
+    return parse_query({"source": "/x.mp4", "format": [fmt]}).formats[0]
+
+
+def test_wrapped_unwrapped_and_twice_encoded_are_the_same():
+    inner = {"source": "/x.mp4", "format": [THUMB]}
+    for raw in (
+        json.dumps({"query": inner}),
+        json.dumps(inner),
+        json.dumps({"query": json.dumps(inner)}),
+    ):
+        assert decode_query(raw) == inner
+
+
+def test_numbers_as_strings_and_tag_forms():
+    spec = one({"output": "thumbnail", "time": "0.15", "width": "920", "height": "500",
+                "destination": "", "user_tag": "15_920x500"})  # fmt: skip
+    assert (spec.time, spec.sizing.width, spec.sizing.height) == (0.15, 920, 500)
+    assert spec.user_tag == "15_920x500" and spec.destinations == ()
+    assert one({"output": "thumbnail", "tag": 7}).user_tag == "7"
+
+
+@pytest.mark.parametrize(
+    ("value", "fraction"),
+    [(0, 0.0), (1, 1.0), ("0.5", 0.5), (50, 0.5), ("100", 1.0), (1.5, 0.015), (None, 0.5)],
+)
+def test_time_is_fraction_or_percent(value, fraction):
+    assert one({**THUMB, "time": value}).time == pytest.approx(fraction)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "message"),
+    [
+        ({**THUMB, "time": -0.1}, "query.format[0].time must be a fraction 0-1 or a percent"),
+        ({**THUMB, "time": "soon"}, "query.format[0].time must be a number, got 'soon'"),
+        ({**THUMB, "time": True}, "query.format[0].time must be a number, not true"),
+        ({**THUMB, "width": 0}, "query.format[0].width must be at least 1, got 0"),
+        ({**THUMB, "width": 12.5}, "query.format[0].width must be a whole number, got 12.5"),
+        ({**THUMB, "height": 99999}, "query.format[0].height must be at most 16000, got 99999"),
+        ({**THUMB, "size": "big"}, "query.format[0].size must look like 320x240, got 'big'"),
+        ({**THUMB, "resize_mode": "fit"}, "query.format[0].resize_mode must be scale or crop"),
+        ({**THUMB, "image_format": "gif"}, "query.format[0].image_format must be png, jpg or"),
+        ({**THUMB, "quality": 101}, "query.format[0].quality must be between 1 and 100"),
+        ({**THUMB, "frame_number": -1}, "query.format[0].frame_number must be at least 0"),
+        ({"output": "thumbnails"}, "query.format[0].interval field is required"),
+        ({"output": "thumbnails", "interval": 0}, "query.format[0].interval must be greater"),
+        ({"output": "thumbnails", "interval": 5, "sprite": 2}, "query.format[0].sprite must be"),
+        ({"output": "thumbnails", "interval": 5, "columns": 0}, "query.format[0].columns must"),
+        ({**THUMB, "destination": [{"key": "k"}]}, "query.format[0].destination[0].url field"),
+        ({**THUMB, "destination": "s3://x"}, "query.format[0].destination must be an object"),
+        ({"output": 3}, "query.format[0].output: unknown output 3"),
+        ("thumbnail", "query.format[0] must be an object"),
+    ],
+)
+def test_refusals_name_the_field(fmt, message):
+    with pytest.raises((BadQuery, FieldRequired)) as info:
+        parse_query({"source": "/x.mp4", "format": [fmt]})
+    assert info.value.message.startswith(message)
+
+
+def test_sizes_formats_and_destinations():
+    spec = one(
+        {
+            **THUMB,
+            "size": "320x240",
+            "resize_mode": "crop",
+            "image_format": "JPEG",
+            "quality": "70",
+            "destination": [
+                {"url": "s3://h/b/k.png", "key": "a", "secret": "b", "permissions": "public-read"}
+            ],
+        }
+    )
+    assert (spec.sizing.width, spec.sizing.height, spec.sizing.mode) == (320, 240, ResizeMode.CROP)
+    assert spec.image_format is ImageFormat.JPG and spec.quality == 70
+    assert spec.destinations == (
+        Destination(url="s3://h/b/k.png", key="a", secret="b", permissions="public-read"),
+    )
+    assert one({**THUMB, "destination": {}}).destinations == ()
+
+
+def test_thumbnails_defaults():
+    spec = one({"output": "thumbnails", "interval": "10", "sprite": "1"})
+    assert (spec.interval, spec.sprite, spec.columns) == (10.0, True, 10)
