@@ -1,14 +1,22 @@
 """Exact frames from one open container, in-process (PyAV): no process start per frame.
 
-``frame_at(t)`` returns the frame whose display span holds ``t`` (the last frame that starts at
-or before ``t``), not the keyframe before it: it seeks to the keyframe at or before ``t`` and
-decodes forward. Times are seconds from the stream's first frame, so sources with a non-zero
-start time (MPEG-TS, edited MP4s) land where people expect.
+The frame "at t" is the frame whose display span holds ``t``: the last frame that starts at or
+before ``t``, never the keyframe before it. Times are seconds from the stream's first frame, so
+sources with a non-zero start time (MPEG-TS, edited MP4s) land where people expect.
+
+``frames_at(times)`` plans one pass over a sorted list of times: for each time it either keeps
+decoding forward (when the keyframe before ``t`` is not ahead of the decoder) or seeks to that
+keyframe (when it is: decoding the frames in between would cost more). Dense times therefore
+become one straight decode pass and sparse times one seek each, with no tuning knob. With
+``keyframes_only`` each time maps to the keyframe before it and the decoder skips every other
+frame, which runs near the keyframe-decode floor.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -29,15 +37,31 @@ _ROTATIONS = {
 
 @dataclass(frozen=True)
 class Picture:
-    """A decoded frame as an RGB image in display orientation.
+    """A decoded frame and how it is meant to be shown.
 
-    ``display_size`` is the size it is meant to be seen at (sample aspect applied); ``image``
-    may differ from it when pixels are not square.
+    ``display_size`` is the size after the sample aspect ratio and the rotation; ``rotation`` is
+    counter-clockwise degrees (as PIL turns). Pixels are converted only when sized (``to_image``),
+    so a 1080p frame headed for a 160x90 tile is scaled once, by swscale.
     """
 
-    image: Image.Image
+    frame: av.VideoFrame
     time: float
     display_size: tuple[int, int]
+    rotation: int
+
+    def to_image(self, width: int, height: int) -> Image.Image:
+        """RGB image of ``width`` x ``height`` in display orientation."""
+        turned = self.rotation in (90, 270)
+        w, h = (height, width) if turned else (width, height)
+        if (w, h) == (self.frame.width, self.frame.height):
+            image: Image.Image = self.frame.to_image()  # type: ignore[no-untyped-call]
+        else:
+            image = self.frame.reformat(
+                width=w, height=h, format="rgb24", interpolation="AREA"
+            ).to_image()  # type: ignore[no-untyped-call]
+        if self.rotation in _ROTATIONS:
+            image = image.transpose(_ROTATIONS[self.rotation])
+        return image
 
 
 class VideoReader:
@@ -54,6 +78,7 @@ class VideoReader:
             ctx.thread_count = threads
         self.time_base: Fraction = self.stream.time_base or Fraction(1, 90000)
         self.first_pts = self.stream.start_time or 0
+        self._keyframes: list[int] | None = None
 
     def __enter__(self) -> VideoReader:
         return self
@@ -69,51 +94,105 @@ class VideoReader:
     def close(self) -> None:
         self.container.close()
 
-    def _pts(self, seconds: float) -> int:
-        return self.first_pts + math.floor(seconds / self.time_base + 1e-6)
+    def pts(self, seconds: float) -> int:
+        return self.first_pts + math.floor(max(0.0, seconds) / self.time_base + 1e-6)
+
+    def keyframes(self) -> list[int]:
+        """Keyframe timestamps: from the container index when it has one (MP4, MOV: free),
+        else from one demux pass that reads packet flags without decoding."""
+        if self._keyframes is None:
+            found = [e.timestamp for e in self.stream.index_entries if e.is_keyframe]
+            if not found:
+                self.container.seek(self.first_pts, stream=self.stream, backward=True)
+                found = [
+                    p.pts
+                    for p in self.container.demux(self.stream)
+                    if p.is_keyframe and p.pts is not None
+                ]
+                self.container.seek(self.first_pts, stream=self.stream, backward=True)
+            self._keyframes = sorted(found)
+        return self._keyframes
 
     def frame_at(self, seconds: float) -> Picture:
         """The frame showing at ``seconds``; past the end, the last frame."""
-        target = self._pts(max(0.0, seconds))
-        back = 0.0
-        while True:
-            seek_to = self._pts(max(0.0, seconds - back))
-            frame = self._decode_until(seek_to, target)
-            if frame is not None:
-                return self._picture(frame)
-            if seek_to <= self.first_pts:
-                raise MediaError("no video frame could be decoded; the source may be corrupt")
-            # The demuxer landed after the target (a sparse or missing index): seek earlier.
-            back = max(1.0, back * 4)
+        return next(self.frames_at([seconds]))
 
-    def _decode_until(self, seek_to: int, target: int) -> av.VideoFrame | None:
-        """Seek to the keyframe at or before ``seek_to``, decode to the frame holding ``target``.
-
-        ``None`` when the first decoded frame already starts after ``target``.
-        """
-        self.container.seek(max(seek_to, self.first_pts), stream=self.stream, backward=True)
-        best: av.VideoFrame | None = None
-        at_start = seek_to <= self.first_pts
+    def frames_at(self, times: Sequence[float], keyframes_only: bool = False) -> Iterator[Picture]:
+        """One picture per time (times must not decrease), in order."""
+        targets = [self.pts(t) for t in times]
+        if keyframes_only:
+            keys = self.keyframes()
+            targets = [
+                keys[max(0, bisect.bisect_right(keys, t) - 1)] if keys else t for t in targets
+            ]
+            self.stream.codec_context.skip_frame = "NONKEY"
         try:
-            for frame in self.container.decode(self.stream):
-                if frame.pts is None:
-                    continue
-                if frame.pts > target:
-                    # From the very start, the first frame is the answer even if it starts late.
-                    return frame if best is None and at_start else best
-                best = frame
+            yield from self._walk(targets)
+        finally:
+            self.stream.codec_context.skip_frame = "DEFAULT"
+
+    def _walk(self, targets: list[int]) -> Iterator[Picture]:
+        decoded: Iterator[av.VideoFrame] | None = None
+        best: av.VideoFrame | None = None  # last frame starting at or before the last target
+        ahead: av.VideoFrame | None = None  # first frame after it, already decoded
+        for target in targets:
+            position = ahead.pts if ahead is not None else (best.pts if best else None)
+            if decoded is None or self._seek_pays(position, target):
+                decoded, ahead = self._seek(target)
+                best = None
+            while ahead is not None and (ahead.pts or 0) <= target:
+                best, ahead = ahead, self._next(decoded, ahead)
+            # Nothing at or before the target happens only at the stream's start.
+            picked = best if best is not None else ahead
+            if picked is None:
+                raise MediaError("no video frame could be decoded; the source may be corrupt")
+            yield self._picture(picked)
+
+    def _seek_pays(self, position: int | None, target: int) -> bool:
+        """Seek when the keyframe before ``target`` lies beyond what is already decoded."""
+        if position is None:
+            return True
+        keys = self.keyframes()
+        i = bisect.bisect_right(keys, target) - 1
+        return i >= 0 and keys[i] > position
+
+    def _seek(self, target: int) -> tuple[Iterator[av.VideoFrame], av.VideoFrame | None]:
+        """Decoding from the keyframe at or before ``target``, and its first frame."""
+        back = 0
+        second = round(1 / self.time_base)
+        while True:
+            seek_to = max(target - back, self.first_pts)
+            self.container.seek(seek_to, stream=self.stream, backward=True)
+            decoded = self._frames()
+            first = self._next(decoded, None)
+            if seek_to <= self.first_pts or (first is not None and (first.pts or 0) <= target):
+                return decoded, first
+            # The demuxer landed after the target (a sparse or missing index): seek earlier.
+            back = max(second, back * 4)
+
+    def _frames(self) -> Iterator[av.VideoFrame]:
+        for frame in self.container.decode(self.stream):
+            if frame.pts is not None:
+                yield frame
+
+    def _next(
+        self, decoded: Iterator[av.VideoFrame], best: av.VideoFrame | None
+    ) -> av.VideoFrame | None:
+        try:
+            return next(decoded)
+        except StopIteration:
+            return None
         except av.FFmpegError as exc:
             if best is None:
                 raise MediaError(f"the video could not be decoded ({exc})") from None
-        return best
+            return None  # a damaged tail: keep what was decoded
 
     def _picture(self, frame: av.VideoFrame) -> Picture:
-        image: Image.Image = frame.to_image()  # type: ignore[no-untyped-call]
         rotation = round(frame.rotation or 0) % 360  # counter-clockwise, as PIL turns
         display_w, display_h = self.info.display_width, self.info.coded_height
-        if rotation in _ROTATIONS:
-            image = image.transpose(_ROTATIONS[rotation])
-            if rotation in (90, 270):
-                display_w, display_h = display_h, display_w
+        if rotation in (90, 270):
+            display_w, display_h = display_h, display_w
         seconds = float(((frame.pts or 0) - self.first_pts) * self.time_base)
-        return Picture(image=image, time=seconds, display_size=(display_w, display_h))
+        return Picture(
+            frame=frame, time=seconds, display_size=(display_w, display_h), rotation=rotation
+        )

@@ -48,17 +48,13 @@ def _side(other: int, given_source: int, given: int) -> int:
 def render(picture: Picture, sizing: Sizing) -> Image.Image:
     """Resize to the asked size: ``scale`` stretches, ``crop`` fills and crops the centre."""
     width, height = target_size(picture.display_size, sizing)
-    image = picture.image
     if sizing.mode is ResizeMode.CROP and sizing.width and sizing.height:
         dw, dh = picture.display_size
         cover = max(width / dw, height / dh)
         cw, ch = max(width, round(dw * cover)), max(height, round(dh * cover))
-        image = image.resize((cw, ch), Image.Resampling.LANCZOS)
         left, top = (cw - width) // 2, (ch - height) // 2
-        return image.crop((left, top, left + width, top + height))
-    if image.size != (width, height):
-        image = image.resize((width, height), Image.Resampling.LANCZOS)
-    return image
+        return picture.to_image(cw, ch).crop((left, top, left + width, top + height))
+    return picture.to_image(width, height)
 
 
 def encode(image: Image.Image, fmt: ImageFormat, quality: int | None, path: Path) -> EncodedImage:
