@@ -14,6 +14,7 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -28,6 +29,7 @@ from workers.failures import FormatFailure, TaskFailure
 from workers.frames import VideoReader
 from workers.probe import MediaInfo, probe
 from workers.products import Product
+from workers.series import make_thumbnails
 from workers.sources import fetch_source
 from workers.storage import Storage, TemporaryStorage
 from workers.thumbnail import make_thumbnail
@@ -141,16 +143,28 @@ class TaskRun:
             for done, spec in enumerate(query.formats):
                 out_dir = work / f"out{spec.index}"
                 out_dir.mkdir()
+
+                def progress(fraction: float, done: int = done) -> None:
+                    self.advance(TaskStatus.ENCODING, 100.0 * (done + fraction) / total)
+
                 try:
-                    made.append((spec, self._make_one(spec, reader, out_dir)))
+                    made.append((spec, self._make_one(spec, reader, out_dir, progress)))
                 except FormatFailure as exc:
                     self._format_failed(spec, exc.description)
                 self.advance(TaskStatus.ENCODING, 100.0 * (done + 1) / total)
         return made
 
-    def _make_one(self, spec: FormatSpec, reader: VideoReader, out_dir: Path) -> list[Product]:
+    def _make_one(
+        self,
+        spec: FormatSpec,
+        reader: VideoReader,
+        out_dir: Path,
+        progress: Callable[[float], None],
+    ) -> list[Product]:
         if spec.output == "thumbnail":
             return make_thumbnail(reader, spec, out_dir)
+        if spec.output == "thumbnails":
+            return make_thumbnails(reader, spec, out_dir, progress)
         raise FormatFailure(f"output '{spec.output}' is not supported yet")
 
     def _storages(self, spec: FormatSpec) -> list[Storage]:
