@@ -79,8 +79,10 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(
         default=30.0, gt=0, description="Seconds running tasks get to finish on SIGTERM."
     )
-    decoder_threads: int = Field(
-        default=0, ge=0, description="Decoder threads per task (0: FFmpeg chooses)."
+    decode_threads: int = Field(
+        default=0,
+        ge=0,
+        description="Readers decoding one task's frames in parallel (0: one per CPU core).",
     )
 
     @field_validator("api_keys", "local_source_dirs", mode="before")

@@ -64,6 +64,12 @@ class Picture:
         return image
 
 
+def _holds(frame: av.VideoFrame, target: int) -> bool:
+    """Whether ``frame`` is known, from its duration, to show at ``target``."""
+    pts, duration = frame.pts or 0, frame.duration or 0
+    return duration > 0 and pts <= target < pts + duration
+
+
 class VideoReader:
     def __init__(self, path: Path, info: MediaInfo, threads: int = 0) -> None:
         self.info = info
@@ -134,14 +140,29 @@ class VideoReader:
     def _walk(self, targets: list[int]) -> Iterator[Picture]:
         decoded: Iterator[av.VideoFrame] | None = None
         best: av.VideoFrame | None = None  # last frame starting at or before the last target
-        ahead: av.VideoFrame | None = None  # first frame after it, already decoded
+        ahead: av.VideoFrame | None = None  # the frame after it, when already decoded
+        exhausted = False
         for target in targets:
+            if best is not None and _holds(best, target):
+                yield self._picture(best)  # the same frame again (interval below a frame)
+                continue
             position = ahead.pts if ahead is not None else (best.pts if best else None)
             if decoded is None or self._seek_pays(position, target):
                 decoded, ahead = self._seek(target)
-                best = None
-            while ahead is not None and (ahead.pts or 0) <= target:
-                best, ahead = ahead, self._next(decoded, ahead)
+                best, exhausted = None, ahead is None
+            while True:
+                if ahead is None:
+                    ahead = None if exhausted else self._next(decoded, best)
+                    if ahead is None:
+                        exhausted = True
+                        break
+                if (ahead.pts or 0) > target:
+                    break
+                best, ahead = ahead, None
+                if _holds(best, target):
+                    # Its duration says it shows at the target: no need to decode the next
+                    # frame (with B-frames that can mean decoding several).
+                    break
             # Nothing at or before the target happens only at the stream's start.
             picked = best if best is not None else ahead
             if picked is None:

@@ -139,7 +139,7 @@ class TaskRun:
     ) -> list[tuple[FormatSpec, list[Product]]]:
         made: list[tuple[FormatSpec, list[Product]]] = []
         total = len(query.formats)
-        with VideoReader(source, info, self.settings.decoder_threads) as reader:
+        with VideoReader(source, info) as reader:
             for done, spec in enumerate(query.formats):
                 out_dir = work / f"out{spec.index}"
                 out_dir.mkdir()
@@ -148,7 +148,7 @@ class TaskRun:
                     self.advance(TaskStatus.ENCODING, 100.0 * (done + fraction) / total)
 
                 try:
-                    made.append((spec, self._make_one(spec, reader, out_dir, progress)))
+                    made.append((spec, self._make_one(spec, reader, source, out_dir, progress)))
                 except FormatFailure as exc:
                     self._format_failed(spec, exc.description)
                 self.advance(TaskStatus.ENCODING, 100.0 * (done + 1) / total)
@@ -158,13 +158,15 @@ class TaskRun:
         self,
         spec: FormatSpec,
         reader: VideoReader,
+        source: Path,
         out_dir: Path,
         progress: Callable[[float], None],
     ) -> list[Product]:
         if spec.output == "thumbnail":
             return make_thumbnail(reader, spec, out_dir)
         if spec.output == "thumbnails":
-            return make_thumbnails(reader, spec, out_dir, progress)
+            readers = self.settings.decode_threads or os.cpu_count() or 1
+            return make_thumbnails(source, reader.info, spec, out_dir, progress, readers)
         raise FormatFailure(f"output '{spec.output}' is not supported yet")
 
     def _storages(self, spec: FormatSpec) -> list[Storage]:

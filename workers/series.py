@@ -10,8 +10,9 @@ from pathlib import Path
 from PIL import Image
 
 from app.query import FormatSpec
-from workers.frames import VideoReader
-from workers.imaging import encode, render, target_size
+from workers.decode_pool import DecodePool
+from workers.frames import Picture
+from workers.imaging import encode, render
 from workers.probe import MediaInfo
 from workers.products import Product
 from workers.sprites import SheetComposer, SheetLayout
@@ -38,47 +39,54 @@ def series_times(spec: FormatSpec, info: MediaInfo) -> list[float]:
 
 
 def make_thumbnails(
-    reader: VideoReader,
+    source: Path,
+    info: MediaInfo,
     spec: FormatSpec,
     out_dir: Path,
     progress: Callable[[float], None],
+    readers: int,
 ) -> list[Product]:
-    times = series_times(spec, reader.info)
-    tile = target_size(_display_size(reader), spec.sizing)
+    """Frames (``sprite: 0``) or sheets (``sprite: 1``), then ``thumbnails.vtt``."""
+    times = series_times(spec, info)
     ext = spec.image_format.extension
     products: list[Product] = []
-    texts: list[str] = []
-    layout = SheetLayout.plan(tile, spec.columns, len(times)) if spec.sprite else None
-    composer = None
-    if layout is not None:
-        names = (
-            [f"sprite.{ext}"]
-            if layout.sheets == 1
-            else [f"sprite_{i + 1:02d}.{ext}" for i in range(layout.sheets)]
-        )
+    texts = [""] * len(times)
+    composer: SheetComposer | None = None
+    names: list[str] = []
 
-        def emit(sheet: int, image: Image.Image) -> None:
-            encoded = encode(image, spec.image_format, spec.quality, out_dir / names[sheet])
-            products.append(_product(encoded.path, "sprite", spec, encoded.size, image.size))
+    def emit(sheet: int, image: Image.Image) -> None:
+        encoded = encode(image, spec.image_format, spec.quality, out_dir / names[sheet])
+        products.append(_product(encoded.path, "sprite", spec, encoded.size, image.size))
 
-        composer = SheetComposer(layout, emit)
-    pictures = reader.frames_at(times, keyframes_only=spec.keyframes_only)
-    for k, picture in enumerate(pictures):
-        image = render(picture, spec.sizing)
-        if composer is not None:
-            sheet, x, y = composer.add(image)
-            texts.append(f"{names[sheet]}#xywh={x},{y},{tile[0]},{tile[1]}")
-        else:
+    def frame_out(picture: Picture) -> tuple[Image.Image, float]:
+        return render(picture, spec.sizing), picture.time
+
+    pool = DecodePool(source, info, times, frame_out, readers, spec.keyframes_only)
+    for done, (k, (image, shown_at)) in enumerate(pool, start=1):
+        if not spec.sprite:
             name = f"thumb_{k + 1:05d}.{ext}"
             encoded = encode(image, spec.image_format, spec.quality, out_dir / name)
             products.append(
-                _product(encoded.path, "frame", spec, encoded.size, image.size, picture.time)
+                _product(encoded.path, "frame", spec, encoded.size, image.size, shown_at)
             )
-            texts.append(name)
-        progress((k + 1) / len(times))
-    if composer is not None:
-        composer.close()
-    _, end = series_span(spec, reader.info)
+            texts[k] = name
+        else:
+            if composer is None:  # the tile size is known once a frame shows its rotation
+                layout = SheetLayout.plan(image.size, spec.columns, len(times))
+                names = (
+                    [f"sprite.{ext}"]
+                    if layout.sheets == 1
+                    else [f"sprite_{i + 1:02d}.{ext}" for i in range(layout.sheets)]
+                )
+                composer = SheetComposer(layout, emit)
+            sheet, x, y = composer.put(k, image)
+            texts[k] = (
+                f"{names[sheet]}#xywh={x},{y},{composer.layout.tile_width},"
+                f"{composer.layout.tile_height}"
+            )
+        progress(done / len(times))
+    products.sort(key=lambda p: p.name)
+    _, end = series_span(spec, info)
     vtt = out_dir / VTT_NAME
     vtt.write_text(render_vtt(tile_cues(times, end, texts)), encoding="utf-8", newline="\n")
     products.append(
@@ -87,12 +95,6 @@ def make_thumbnails(
         )
     )
     return products
-
-
-def _display_size(reader: VideoReader) -> tuple[int, int]:
-    """Display size before the first frame is decoded: rotation comes from the first frame,
-    so ask for it (cheap: the stream's first keyframe)."""
-    return reader.frame_at(0.0).display_size
 
 
 def _product(

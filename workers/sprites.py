@@ -51,32 +51,34 @@ class SheetLayout:
 
 
 class SheetComposer:
-    """Paste tiles in order; each full sheet is handed to ``emit(sheet_index, image)``."""
+    """Paste tiles by index, in any order; a sheet is handed to ``emit(sheet, image)`` as soon
+    as its last tile is in. Tiles that arrive roughly in order (from a few parallel decoders on
+    contiguous ranges) keep only a few sheets open at once."""
 
     def __init__(self, layout: SheetLayout, emit: Callable[[int, Image.Image], None]) -> None:
         self.layout = layout
         self.emit = emit
-        self._sheet: Image.Image | None = None
-        self._sheet_index = -1
-        self._placed = 0
+        self._open: dict[int, Image.Image] = {}
+        self._missing: dict[int, int] = {}
 
-    def add(self, tile: Image.Image) -> tuple[int, int, int]:
-        sheet, x, y = self.layout.place(self._placed)
-        if sheet != self._sheet_index:
-            self._flush()
-            self._sheet = Image.new("RGB", self.layout.sheet_size(sheet))
-            self._sheet_index = sheet
-        assert self._sheet is not None
+    def put(self, index: int, tile: Image.Image) -> tuple[int, int, int]:
+        sheet, x, y = self.layout.place(index)
+        if sheet not in self._open:
+            size = self.layout.sheet_size(sheet)
+            self._open[sheet] = Image.new("RGB", size)
+            self._missing[sheet] = self._tiles_on(sheet)
         if tile.size != (self.layout.tile_width, self.layout.tile_height):
             tile = tile.resize((self.layout.tile_width, self.layout.tile_height))
-        self._sheet.paste(tile, (x, y))
-        self._placed += 1
+        self._open[sheet].paste(tile, (x, y))
+        self._missing[sheet] -= 1
+        if self._missing[sheet] == 0:
+            self.emit(sheet, self._open.pop(sheet))
+            del self._missing[sheet]
         return sheet, x, y
 
-    def close(self) -> None:
-        self._flush()
+    def _tiles_on(self, sheet: int) -> int:
+        return min(self.layout.per_sheet, self.layout.total - sheet * self.layout.per_sheet)
 
-    def _flush(self) -> None:
-        if self._sheet is not None:
-            self.emit(self._sheet_index, self._sheet)
-            self._sheet = None
+    @property
+    def open_sheets(self) -> int:
+        return len(self._open)

@@ -1,0 +1,108 @@
+"""Decode many times with several readers at once, one per core, each on a contiguous range.
+
+PyAV releases the GIL while it decodes and scales, so threads use every core; each reader keeps
+the one-pass plan of ``VideoReader.frames_at`` on its own range (straight decode where times are
+dense, seeks where they are sparse). Results arrive roughly in order through a small bounded
+queue, so memory stays bounded however long the list of times is.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from workers.frames import Picture, VideoReader
+from workers.probe import MediaInfo
+
+T = TypeVar("T")
+_DONE = object()
+
+
+def split(count: int, parts: int) -> list[range]:
+    """``parts`` contiguous ranges covering ``range(count)``, sizes differing by at most one."""
+    parts = max(1, min(parts, count))
+    step, extra = divmod(count, parts)
+    ranges, start = [], 0
+    for i in range(parts):
+        end = start + step + (1 if i < extra else 0)
+        ranges.append(range(start, end))
+        start = end
+    return ranges
+
+
+class DecodePool(Generic[T]):
+    """Yields ``(index, transform(picture))`` for every time, in no guaranteed order."""
+
+    def __init__(
+        self,
+        path: Path,
+        info: MediaInfo,
+        times: Sequence[float],
+        transform: Callable[[Picture], T],
+        readers: int,
+        keyframes_only: bool = False,
+    ) -> None:
+        self.path, self.info, self.times = path, info, list(times)
+        self.transform = transform
+        self.keyframes_only = keyframes_only
+        self.ranges = split(len(self.times), readers)
+        self._results: queue.Queue[object] = queue.Queue(maxsize=4 * len(self.ranges))
+        self._stop = threading.Event()
+
+    def __iter__(self) -> Iterator[tuple[int, T]]:
+        # One reader alone may use the decoder's own threads; several use one thread each.
+        decoder_threads = 0 if len(self.ranges) == 1 else 1
+        threads = [
+            threading.Thread(target=self._run, args=(r, decoder_threads), daemon=True)
+            for r in self.ranges
+        ]
+        for thread in threads:
+            thread.start()
+        running = len(threads)
+        try:
+            while running:
+                item = self._results.get()
+                if item is _DONE:
+                    running -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item  # type: ignore[misc]
+        finally:
+            self._stop.set()
+            for thread in threads:
+                while thread.is_alive():
+                    self._drain()
+                    thread.join(timeout=0.05)
+
+    def _drain(self) -> None:
+        try:
+            while True:
+                self._results.get_nowait()
+        except queue.Empty:
+            pass
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._results.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, indexes: range, decoder_threads: int) -> None:
+        try:
+            with VideoReader(self.path, self.info, decoder_threads) as reader:
+                chunk = [self.times[i] for i in indexes]
+                pictures = reader.frames_at(chunk, keyframes_only=self.keyframes_only)
+                for index, picture in zip(indexes, pictures, strict=True):
+                    if not self._put((index, self.transform(picture))):
+                        return
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put(exc)
+        finally:
+            self._put(_DONE)
