@@ -39,5 +39,14 @@ lint: $(VENV)/.test-installed
 test: system-test lint
 	$(BIN)/pytest
 
+$(VENV)/.bench-installed: pyproject.toml $(VENV)/.test-installed
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	touch $@
+
+# Generates its own sources (several GB in bench/work) and writes bench/RESULTS.md.
+bench: $(VENV)/.bench-installed
+	@scripts/system-packages.sh ffmpeg:ffmpeg ffmpegthumbnailer:ffmpegthumbnailer /usr/bin/time:time
+	$(BIN)/python bench/run.py
+
 clean:
 	rm -rf $(VENV) qthumb-data .pytest_cache .mypy_cache .ruff_cache
