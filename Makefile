@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 SYSTEM_RUN := ffmpeg:ffmpeg
-SYSTEM_TEST := $(SYSTEM_RUN)
+SYSTEM_TEST := $(SYSTEM_RUN) /usr/bin/chromium:chromium npm:npm
 
 .PHONY: run test lint bench clean system-run system-test
 
@@ -36,7 +36,11 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff format --check app workers tests
 	$(BIN)/mypy
 
-test: system-test lint
+# Players (Plyr) that the browser test serves from loopback, pinned in package-lock.json.
+tests/player/node_modules/.package-lock.json: tests/player/package-lock.json
+	cd tests/player && npm ci --no-audit --no-fund --silent
+
+test: system-test lint tests/player/node_modules/.package-lock.json
 	$(BIN)/pytest
 
 $(VENV)/.bench-installed: pyproject.toml $(VENV)/.test-installed
