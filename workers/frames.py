@@ -64,6 +64,12 @@ class Picture:
         return image
 
 
+@dataclass(frozen=True, order=True)
+class Keyframe:
+    pts: int  # when it is shown
+    seek_to: int  # the timestamp to seek to for it (the index's decode time)
+
+
 def _holds(frame: av.VideoFrame, target: int) -> bool:
     """Whether ``frame`` is known, from its duration, to show at ``target``."""
     pts, duration = frame.pts or 0, frame.duration or 0
@@ -84,7 +90,8 @@ class VideoReader:
             ctx.thread_count = threads
         self.time_base: Fraction = self.stream.time_base or Fraction(1, 90000)
         self.first_pts = self.stream.start_time or 0
-        self._keyframes: list[int] | None = None
+        self._keyframes: list[Keyframe] | None = None
+        self._key_pts: list[int] = []
 
     def __enter__(self) -> VideoReader:
         return self
@@ -103,21 +110,40 @@ class VideoReader:
     def pts(self, seconds: float) -> int:
         return self.first_pts + math.floor(max(0.0, seconds) / self.time_base + 1e-6)
 
-    def keyframes(self) -> list[int]:
-        """Keyframe timestamps: from the container index when it has one (MP4, MOV: free),
-        else from one demux pass that reads packet flags without decoding."""
+    def keyframes(self) -> list[Keyframe]:
+        """Keyframes in order: from the container index when it has one (MP4, MOV: free),
+        else from one demux pass that reads packet flags without decoding.
+
+        Index timestamps are decode times; a keyframe's presentation time is later by the
+        stream's reorder delay (B-frames), read once from its first keyframe packet.
+        """
         if self._keyframes is None:
-            found = [e.timestamp for e in self.stream.index_entries if e.is_keyframe]
-            if not found:
+            decode_times = [e.timestamp for e in self.stream.index_entries if e.is_keyframe]
+            if decode_times:
+                delay = self._reorder_delay(decode_times[0])
+                keys = [Keyframe(pts=ts + delay, seek_to=ts) for ts in decode_times]
+            else:
                 self.container.seek(self.first_pts, stream=self.stream, backward=True)
-                found = [
-                    p.pts
+                keys = [
+                    Keyframe(pts=p.pts, seek_to=p.dts if p.dts is not None else p.pts)
                     for p in self.container.demux(self.stream)
                     if p.is_keyframe and p.pts is not None
                 ]
-                self.container.seek(self.first_pts, stream=self.stream, backward=True)
-            self._keyframes = sorted(found)
+            self._keyframes = sorted(keys)
+            self._key_pts = [k.pts for k in self._keyframes]
         return self._keyframes
+
+    def _reorder_delay(self, first_key: int) -> int:
+        self.container.seek(first_key, stream=self.stream, backward=True)
+        for packet in self.container.demux(self.stream):
+            if packet.is_keyframe and packet.pts is not None and packet.dts is not None:
+                return packet.pts - packet.dts
+        return 0
+
+    def _key_index(self, target: int) -> int:
+        """Index of the last keyframe shown at or before ``target`` (-1: none)."""
+        self.keyframes()
+        return bisect.bisect_right(self._key_pts, target) - 1
 
     def frame_at(self, seconds: float) -> Picture:
         """The frame showing at ``seconds``; past the end, the last frame."""
@@ -126,16 +152,32 @@ class VideoReader:
     def frames_at(self, times: Sequence[float], keyframes_only: bool = False) -> Iterator[Picture]:
         """One picture per time (times must not decrease), in order."""
         targets = [self.pts(t) for t in times]
-        if keyframes_only:
-            keys = self.keyframes()
-            targets = [
-                keys[max(0, bisect.bisect_right(keys, t) - 1)] if keys else t for t in targets
-            ]
-            self.stream.codec_context.skip_frame = "NONKEY"
-        try:
+        # Read the keyframes first: finding them may move the demuxer, never mid-walk.
+        keys = self.keyframes()
+        if keyframes_only and keys:
+            yield from self._keyframe_walk(targets)
+        else:
             yield from self._walk(targets)
+
+    def _keyframe_walk(self, targets: list[int]) -> Iterator[Picture]:
+        """The keyframe before each target: one seek and one keyframe decode per distinct
+        keyframe, and nothing else decoded (the decoder skips every other frame)."""
+        keys = self.keyframes()
+        ctx = self.stream.codec_context
+        ctx.skip_frame = "NONKEY"
+        last: tuple[int, Picture] | None = None
+        try:
+            for target in targets:
+                i = max(0, self._key_index(target))
+                if last is None or last[0] != i:
+                    self.container.seek(keys[i].seek_to, stream=self.stream, backward=True)
+                    frame = self._next(self._frames(), None)
+                    if frame is None:
+                        raise MediaError("no keyframe could be decoded; the source may be corrupt")
+                    last = (i, self._picture(frame))
+                yield last[1]
         finally:
-            self.stream.codec_context.skip_frame = "DEFAULT"
+            ctx.skip_frame = "DEFAULT"
 
     def _walk(self, targets: list[int]) -> Iterator[Picture]:
         decoded: Iterator[av.VideoFrame] | None = None
@@ -173,9 +215,8 @@ class VideoReader:
         """Seek when the keyframe before ``target`` lies beyond what is already decoded."""
         if position is None:
             return True
-        keys = self.keyframes()
-        i = bisect.bisect_right(keys, target) - 1
-        return i >= 0 and keys[i] > position
+        i = self._key_index(target)
+        return i >= 0 and self.keyframes()[i].pts > position
 
     def _seek(self, target: int) -> tuple[Iterator[av.VideoFrame], av.VideoFrame | None]:
         """Decoding from the keyframe at or before ``target``, and its first frame."""
