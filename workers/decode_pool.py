@@ -8,6 +8,7 @@ queue, so memory stays bounded however long the list of times is.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -21,16 +22,20 @@ T = TypeVar("T")
 _DONE = object()
 
 
-def split(count: int, parts: int) -> list[range]:
-    """``parts`` contiguous ranges covering ``range(count)``, sizes differing by at most one."""
+def split(count: int, parts: int, align: int = 1) -> list[range]:
+    """``parts`` contiguous ranges covering ``range(count)``, near-equal in size.
+
+    With ``align`` > 1 every inner boundary falls on a multiple of ``align`` (a sprite sheet's
+    tile count), so each sheet is filled by one reader and at most ``parts`` are open at once.
+    """
     parts = max(1, min(parts, count))
-    step, extra = divmod(count, parts)
-    ranges, start = [], 0
-    for i in range(parts):
-        end = start + step + (1 if i < extra else 0)
-        ranges.append(range(start, end))
-        start = end
-    return ranges
+    bounds = [0]
+    for i in range(1, parts):
+        cut = round(count * i / parts / align) * align
+        if bounds[-1] < cut < count:
+            bounds.append(cut)
+    bounds.append(count)
+    return [range(a, b) for a, b in itertools.pairwise(bounds)]
 
 
 class DecodePool(Generic[T]):
@@ -44,11 +49,12 @@ class DecodePool(Generic[T]):
         transform: Callable[[Picture], T],
         readers: int,
         keyframes_only: bool = False,
+        align: int = 1,
     ) -> None:
         self.path, self.info, self.times = path, info, list(times)
         self.transform = transform
         self.keyframes_only = keyframes_only
-        self.ranges = split(len(self.times), readers)
+        self.ranges = split(len(self.times), readers, align)
         self._results: queue.Queue[object] = queue.Queue(maxsize=4 * len(self.ranges))
         self._stop = threading.Event()
 

@@ -22,11 +22,19 @@ class MediaInfo:
     start_time: float
     frame_rate: float | None
     codec: str
+    rotation: int = 0  # counter-clockwise degrees from the display matrix
 
     @property
     def display_width(self) -> int:
         """Width after the sample aspect ratio, before rotation."""
         return max(1, round(self.coded_width * self.sample_aspect))
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """Size as shown: sample aspect ratio, then rotation."""
+        if self.rotation in (90, 270):
+            return self.coded_height, self.display_width
+        return self.display_width, self.coded_height
 
 
 def probe(path: Path) -> MediaInfo:
@@ -63,7 +71,19 @@ def probe(path: Path) -> MediaInfo:
             start_time=start,
             frame_rate=float(rate) if rate else None,
             codec=ctx.name,
+            rotation=_first_frame_rotation(container, stream),
         )
+
+
+def _first_frame_rotation(container: av.container.InputContainer, stream: av.VideoStream) -> int:
+    """The display matrix travels with decoded frames; decoding the first one also proves the
+    stream decodes at all, so a corrupt file fails here with a clear error."""
+    try:
+        for frame in container.decode(stream):
+            return round(frame.rotation or 0) % 360
+    except av.FFmpegError as exc:
+        raise MediaError(f"the video stream cannot be decoded ({_reason(exc)})") from None
+    raise MediaError("the video stream has no frames")
 
 
 def _reason(exc: Exception) -> str:

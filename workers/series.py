@@ -12,7 +12,7 @@ from PIL import Image
 from app.query import FormatSpec
 from workers.decode_pool import DecodePool
 from workers.frames import Picture
-from workers.imaging import encode, render
+from workers.imaging import encode, render, target_size
 from workers.probe import MediaInfo
 from workers.products import Product
 from workers.sprites import SheetComposer, SheetLayout
@@ -51,19 +51,29 @@ def make_thumbnails(
     ext = spec.image_format.extension
     products: list[Product] = []
     texts = [""] * len(times)
-    composer: SheetComposer | None = None
-    names: list[str] = []
+    tile = target_size(info.display_size, spec.sizing)
+    layout = SheetLayout.plan(tile, spec.columns, len(times))
+    names = (
+        [f"sprite.{ext}"]
+        if layout.sheets == 1
+        else [f"sprite_{i + 1:02d}.{ext}" for i in range(layout.sheets)]
+    )
 
     def emit(sheet: int, image: Image.Image) -> None:
         encoded = encode(image, spec.image_format, spec.quality, out_dir / names[sheet])
         products.append(_product(encoded.path, "sprite", spec, encoded.size, image.size))
 
+    composer = SheetComposer(layout, emit) if spec.sprite else None
+
     def frame_out(picture: Picture) -> tuple[Image.Image, float]:
         return render(picture, spec.sizing), picture.time
 
-    pool = DecodePool(source, info, times, frame_out, readers, spec.keyframes_only)
+    # Several sheets: each reader fills whole sheets, so few are open at once. One sheet: all
+    # readers share it.
+    align = layout.per_sheet if composer is not None and layout.sheets > 1 else 1
+    pool = DecodePool(source, info, times, frame_out, readers, spec.keyframes_only, align)
     for done, (k, (image, shown_at)) in enumerate(pool, start=1):
-        if not spec.sprite:
+        if composer is None:
             name = f"thumb_{k + 1:05d}.{ext}"
             encoded = encode(image, spec.image_format, spec.quality, out_dir / name)
             products.append(
@@ -71,19 +81,8 @@ def make_thumbnails(
             )
             texts[k] = name
         else:
-            if composer is None:  # the tile size is known once a frame shows its rotation
-                layout = SheetLayout.plan(image.size, spec.columns, len(times))
-                names = (
-                    [f"sprite.{ext}"]
-                    if layout.sheets == 1
-                    else [f"sprite_{i + 1:02d}.{ext}" for i in range(layout.sheets)]
-                )
-                composer = SheetComposer(layout, emit)
             sheet, x, y = composer.put(k, image)
-            texts[k] = (
-                f"{names[sheet]}#xywh={x},{y},{composer.layout.tile_width},"
-                f"{composer.layout.tile_height}"
-            )
+            texts[k] = f"{names[sheet]}#xywh={x},{y},{tile[0]},{tile[1]}"
         progress(done / len(times))
     products.sort(key=lambda p: p.name)
     _, end = series_span(spec, info)
