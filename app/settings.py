@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     decode_threads: int = Field(
         default=0,
         ge=0,
-        description="Readers decoding one task's frames in parallel (0: one per CPU core).",
+        description="Readers decoding one task's frames in parallel (0: two per CPU core).",
     )
 
     @field_validator("api_keys", "local_source_dirs", mode="before")

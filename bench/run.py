@@ -218,32 +218,52 @@ def worker_peak_rss_mb(server: QthumbProcess) -> float:
     return peak
 
 
+def run_e2e(query: dict[str, object], data: Path) -> tuple[float, float]:
+    """start_encode2 → completed through a fresh ``qthumb serve``; seconds and worker peak RSS."""
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    port = free_port()
+    env = {**os.environ, "QTHUMB_DATA_DIR": str(data), "QTHUMB_API_KEYS": API_KEY,
+           "QTHUMB_LOCAL_SOURCE_DIRS": str(WORK),
+           "QTHUMB_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}  # fmt: skip
+    server = QthumbProcess(data, env, port)
+    server.serve(workers=1)
+    try:
+        with QClient(server.base_url, API_KEY) as client:
+            task = client.new_task()
+            form = {"task_token": task, "query": json.dumps({"query": query})}
+            start = time.perf_counter()
+            assert client.post("start_encode2", form)["error"] == 0
+            while (status := client.status(task))["status"] not in ("completed", "error"):
+                time.sleep(0.02)
+            seconds = time.perf_counter() - start
+            assert status["status"] == "completed", status
+            return seconds, worker_peak_rss_mb(server)
+    finally:
+        server.stop()
+
+
+def single_thumbnail_section(data: Path, out: Path) -> str:
+    """Issue #2's figure: one `thumbnail` at 0.5 against one bare ffmpeg on the same file."""
+    lines = ["### One `thumbnail` at time 0.5 of a 10-minute 1080p file", "",
+             "| source | qthumb start_encode2 → completed (s) | `ffmpeg -ss T -i F -frames:v 1 "
+             "out.png` (s) | ratio |", "|---|---:|---:|---:|"]  # fmt: skip
+    for name in ("1080p_gop2", "1080p_gop10"):
+        src = SOURCES[name]
+        query = {"source": str(src.path), "format": [{"output": "thumbnail", "time": 0.5}]}
+        ours, _ = run_e2e(query, data)
+        bare, _ = timed([["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", str(src.seconds / 2),
+                          "-i", str(src.path), "-frames:v", "1", str(out / "bare.png")]])
+        lines.append(f"| {src.name} | {ours:.2f} | {bare:.2f} | {bare / ours:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def e2e_rows(sc: Scenario, data: Path) -> list[Row]:
     rows = []
     for keyframes_only in (False, True):
-        shutil.rmtree(data, ignore_errors=True)
-        data.mkdir(parents=True)
-        port = free_port()
-        env = {**os.environ, "QTHUMB_DATA_DIR": str(data), "QTHUMB_API_KEYS": API_KEY,
-               "QTHUMB_LOCAL_SOURCE_DIRS": str(WORK),
-               "QTHUMB_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}  # fmt: skip
-        server = QthumbProcess(data, env, port)
-        server.serve(workers=1)
-        try:
-            with QClient(server.base_url, API_KEY) as client:
-                query = {"source": str(SOURCES[sc.source].path),
-                         "format": [sprite_format(sc, keyframes_only)]}  # fmt: skip
-                task = client.new_task()
-                data_form = {"task_token": task, "query": json.dumps({"query": query})}
-                start = time.perf_counter()
-                assert client.post("start_encode2", data_form)["error"] == 0
-                while (status := client.status(task))["status"] not in ("completed", "error"):
-                    time.sleep(0.02)
-                seconds = time.perf_counter() - start
-                assert status["status"] == "completed", status
-                rss = worker_peak_rss_mb(server)
-        finally:
-            server.stop()
+        query = {"source": str(SOURCES[sc.source].path),
+                 "format": [sprite_format(sc, keyframes_only)]}  # fmt: skip
+        seconds, rss = run_e2e(query, data)
         name = "qthumb end to end, `keyframes_only: 1`" if keyframes_only else (
             "**qthumb end to end** (start_encode2 → completed)")
         rows.append(Row(name, seconds, rss, "nearest keyframe" if keyframes_only else "exact"))
@@ -280,12 +300,18 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="*", type=int, help="scenario numbers (1-based)")
+    parser.add_argument("--no-single", action="store_true", help="skip the single thumbnail")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
     chosen = [SCENARIOS[i - 1] for i in args.only] if args.only else SCENARIOS
-    ensure_sources({sc.source for sc in chosen})
+    ensure_sources({sc.source for sc in chosen} | (set() if args.no_single else
+                                                    {"1080p_gop2", "1080p_gop10"}))
     sections = []
     with tempfile.TemporaryDirectory(dir=WORK) as tmp:
+        if not args.no_single:
+            single = single_thumbnail_section(Path(tmp) / "qthumb-data", Path(tmp))
+            print(single, flush=True)
+            sections.append(single)
         for sc in chosen:
             print(f"== {sc.title}", flush=True)
             rows = e2e_rows(sc, Path(tmp) / "qthumb-data")

@@ -7,6 +7,7 @@ folder removed whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -139,7 +140,15 @@ class TaskRun:
     ) -> list[tuple[FormatSpec, list[Product]]]:
         made: list[tuple[FormatSpec, list[Product]]] = []
         total = len(query.formats)
-        with VideoReader(source, info) as reader:
+        with contextlib.ExitStack() as stack:
+            opened: list[VideoReader] = []
+
+            def reader() -> VideoReader:
+                """One reader shared by the single thumbnails, opened when first needed."""
+                if not opened:
+                    opened.append(stack.enter_context(VideoReader(source, info)))
+                return opened[0]
+
             for done, spec in enumerate(query.formats):
                 out_dir = work / f"out{spec.index}"
                 out_dir.mkdir()
@@ -148,7 +157,9 @@ class TaskRun:
                     self.advance(TaskStatus.ENCODING, 100.0 * (done + fraction) / total)
 
                 try:
-                    made.append((spec, self._make_one(spec, reader, source, out_dir, progress)))
+                    made.append(
+                        (spec, self._make_one(spec, reader, source, info, out_dir, progress))
+                    )
                 except FormatFailure as exc:
                     self._format_failed(spec, exc.description)
                 self.advance(TaskStatus.ENCODING, 100.0 * (done + 1) / total)
@@ -157,16 +168,18 @@ class TaskRun:
     def _make_one(
         self,
         spec: FormatSpec,
-        reader: VideoReader,
+        reader: Callable[[], VideoReader],
         source: Path,
+        info: MediaInfo,
         out_dir: Path,
         progress: Callable[[float], None],
     ) -> list[Product]:
         if spec.output == "thumbnail":
-            return make_thumbnail(reader, spec, out_dir)
+            return make_thumbnail(reader(), spec, out_dir)
         if spec.output == "thumbnails":
-            readers = self.settings.decode_threads or os.cpu_count() or 1
-            return make_thumbnails(source, reader.info, spec, out_dir, progress, readers)
+            # Two readers a core: a reader's Python steps then overlap another's decoding.
+            readers = self.settings.decode_threads or 2 * (os.cpu_count() or 1)
+            return make_thumbnails(source, info, spec, out_dir, progress, readers)
         raise FormatFailure(f"output '{spec.output}' is not supported yet")
 
     def _storages(self, spec: FormatSpec) -> list[Storage]:

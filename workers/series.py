@@ -19,6 +19,9 @@ from workers.sprites import SheetComposer, SheetLayout
 from workers.webvtt import render_vtt, tile_cues
 
 VTT_NAME = "thumbnails.vtt"
+# Memory for sheets being filled at once (one per reader when there are several sheets): two
+# 16,000-px sheets of 160x90 tiles, 76 MB each, keep a 3-hour series under 300 MB.
+OPEN_SHEETS_BUDGET = 160 * 1024 * 1024
 
 
 def series_span(spec: FormatSpec, info: MediaInfo) -> tuple[float, float]:
@@ -70,7 +73,11 @@ def make_thumbnails(
 
     # Several sheets: each reader fills whole sheets, so few are open at once. One sheet: all
     # readers share it.
-    align = layout.per_sheet if composer is not None and layout.sheets > 1 else 1
+    align = 1
+    if composer is not None and layout.sheets > 1:
+        align = layout.per_sheet
+        sheet_bytes = 3 * layout.columns * layout.tile_width * layout.rows_per_sheet * tile[1]
+        readers = max(1, min(readers, OPEN_SHEETS_BUDGET // sheet_bytes))
     pool = DecodePool(source, info, times, frame_out, readers, spec.keyframes_only, align)
     for done, (k, (image, shown_at)) in enumerate(pool, start=1):
         if composer is None:
