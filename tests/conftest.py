@@ -61,14 +61,16 @@ def set_rotation(src: Path, dst: Path, degrees: int) -> None:
 @pytest.fixture(scope="session")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("clips")
-    # Every frame carries its index as its brightness; 2 s GOP with B-frames, so most times
-    # fall between keyframes.
+    # Every frame carries its index as its brightness; fixed 2 s GOPs with B-frames (so frames
+    # are reordered and decode times differ from display times), and most times fall between
+    # keyframes. qp 2, not lossless: x264 writes no B-frames when lossless.
     ffmpeg(
         "-f", "lavfi",
         "-i", f"color=c=black:s=64x48:r={FPS}:d={INDEX_FRAMES / FPS},"
         "geq=lum='16+2*N':cb=128:cr=128",
-        "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-g", str(INDEX_GOP),
-        "-bf", "2", "-pix_fmt", "yuv420p", str(d / "index.mp4"),
+        "-c:v", "libx264", "-preset", "veryfast", "-qp", "2", "-bf", "2",
+        "-x264-params", f"keyint={INDEX_GOP}:min-keyint={INDEX_GOP}:scenecut=0:b-adapt=0",
+        "-pix_fmt", "yuv420p", str(d / "index.mp4"),
     )  # fmt: skip
     # A white square in the top-left corner shows where "up" went.
     marker = "color=c=black:s=64x48:r=25:d=2,drawbox=x=0:y=0:w=16:h=16:c=white:t=fill"

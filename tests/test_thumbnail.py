@@ -80,14 +80,17 @@ def test_thumbnail_is_the_frame_at_the_time(client: QClient, clips: Path, time, 
 
 
 def test_times_fall_between_keyframes(clips: Path):
-    """The clip really has 2 s GOPs, so the cases above test exact decoding, not seeking."""
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "packet=flags",
-         "-of", "csv=p=0", str(clips / "index.mp4")],
+    """The clip really has 2 s GOPs and reordered B-frames, so the cases above test exact
+    decoding, not seeking, and display times that differ from decode times."""
+    rows = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries",
+         "packet=pts,dts,flags", "-of", "csv=p=0", str(clips / "index.mp4")],
         capture_output=True, text=True, check=True, timeout=30,
     ).stdout.split()  # fmt: skip
-    keyframes = [i for i, flags in enumerate(out) if flags.startswith("K")]
-    assert len(keyframes) == INDEX_FRAMES // INDEX_GOP
+    packets = [row.split(",") for row in rows]
+    keyframes = [int(pts) for pts, _, flags in packets if flags.startswith("K")]
+    assert keyframes == [0, 25600]  # frames 0 and 50
+    assert sum(1 for pts, dts, _ in packets if pts != dts) > 50
 
 
 def test_frame_number_wins_over_time(client: QClient, clips: Path):

@@ -91,6 +91,9 @@ class VideoReader:
         self.time_base: Fraction = self.stream.time_base or Fraction(1, 90000)
         self.first_pts = self.stream.start_time or 0
         self._keyframes: list[Keyframe] | None = None
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        # One nominal frame in stream ticks (a keyframe shows for about this long).
+        self._frame_ticks = round(1 / (rate * self.time_base)) if rate else 1
         self._key_pts: list[int] = []
 
     def __enter__(self) -> VideoReader:
@@ -161,35 +164,65 @@ class VideoReader:
 
     def _keyframe_walk(self, targets: list[int]) -> Iterator[Picture]:
         """The keyframe before each target: one seek and one keyframe decode per distinct
-        keyframe, and nothing else decoded (the decoder skips every other frame)."""
+        keyframe, and nothing else decoded."""
         keys = self.keyframes()
-        ctx = self.stream.codec_context
-        ctx.skip_frame = "NONKEY"
         last: tuple[int, Picture] | None = None
+        for target in targets:
+            i = max(0, self._key_index(target))
+            if last is None or last[0] != i:
+                frame = self._decode_keyframe(keys[i])
+                if frame is None:
+                    raise MediaError("no keyframe could be decoded; the source may be corrupt")
+                last = (i, self._picture(frame))
+            yield last[1]
+
+    def _decode_keyframe(self, key: Keyframe) -> av.VideoFrame | None:
+        """Decode the keyframe alone: send its packet, then drain the decoder, so it does not
+        wait for the frames that reordering (B-frames) would otherwise make it wait for."""
+        self.container.seek(key.seek_to, stream=self.stream, backward=True)
+        ctx = self.stream.codec_context
         try:
-            for target in targets:
-                i = max(0, self._key_index(target))
-                if last is None or last[0] != i:
-                    self.container.seek(keys[i].seek_to, stream=self.stream, backward=True)
-                    frame = self._next(self._frames(), None)
-                    if frame is None:
-                        raise MediaError("no keyframe could be decoded; the source may be corrupt")
-                    last = (i, self._picture(frame))
-                yield last[1]
-        finally:
-            ctx.skip_frame = "DEFAULT"
+            for packet in self.container.demux(self.stream):
+                # The seek may land on the keyframe before (index times are decode times):
+                # demux on, without decoding, to the one wanted.
+                if packet.is_keyframe and packet.size and (packet.pts or 0) >= key.pts:
+                    frames = [*ctx.decode(packet), *ctx.decode(None)]
+                    return frames[0] if frames else None
+        except av.FFmpegError as exc:
+            raise MediaError(f"the video could not be decoded ({exc})") from None
+        return None
+
+    def _on_keyframe(self, target: int, next_target: int | None) -> av.VideoFrame | None:
+        """The keyframe, decoded alone, when it is the frame showing at ``target`` and the next
+        target lies in a later GOP (so no decoding would be shared with it)."""
+        i = self._key_index(target)
+        if i < 0 or (next_target is not None and self._key_index(next_target) == i):
+            return None
+        key = self.keyframes()[i]
+        if target - key.pts >= self._frame_ticks:
+            return None
+        frame = self._decode_keyframe(key)
+        if frame is not None and frame.pts is not None and _holds(frame, target):
+            return frame
+        return None
 
     def _walk(self, targets: list[int]) -> Iterator[Picture]:
         decoded: Iterator[av.VideoFrame] | None = None
         best: av.VideoFrame | None = None  # last frame starting at or before the last target
         ahead: av.VideoFrame | None = None  # the frame after it, when already decoded
         exhausted = False
-        for target in targets:
+        for n, target in enumerate(targets):
             if best is not None and _holds(best, target):
                 yield self._picture(best)  # the same frame again (interval below a frame)
                 continue
             position = ahead.pts if ahead is not None else (best.pts if best else None)
             if decoded is None or self._seek_pays(position, target):
+                following = targets[n + 1] if n + 1 < len(targets) else None
+                alone = self._on_keyframe(target, following)
+                if alone is not None:
+                    decoded, best, ahead = None, None, None  # the decoder was drained
+                    yield self._picture(alone)
+                    continue
                 decoded, ahead = self._seek(target)
                 best, exhausted = None, ahead is None
             while True:
