@@ -79,6 +79,27 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(
         default=30.0, gt=0, description="Seconds running tasks get to finish on SIGTERM."
     )
+    s3_insecure_endpoints: CommaList = Field(
+        default_factory=list,
+        description="host:port S3 endpoints reached over plain HTTP (e.g. a MinIO on "
+        "127.0.0.1:9000); every other endpoint is HTTPS.",
+    )
+    s3_credentials: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description='JSON map of S3 endpoint to credentials for s3:// sources, e.g. '
+        '{"127.0.0.1:9000": {"key": "K", "secret": "S"}}.',
+    )
+    s3_max_attempts: int = Field(
+        default=4, ge=1, description="Tries of one S3 request on timeouts and 5xx (backoff)."
+    )
+    s3_connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to reach S3.")
+    s3_read_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds without an answer from S3 before a retry."
+    )
+    s3_multipart_threshold: int = Field(
+        default=8 * 1024 * 1024, ge=5 * 1024 * 1024, description="Bytes above which uploads "
+        "are multipart (also the part size)."
+    )
     decode_threads: int = Field(
         default=0,
         ge=0,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from tests.conftest import FPS, INDEX_FRAMES, INDEX_GOP
+from tests.conftest import FPS, INDEX_FRAMES
 from tests.qclient import QClient
 
 DURATION = INDEX_FRAMES / FPS

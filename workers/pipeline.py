@@ -22,7 +22,7 @@ from typing import Any
 
 from app.errors import QencodeError
 from app.model import Outputs, TaskStatus
-from app.query import IMAGE_OUTPUTS, FormatSpec, Query, parse_query
+from app.query import IMAGE_OUTPUTS, Destination, FormatSpec, Query, parse_query
 from app.queue import TaskQueue
 from app.settings import Settings
 from app.store import TaskStore
@@ -30,6 +30,7 @@ from workers.failures import FormatFailure, TaskFailure
 from workers.frames import VideoReader
 from workers.probe import MediaInfo, probe
 from workers.products import Product
+from workers.s3 import S3Storage
 from workers.series import make_thumbnails
 from workers.sources import fetch_source
 from workers.storage import Storage, TemporaryStorage
@@ -182,35 +183,47 @@ class TaskRun:
             return make_thumbnails(source, info, spec, out_dir, progress, readers)
         raise FormatFailure(f"output '{spec.output}' is not supported yet")
 
-    def _storages(self, spec: FormatSpec) -> list[Storage]:
-        if not spec.destinations:
-            return [TemporaryStorage(self.settings, self.token, spec.index)]
-        urls = ", ".join(d.url for d in spec.destinations)
-        raise FormatFailure(f"destination {urls}: only temporary storage is supported yet")
+    def _storage(self, spec: FormatSpec, destination: Destination | None) -> Storage:
+        if destination is None:
+            return TemporaryStorage(self.settings, self.token, spec.index)
+        if destination.url.lower().startswith("s3://"):
+            return S3Storage(destination, self.settings, folder=spec.output == "thumbnails")
+        scheme = destination.url.split(":", 1)[0]
+        raise FormatFailure(
+            f"destination {destination.url}: {scheme}:// destinations are not supported; "
+            "use s3:// (any S3-compatible store) or no destination"
+        )
 
     def _save(self, spec: FormatSpec, products: list[Product]) -> None:
-        try:
-            storages = self._storages(spec)
-        except FormatFailure as exc:
-            self._format_failed(spec, exc.description)
-            return
-        for storage in storages:
-            for j, product in enumerate(products):
-                stored = storage.put(product.path, product.name, product.content_type)
-                entry: dict[str, Any] = {
-                    "url": stored.url,
-                    "tag": f"image-{spec.index}-{j}",
-                    "user_tag": spec.user_tag,
-                    "profile": None,
-                    "storage": stored.storage,
-                    "type": product.kind,
-                    "width": product.width,
-                    "height": product.height,
-                    "size": product.size,
-                }
-                if product.kind == "frame" or product.time is not None:
-                    entry["time"] = round(product.time or 0.0, 6)
-                self.outputs.images.append(entry)
+        """Put the format's files in each destination (the same files in every one). A failed
+        destination fails the format with its own entry; the others still count."""
+        destinations: list[Destination | None] = list(spec.destinations) or [None]
+        for destination in destinations:
+            try:
+                self._put_all(spec, self._storage(spec, destination), products)
+            except FormatFailure as exc:
+                self._format_failed(spec, exc.description)
+
+    def _put_all(self, spec: FormatSpec, storage: Storage, products: list[Product]) -> None:
+        # Entries only once every file is stored: a destination is reported whole or not at all.
+        stored = [storage.put(p.path, p.name, p.content_type) for p in products]
+        prefix = f"image-{spec.index}-"
+        first = sum(1 for e in self.outputs.images if str(e.get("tag", "")).startswith(prefix))
+        for j, (product, obj) in enumerate(zip(products, stored, strict=True), start=first):
+            entry: dict[str, Any] = {
+                "url": obj.url,
+                "tag": f"{prefix}{j}",
+                "user_tag": spec.user_tag,
+                "profile": None,
+                "storage": obj.storage,
+                "type": product.kind,
+                "width": product.width,
+                "height": product.height,
+                "size": product.size,
+            }
+            if product.time is not None:
+                entry["time"] = round(product.time, 6)
+            self.outputs.images.append(entry)
 
     def _format_failed(self, spec: FormatSpec, description: str) -> None:
         kind = "image" if spec.output in IMAGE_OUTPUTS else "video"

@@ -12,6 +12,7 @@ import httpx
 
 from app.settings import Settings
 from workers.failures import SourceError
+from workers.s3 import download_s3
 
 CHUNK = 1024 * 1024
 
@@ -31,10 +32,14 @@ def fetch_source(
         return _download(source, work_dir / "source", settings, progress)
     if scheme == "file" or source.startswith("/"):
         return _local(source, settings)
+    if scheme == "s3":
+        target = work_dir / "source"
+        return FetchedSource(path=target, size=download_s3(source, target, settings))
     if scheme == "tus":
         raise SourceError(f"source {source}: tus uploads are not available on this server yet")
     raise SourceError(
-        f"source {source[:200]!r}: unsupported scheme; use http(s)://, file:// or an absolute path"
+        f"source {source[:200]!r}: unsupported scheme; use http(s)://, s3://, file:// or an "
+        "absolute path"
     )
 
 
