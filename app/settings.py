@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     )
     s3_credentials: dict[str, dict[str, str]] = Field(
         default_factory=dict,
-        description='JSON map of S3 endpoint to credentials for s3:// sources, e.g. '
+        description="JSON map of S3 endpoint to credentials for s3:// sources, e.g. "
         '{"127.0.0.1:9000": {"key": "K", "secret": "S"}}.',
     )
     s3_max_attempts: int = Field(
@@ -97,8 +97,9 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="Seconds without an answer from S3 before a retry."
     )
     s3_multipart_threshold: int = Field(
-        default=8 * 1024 * 1024, ge=5 * 1024 * 1024, description="Bytes above which uploads "
-        "are multipart (also the part size)."
+        default=8 * 1024 * 1024,
+        ge=5 * 1024 * 1024,
+        description="Bytes above which uploads are multipart (also the part size).",
     )
     decode_threads: int = Field(
         default=0,
@@ -106,7 +107,7 @@ class Settings(BaseSettings):
         description="Readers decoding one task's frames in parallel (0: two per CPU core).",
     )
 
-    @field_validator("api_keys", "local_source_dirs", mode="before")
+    @field_validator("api_keys", "local_source_dirs", "s3_insecure_endpoints", mode="before")
     @classmethod
     def _commas(cls, value: object) -> object:
         return _split_commas(value)

@@ -130,7 +130,11 @@ class QthumbProcess:
 
     def serve(self, workers: int = 2) -> None:
         self.start("serve", "--port", str(self.port), "--workers", str(workers))
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except RuntimeError:
+            self.stop()
+            raise
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

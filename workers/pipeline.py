@@ -130,8 +130,10 @@ class TaskRun:
             "error" not in entry for entry in [*self.outputs.images, *self.outputs.videos]
         )
         if not made_any:
-            reasons = "; ".join(w["details"] for w in self.outputs.warnings)
-            raise TaskFailure(f"no format could be made: {reasons}")
+            reasons = [w["details"] for w in self.outputs.warnings]
+            if len(reasons) == 1:
+                raise TaskFailure(reasons[0])
+            raise TaskFailure(f"no format could be made: {'; '.join(reasons)}")
 
     def _download_progress(self, done: int) -> None:
         self.advance(TaskStatus.DOWNLOADING, 0.0)

