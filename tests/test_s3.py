@@ -3,16 +3,18 @@ mode (ACLs, multipart) and SeaweedFS (`weed mini`, which checks signatures and k
 
 from __future__ import annotations
 
+import http.server
 import io
 import json
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 import httpx
@@ -105,13 +107,29 @@ def seaweed_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def flaky_endpoint(moto_endpoint: str) -> Iterator[str]:
+    """moto behind a proxy that answers 503 once per object (moto accepts any signature, so
+    requests signed for the proxy are forwarded as they are)."""
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
+    _Flaky.upstream = f"http://{moto_endpoint}"
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{proxy.server_address[1]}"
+    proxy.shutdown()
+    proxy.server_close()
+
+
+@pytest.fixture(scope="module")
 def s3_qthumb(
-    tmp_path_factory: pytest.TempPathFactory, clips: Path, moto_endpoint: str, seaweed_endpoint: str
+    tmp_path_factory: pytest.TempPathFactory,
+    clips: Path,
+    moto_endpoint: str,
+    seaweed_endpoint: str,
+    flaky_endpoint: str,
 ) -> Iterator[QthumbProcess]:
     server = make_qthumb(
         tmp_path_factory.mktemp("qthumb-s3"),
         clips,
-        QTHUMB_S3_INSECURE_ENDPOINTS=f"{moto_endpoint},{seaweed_endpoint}",
+        QTHUMB_S3_INSECURE_ENDPOINTS=f"{moto_endpoint},{seaweed_endpoint},{flaky_endpoint}",
         QTHUMB_S3_MAX_ATTEMPTS="2",
         QTHUMB_S3_CREDENTIALS=json.dumps(
             {seaweed_endpoint: {"key": SEAWEED_KEY, "secret": SEAWEED_SECRET}}
@@ -286,3 +304,53 @@ def test_s3_source_with_credentials_from_settings(s3: QClient, clips: Path, seaw
     status = s3.run({"source": source, "format": [{"output": "thumbnail", "width": 64}]})
     assert status["status"] == "completed", status
     assert status["duration"] == "6.000"
+
+
+class _Flaky(http.server.BaseHTTPRequestHandler):
+    """Answers 503 to the first PUT of every key, then forwards everything to the store."""
+
+    upstream = ""
+    failed: ClassVar[set[str]] = set()
+    seen: ClassVar[list[tuple[str, int]]] = []
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _forward(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if self.command == "PUT" and self.path not in self.failed:
+            self.failed.add(self.path)
+            self.seen.append((self.path, 503))
+            self.send_response(503)
+            payload = b"<Error><Code>SlowDown</Code><Message>try again</Message></Error>"
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+        reply = httpx.request(self.command, self.upstream + self.path, headers=headers,
+                              content=body)  # fmt: skip
+        self.seen.append((self.path, reply.status_code))
+        self.send_response(reply.status_code)
+        for k, v in reply.headers.items():
+            if k.lower() not in ("transfer-encoding", "content-encoding", "connection"):
+                self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(reply.content)
+
+    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _forward
+
+
+def test_5xx_from_the_store_is_retried(
+    s3: QClient, clips: Path, moto_endpoint: str, flaky_endpoint: str, bucket: str
+):
+    """A store that answers 503 SlowDown once per object: the upload still lands."""
+    status = s3.run({"source": str(clips / "testsrc.mp4"), "format": [
+        {"output": "thumbnail",
+         "destination": {"url": f"s3://{flaky_endpoint}/{bucket}/retried.png", "key": "k",
+                         "secret": "s"}},
+    ]})  # fmt: skip
+    assert status["status"] == "completed", status
+    assert [code for path, code in _Flaky.seen if path.endswith("retried.png")] == [503, 200]
+    assert get_object(moto_endpoint, bucket, "retried.png")[1] == "image/png"
