@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 import uvicorn
 
@@ -48,6 +49,37 @@ def _start_workers(settings: Settings) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "workers", "--workers", str(settings.workers)], env=env
     )
+
+
+class WorkerSupervisor:
+    """Keeps the worker pool running beside the API: a pool that exits on its own (a crash, an
+    import error, the OOM killer) is started again, with backoff, so queued tasks never wait on
+    a pool that is gone."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.proc = _start_workers(settings)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        delay = 1.0
+        while not self._stopping.wait(1.0):
+            code = self.proc.poll()
+            if code is None:
+                delay = 1.0
+                continue
+            log.error("worker pool exited with code %s; starting it again in %.0f s", code, delay)
+            if self._stopping.wait(delay):
+                return
+            delay = min(delay * 2, 30.0)
+            self.proc = _start_workers(self.settings)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+        _stop(self.proc, self.settings.shutdown_timeout)
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
@@ -91,11 +123,11 @@ def main(argv: list[str] | None = None) -> None:
     # without a handler of ours that would end this process before the workers are stopped.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: None)
-    workers = _start_workers(settings)
+    supervisor = WorkerSupervisor(settings)
     try:
         _serve_api(settings)
     finally:
-        _stop(workers, settings.shutdown_timeout)
+        supervisor.stop()
 
 
 if __name__ == "__main__":

@@ -235,6 +235,8 @@ def run_e2e(query: dict[str, object], data: Path) -> tuple[float, float]:
             start = time.perf_counter()
             assert client.post("start_encode2", form)["error"] == 0
             while (status := client.status(task))["status"] not in ("completed", "error"):
+                if time.perf_counter() - start > 1800:
+                    raise RuntimeError(f"task still {status['status']} after 30 min: {server.logs()}")
                 time.sleep(0.02)
             seconds = time.perf_counter() - start
             assert status["status"] == "completed", status

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -84,5 +85,27 @@ def test_task_whose_worker_keeps_dying_ends_in_error(tmp_path: Path, slow_clip: 
         assert status["status"] == "error"
         assert status["error_description"].startswith("worker stopped while the task was ")
         assert "(1 attempts, the limit is 1)" in status["error_description"]
+    finally:
+        server.stop()
+
+
+def test_serve_restarts_a_worker_pool_that_died(tmp_path: Path, clips: Path):
+    server = make_qthumb(tmp_path, clips)
+    try:
+        server.serve(workers=1)
+        serve_pid = server.procs[0].pid
+        pool = subprocess.run(
+            ["pgrep", "-P", str(serve_pid), "-f", "[-]m workers"],
+            capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.split()  # fmt: skip
+        assert len(pool) == 1
+        os.kill(int(pool[0]), signal.SIGKILL)
+        with QClient(server.base_url, API_KEY) as client:
+            status = client.run(
+                {"source": str(clips / "testsrc.mp4"), "format": [{"output": "thumbnail"}]},
+                timeout=60,
+            )
+        assert status["status"] == "completed"
+        assert "worker pool exited with code -9; starting it again" in server.logs()
     finally:
         server.stop()
