@@ -36,11 +36,11 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff format --check app workers tests
 	$(BIN)/mypy
 
-# Players (Plyr) that the browser test serves from loopback, pinned in package-lock.json.
-tests/player/node_modules/.package-lock.json: tests/player/package-lock.json
-	cd tests/player && npm ci --no-audit --no-fund --silent
+# JavaScript the tests run (Plyr, the Node Qencode SDK), pinned in package-lock.json.
+tests/js/node_modules/.package-lock.json: tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund --silent
 
-test: system-test lint tests/player/node_modules/.package-lock.json
+test: system-test lint tests/js/node_modules/.package-lock.json
 	$(BIN)/pytest
 
 $(VENV)/.bench-installed: pyproject.toml $(VENV)/.test-installed

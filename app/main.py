@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import routes, storage_routes
+from app.callbacks import deliver
 from app.errors import QencodeError
 from app.keys import resolve_api_keys
 from app.queue import HueyQueue, TaskQueue
@@ -20,6 +22,7 @@ from app.recovery import sweep
 from app.service import QencodeService
 from app.settings import Settings
 from app.store import SqliteTaskStore, TaskStore
+from app.uploads import UploadLocation, upload_router
 
 log = logging.getLogger("qthumb.api")
 
@@ -68,9 +71,17 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="qthumb", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.store = store
-    app.state.service = QencodeService(settings, store, queue, keys)
+
+    def notify_queued(token: str) -> None:
+        threading.Thread(
+            target=deliver, args=(settings, store, token, "queued"), daemon=True
+        ).start()
+
+    app.state.service = QencodeService(settings, store, queue, keys, notify_queued=notify_queued)
     app.add_exception_handler(QencodeError, routes.qencode_error_handler)
     app.include_router(routes.router)
     app.include_router(storage_routes.router)
+    app.include_router(upload_router(settings, store))
+    app.add_middleware(UploadLocation, base_url=lambda: settings.base_url)
     app.add_middleware(CollapseSlashes)
     return app

@@ -42,6 +42,9 @@ KNOWN_OUTPUTS = frozenset(
     }
 )
 IMAGE_OUTPUTS = frozenset({"thumbnail", "thumbnails"})
+VIDEO_OUTPUTS = frozenset({"mp4", "webm"})
+_FRAMERATE_RE = re.compile(r"^\d+(\.\d+)?(/\d+(\.\d+)?)?$")
+_KEYFRAME_RE = re.compile(r"^\d+(\.\d+)?s?$")
 MAX_SIDE = 16_000
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
@@ -86,6 +89,19 @@ class Sizing:
 
 
 @dataclass(frozen=True)
+class VideoSettings:
+    """``mp4`` / ``webm`` fields (§3.2). ``quality`` is a CRF here, not an image quality."""
+
+    video_codec: str | None = None
+    framerate: str | None = None
+    keyframe: str | None = None  # frames ("50") or seconds ("2s")
+    bitrate: int | None = None  # kbit/s
+    quality: int | None = None
+    audio_bitrate: int | None = None  # kbit/s
+    audio: bool = True
+
+
+@dataclass(frozen=True)
 class FormatSpec:
     index: int
     output: str
@@ -104,6 +120,7 @@ class FormatSpec:
     keyframes_only: bool = False
     start_time: float | None = None
     duration: float | None = None
+    video: VideoSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +186,8 @@ def _parse_format(index: int, obj: object) -> FormatSpec:
         "start_time": _opt_float(obj, "start_time", path, minimum=0.0),
         "duration": _opt_float(obj, "duration", path, minimum=0.0, exclusive=True),
     }
+    if output in VIDEO_OUTPUTS:
+        return FormatSpec(**common, sizing=_sizing(obj, path), video=_video(obj, path))
     if output not in IMAGE_OUTPUTS:
         return FormatSpec(**common)
     common["sizing"] = _sizing(obj, path)
@@ -195,6 +214,29 @@ def _parse_format(index: int, obj: object) -> FormatSpec:
         sprite=_flag(obj.get("sprite"), f"{path}.sprite"),
         columns=columns or 10,
         keyframes_only=_flag(obj.get("keyframes_only"), f"{path}.keyframes_only"),
+    )
+
+
+def _video(obj: dict[str, Any], path: str) -> VideoSettings:
+    codec = obj.get("video_codec")
+    framerate = obj.get("framerate")
+    if framerate not in (None, "") and not _FRAMERATE_RE.match(str(framerate).strip()):
+        raise BadQuery(f"{path}.framerate must look like 25, 29.97 or 30000/1001")
+    keyframe = obj.get("keyframe")
+    if keyframe not in (None, "") and not _KEYFRAME_RE.match(str(keyframe).strip()):
+        raise BadQuery(f"{path}.keyframe must be frames (50) or seconds (2s)")
+    quality = _opt_int(obj, "quality", path, minimum=0)
+    if quality is not None and quality > 63:
+        raise BadQuery(f"{path}.quality (CRF) must be between 0 and 63")
+    audio = obj.get("audio_disabled")
+    return VideoSettings(
+        video_codec=None if codec in (None, "") else str(codec),
+        framerate=None if framerate in (None, "") else str(framerate).strip(),
+        keyframe=None if keyframe in (None, "") else str(keyframe).strip(),
+        bitrate=_opt_int(obj, "bitrate", path, minimum=1),
+        quality=quality,
+        audio_bitrate=_opt_int(obj, "audio_bitrate", path, minimum=1),
+        audio=not _flag(audio, f"{path}.audio_disabled"),
     )
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 from dataclasses import dataclass
 
+from app.callbacks import deliver_final
 from app.model import Outputs, TaskStatus
 from app.queue import TaskQueue
 from app.settings import Settings
@@ -41,6 +43,9 @@ def sweep(settings: Settings, store: TaskStore, queue: TaskQueue, now: float) ->
             if store.finish(task.token, task.attempts, TaskStatus.ERROR, Outputs(), reason, now):
                 for stale in settings.work_dir.glob(f"{task.token}-*"):
                     shutil.rmtree(stale, ignore_errors=True)
+                threading.Thread(
+                    target=deliver_final, args=(settings, store, task.token), daemon=True
+                ).start()
                 report.failed += 1
                 log.warning("task %s error: %s", task.token, reason)
         elif store.requeue(task.token, task.attempts, now):

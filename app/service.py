@@ -42,12 +42,14 @@ class QencodeService:
         queue: TaskQueue,
         api_keys: Iterable[str],
         clock: Callable[[], float] = time.time,
+        notify_queued: Callable[[str], None] = lambda token: None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.queue = queue
         self.api_keys = frozenset(api_keys)
         self.clock = clock
+        self.notify_queued = notify_queued
 
     @property
     def status_url(self) -> str:
@@ -98,11 +100,13 @@ class QencodeService:
         if task.status is not TaskStatus.CREATED:
             raise QencodeError("task already started")
         inner = decode_query(query)
-        parse_query(inner)  # refuse a bad query now, not in the worker
+        parsed = parse_query(inner)  # refuse a bad query now, not in the worker
         if not self.store.start(task_token, json.dumps(inner), payload, self.clock()):
             raise QencodeError("task already started")
         self.queue.enqueue(task_token)
         log.info("task %s queued", task_token)
+        if parsed.callback_url:
+            self.notify_queued(task_token)
         return {"error": 0, "status_url": self.status_url}
 
     def start_encode(self) -> dict[str, Any]:

@@ -101,10 +101,20 @@ class Settings(BaseSettings):
         ge=5 * 1024 * 1024,
         description="Bytes above which uploads are multipart (also the part size).",
     )
+    callback_attempts: int = Field(
+        default=5, ge=1, description="Tries of one callback delivery (backoff doubles)."
+    )
+    callback_backoff: float = Field(
+        default=1.0, ge=0, description="Seconds before the second callback try."
+    )
+    callback_timeout: float = Field(default=10.0, gt=0, description="Seconds per callback try.")
+    video_timeout: float = Field(
+        default=3600.0, gt=0, description="Seconds one mp4/webm output may take to encode."
+    )
     decode_threads: int = Field(
         default=0,
         ge=0,
-        description="Readers decoding one task's frames in parallel (0: two per CPU core).",
+        description="Readers decoding one task's frames in parallel (0: one per CPU core).",
     )
 
     @field_validator("api_keys", "local_source_dirs", "s3_insecure_endpoints", mode="before")
@@ -133,6 +143,10 @@ class Settings(BaseSettings):
     @property
     def storage_dir(self) -> Path:
         return self.data_dir / "storage"
+
+    @property
+    def upload_dir(self) -> Path:
+        return self.data_dir / "uploads"
 
     @property
     def work_dir(self) -> Path:

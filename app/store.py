@@ -41,9 +41,15 @@ CREATE TABLE IF NOT EXISTS tasks (
     duration REAL,
     source_size REAL,
     outputs TEXT NOT NULL DEFAULT '{}',
-    storage_purged INTEGER NOT NULL DEFAULT 0
+    storage_purged INTEGER NOT NULL DEFAULT 0,
+    callbacks TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks(status);
+CREATE TABLE IF NOT EXISTS uploads (
+    uuid TEXT PRIMARY KEY,
+    task_token TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
 """
 
 
@@ -77,6 +83,11 @@ class TaskStore(Protocol):
     def queued_before(self, when: float) -> list[str]: ...
     def expired_results(self, finished_before: float) -> list[str]: ...
     def mark_purged(self, token: str) -> None: ...
+    def mark_callback(self, token: str, event: str) -> None: ...
+    def callbacks_sent(self, token: str) -> list[str]: ...
+    def add_warning(self, token: str, warning: dict[str, Any]) -> None: ...
+    def add_upload(self, uuid: str, token: str, now: float) -> None: ...
+    def upload_owner(self, uuid: str) -> str | None: ...
 
 
 class SqliteTaskStore:
@@ -86,6 +97,9 @@ class SqliteTaskStore:
         with self._db() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(tasks)")}
+            if "callbacks" not in columns:  # a data dir from before callbacks
+                db.execute("ALTER TABLE tasks ADD COLUMN callbacks TEXT NOT NULL DEFAULT '[]'")
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -192,13 +206,17 @@ class SqliteTaskStore:
         marks = ",".join("?" * len(sources))
         fence, fence_args = ("", ()) if attempt is None else (" AND attempts = ?", (attempt,))
         return self._update(
-            f"UPDATE tasks SET status = ?, outputs = ?, error_description = ?, finished_at = ?, "
+            f"UPDATE tasks SET status = ?, error_description = ?, finished_at = ?, "
+            f"outputs = json_set(?, '$.warnings', (SELECT json_group_array(json(value)) FROM ("
+            f"SELECT value FROM json_each(coalesce(json_extract(outputs, '$.warnings'), '[]')) "
+            f"UNION ALL SELECT value FROM json_each(?)))), "
             f"worker_id = NULL WHERE token = ? AND status IN ({marks}){fence}",
             (
                 status.value,
-                json.dumps(outputs.to_dict()),
                 error_description,
                 now,
+                json.dumps(outputs.to_dict()),
+                json.dumps(outputs.warnings),
                 token,
                 *sources,
                 *fence_args,
@@ -240,6 +258,34 @@ class SqliteTaskStore:
 
     def mark_purged(self, token: str) -> None:
         self._update("UPDATE tasks SET storage_purged = 1 WHERE token = ?", (token,))
+
+    def mark_callback(self, token: str, event: str) -> None:
+        self._update(
+            "UPDATE tasks SET callbacks = json_insert(callbacks, '$[#]', ?) WHERE token = ?",
+            (event, token),
+        )
+
+    def add_upload(self, uuid: str, token: str, now: float) -> None:
+        with self._db() as db:
+            db.execute("INSERT INTO uploads VALUES (?, ?, ?)", (uuid, token, now))
+
+    def upload_owner(self, uuid: str) -> str | None:
+        with self._db() as db:
+            row = db.execute("SELECT task_token FROM uploads WHERE uuid = ?", (uuid,)).fetchone()
+        return None if row is None else str(row["task_token"])
+
+    def callbacks_sent(self, token: str) -> list[str]:
+        with self._db() as db:
+            row = db.execute("SELECT callbacks FROM tasks WHERE token = ?", (token,)).fetchone()
+        return [] if row is None else list(json.loads(row["callbacks"]))
+
+    def add_warning(self, token: str, warning: dict[str, Any]) -> None:
+        self._update(
+            "UPDATE tasks SET outputs = json_set(outputs, '$.warnings', json_insert("
+            "coalesce(json_extract(outputs, '$.warnings'), json('[]')), '$[#]', json(?))) "
+            "WHERE token = ?",
+            (json.dumps(warning), token),
+        )
 
 
 def _record(row: sqlite3.Row) -> TaskRecord:

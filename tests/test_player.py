@@ -23,7 +23,7 @@ from tests.conftest import ffmpeg, free_port
 from tests.qclient import QClient
 from tests.test_thumbnails import of_type, parse_cues, vtt_of
 
-PLAYER_DIR = Path(__file__).parent / "player"
+PLAYER_DIR = Path(__file__).parent / "js"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -52,7 +52,7 @@ PAGE = """<!doctype html>
 def page_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """The page, Plyr and the clip over HTTP with Range support (Starlette's StaticFiles)."""
     if not (PLAYER_DIR / "node_modules" / "plyr").is_dir():
-        raise RuntimeError("Plyr is missing: `make test` runs npm ci in tests/player")
+        raise RuntimeError("Plyr is missing: `make test` runs npm ci in tests/js")
     site = tmp_path_factory.mktemp("site")
     (site / "index.html").write_text(PAGE)
     # Brightness rises with the frame index, so every 2-second tile has its own grey.

@@ -59,9 +59,3 @@ def test_split_covers_all_in_order(count, parts):
     ranges = split(count, parts)
     assert [i for r in ranges for i in r] == list(range(count))
     assert max(len(r) for r in ranges) - min(len(r) for r in ranges) <= 1
-
-
-def test_split_aligns_to_sheets():
-    # 10,800 tiles, 1,770 a sheet: the cut nearest the middle is after 3 sheets
-    assert split(10_800, 2, align=1770) == [range(0, 5310), range(5310, 10_800)]
-    assert split(60, 2, align=100) == [range(0, 60)]  # callers align only across sheets

@@ -181,7 +181,7 @@ def test_unsupported_output_fails_alone(client: QClient, clips: Path):
         {
             "source": str(clips / "testsrc.mp4"),
             "format": [
-                {"output": "mp4", "size": "320x240", "user_tag": "v"},
+                {"output": "advanced_hls", "user_tag": "v"},
                 {"output": "thumbnail", "time": 0.15, "user_tag": "15"},
                 {"output": "thumbnail", "time": 0.5, "user_tag": "50"},
             ],
@@ -191,8 +191,9 @@ def test_unsupported_output_fails_alone(client: QClient, clips: Path):
     assert [i["user_tag"] for i in status["images"]] == ["15", "50"]
     assert [i["tag"] for i in status["images"]] == ["image-1-0", "image-2-0"]
     [video] = status["videos"]
-    assert video["error"] == 1 and video["error_description"] == "output 'mp4' is not supported yet"
-    assert status["warnings"][0]["details"] == "output 'mp4' is not supported yet"
+    message = "output 'advanced_hls' is not supported yet"
+    assert video["error"] == 1 and video["error_description"] == message
+    assert status["warnings"][0]["details"] == message
 
 
 @pytest.mark.parametrize(

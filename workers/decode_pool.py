@@ -22,19 +22,10 @@ T = TypeVar("T")
 _DONE = object()
 
 
-def split(count: int, parts: int, align: int = 1) -> list[range]:
-    """``parts`` contiguous ranges covering ``range(count)``, near-equal in size.
-
-    With ``align`` > 1 every inner boundary falls on a multiple of ``align`` (a sprite sheet's
-    tile count), so each sheet is filled by one reader and at most ``parts`` are open at once.
-    """
+def split(count: int, parts: int) -> list[range]:
+    """``parts`` contiguous ranges covering ``range(count)``, sizes differing by at most one."""
     parts = max(1, min(parts, count))
-    bounds = [0]
-    for i in range(1, parts):
-        cut = round(count * i / parts / align) * align
-        if bounds[-1] < cut < count:
-            bounds.append(cut)
-    bounds.append(count)
+    bounds = [round(count * i / parts) for i in range(parts + 1)]
     return [range(a, b) for a, b in itertools.pairwise(bounds)]
 
 
@@ -49,12 +40,11 @@ class DecodePool(Generic[T]):
         transform: Callable[[Picture], T],
         readers: int,
         keyframes_only: bool = False,
-        align: int = 1,
     ) -> None:
         self.path, self.info, self.times = path, info, list(times)
         self.transform = transform
         self.keyframes_only = keyframes_only
-        self.ranges = split(len(self.times), readers, align)
+        self.ranges = split(len(self.times), readers)
         self._results: queue.Queue[object] = queue.Queue(maxsize=4 * len(self.ranges))
         self._stop = threading.Event()
 

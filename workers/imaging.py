@@ -69,7 +69,8 @@ def encode_bytes(image: Image.Image, fmt: ImageFormat, quality: int | None) -> b
         image.save(buffer, "PNG", compress_level=6)
     elif fmt is ImageFormat.JPG:
         q = quality or DEFAULT_QUALITY[fmt]
-        image.convert("RGB").save(buffer, "JPEG", quality=q, optimize=False)
+        rgb = image if image.mode == "RGB" else image.convert("RGB")  # no 100 MB sheet copy
+        rgb.save(buffer, "JPEG", quality=q, optimize=False)
     else:
         image.save(buffer, "WEBP", quality=quality or DEFAULT_QUALITY[fmt], method=4)
     return buffer.getvalue()

@@ -18,14 +18,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
+from app.callbacks import deliver_final
 from app.errors import QencodeError
 from app.model import Outputs, TaskStatus
-from app.query import IMAGE_OUTPUTS, Destination, FormatSpec, Query, parse_query
+from app.query import VIDEO_OUTPUTS, Destination, FormatSpec, Query, parse_query
 from app.queue import TaskQueue
 from app.settings import Settings
 from app.store import TaskStore
+from workers.entries import add_failed, add_stored
 from workers.failures import FormatFailure, TaskFailure
 from workers.frames import VideoReader
 from workers.probe import MediaInfo, probe
@@ -35,15 +36,9 @@ from workers.series import make_thumbnails
 from workers.sources import fetch_source
 from workers.storage import Storage, TemporaryStorage
 from workers.thumbnail import make_thumbnail
+from workers.video import make_video
 
 log = logging.getLogger("qthumb.worker")
-
-OUTPUT_ARRAYS = {
-    "mp3": "audios",
-    "flac": "audios",
-    "hls_audio": "audios",
-    "speech_to_text": "texts",
-}
 
 
 class LostClaim(Exception):
@@ -109,7 +104,14 @@ class TaskRun:
             query = parse_query(json.loads(task.query))
         except QencodeError as exc:
             raise TaskFailure(f"query: {exc.message}") from None
-        fetched = fetch_source(query.source, work, self.settings, self._download_progress)
+        fetched = fetch_source(
+            query.source,
+            work,
+            self.settings,
+            self._download_progress,
+            self.store.upload_owner,
+            self.token,
+        )
         info = probe(fetched.path)
         self.store.set_source_info(self.token, self.attempt, info.duration, fetched.size)
         log.info(
@@ -127,7 +129,7 @@ class TaskRun:
         for spec, products in made:
             self._save(spec, products)
         made_any = any(
-            "error" not in entry for entry in [*self.outputs.images, *self.outputs.videos]
+            not entry.get("error") for entry in [*self.outputs.images, *self.outputs.videos]
         )
         if not made_any:
             reasons = [w["details"] for w in self.outputs.warnings]
@@ -180,9 +182,13 @@ class TaskRun:
         if spec.output == "thumbnail":
             return make_thumbnail(reader(), spec, out_dir)
         if spec.output == "thumbnails":
-            # Two readers a core: a reader's Python steps then overlap another's decoding.
-            readers = self.settings.decode_threads or 2 * (os.cpu_count() or 1)
+            # One reader a core: more only adds containers (~20 MB each for long files) and
+            # contention when decoding dominates (measured in bench/RESULTS.md).
+            readers = self.settings.decode_threads or os.cpu_count() or 1
             return make_thumbnails(source, info, spec, out_dir, progress, readers)
+        if spec.output in VIDEO_OUTPUTS:
+            timeout = self.settings.video_timeout
+            return make_video(source, info, spec, out_dir, progress, timeout)
         raise FormatFailure(f"output '{spec.output}' is not supported yet")
 
     def _storage(self, spec: FormatSpec, destination: Destination | None) -> Storage:
@@ -209,47 +215,10 @@ class TaskRun:
     def _put_all(self, spec: FormatSpec, storage: Storage, products: list[Product]) -> None:
         # Entries only once every file is stored: a destination is reported whole or not at all.
         stored = [storage.put(p.path, p.name, p.content_type) for p in products]
-        prefix = f"image-{spec.index}-"
-        first = sum(1 for e in self.outputs.images if str(e.get("tag", "")).startswith(prefix))
-        for j, (product, obj) in enumerate(zip(products, stored, strict=True), start=first):
-            entry: dict[str, Any] = {
-                "url": obj.url,
-                "tag": f"{prefix}{j}",
-                "user_tag": spec.user_tag,
-                "profile": None,
-                "storage": obj.storage,
-                "type": product.kind,
-                "width": product.width,
-                "height": product.height,
-                "size": product.size,
-            }
-            if product.time is not None:
-                entry["time"] = round(product.time, 6)
-            self.outputs.images.append(entry)
+        add_stored(self.outputs, spec, products, stored)
 
     def _format_failed(self, spec: FormatSpec, description: str) -> None:
-        kind = "image" if spec.output in IMAGE_OUTPUTS else "video"
-        array = "images" if kind == "image" else OUTPUT_ARRAYS.get(spec.output, "videos")
-        tag = f"{kind}-{spec.index}-0"
-        getattr(self.outputs, array).append(
-            {
-                "url": None,
-                "tag": tag,
-                "user_tag": spec.user_tag,
-                "profile": None,
-                "storage": None,
-                "status": "error",
-                "error": 1,
-                "error_description": description,
-            }
-        )
-        self.outputs.warnings.append(
-            {
-                "message": f"format {spec.index} ({spec.output}) failed",
-                "details": description,
-                "tag": tag,
-            }
-        )
+        add_failed(self.outputs, spec, description)
         log.warning(
             "task %s format %d (%s) failed: %s", self.token, spec.index, spec.output, description
         )
@@ -295,6 +264,7 @@ def run_task(
 def _end(store: TaskStore, run: TaskRun, status: TaskStatus, description: str | None) -> None:
     if store.finish(run.token, run.attempt, status, run.outputs, description, time.time()):
         log.info("task %s %s%s", run.token, status.value, f": {description}" if description else "")
+        deliver_final(run.settings, store, run.token)
     else:
         log.warning(
             "task %s: result of attempt %d not recorded (claim lost)", run.token, run.attempt

@@ -23,6 +23,7 @@ class MediaInfo:
     frame_rate: float | None
     codec: str
     rotation: int = 0  # counter-clockwise degrees from the display matrix
+    has_audio: bool = False
 
     @property
     def display_width(self) -> int:
@@ -72,6 +73,7 @@ def probe(path: Path) -> MediaInfo:
             frame_rate=float(rate) if rate else None,
             codec=ctx.name,
             rotation=_first_frame_rotation(container, stream),
+            has_audio=bool(container.streams.audio),
         )
 
 

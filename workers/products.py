@@ -16,3 +16,4 @@ class Product:
     height: int | None = None
     size: int = 0
     time: float | None = None
+    duration: float | None = None  # videos

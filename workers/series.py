@@ -4,7 +4,7 @@ the WebVTT file that players read for seek-bar previews (§3.4, §11.5, §11.7, 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from PIL import Image
@@ -19,9 +19,6 @@ from workers.sprites import SheetComposer, SheetLayout
 from workers.webvtt import render_vtt, tile_cues
 
 VTT_NAME = "thumbnails.vtt"
-# Memory for sheets being filled at once (one per reader when there are several sheets): two
-# 16,000-px sheets of 160x90 tiles, 76 MB each, keep a 3-hour series under 300 MB.
-OPEN_SHEETS_BUDGET = 160 * 1024 * 1024
 
 
 def series_span(spec: FormatSpec, info: MediaInfo) -> tuple[float, float]:
@@ -71,15 +68,8 @@ def make_thumbnails(
     def frame_out(picture: Picture) -> tuple[Image.Image, float]:
         return render(picture, spec.sizing), picture.time
 
-    # Several sheets: each reader fills whole sheets, so few are open at once. One sheet: all
-    # readers share it.
-    align = 1
-    if composer is not None and layout.sheets > 1:
-        align = layout.per_sheet
-        sheet_bytes = 3 * layout.columns * layout.tile_width * layout.rows_per_sheet * tile[1]
-        readers = max(1, min(readers, OPEN_SHEETS_BUDGET // sheet_bytes))
-    pool = DecodePool(source, info, times, frame_out, readers, spec.keyframes_only, align)
-    for done, (k, (image, shown_at)) in enumerate(pool, start=1):
+    decoded = _decoded(source, info, times, frame_out, readers, spec, layout)
+    for done, (k, (image, shown_at)) in enumerate(decoded, start=1):
         if composer is None:
             name = f"thumb_{k + 1:05d}.{ext}"
             encoded = encode(image, spec.image_format, spec.quality, out_dir / name)
@@ -101,6 +91,28 @@ def make_thumbnails(
         )
     )
     return products
+
+
+def _decoded(
+    source: Path,
+    info: MediaInfo,
+    times: list[float],
+    frame_out: Callable[[Picture], tuple[Image.Image, float]],
+    readers: int,
+    spec: FormatSpec,
+    layout: SheetLayout,
+) -> Iterator[tuple[int, tuple[Image.Image, float]]]:
+    """(index, tile) for every time. Sheets are filled one after another, all readers working
+    on the same sheet, so only one sheet is ever held (a 16,000-px sheet is ~100 MB)."""
+    batches = [range(len(times))]
+    if spec.sprite and layout.sheets > 1:
+        n = layout.per_sheet
+        batches = [range(s * n, min(len(times), (s + 1) * n)) for s in range(layout.sheets)]
+    for batch in batches:
+        chunk = times[batch.start : batch.stop]
+        pool = DecodePool(source, info, chunk, frame_out, readers, spec.keyframes_only)
+        for k, item in pool:
+            yield batch.start + k, item
 
 
 def _product(

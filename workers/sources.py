@@ -3,6 +3,8 @@ or a local path inside ``QTHUMB_LOCAL_SOURCE_DIRS`` (``file:///abs/path`` or ``/
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,12 @@ class FetchedSource:
 
 
 def fetch_source(
-    source: str, work_dir: Path, settings: Settings, progress: Callable[[int], None]
+    source: str,
+    work_dir: Path,
+    settings: Settings,
+    progress: Callable[[int], None],
+    upload_owner: Callable[[str], str | None],
+    task_token: str,
 ) -> FetchedSource:
     """Return a local file holding the source. Local files are read in place, never copied."""
     scheme = urlsplit(source).scheme.lower()
@@ -36,11 +43,35 @@ def fetch_source(
         target = work_dir / "source"
         return FetchedSource(path=target, size=download_s3(source, target, settings))
     if scheme == "tus":
-        raise SourceError(f"source {source}: tus uploads are not available on this server yet")
+        return _uploaded(source, settings, upload_owner, task_token)
     raise SourceError(
         f"source {source[:200]!r}: unsupported scheme; use http(s)://, s3://, file:// or an "
         "absolute path"
     )
+
+
+def _uploaded(
+    source: str, settings: Settings, upload_owner: Callable[[str], str | None], task_token: str
+) -> FetchedSource:
+    """``tus:<uuid>``: a file uploaded to this task's upload URL, and finished."""
+    uid = source.split(":", 1)[1].strip()
+    if not re.fullmatch(r"[0-9a-f]{32}", uid) or upload_owner(uid) != task_token:
+        raise SourceError(f"source {source}: no upload with that uuid was made for this task")
+    path = settings.upload_dir / uid
+    try:
+        info = json.loads((settings.upload_dir / f"{uid}.info").read_text())
+        size = path.stat().st_size
+    except (OSError, ValueError):
+        raise SourceError(f"source {source}: the upload is missing or unreadable") from None
+    if (
+        info.get("size") is None
+        or int(info.get("offset") or 0) != int(info["size"])
+        or (size != int(info["size"]))
+    ):
+        raise SourceError(
+            f"source {source}: the upload is not complete ({size} of {info.get('size')} bytes)"
+        )
+    return FetchedSource(path=path, size=size)
 
 
 def _local(source: str, settings: Settings) -> FetchedSource:

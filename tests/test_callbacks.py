@@ -1,0 +1,139 @@
+"""Callbacks to a receiver on loopback: events in order, payload echoed, status as JSON, and a
+dead receiver never fails a task."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from tests.conftest import API_KEY, QthumbProcess, free_port, make_qthumb
+from tests.qclient import QClient
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.fail_first = 0
+        self.port = free_port()
+
+        async def hook(request: Request) -> PlainTextResponse:
+            form = dict((await request.form()).items())
+            self.calls.append(form)
+            if self.fail_first > 0:
+                self.fail_first -= 1
+                return PlainTextResponse("busy", status_code=500)
+            return PlainTextResponse("ok")
+
+        app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error")
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def events(self, token: str) -> list[str]:
+        return [c["event"] for c in self.calls if c["task_token"] == token]
+
+    def wait_for(self, token: str, count: int, timeout: float = 30) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while len(self.events(token)) < count:
+            assert time.monotonic() < deadline, self.events(token)
+            time.sleep(0.05)
+        return [c for c in self.calls if c["task_token"] == token]
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    thread = threading.Thread(target=r.server.run, daemon=True)
+    thread.start()
+    while not r.server.started:
+        time.sleep(0.05)
+    yield r
+    r.server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def cb_qthumb(tmp_path_factory: pytest.TempPathFactory, clips: Path) -> Iterator[QthumbProcess]:
+    server = make_qthumb(
+        tmp_path_factory.mktemp("qthumb-cb"), clips,
+        QTHUMB_CALLBACK_ATTEMPTS="3", QTHUMB_CALLBACK_BACKOFF="0.1", QTHUMB_CALLBACK_TIMEOUT="2",
+    )  # fmt: skip
+    server.serve(workers=2)
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def cb(cb_qthumb: QthumbProcess) -> Iterator[QClient]:
+    with QClient(cb_qthumb.base_url, API_KEY) as c:
+        yield c
+
+
+def test_good_task_sends_queued_then_saved(cb: QClient, clips: Path, receiver: Receiver):
+    task = cb.start(
+        {"source": str(clips / "testsrc.mp4"), "callback_url": receiver.url,
+         "format": [{"output": "thumbnail"}]},
+        payload="my-payload-42",
+    )  # fmt: skip
+    calls = receiver.wait_for(task, 2)
+    assert [c["event"] for c in calls] == ["queued", "saved"]
+    for call in calls:
+        assert call["payload"] == "my-payload-42" and call["callback_type"] == "task"
+    saved = json.loads(calls[1]["status"])
+    assert saved["status"] == "completed" and saved["error"] == 0
+    assert saved["images"][0]["url"].endswith("/0/thumbnail.png")
+    assert cb.wait(task)["warnings"] == []
+
+
+def test_failing_task_sends_queued_error_saved(cb: QClient, receiver: Receiver):
+    task = cb.start({"source": "/etc/passwd", "callback_url": receiver.url,
+                     "format": [{"output": "thumbnail"}]})  # fmt: skip
+    calls = receiver.wait_for(task, 3)
+    assert [c["event"] for c in calls] == ["queued", "error", "saved"]
+    assert calls[1]["error_message"].startswith("source /etc/passwd: local files must be")
+    assert json.loads(calls[2]["status"])["status"] == "error"
+
+
+def test_a_500_is_retried(cb: QClient, clips: Path, receiver: Receiver):
+    receiver.fail_first = 1
+    task = cb.start({"source": str(clips / "testsrc.mp4"), "callback_url": receiver.url,
+                     "format": [{"output": "thumbnail"}]})  # fmt: skip
+    calls = receiver.wait_for(task, 3)
+    assert [c["event"] for c in calls] == ["queued", "queued", "saved"]
+    assert cb.wait(task)["warnings"] == []
+
+
+def test_dead_receiver_does_not_fail_the_task(cb: QClient, clips: Path):
+    dead = f"http://127.0.0.1:{free_port()}/nobody-listens"
+    task = cb.start({"source": str(clips / "testsrc.mp4"), "callback_url": dead,
+                     "format": [{"output": "thumbnail"}]})  # fmt: skip
+    deadline = time.monotonic() + 30
+    while len((status := cb.wait(task))["warnings"]) < 2:
+        assert time.monotonic() < deadline, status
+        time.sleep(0.1)
+    assert status["status"] == "completed" and status["error"] == 0
+    assert [w["message"] for w in status["warnings"]] == ["Callback delivery error"] * 2
+    assert status["warnings"][0]["details"].startswith(f"Error sending callback to {dead} ")
+
+
+def test_payload_over_1000_chars_is_error_9(cb: QClient):
+    task = cb.new_task()
+    reply = cb.post("start_encode2", {"task_token": task, "payload": "p" * 1001,
+                                      "query": json.dumps({"query": {"source": "/x", "format": [
+                                          {"output": "thumbnail"}]}})})  # fmt: skip
+    assert reply["error"] == 9

@@ -1,0 +1,70 @@
+"""Qencode's official SDKs, unchanged but for the base URL, against ``qthumb serve``: the Python
+``qencode3`` (PyPI) in this process and the Node ``qencode-api`` (npm) through ``node``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import qencode3
+
+from tests.conftest import API_KEY, QthumbProcess
+
+# qencode3.client is a function until the SDK imports its own ``qencode3.client`` module, which
+# then replaces it: a second ``qencode3.client(...)`` in one process fails (an SDK quirk).
+make_client = qencode3.client
+
+JS_DIR = Path(__file__).parent / "js"
+
+
+def test_python_sdk_custom_start_and_status(qthumb: QthumbProcess, clips: Path):
+    client = make_client(API_KEY, api_url=qthumb.base_url)
+    assert not client.error, client.message
+    task = client.create_task()
+    assert not task.error and len(task.task_token) == 32
+    assert task.upload_url == f"{qthumb.base_url}/v1/upload_file"
+    # custom_start sends what it is given: the caller wraps the query (§7.1)
+    task.custom_start({"query": {"source": str(clips / "testsrc.mp4"), "format": [
+        {"output": "thumbnail", "time": 0.5, "width": 320},
+        {"output": "thumbnails", "interval": 2, "sprite": 1, "columns": 3, "width": 160},
+    ]}}, payload="py-payload")  # fmt: skip
+    assert not task.error, task.message
+    assert task.status_url == f"{qthumb.base_url}/v1/status"
+    deadline = time.monotonic() + 60
+    while (status := task.status())["status"] not in ("completed", "error"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert status["status"] == "completed" and status["payload"] == "py-payload"
+    assert {i["type"] for i in status["images"]} == {"thumbnail", "sprite", "vtt"}
+
+
+def test_python_sdk_reports_api_errors(qthumb: QthumbProcess):
+    client = make_client("0123456789abcdef-unknown", api_url=qthumb.base_url)
+    assert client.error == 3 and client.message == "api_key not found"
+
+
+def test_python_sdk_status_of_unknown_task_falls_back_and_returns_none(qthumb: QthumbProcess):
+    client = make_client(API_KEY, api_url=qthumb.base_url)
+    task = client.create_task()
+    task.task_token = "d" * 32
+    task.status_url = f"{qthumb.base_url}/v1/status"
+    assert task.status() is None
+
+
+def test_node_sdk_custom_start_and_status(qthumb: QthumbProcess, clips: Path):
+    query = {"source": str(clips / "testsrc.mp4"), "format": [
+        {"output": "thumbnails", "interval": 2, "sprite": 1, "columns": 5, "width": 160},
+    ]}  # fmt: skip
+    out = subprocess.run(
+        ["node", str(JS_DIR / "sdk-run.js"), qthumb.base_url, API_KEY, json.dumps(query)],
+        capture_output=True, text=True, timeout=120, cwd=JS_DIR, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    status = result["status"]
+    assert status["status"] == "completed" and status["payload"] == "node-payload"
+    assert result["upload_url"] == f"{qthumb.base_url}/v1/upload_file"
+    [sprite] = [i for i in status["images"] if i["type"] == "sprite"]
+    assert (sprite["width"], sprite["height"]) == (3 * 160, 90)  # 3 tiles: 3 columns

@@ -1,0 +1,98 @@
+"""Direct uploads (tus 1.0) at upload_url/<task_token>: the Python SDK's uploader, resumable
+uploads with tuspy, and uploads that belong to another task refused."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import qencode3
+from qencode3 import tus_uploader
+from tusclient import client as tus
+
+from tests.conftest import API_KEY, QthumbProcess
+from tests.test_sdks import make_client
+
+# tuspy 0.2 (the one qencode3's uploader works with) leaves the uploaded file open.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
+
+
+def wait(task: qencode3.task.Task) -> dict:  # type: ignore[name-defined]
+    deadline = time.monotonic() + 60
+    while (status := task.status())["status"] not in ("completed", "error"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    return status
+
+
+def test_python_sdk_uploads_then_encodes_the_upload(qthumb: QthumbProcess, clips: Path):
+    client = make_client(API_KEY, api_url=qthumb.base_url)
+    task = client.create_task()
+    result = tus_uploader.upload(
+        file_path=str(clips / "index.mp4"), url=f"{task.upload_url}/{task.task_token}"
+    )
+    assert result.status == "Ok" and result.url.startswith("tus:")
+    uid = result.url.split(":", 1)[1]
+    assert len(uid) == 32
+    task.custom_start({"query": {"source": result.url, "format": [
+        {"output": "thumbnail", "time": 0.5}]}})  # fmt: skip
+    status = wait(task)
+    assert status["status"] == "completed", status
+    assert status["images"][0]["time"] == 2.0
+    assert status["source_size"] == (clips / "index.mp4").stat().st_size
+
+
+def test_location_ends_with_the_uuid_and_uploads_resume(qthumb: QthumbProcess, clips: Path):
+    client = make_client(API_KEY, api_url=qthumb.base_url)
+    task = client.create_task()
+    endpoint = f"{task.upload_url}/{task.task_token}"
+    source = clips / "testsrc.mp4"
+    metadata = {"filename": source.name, "filetype": "video/mp4"}
+    first = tus.TusClient(endpoint).uploader(
+        file_path=str(source), chunk_size=4096, metadata=metadata
+    )
+    first.upload_chunk()  # one chunk, then the "connection drops"
+    assert first.url.startswith(f"{endpoint}/") and first.url.rsplit("/", 1)[1].isalnum()
+    head = httpx.head(first.url, headers={"Tus-Resumable": "1.0.0"})
+    assert head.status_code == 200 and head.headers["Upload-Offset"] == "4096"
+    resumed = tus.TusClient(endpoint).uploader(
+        file_path=str(source), chunk_size=64 * 1024, url=first.url, metadata=metadata
+    )
+    assert resumed.offset == 4096  # asked the server with HEAD
+    resumed.upload()
+    task.custom_start({"query": {"source": "tus:" + first.url.rsplit("/", 1)[1],
+                                 "format": [{"output": "thumbnail"}]}})  # fmt: skip
+    assert wait(task)["status"] == "completed"
+
+
+def test_uploads_of_another_task_are_refused(qthumb: QthumbProcess, clips: Path):
+    client = make_client(API_KEY, api_url=qthumb.base_url)
+    owner, other = client.create_task(), client.create_task()
+    result = tus_uploader.upload(
+        file_path=str(clips / "testsrc.mp4"), url=f"{owner.upload_url}/{owner.task_token}"
+    )
+    uid = result.url.split(":", 1)[1]
+    # resuming it through the other task's URL
+    head = httpx.head(f"{other.upload_url}/{other.task_token}/{uid}",
+                      headers={"Tus-Resumable": "1.0.0"})  # fmt: skip
+    assert head.status_code == 404
+    # an unknown task token
+    post = httpx.post(f"{owner.upload_url}/{'0' * 32}",
+                      headers={"Tus-Resumable": "1.0.0", "Upload-Length": "10"})  # fmt: skip
+    assert post.status_code == 404
+    # using it as the other task's source
+    other.custom_start({"query": {"source": result.url, "format": [{"output": "thumbnail"}]}})
+    status = wait(other)
+    assert status["status"] == "error"
+    assert status["error_description"] == (
+        f"source {result.url}: no upload with that uuid was made for this task"
+    )
+    # a started task takes no more uploads
+    post = httpx.post(f"{other.upload_url}/{other.task_token}",
+                      headers={"Tus-Resumable": "1.0.0", "Upload-Length": "10"})  # fmt: skip
+    assert post.status_code == 409

@@ -1,0 +1,124 @@
+"""``mp4`` and ``webm`` outputs beside thumbnails: the files play (ffprobe) at the asked size,
+frame rate and duration, with audio, and the seed query runs whole."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.query import parse_query
+from tests.conftest import ffmpeg
+from tests.qclient import QClient
+from workers.probe import MediaInfo
+from workers.video import video_command
+
+
+@pytest.fixture(scope="module")
+def av_clip(clips: Path) -> Path:
+    path = clips / "with-audio.mp4"
+    if not path.exists():
+        ffmpeg("-f", "lavfi", "-i", "testsrc2=s=640x360:r=25:d=6", "-f", "lavfi",
+               "-i", "sine=frequency=440:duration=6", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+               "-c:a", "aac", "-shortest", str(path))  # fmt: skip
+    return path
+
+
+def ffprobe(data: bytes, tmp: Path, suffix: str) -> dict[str, Any]:
+    path = tmp / f"probe{suffix}"
+    path.write_bytes(data)
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def test_command_is_built_as_a_list():
+    spec = parse_query({"source": "x", "format": [
+        {"output": "mp4", "size": "320x240", "framerate": "15", "keyframe": "2s",
+         "start_time": 1, "duration": 2, "bitrate": 500},
+    ]}).formats[0]  # fmt: skip
+    info = MediaInfo(duration=6.0, coded_width=640, coded_height=360, sample_aspect=1,  # type: ignore[arg-type]
+                     start_time=0.0, frame_rate=25.0, codec="h264", has_audio=True)  # fmt: skip
+    plan = video_command(Path("/in.mp4"), Path("/out/video.mp4"), spec, info, True)
+    assert (plan.width, plan.height, plan.duration) == (320, 240, 2.0)
+    argv = plan.argv
+    assert argv[0] == "ffmpeg" and argv[argv.index("-ss") + 1] == "1.000"
+    assert argv.index("-ss") < argv.index("-i")  # -ss before -i: a fast, exact input seek
+    assert argv[argv.index("-i") + 1] == "/in.mp4" and argv[-1] == "/out/video.mp4"
+    assert argv.index("-nostdin") < argv.index("-i")  # global options first
+    assert "[0:v]scale=320:240[s0];[s0]setsar=1[s1];[s1]fps=fps=15[s2]" in argv
+    for flag, value in (("-vcodec", "libx264"), ("-acodec", "aac"), ("-t", "2.000"),
+                        ("-b:v", "500k"), ("-force_key_frames", "expr:gte(t,n_forced*2)"),
+                        ("-pix_fmt", "yuv420p"), ("-movflags", "+faststart")):  # fmt: skip
+        assert argv[argv.index(flag) + 1] == value, flag
+    assert "-nostdin" in argv and "-progress" in argv
+
+
+def test_seed_query_runs_whole(client: QClient, av_clip: Path, tmp_path: Path):
+    """The shape of Qencode's own curl example: an mp4 beside two thumbnails."""
+    status = client.run({"source": str(av_clip), "format": [
+        {"output": "mp4", "size": "320x240", "video_codec": "libx264", "framerate": "15",
+         "keyframe": "25", "start_time": "1", "duration": "2", "user_tag": "video"},
+        {"output": "thumbnail", "time": "0.15", "width": "320", "height": "240",
+         "user_tag": "15_320x240"},
+        {"output": "thumbnail", "time": "0.5", "width": "320", "height": "240",
+         "user_tag": "50_320x240"},
+    ]}, timeout=120)  # fmt: skip
+    assert status["status"] == "completed", status
+    assert [i["user_tag"] for i in status["images"]] == ["15_320x240", "50_320x240"]
+    [video] = status["videos"]
+    assert video["tag"] == "video-0-0" and video["user_tag"] == "video" and video["error"] == 0
+    assert video["url"].endswith("/0/video.mp4") and video["duration"] == "2.000"
+    response = client.fetch(video["url"])
+    assert response.headers["content-type"] == "video/mp4"
+    info = ffprobe(response.content, tmp_path, ".mp4")
+    v = next(s for s in info["streams"] if s["codec_type"] == "video")
+    a = next(s for s in info["streams"] if s["codec_type"] == "audio")
+    assert (v["width"], v["height"], v["codec_name"], v["r_frame_rate"]) == (
+        320,
+        240,
+        "h264",
+        "15/1",
+    )
+    assert a["codec_name"] == "aac"
+    assert float(info["format"]["duration"]) == pytest.approx(2.0, abs=0.1)
+    assert video["size"] == pytest.approx(len(response.content) / 1e6)
+
+
+def test_webm_with_vp9_and_opus(client: QClient, av_clip: Path, tmp_path: Path):
+    status = client.run({"source": str(av_clip), "format": [
+        {"output": "webm", "width": 160, "quality": 40, "duration": 1.5},
+    ]}, timeout=120)  # fmt: skip
+    assert status["status"] == "completed", status
+    info = ffprobe(client.fetch(status["videos"][0]["url"]).content, tmp_path, ".webm")
+    codecs = {s["codec_type"]: s["codec_name"] for s in info["streams"]}
+    assert codecs == {"video": "vp9", "audio": "opus"}
+    v = next(s for s in info["streams"] if s["codec_type"] == "video")
+    assert (v["width"], v["height"]) == (160, 90)
+
+
+def test_unknown_codec_fails_the_format_alone(client: QClient, av_clip: Path):
+    status = client.run({"source": str(av_clip), "format": [
+        {"output": "mp4", "video_codec": "libx265"}, {"output": "thumbnail"},
+    ]})  # fmt: skip
+    assert status["status"] == "completed"
+    assert status["videos"][0]["error_description"] == (
+        "video_codec 'libx265' is not available for mp4 (libx264)"
+    )
+
+
+def test_start_time_and_duration_clip_a_series(client: QClient, av_clip: Path):
+    status = client.run({"source": str(av_clip), "format": [
+        {"output": "thumbnails", "interval": 1, "start_time": 2, "duration": 3},
+    ]})  # fmt: skip
+    frames = [i for i in status["images"] if i["type"] == "frame"]
+    assert [f["time"] for f in frames] == [2.0, 3.0, 4.0]
+    vtt = client.fetch(next(i["url"] for i in status["images"] if i["type"] == "vtt")).text
+    assert vtt.startswith("WEBVTT\n\n00:00:00.000 --> 00:00:03.000\nthumb_00001.png\n")
+    assert vtt.endswith("00:00:04.000 --> 00:00:05.000\nthumb_00003.png\n")

@@ -1,0 +1,156 @@
+"""``mp4`` and ``webm`` outputs beside thumbnails: the ffmpeg command is built by a pure function
+(``video_command``, through ffmpeg-python, tested by list equality) and run by one runner
+(``run_ffmpeg``) that reads ffmpeg's ``-progress`` lines for the task's percent."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ffmpeg  # ffmpeg-python
+
+from app.query import FormatSpec, VideoSettings
+from workers.failures import FormatFailure
+from workers.imaging import target_size
+from workers.probe import MediaInfo
+from workers.products import Product
+
+CODECS = {
+    "mp4": ("libx264", "aac", "video/mp4"),
+    "webm": ("libvpx-vp9", "libopus", "video/webm"),
+}
+ALLOWED_CODECS = {"mp4": {"libx264"}, "webm": {"libvpx-vp9", "libvpx"}}
+_KEYFRAME_SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s\s*$")
+
+
+@dataclass(frozen=True)
+class VideoPlan:
+    argv: list[str]
+    width: int
+    height: int
+    duration: float
+    content_type: str
+
+
+def _even(n: int) -> int:
+    return max(2, n - n % 2)
+
+
+def video_command(
+    source: Path, out: Path, spec: FormatSpec, info: MediaInfo, has_audio: bool
+) -> VideoPlan:
+    """The ffmpeg argv for one video output. Pure: no file is touched."""
+    settings = spec.video or VideoSettings()
+    vcodec_default, acodec, content_type = CODECS[spec.output]
+    vcodec = settings.video_codec or vcodec_default
+    if vcodec not in ALLOWED_CODECS[spec.output]:
+        allowed = ", ".join(sorted(ALLOWED_CODECS[spec.output]))
+        raise FormatFailure(
+            f"video_codec {vcodec!r} is not available for {spec.output} ({allowed})"
+        )
+    width, height = (_even(v) for v in target_size(info.display_size, spec.sizing))
+    start = spec.start_time or 0.0
+    duration = max(0.0, info.duration - start)
+    if spec.duration is not None:
+        duration = min(duration, spec.duration)
+    in_args: dict[str, Any] = {}
+    if start:
+        in_args["ss"] = f"{start:.3f}"
+    stream = ffmpeg.input(str(source), **in_args)
+    video = stream.video.filter("scale", width, height).filter("setsar", 1)
+    if settings.framerate:
+        video = video.filter("fps", fps=settings.framerate)
+    out_args: dict[str, Any] = {
+        "vcodec": vcodec,
+        "pix_fmt": "yuv420p",
+        "t": f"{duration:.3f}",
+        "map_metadata": -1,
+    }
+    if settings.bitrate:
+        out_args["video_bitrate"] = f"{settings.bitrate}k"
+    elif settings.quality is not None:
+        out_args["crf"] = settings.quality
+    elif vcodec == "libx264":
+        out_args["crf"] = 23
+    else:
+        out_args.update({"crf": 32, "b:v": 0})
+    if vcodec == "libx264":
+        out_args["preset"] = "veryfast"
+        out_args["movflags"] = "+faststart"
+    else:
+        out_args.update({"deadline": "realtime", "cpu-used": 8, "row-mt": 1})
+    if settings.keyframe:
+        match = _KEYFRAME_SECONDS.match(settings.keyframe)
+        if match:
+            out_args["force_key_frames"] = f"expr:gte(t,n_forced*{match.group(1)})"
+        else:
+            out_args["g"] = int(float(settings.keyframe))
+    streams = [video]
+    if has_audio and settings.audio:
+        streams.append(stream.audio)
+        out_args["acodec"] = acodec
+        out_args["audio_bitrate"] = f"{settings.audio_bitrate or 128}k"
+    compiled = ffmpeg.output(*streams, str(out), **out_args).compile()
+    # Global options before the inputs: trailing ones are ignored by ffmpeg.
+    argv = [compiled[0], "-nostdin", "-hide_banner", "-loglevel", "error", "-progress",
+            "pipe:1", "-y", *compiled[1:]]  # fmt: skip
+    return VideoPlan(argv, width, height, duration, content_type)
+
+
+def run_ffmpeg(
+    argv: list[str], duration: float, progress: Callable[[float], None], timeout: float
+) -> None:
+    """Run one ffmpeg command; its ``-progress`` output drives ``progress`` (0-1). Fails with
+    the command's last error lines when ffmpeg fails or passes ``timeout`` seconds."""
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        for line in proc.stdout:
+            if line.startswith("out_time_us=") and duration > 0:
+                value = line.split("=", 1)[1].strip()
+                if value.isdigit():
+                    progress(min(1.0, int(value) / 1e6 / duration))
+        errors = proc.stderr.read()
+        code = proc.wait()
+    finally:
+        timer.cancel()
+    if code != 0:
+        tail = " | ".join(errors.strip().splitlines()[-3:]) or f"exit code {code}"
+        reason = "timed out" if code == -9 else tail
+        raise FormatFailure(f"ffmpeg could not make the {argv[-1].rsplit('.', 1)[-1]}: {reason}")
+
+
+def make_video(
+    source: Path,
+    info: MediaInfo,
+    spec: FormatSpec,
+    out_dir: Path,
+    progress: Callable[[float], None],
+    timeout: float,
+) -> list[Product]:
+    name = f"video.{spec.output}"
+    plan = video_command(source, out_dir / name, spec, info, info.has_audio)
+    run_ffmpeg(plan.argv, plan.duration, progress, timeout)
+    path = out_dir / name
+    return [
+        Product(
+            path=path,
+            name=name,
+            kind="video",
+            content_type=plan.content_type,
+            width=plan.width,
+            height=plan.height,
+            size=path.stat().st_size,
+            time=None,
+            duration=plan.duration,
+        )
+    ]
