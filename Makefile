@@ -9,6 +9,7 @@ SYSTEM_TEST := $(SYSTEM_RUN) /usr/bin/chromium:chromium npm:npm
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
+	@PYTHON=$(PYTHON) scripts/system-packages.sh pymod:ensurepip:python3-venv
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
