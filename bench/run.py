@@ -296,7 +296,7 @@ def machine() -> str:
 
     return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.platform()}, "
             f"Python {platform.python_version()}, {ffmpeg.splitlines()[0]}, "
-            f"PyAV {av.__version__} (FFmpeg {'.'.join(map(str, av.ffmpeg_version_info))})")  # fmt: skip
+            f"PyAV {av.__version__} (its own FFmpeg {av.ffmpeg_version_info})")  # fmt: skip
 
 
 def main() -> None:
