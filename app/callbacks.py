@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from app.egress import BlockedAddress, EgressPolicy, guarded_request
 from app.model import TaskRecord, TaskStatus, status_object
 from app.settings import Settings
 from app.store import TaskStore
@@ -50,20 +51,25 @@ def callback_form(task: TaskRecord, event: str, status_url: str) -> dict[str, st
 def post_with_retries(
     url: str,
     form: dict[str, str],
+    policy: EgressPolicy,
     attempts: int,
     first_delay: float,
     timeout: float,
     sleep: Callable[[float], None] = time.sleep,
 ) -> str | None:
-    """POST until a 2xx; ``None`` on success, else what went wrong the last time."""
+    """POST until a 2xx; ``None`` on success, else what went wrong the last time. A refused
+    address is not retried."""
     problem = "not sent"
     delay = first_delay
     for attempt in range(1, attempts + 1):
         try:
-            response = httpx.post(url, data=form, timeout=timeout)
+            with httpx.Client(timeout=timeout) as client:
+                response = guarded_request(client, "POST", url, policy, data=form)
             if 200 <= response.status_code < 300:
                 return None
             problem = f"{response.status_code}: {response.text[:200]}"
+        except BlockedAddress as exc:
+            return f"refused: {exc}"
         except httpx.HTTPError as exc:
             problem = f"{type(exc).__name__}: {exc}"
         if attempt < attempts:
@@ -82,6 +88,7 @@ def deliver(settings: Settings, store: TaskStore, token: str, event: str) -> boo
     problem = post_with_retries(
         url,
         form,
+        EgressPolicy.from_cidrs(settings.allowed_networks),
         settings.callback_attempts,
         settings.callback_backoff,
         settings.callback_timeout,

@@ -3,6 +3,7 @@ reads the environment at import time."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated
@@ -45,6 +46,11 @@ class Settings(BaseSettings):
     local_source_dirs: CommaList = Field(
         default_factory=list,
         description="Folders that `file://` and absolute-path sources may come from.",
+    )
+    allowed_networks: CommaList = Field(
+        default_factory=list,
+        description="CIDRs that sources, callbacks and S3 endpoints may reach besides public "
+        "addresses (e.g. 10.0.0.0/8); loopback, private and link-local are refused otherwise.",
     )
     host: str = Field(default="127.0.0.1", description="Address the API listens on.")
     port: int = Field(default=8000, description="Port the API listens on.")
@@ -117,10 +123,19 @@ class Settings(BaseSettings):
         description="Readers decoding one task's frames in parallel (0: one per CPU core).",
     )
 
-    @field_validator("api_keys", "local_source_dirs", "s3_insecure_endpoints", mode="before")
+    @field_validator(
+        "api_keys", "local_source_dirs", "s3_insecure_endpoints", "allowed_networks", mode="before"
+    )
     @classmethod
     def _commas(cls, value: object) -> object:
         return _split_commas(value)
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)  # ValueError names the bad one
+        return value
 
     @field_validator("public_base_url")
     @classmethod

@@ -176,6 +176,8 @@ def make_qthumb(tmp: Path, clips: Path, **extra: str) -> QthumbProcess:
         "QTHUMB_HEARTBEAT_TIMEOUT": "3",
         "QTHUMB_SWEEP_INTERVAL": "0.5",
         "QTHUMB_SHUTDOWN_TIMEOUT": "5",
+        # the tests' sources, callbacks and S3 servers all listen on loopback
+        "QTHUMB_ALLOWED_NETWORKS": "127.0.0.0/8",
         **extra,
     }
     return QthumbProcess(data, env, port)

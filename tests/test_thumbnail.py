@@ -200,7 +200,7 @@ def test_unsupported_output_fails_alone(client: QClient, clips: Path):
     ("source", "description"),
     [
         ("{http}/missing.mp4", "source: HTTP 404 from {http}/missing.mp4"),
-        ("{http}/not-video.html", "source is not a media file FFmpeg can read"),
+        ("{http}/not-video.html", "source is not a media file qthumb can read"),
         ("{clips}/audio.m4a", "source has no video stream (found: audio); thumbnails need a "
          "video track"),
         ("/etc/passwd", "source /etc/passwd: local files must be inside QTHUMB_LOCAL_SOURCE_DIRS"),

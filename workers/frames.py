@@ -26,7 +26,7 @@ import av
 from PIL import Image
 
 from workers.failures import MediaError
-from workers.probe import MediaInfo
+from workers.probe import MediaInfo, open_media
 
 _ROTATIONS = {
     90: Image.Transpose.ROTATE_90,
@@ -79,10 +79,7 @@ def _holds(frame: av.VideoFrame, target: int) -> bool:
 class VideoReader:
     def __init__(self, path: Path, info: MediaInfo, threads: int = 0) -> None:
         self.info = info
-        try:
-            self.container = av.open(str(path), options={"protocol_whitelist": "file"})
-        except av.FFmpegError as exc:
-            raise MediaError(f"source cannot be opened for decoding ({exc})") from None
+        self.container = open_media(path)
         self.stream = self.container.streams.video[0]
         ctx = self.stream.codec_context
         ctx.thread_type = "AUTO"

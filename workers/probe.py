@@ -38,11 +38,30 @@ class MediaInfo:
         return self.display_width, self.coded_height
 
 
-def probe(path: Path) -> MediaInfo:
+# The decoder reads only the file it was given: the file protocol alone, and only demuxers of
+# single-file containers. Playlists (hls, dash), concat lists, image sequences and the like
+# would open other files or URLs named inside the "video".
+SAFE_DEMUXERS = ",".join([
+    "mov", "matroska", "avi", "flv", "mpegts", "mpeg", "asf", "ogg", "mxf", "dv", "nut",
+    "ivf", "h264", "hevc", "m4v", "mpegvideo", "obu", "rm", "wtv",
+    "mp3", "aac", "wav", "flac", "w64", "caf",
+])  # fmt: skip
+OPEN_OPTIONS = {"protocol_whitelist": "file", "format_whitelist": SAFE_DEMUXERS}
+
+
+def open_media(path: Path) -> av.container.InputContainer:
+    """Open a local media file with the safe options; a clear ``MediaError`` otherwise."""
     try:
-        container = av.open(str(path), options={"protocol_whitelist": "file"})
+        return av.open(str(path), options=dict(OPEN_OPTIONS))
     except av.FFmpegError as exc:
-        raise MediaError(f"source is not a media file FFmpeg can read ({_reason(exc)})") from None
+        raise MediaError(
+            f"source is not a media file qthumb can read ({_reason(exc)}); playlists (HLS, "
+            "DASH), concat lists and image sequences are not accepted"
+        ) from None
+
+
+def probe(path: Path) -> MediaInfo:
+    container = open_media(path)
     with container:
         if not container.streams.video:
             kinds: list[str] = sorted({s.type for s in container.streams}) or ["no streams"]

@@ -22,6 +22,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from app.egress import BlockedAddress, EgressPolicy
 from app.query import Destination
 from app.settings import Settings
 from workers.failures import FormatFailure, SourceError
@@ -92,6 +93,14 @@ def parse_s3_url(url: str, settings: Settings) -> tuple[S3Location, str | None, 
     return location, user, password
 
 
+def _check_endpoint(location: S3Location, settings: Settings) -> None:
+    """Refuse endpoints that resolve to non-public addresses (unless allowed). botocore
+    resolves the name again when it connects: a DNS answer that changes in between is not
+    caught here, unlike sources and callbacks, which connect to the checked address."""
+    policy = EgressPolicy.from_cidrs(settings.allowed_networks)
+    policy.resolve(location.host, location.port or (443 if location.secure else 80))
+
+
 def _client(location: S3Location, key: str | None, secret: str | None, settings: Settings) -> Any:
     config = Config(
         s3={"addressing_style": "path"},
@@ -132,6 +141,10 @@ class S3Storage:
         try:
             self.location, user, password = parse_s3_url(destination.url, settings)
         except ValueError as exc:
+            raise FormatFailure(f"destination {destination.url}: {exc}") from None
+        try:
+            _check_endpoint(self.location, settings)
+        except BlockedAddress as exc:
             raise FormatFailure(f"destination {destination.url}: {exc}") from None
         self.destination = destination
         self.folder = folder
@@ -193,6 +206,10 @@ def download_s3(source: str, target: Path, settings: Settings) -> int:
         location, user, password = parse_s3_url(source, settings)
     except ValueError as exc:
         raise SourceError(f"source: {exc}") from None
+    try:
+        _check_endpoint(location, settings)
+    except BlockedAddress as exc:
+        raise SourceError(f"source {location.describe()}: {exc}") from None
     if user is None:
         known = settings.s3_credentials.get(location.netloc) or {}
         user, password = known.get("key"), known.get("secret")

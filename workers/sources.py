@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from app.egress import BlockedAddress, EgressPolicy, guarded_stream
 from app.settings import Settings
 from workers.failures import SourceError
 from workers.s3 import download_s3
@@ -101,10 +102,13 @@ def _download(
         pool=settings.source_connect_timeout,
     )
     cap = settings.max_source_bytes
+    policy = EgressPolicy.from_cidrs(settings.allowed_networks)
     try:
         with (
-            httpx.Client(timeout=timeout, follow_redirects=True, max_redirects=5) as client,
-            client.stream("GET", url, headers={"User-Agent": "qthumb"}) as response,
+            httpx.Client(timeout=timeout) as client,
+            guarded_stream(
+                client, "GET", url, policy, headers={"User-Agent": "qthumb"}
+            ) as response,
         ):
             if response.status_code != 200:
                 raise SourceError(f"source: HTTP {response.status_code} from {url}")
@@ -121,6 +125,8 @@ def _download(
                         raise SourceError(f"source {url}: larger than the limit of {cap} bytes")
                     out.write(chunk)
                     progress(written)
+    except BlockedAddress as exc:
+        raise SourceError(f"source {url}: {exc}") from None
     except httpx.TimeoutException:
         raise SourceError(f"source {url}: timed out") from None
     except httpx.HTTPError as exc:

@@ -17,7 +17,7 @@ import ffmpeg  # ffmpeg-python
 from app.query import FormatSpec, VideoSettings
 from workers.failures import FormatFailure
 from workers.imaging import target_size
-from workers.probe import MediaInfo
+from workers.probe import SAFE_DEMUXERS, MediaInfo
 from workers.products import Product
 
 CODECS = {
@@ -58,7 +58,8 @@ def video_command(
     duration = max(0.0, info.duration - start)
     if spec.duration is not None:
         duration = min(duration, spec.duration)
-    in_args: dict[str, Any] = {}
+    # Same rule as the decoder: the file protocol and single-file demuxers only.
+    in_args: dict[str, Any] = {"protocol_whitelist": "file", "format_whitelist": SAFE_DEMUXERS}
     if start:
         in_args["ss"] = f"{start:.3f}"
     stream = ffmpeg.input(str(source), **in_args)
