@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import routes, storage_routes
 from app.callbacks import deliver
@@ -22,6 +23,7 @@ from app.recovery import sweep
 from app.service import QencodeService
 from app.settings import Settings
 from app.store import SqliteTaskStore, TaskStore
+from app.uploads import PREFIX as UPLOAD_PREFIX
 from app.uploads import UploadLocation, upload_router
 
 log = logging.getLogger("qthumb.api")
@@ -38,6 +40,48 @@ class CollapseSlashes:
             path = "/" + "/".join(part for part in scope["path"].split("/") if part)
             scope = {**scope, "path": path, "raw_path": path.encode()}
         await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    """API requests carry forms of a few KB: a body over ``limit`` bytes gets HTTP 413 (with
+    Qencode's JSON) before any of it is parsed. Uploads (tus) are limited by their own size."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(UPLOAD_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.limit:
+                response = JSONResponse(
+                    {"error": 1, "message": f"request body is over {self.limit} bytes"},
+                    status_code=413,
+                )
+                await response(scope, receive, send)
+                return
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 async def _sweep_forever(settings: Settings, store: TaskStore, queue: TaskQueue) -> None:
@@ -83,5 +127,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(storage_routes.router)
     app.include_router(upload_router(settings, store))
     app.add_middleware(UploadLocation, base_url=lambda: settings.base_url)
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     app.add_middleware(CollapseSlashes)
     return app

@@ -14,11 +14,13 @@ from app.errors import (
     ApiKeyNotFound,
     BadApiKey,
     BadPayload,
+    BadQuery,
     BadTaskTokens,
     BadToken,
     FieldRequired,
     ProfileNotFound,
     QencodeError,
+    SystemBusy,
     TokenNotFound,
 )
 from app.model import TaskStatus, status_object
@@ -100,7 +102,19 @@ class QencodeService:
         if task.status is not TaskStatus.CREATED:
             raise QencodeError("task already started")
         inner = decode_query(query)
+        formats = inner.get("format")
+        if isinstance(formats, list) and len(formats) > self.settings.max_formats:
+            raise BadQuery(
+                f"query.format has {len(formats)} formats; the limit is "
+                f"{self.settings.max_formats} (QTHUMB_MAX_FORMATS)"
+            )
         parsed = parse_query(inner)  # refuse a bad query now, not in the worker
+        active = self.store.active_tasks(task.api_key)
+        if active >= self.settings.max_active_tasks_per_key:
+            raise SystemBusy(
+                f"this API key has {active} tasks queued or running; the limit is "
+                f"{self.settings.max_active_tasks_per_key}: retry when some have finished"
+            )
         if not self.store.start(task_token, json.dumps(inner), payload, self.clock()):
             raise QencodeError("task already started")
         self.queue.enqueue(task_token)

@@ -70,6 +70,22 @@ class Settings(BaseSettings):
     source_read_timeout: float = Field(
         default=60.0, gt=0, description="Seconds without a byte from a source before giving up."
     )
+    max_source_seconds: float = Field(
+        default=24 * 3600, gt=0, description="Longest source accepted, in seconds."
+    )
+    max_frames_per_task: int = Field(
+        default=100_000, ge=1, description="Most frames (thumbnails and tiles) one task may ask."
+    )
+    max_output_pixels: int = Field(
+        default=64_000_000, ge=1, description="Most pixels of one output image or video frame."
+    )
+    max_formats: int = Field(default=100, ge=1, description="Most formats in one query.")
+    max_request_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest API request body (uploads aside)."
+    )
+    max_active_tasks_per_key: int = Field(
+        default=1000, ge=1, description="Queued and running tasks one API key may have at once."
+    )
     max_attempts: int = Field(
         default=3, ge=1, description="Times a task is started before a dying worker fails it."
     )

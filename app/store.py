@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     callbacks TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks(status);
+CREATE INDEX IF NOT EXISTS tasks_key_status ON tasks(api_key, status);
 CREATE TABLE IF NOT EXISTS uploads (
     uuid TEXT PRIMARY KEY,
     task_token TEXT NOT NULL,
@@ -88,6 +89,7 @@ class TaskStore(Protocol):
     def add_warning(self, token: str, warning: dict[str, Any]) -> None: ...
     def add_upload(self, uuid: str, token: str, now: float) -> None: ...
     def upload_owner(self, uuid: str) -> str | None: ...
+    def active_tasks(self, api_key: str) -> int: ...
 
 
 class SqliteTaskStore:
@@ -268,6 +270,15 @@ class SqliteTaskStore:
     def add_upload(self, uuid: str, token: str, now: float) -> None:
         with self._db() as db:
             db.execute("INSERT INTO uploads VALUES (?, ?, ?)", (uuid, token, now))
+
+    def active_tasks(self, api_key: str) -> int:
+        active = [TaskStatus.QUEUED.value, *(s.value for s in TaskStatus if s.running)]
+        with self._db() as db:
+            row = db.execute(
+                "SELECT count(*) AS n FROM tasks WHERE api_key = ? AND status IN (?, ?, ?, ?)",
+                (api_key, *active),
+            ).fetchone()
+        return int(row["n"])
 
     def upload_owner(self, uuid: str) -> str | None:
         with self._db() as db:

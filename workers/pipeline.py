@@ -29,6 +29,7 @@ from app.store import TaskStore
 from workers.entries import add_failed, add_stored
 from workers.failures import FormatFailure, TaskFailure
 from workers.frames import VideoReader
+from workers.limits import check_format, check_task
 from workers.probe import MediaInfo, probe
 from workers.products import Product
 from workers.s3 import S3Storage
@@ -122,6 +123,7 @@ class TaskRun:
             info.coded_height,
             info.codec,
         )
+        check_task(query, info, self.settings)
         self.advance(TaskStatus.ENCODING, 0.0, force=True)
         made = self._make_formats(query, fetched.path, info, work)
         self.advance(TaskStatus.SAVING, 100.0, force=True)
@@ -179,6 +181,7 @@ class TaskRun:
         out_dir: Path,
         progress: Callable[[float], None],
     ) -> list[Product]:
+        check_format(spec, info, self.settings)
         if spec.output == "thumbnail":
             return make_thumbnail(reader(), spec, out_dir)
         if spec.output == "thumbnails":
@@ -196,6 +199,8 @@ class TaskRun:
             return TemporaryStorage(self.settings, self.token, spec.index)
         if destination.url.lower().startswith("s3://"):
             return S3Storage(destination, self.settings, folder=spec.output == "thumbnails")
+        if "://" not in destination.url:
+            raise FormatFailure(f"destination {destination.url[:200]!r} is not a URL")
         scheme = destination.url.split(":", 1)[0]
         raise FormatFailure(
             f"destination {destination.url}: {scheme}:// destinations are not supported; "

@@ -79,13 +79,18 @@ def parse_s3_url(url: str, settings: Settings) -> tuple[S3Location, str | None, 
         port = parts.port
     except ValueError:
         raise ValueError(f"{url!r} has a bad port") from None
+    key = unquote(key)
+    if any(ord(c) < 32 for c in url + key):
+        raise ValueError("the URL holds a control character (NUL, newline…)")
+    if key.startswith("/") or any(seg in (".", "..") for seg in key.split("/")):
+        raise ValueError("the key may not start with / or hold . or .. segments")
     netloc = parts.hostname if port is None else f"{parts.hostname}:{port}"
     insecure = {e.lower() for e in settings.s3_insecure_endpoints}
     location = S3Location(
         host=parts.hostname,
         port=port,
         bucket=bucket,
-        key=unquote(key),
+        key=key,
         secure=netloc.lower() not in insecure,
     )
     user = unquote(parts.username) if parts.username else None
@@ -141,7 +146,8 @@ class S3Storage:
         try:
             self.location, user, password = parse_s3_url(destination.url, settings)
         except ValueError as exc:
-            raise FormatFailure(f"destination {destination.url}: {exc}") from None
+            shown = destination.url.encode("unicode_escape").decode("ascii")
+            raise FormatFailure(f"destination {shown}: {exc}") from None
         try:
             _check_endpoint(self.location, settings)
         except BlockedAddress as exc:

@@ -1,0 +1,46 @@
+"""Limits a task must stay within, checked once the source is probed (each breach a clear
+error naming the setting that sets it)."""
+
+from __future__ import annotations
+
+from app.query import IMAGE_OUTPUTS, VIDEO_OUTPUTS, FormatSpec, Query
+from app.settings import Settings
+from workers.failures import FormatFailure, TaskFailure
+from workers.imaging import target_size
+from workers.probe import MediaInfo
+from workers.series import series_times
+
+
+def _hms(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def check_task(query: Query, info: MediaInfo, settings: Settings) -> None:
+    if info.duration > settings.max_source_seconds:
+        raise TaskFailure(
+            f"source is {_hms(info.duration)} long; the limit is "
+            f"{_hms(settings.max_source_seconds)} (QTHUMB_MAX_SOURCE_SECONDS)"
+        )
+    frames = 0
+    for spec in query.formats:
+        if spec.output == "thumbnail":
+            frames += 1
+        elif spec.output == "thumbnails":
+            frames += len(series_times(spec, info))
+    if frames > settings.max_frames_per_task:
+        raise TaskFailure(
+            f"the query asks for {frames} frames; the limit is {settings.max_frames_per_task} "
+            "(QTHUMB_MAX_FRAMES_PER_TASK): use a longer interval"
+        )
+
+
+def check_format(spec: FormatSpec, info: MediaInfo, settings: Settings) -> None:
+    if spec.output not in IMAGE_OUTPUTS and spec.output not in VIDEO_OUTPUTS:
+        return
+    width, height = target_size(info.display_size, spec.sizing)
+    if width * height > settings.max_output_pixels:
+        raise FormatFailure(
+            f"output of {width}x{height} is {width * height} pixels; the limit is "
+            f"{settings.max_output_pixels} (QTHUMB_MAX_OUTPUT_PIXELS)"
+        )
