@@ -1,0 +1,74 @@
+"""Crash safety: 50 tasks while the API and the workers are SIGKILLed several times and started
+again. Every task ends completed or error with a reason, none is stuck, every result recorded
+matches the files that were stored, and the database passes SQLite's integrity check."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from tests.conftest import API_KEY, make_qthumb
+from tests.qclient import TERMINAL, QClient
+from tests.test_restart import kill_all, slow_clip  # noqa: F401  (fixture)
+
+
+def query(k: int, clips: Path, slow: Path) -> dict:
+    if k % 5 == 0:  # long decodes, so kills land mid-task
+        return {"source": str(slow), "format": [
+            {"output": "thumbnail", "time": 0.97, "width": 160, "user_tag": f"t{k}"}]}  # fmt: skip
+    if k % 5 == 1:
+        return {"source": "/etc/passwd", "format": [{"output": "thumbnail"}]}  # fails, cleanly
+    return {"source": str(clips / "testsrc.mp4"), "format": [
+        {"output": "thumbnail", "time": (k % 10) / 10, "width": 96, "user_tag": f"t{k}"},
+        {"output": "thumbnails", "interval": 2, "sprite": 1, "columns": 3, "width": 64},
+    ]}  # fmt: skip
+
+
+def test_fifty_tasks_survive_repeated_sigkill(tmp_path: Path, clips: Path, slow_clip: Path):  # noqa: F811
+    server = make_qthumb(tmp_path, clips, QTHUMB_LOCAL_SOURCE_DIRS=f"{clips},{slow_clip.parent}")
+    try:
+        server.serve(workers=2)
+        with QClient(server.base_url, API_KEY) as client:
+            tasks = {client.start(query(k, clips, slow_clip)): k for k in range(50)}
+            for _ in range(3):
+                time.sleep(1.5)
+                kill_all(server)
+                server.serve(workers=2)
+            deadline = time.monotonic() + 300
+            statuses = {}
+            for task in tasks:
+                statuses[task] = client.wait(task, timeout=max(1.0, deadline - time.monotonic()))
+            for task, k in tasks.items():
+                status = statuses[task]
+                assert status["status"] in TERMINAL
+                if k % 5 == 1:
+                    assert status["status"] == "error"
+                    assert status["error_description"].startswith("source /etc/passwd: ")
+                    continue
+                assert status["status"] == "completed", (k, status["error_description"])
+                # the recorded result is the one on disk: same files, same sizes, right frames
+                for image in status["images"]:
+                    body = client.fetch(image["url"]).content
+                    assert len(body) == image["size"], (k, image)
+                    if image["type"] == "thumbnail":
+                        assert image["user_tag"] == f"t{k}"
+                        assert Image.open(io.BytesIO(body)).size == (image["width"],
+                                                                     image["height"])  # fmt: skip
+        assert "queued again: its worker stopped beating" in server.logs()  # kills hit tasks
+        db = sqlite3.connect(server.data_dir / "qthumb.db")
+        try:
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            stuck = db.execute(
+                "SELECT count(*) FROM tasks WHERE status NOT IN ('completed', 'error', 'created')"
+            ).fetchone()[0]
+            assert stuck == 0
+        finally:
+            db.close()
+        work = server.data_dir / "work"
+        assert not work.exists() or list(work.iterdir()) == []
+    finally:
+        server.stop()
