@@ -17,6 +17,20 @@ from app.service import QencodeService, split_task_tokens
 router = APIRouter(prefix="/v1")
 
 
+def form(**fields: str) -> dict[str, Any]:
+    """OpenAPI for a form body (routes read the raw form to accept repeated fields)."""
+    properties = {name: {"type": "string", "description": text} for name, text in fields.items()}
+    return {
+        "requestBody": {
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {"type": "object", "properties": properties}
+                }
+            }
+        }
+    }
+
+
 async def _form(request: Request) -> FormData:
     """Form fields, with query-string fields as a fallback (some scripts use ``?api_key=``)."""
     form = await request.form()
@@ -34,19 +48,26 @@ def _text(form: FormData, name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-@router.post("/access_token")
+@router.post("/access_token", openapi_extra=form(api_key="API key, 12+ characters"))
 async def access_token(request: Request) -> dict[str, Any]:
     form = await _form(request)
     return _service(request).access_token(_text(form, "api_key"))
 
 
-@router.post("/create_task")
+@router.post("/create_task", openapi_extra=form(token="session token from access_token"))
 async def create_task(request: Request) -> dict[str, Any]:
     form = await _form(request)
     return _service(request).create_task(_text(form, "token"))
 
 
-@router.post("/start_encode2")
+@router.post(
+    "/start_encode2",
+    openapi_extra=form(
+        task_token="task token from create_task",
+        query='JSON: {"query": {"source": …, "format": [...]}}',
+        payload="echoed in callbacks, 1000 characters at most",
+    ),
+)
 async def start_encode2(request: Request) -> dict[str, Any]:
     form = await _form(request)
     return _service(request).start_encode2(
@@ -54,13 +75,19 @@ async def start_encode2(request: Request) -> dict[str, Any]:
     )
 
 
-@router.post("/start_encode")
+@router.post("/start_encode", openapi_extra=form(task_token="task token", profiles="ids"))
 async def start_encode(request: Request) -> dict[str, Any]:
     await _form(request)
     return _service(request).start_encode()
 
 
-@router.post("/status")
+@router.post(
+    "/status",
+    openapi_extra=form(
+        task_tokens="one token, a comma list or a JSON list",
+        **{"task_tokens[]": "one token (the field may repeat)"},
+    ),
+)
 async def status(request: Request) -> dict[str, Any]:
     form = await _form(request)
     single = [v for v in form.getlist("task_tokens") if isinstance(v, str)]
