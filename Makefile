@@ -52,6 +52,7 @@ $(VENV)/.bench-installed: pyproject.toml $(VENV)/.test-installed
 bench: $(VENV)/.bench-installed
 	@scripts/system-packages.sh ffmpeg:ffmpeg ffmpegthumbnailer:ffmpegthumbnailer /usr/bin/time:time
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/load.py
 
 clean:
 	rm -rf $(VENV) qthumb-data .pytest_cache .mypy_cache .ruff_cache

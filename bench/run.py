@@ -336,7 +336,10 @@ def main() -> None:
         "end-to-end time, so 4.0 means qthumb was four times faster. Sprites are 10 columns of "
         "JPEG tiles; the other tools write the same frames as separate JPEGs (vcsi: one sheet).\n\n"
     )
-    args.output.write_text(header + "\n".join(sections))
+    # keep the load section that bench/load.py writes
+    previous = args.output.read_text() if args.output.exists() else ""
+    load = previous[previous.find("<!-- load:start -->"):] if "<!-- load:start -->" in previous else ""
+    args.output.write_text(header + "\n".join(sections) + ("\n" + load if load else ""))
     print(f"wrote {args.output}")
 
 
