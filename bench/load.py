@@ -5,7 +5,6 @@ and the workers' peak RSS, and writes them into the "Load" section of bench/RESU
 from __future__ import annotations
 
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -19,8 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "work"
 sys.path.insert(0, str(ROOT))
 
-from bench.run import API_KEY, worker_peak_rss_mb  # noqa: E402
-from tests.conftest import QthumbProcess, free_port  # noqa: E402
+from bench.run import API_KEY, start_server, worker_peak_rss_mb  # noqa: E402
 from tests.qclient import QClient  # noqa: E402
 
 TASKS = 200
@@ -43,15 +41,7 @@ def source() -> Path:
 
 def main() -> None:
     clip = source()
-    data = WORK / "load-data"
-    subprocess.run(["rm", "-rf", str(data)], check=True)
-    data.mkdir(parents=True)
-    port = free_port()
-    env = {**os.environ, "QTHUMB_DATA_DIR": str(data), "QTHUMB_API_KEYS": API_KEY,
-           "QTHUMB_LOCAL_SOURCE_DIRS": str(WORK),
-           "QTHUMB_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}  # fmt: skip
-    server = QthumbProcess(data, env, port)
-    server.serve(workers=2)
+    server = start_server(WORK / "load-data", workers=2)
     query = {"source": str(clip), "format": [
         {"output": "thumbnail", "time": 0.5, "width": 320},
         {"output": "thumbnails", "interval": 6, "sprite": 1, "columns": 5, "width": 160,

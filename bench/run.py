@@ -218,8 +218,8 @@ def worker_peak_rss_mb(server: QthumbProcess) -> float:
     return peak
 
 
-def run_e2e(query: dict[str, object], data: Path) -> tuple[float, float]:
-    """start_encode2 → completed through a fresh ``qthumb serve``; seconds and worker peak RSS."""
+def start_server(data: Path, workers: int) -> QthumbProcess:
+    """A fresh ``qthumb serve`` on an empty data dir, local sources from bench/work."""
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
     port = free_port()
@@ -227,7 +227,13 @@ def run_e2e(query: dict[str, object], data: Path) -> tuple[float, float]:
            "QTHUMB_LOCAL_SOURCE_DIRS": str(WORK),
            "QTHUMB_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}  # fmt: skip
     server = QthumbProcess(data, env, port)
-    server.serve(workers=1)
+    server.serve(workers=workers)
+    return server
+
+
+def run_e2e(query: dict[str, object], data: Path) -> tuple[float, float]:
+    """start_encode2 → completed through a fresh ``qthumb serve``; seconds and worker peak RSS."""
+    server = start_server(data, workers=1)
     try:
         with QClient(server.base_url, API_KEY) as client:
             task = client.new_task()
