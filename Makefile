@@ -33,8 +33,8 @@ run: system-run $(VENV)/.run-installed
 	QTHUMB_LOCAL_SOURCE_DIRS="$${QTHUMB_LOCAL_SOURCE_DIRS:-$(CURDIR)/media}" $(BIN)/qthumb serve
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check app workers tests
-	$(BIN)/ruff format --check app workers tests
+	$(BIN)/ruff check app workers tests bench
+	$(BIN)/ruff format --check app workers tests bench
 	$(BIN)/mypy
 
 # JavaScript the tests run (Plyr, the Node Qencode SDK), pinned in package-lock.json.

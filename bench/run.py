@@ -148,8 +148,18 @@ def tool_row(tool: str, sc: Scenario, out: Path) -> Row:
         cols = 10
         rows = -(-len(times) // cols)
         stamps = ",".join(hms(t) for t in times)
-        cmd = [str(Path(sys.executable).parent / "vcsi"), src, "-m", stamps, "-g",
-               f"{cols}x{rows}", "-w", str(cols * sc.width), "-o", str(out / "vcsi.jpg")]
+        cmd = [
+            str(Path(sys.executable).parent / "vcsi"),
+            src,
+            "-m",
+            stamps,
+            "-g",
+            f"{cols}x{rows}",
+            "-w",
+            str(cols * sc.width),
+            "-o",
+            str(out / "vcsi.jpg"),
+        ]
         return Row("vcsi (same timestamps, one sheet)", *timed([cmd]))
     if tool == "fps_filter":
         cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", f"{sc.offset}", "-i", src, "-vf",
@@ -189,8 +199,14 @@ print(time.perf_counter() - start)
 
 
 def sprite_format(sc: Scenario, keyframes_only: bool = False) -> dict[str, object]:
-    fmt: dict[str, object] = {"output": "thumbnails", "interval": sc.interval, "sprite": 1,
-                              "columns": 10, "width": sc.width, "image_format": "jpg"}
+    fmt: dict[str, object] = {
+        "output": "thumbnails",
+        "interval": sc.interval,
+        "sprite": 1,
+        "columns": 10,
+        "width": sc.width,
+        "image_format": "jpg",
+    }
     if sc.offset:
         fmt["start_time"] = sc.offset
     if keyframes_only:
@@ -242,7 +258,9 @@ def run_e2e(query: dict[str, object], data: Path) -> tuple[float, float]:
             assert client.post("start_encode2", form)["error"] == 0
             while (status := client.status(task))["status"] not in ("completed", "error"):
                 if time.perf_counter() - start > 1800:
-                    raise RuntimeError(f"task still {status['status']} after 30 min: {server.logs()}")
+                    raise RuntimeError(
+                        f"task still {status['status']} after 30 min: {server.logs()}"
+                    )
                 time.sleep(0.02)
             seconds = time.perf_counter() - start
             assert status["status"] == "completed", status
@@ -260,8 +278,24 @@ def single_thumbnail_section(data: Path, out: Path) -> str:
         src = SOURCES[name]
         query = {"source": str(src.path), "format": [{"output": "thumbnail", "time": 0.5}]}
         ours, _ = run_e2e(query, data)
-        bare, _ = timed([["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", str(src.seconds / 2),
-                          "-i", str(src.path), "-frames:v", "1", str(out / "bare.png")]])
+        bare, _ = timed(
+            [
+                [
+                    "ffmpeg",
+                    "-nostdin",
+                    "-v",
+                    "error",
+                    "-y",
+                    "-ss",
+                    str(src.seconds / 2),
+                    "-i",
+                    str(src.path),
+                    "-frames:v",
+                    "1",
+                    str(out / "bare.png"),
+                ]
+            ]
+        )
         lines.append(f"| {src.name} | {ours:.2f} | {bare:.2f} | {bare / ours:.2f} |")
     return "\n".join(lines) + "\n"
 
@@ -272,8 +306,11 @@ def e2e_rows(sc: Scenario, data: Path) -> list[Row]:
         query = {"source": str(SOURCES[sc.source].path),
                  "format": [sprite_format(sc, keyframes_only)]}  # fmt: skip
         seconds, rss = run_e2e(query, data)
-        name = "qthumb end to end, `keyframes_only: 1`" if keyframes_only else (
-            "**qthumb end to end** (start_encode2 → completed)")
+        name = (
+            "qthumb end to end, `keyframes_only: 1`"
+            if keyframes_only
+            else ("**qthumb end to end** (start_encode2 → completed)")
+        )
         rows.append(Row(name, seconds, rss, "nearest keyframe" if keyframes_only else "exact"))
     return rows
 
@@ -312,8 +349,9 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
     chosen = [SCENARIOS[i - 1] for i in args.only] if args.only else SCENARIOS
-    ensure_sources({sc.source for sc in chosen} | (set() if args.no_single else
-                                                    {"1080p_gop2", "1080p_gop10"}))
+    ensure_sources(
+        {sc.source for sc in chosen} | (set() if args.no_single else {"1080p_gop2", "1080p_gop10"})
+    )
     sections = []
     with tempfile.TemporaryDirectory(dir=WORK) as tmp:
         if not args.no_single:
@@ -344,7 +382,8 @@ def main() -> None:
     )
     # keep the load section that bench/load.py writes
     previous = args.output.read_text() if args.output.exists() else ""
-    load = previous[previous.find("<!-- load:start -->"):] if "<!-- load:start -->" in previous else ""
+    mark = previous.find("<!-- load:start -->")
+    load = previous[mark:] if mark >= 0 else ""
     args.output.write_text(header + "\n".join(sections) + ("\n" + load if load else ""))
     print(f"wrote {args.output}")
 
