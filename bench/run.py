@@ -253,6 +253,9 @@ def run_e2e(query: dict[str, object], data: Path) -> tuple[float, float]:
     server = start_server(data, workers=1)
     try:
         with QClient(server.base_url, API_KEY) as client:
+            # Warm up: the first task would also measure the worker pool booting (imports).
+            warm = client.start({"source": query["source"], "format": [{"output": "thumbnail"}]})
+            client.wait(warm, timeout=120)
             task = client.new_task()
             form = {"task_token": task, "query": json.dumps({"query": query})}
             start = time.time()
