@@ -313,3 +313,20 @@ def test_percent_is_a_float_that_reaches_100(client: QClient, clips: Path):
     assert status["status"] == "completed" and status["percent"] == 100.0
     assert all(isinstance(p, float) and 0.0 <= p <= 100.0 for p in seen)
     assert seen == sorted(seen)  # never goes back
+
+
+@pytest.mark.parametrize("stride", [1, 7, 23, 37, 61])
+def test_reader_is_exact_at_every_stride(clips: Path, stride: int):
+    """In-process, on the B-frame index clip: whatever mix of seeking, decoding on, and
+    skipping unreferenced frames the plan picks, each picture is the frame at its time."""
+    from workers.frames import VideoReader
+    from workers.probe import probe
+
+    path = clips / "index.mp4"
+    frames = list(range(0, INDEX_FRAMES, stride))
+    times = [f / FPS + 0.013 for f in frames]  # inside each frame's span, not on its start
+    with VideoReader(path, probe(path), threads=1) as reader:
+        pictures = list(reader.frames_at(times))
+    for frame, picture in zip(frames, pictures, strict=True):
+        assert picture.time == pytest.approx(frame / FPS)
+        assert frame_index(picture.to_image(64, 48)) == pytest.approx(frame, abs=0.5)

@@ -64,6 +64,27 @@ class Picture:
         return image
 
 
+@dataclass
+class _Cursor:
+    """Where decoding stands: ``best`` is the last frame at or before the last target,
+    ``ahead`` the frame after it when already decoded."""
+
+    decoded: Iterator[av.VideoFrame]
+    ahead: av.VideoFrame | None
+    exhausted: bool
+    best: av.VideoFrame | None = None
+
+    @property
+    def position(self) -> int | None:
+        frame = self.ahead if self.ahead is not None else self.best
+        return None if frame is None else frame.pts
+
+    @property
+    def picked(self) -> av.VideoFrame | None:
+        # Nothing at or before the target happens only at the stream's start.
+        return self.best if self.best is not None else self.ahead
+
+
 @dataclass(frozen=True, order=True)
 class Keyframe:
     pts: int  # when it is shown
@@ -91,6 +112,10 @@ class VideoReader:
         rate = self.stream.average_rate or self.stream.guessed_rate
         # One nominal frame in stream ticks (a keyframe shows for about this long).
         self._frame_ticks = round(1 / (rate * self.time_base)) if rate else 1
+        # Within this many ticks of a target every frame is decoded: more than the decoder's
+        # reorder delay plus its frame threads, so the frame showing at the target is never
+        # among the skipped ones.
+        self._near = 16 * self._frame_ticks
         self._key_pts: list[int] = []
 
     def __enter__(self) -> VideoReader:
@@ -204,42 +229,68 @@ class VideoReader:
         return None
 
     def _walk(self, targets: list[int]) -> Iterator[Picture]:
-        decoded: Iterator[av.VideoFrame] | None = None
-        best: av.VideoFrame | None = None  # last frame starting at or before the last target
-        ahead: av.VideoFrame | None = None  # the frame after it, when already decoded
-        exhausted = False
+        cursor: _Cursor | None = None
         for n, target in enumerate(targets):
-            if best is not None and _holds(best, target):
-                yield self._picture(best)  # the same frame again (interval below a frame)
+            if cursor is not None and cursor.best is not None and _holds(cursor.best, target):
+                yield self._picture(cursor.best)  # the same frame again (interval below a frame)
                 continue
-            position = ahead.pts if ahead is not None else (best.pts if best else None)
-            if decoded is None or self._seek_pays(position, target):
+            if cursor is None or self._seek_pays(cursor.position, target):
                 following = targets[n + 1] if n + 1 < len(targets) else None
                 alone = self._on_keyframe(target, following)
                 if alone is not None:
-                    decoded, best, ahead = None, None, None  # the decoder was drained
+                    cursor = None  # the decoder was drained
                     yield self._picture(alone)
                     continue
-                decoded, ahead = self._seek(target)
-                best, exhausted = None, ahead is None
-            while True:
-                if ahead is None:
-                    ahead = None if exhausted else self._next(decoded, best)
-                    if ahead is None:
-                        exhausted = True
-                        break
-                if (ahead.pts or 0) > target:
-                    break
-                best, ahead = ahead, None
-                if _holds(best, target):
-                    # Its duration says it shows at the target: no need to decode the next
-                    # frame (with B-frames that can mean decoding several).
-                    break
-            # Nothing at or before the target happens only at the stream's start.
-            picked = best if best is not None else ahead
+                cursor = self._cursor(target)
+            skipped = self._advance(cursor, target, skip=True)
+            picked = cursor.picked
+            if (
+                skipped
+                and picked is not None
+                and not cursor.exhausted
+                and not _holds(picked, target)
+            ):
+                # A frame skipped on the way may have been the one showing: do it exactly.
+                cursor = self._cursor(target)
+                self._advance(cursor, target, skip=False)
+                picked = cursor.picked
             if picked is None:
                 raise MediaError("no video frame could be decoded; the source may be corrupt")
             yield self._picture(picked)
+
+    def _cursor(self, target: int) -> _Cursor:
+        decoded, first = self._seek(target)
+        return _Cursor(decoded=decoded, ahead=first, exhausted=first is None)
+
+    def _advance(self, cursor: _Cursor, target: int, skip: bool) -> bool:
+        """Decode forward to the frame showing at ``target``. Far from it, frames no other
+        frame refers to (most B-frames) are not decoded at all: they cannot be the answer.
+        Returns whether any decoding was done that way."""
+        ctx = self.stream.codec_context
+        skipped = False
+        try:
+            while True:
+                if cursor.ahead is None:
+                    if cursor.exhausted:
+                        break
+                    position = cursor.best.pts if cursor.best is not None else None
+                    far = skip and position is not None and target - position > self._near
+                    ctx.skip_frame = "NONREF" if far else "DEFAULT"
+                    skipped = skipped or far
+                    cursor.ahead = self._next(cursor.decoded, cursor.best)
+                    if cursor.ahead is None:
+                        cursor.exhausted = True
+                        break
+                if (cursor.ahead.pts or 0) > target:
+                    break
+                cursor.best, cursor.ahead = cursor.ahead, None
+                if _holds(cursor.best, target):
+                    # Its duration says it shows at the target: no need to decode the next
+                    # frame (with B-frames that can mean decoding several).
+                    break
+        finally:
+            ctx.skip_frame = "DEFAULT"
+        return skipped
 
     def _seek_pays(self, position: int | None, target: int) -> bool:
         """Seek when the keyframe before ``target`` lies beyond what is already decoded."""
