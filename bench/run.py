@@ -21,156 +21,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / "bench" / "work"
 sys.path.insert(0, str(ROOT))
 
+from bench.sources import SCENARIOS, SOURCES, WORK, Scenario, ensure_sources  # noqa: E402
+from bench.tools import Row, timed, tool_row  # noqa: E402
 from tests.conftest import QthumbProcess, free_port  # noqa: E402
 from tests.qclient import QClient  # noqa: E402
 
 API_KEY = "bench-key-0123456789"
-
-
-@dataclass(frozen=True)
-class Source:
-    name: str
-    size: str
-    seconds: int
-    gop: int  # frames between keyframes, fixed
-    preset: str
-
-    @property
-    def path(self) -> Path:
-        return WORK / self.name
-
-
-SOURCES = {
-    "1080p_gop2": Source("1080p_gop2.mp4", "1920x1080", 600, 50, "veryfast"),
-    "1080p_gop10": Source("1080p_gop10.mp4", "1920x1080", 600, 250, "veryfast"),
-    "720p_1h": Source("720p_1h.mp4", "1280x720", 3600, 50, "ultrafast"),
-    "lowres_3h": Source("lowres_3h.mp4", "320x180", 10800, 50, "ultrafast"),
-}
-
-
-@dataclass(frozen=True)
-class Scenario:
-    title: str
-    source: str
-    interval: float
-    offset: float  # seconds after 0 of the first frame (start_time)
-    width: int
-    tools: tuple[str, ...]
-
-    def times(self) -> list[float]:
-        seconds = SOURCES[self.source].seconds
-        count = int((seconds - self.offset - 1e-9) // self.interval) + 1
-        return [self.offset + k * self.interval for k in range(count)]
-
-
-ALL_TOOLS = ("per_frame", "ffmpegthumbnailer", "vcsi", "fps_filter", "keyframe_floor")
-SCENARIOS = [
-    Scenario("10-min 1080p, 2 s GOP, 60 frames every 10 s (on keyframes)", "1080p_gop2",
-             10, 0, 320, ALL_TOOLS),
-    Scenario("10-min 1080p, 2 s GOP, 60 frames every 10 s, 1 s after each keyframe",
-             "1080p_gop2", 10, 1, 320, ("per_frame", "ffmpegthumbnailer", "vcsi")),
-    Scenario("10-min 1080p, 10 s GOP, 60 frames every 10 s, 5 s after each keyframe",
-             "1080p_gop10", 10, 5, 320, ALL_TOOLS),
-    Scenario("1-hour 720p, 2 s GOP, 360 frames every 10 s", "720p_1h", 10, 0, 320,
-             ("per_frame", "ffmpegthumbnailer", "keyframe_floor")),
-    Scenario("3-hour 320x180, 10,800 frames every 1 s, 160x90 tiles", "lowres_3h", 1, 0, 160,
-             ("fps_filter", "keyframe_floor")),
-]  # fmt: skip
-
-
-def ensure_sources(names: set[str]) -> None:
-    WORK.mkdir(parents=True, exist_ok=True)
-    for name in sorted(names):
-        src = SOURCES[name]
-        if src.path.exists():
-            continue
-        print(f"generating {src.name} ({src.seconds} s, {src.size}) …", flush=True)
-        part = src.path.with_suffix(".part.mp4")
-        subprocess.run(
-            ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi",
-             "-i", f"testsrc2=s={src.size}:r=25:d={src.seconds}", "-c:v", "libx264",
-             "-preset", src.preset, "-x264-params",
-             f"keyint={src.gop}:min-keyint={src.gop}:scenecut=0", "-bf", "2",
-             "-pix_fmt", "yuv420p", str(part)],
-            check=True,
-        )  # fmt: skip
-        part.rename(src.path)
-
-
-@dataclass
-class Row:
-    method: str
-    seconds: float | None
-    rss_mb: float | None
-    note: str = ""
-
-
-def timed(cmds: list[list[str]]) -> tuple[float, float]:
-    """Wall time of running ``cmds`` one after another, and the largest child peak RSS."""
-    start = time.perf_counter()
-    peak = 0.0
-    for cmd in cmds:
-        out = subprocess.run(
-            ["/usr/bin/time", "-f", "%M", *cmd],
-            capture_output=True, text=True, stdin=subprocess.DEVNULL, check=True,
-        )  # fmt: skip
-        peak = max(peak, float(out.stderr.strip().splitlines()[-1]) / 1024)
-    return time.perf_counter() - start, peak
-
-
-def hms(t: float) -> str:
-    """HH:MM:SS (whole seconds: ffmpegthumbnailer reads no fraction; the times here are whole)."""
-    assert float(t).is_integer(), t
-    s = int(t)
-    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-def tool_row(tool: str, sc: Scenario, out: Path) -> Row:
-    src = str(SOURCES[sc.source].path)
-    times = sc.times()
-    scale = f"scale={sc.width}:-2"
-    if tool == "per_frame":
-        cmds = [["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", f"{t:.3f}", "-i", src,
-                 "-frames:v", "1", "-vf", scale, str(out / f"pf{k}.jpg")]
-                for k, t in enumerate(times)]  # fmt: skip
-        return Row("one `ffmpeg -ss T -frames:v 1` per frame", *timed(cmds))
-    if tool == "ffmpegthumbnailer":
-        cmds = [["ffmpegthumbnailer", "-i", src, "-o", str(out / f"ft{k}.jpg"), "-t", hms(t),
-                 "-s", str(sc.width), "-q", "8"] for k, t in enumerate(times)]  # fmt: skip
-        return Row("ffmpegthumbnailer, one run per frame", *timed(cmds))
-    if tool == "vcsi":
-        cols = 10
-        rows = -(-len(times) // cols)
-        stamps = ",".join(hms(t) for t in times)
-        cmd = [
-            str(Path(sys.executable).parent / "vcsi"),
-            src,
-            "-m",
-            stamps,
-            "-g",
-            f"{cols}x{rows}",
-            "-w",
-            str(cols * sc.width),
-            "-o",
-            str(out / "vcsi.jpg"),
-        ]
-        return Row("vcsi (same timestamps, one sheet)", *timed([cmd]))
-    if tool == "fps_filter":
-        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", f"{sc.offset}", "-i", src, "-vf",
-               f"fps=1/{sc.interval},{scale}", str(out / "fps%05d.jpg")]  # fmt: skip
-        return Row(f"ffmpeg `fps=1/{sc.interval:g}` over the whole file", *timed([cmd]))
-    if tool == "keyframe_floor":
-        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-skip_frame", "nokey", "-i", src, "-an",
-               "-f", "null", "-"]  # fmt: skip
-        return Row("floor: decode every keyframe, nothing else", *timed([cmd]))
-    raise ValueError(tool)
 
 
 def extraction_row(sc: Scenario) -> Row:
