@@ -1,5 +1,8 @@
 """The Qencode endpoints: read the form, call one ``QencodeService`` method, return its JSON.
 
+The service talks to SQLite synchronously, so it runs in the thread pool, never on the event
+loop: a burst of start_encode2 does not hold up status calls.
+
 Every ``QencodeError`` is rendered by ``qencode_error_handler`` with HTTP 200 (§11.10).
 """
 
@@ -9,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from app.errors import QencodeError
@@ -51,13 +55,13 @@ def _text(form: FormData, name: str) -> str | None:
 @router.post("/access_token", openapi_extra=form(api_key="API key, 12+ characters"))
 async def access_token(request: Request) -> dict[str, Any]:
     form = await _form(request)
-    return _service(request).access_token(_text(form, "api_key"))
+    return await run_in_threadpool(_service(request).access_token, _text(form, "api_key"))
 
 
 @router.post("/create_task", openapi_extra=form(token="session token from access_token"))
 async def create_task(request: Request) -> dict[str, Any]:
     form = await _form(request)
-    return _service(request).create_task(_text(form, "token"))
+    return await run_in_threadpool(_service(request).create_task, _text(form, "token"))
 
 
 @router.post(
@@ -70,8 +74,11 @@ async def create_task(request: Request) -> dict[str, Any]:
 )
 async def start_encode2(request: Request) -> dict[str, Any]:
     form = await _form(request)
-    return _service(request).start_encode2(
-        _text(form, "task_token"), _text(form, "query"), _text(form, "payload")
+    return await run_in_threadpool(
+        _service(request).start_encode2,
+        _text(form, "task_token"),
+        _text(form, "query"),
+        _text(form, "payload"),
     )
 
 
@@ -92,7 +99,8 @@ async def status(request: Request) -> dict[str, Any]:
     form = await _form(request)
     single = [v for v in form.getlist("task_tokens") if isinstance(v, str)]
     bracketed = [v for v in form.getlist("task_tokens[]") if isinstance(v, str)]
-    return _service(request).status(split_task_tokens(single, bracketed))
+    tokens = split_task_tokens(single, bracketed)
+    return await run_in_threadpool(_service(request).status, tokens)
 
 
 async def qencode_error_handler(request: Request, exc: Exception) -> JSONResponse:
