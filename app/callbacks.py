@@ -1,10 +1,11 @@
 """Task callbacks (§6): form POSTs to the query's ``callback_url``.
 
-Events arrive in order: ``queued`` (sent by the API once start_encode2 accepted the task), then
-``error`` (failed tasks only), then ``saved`` (sent by the worker, which first waits for the
-``queued`` delivery to end). Each is retried with backoff; a delivery that still fails adds a
-``Callback delivery error`` warning to the task and never fails it. No signature scheme exists
-upstream, so none is added.
+Events go into the outbox (``app.outbox``) when they happen: ``queued`` when start_encode2
+accepts a task, ``error`` (failed tasks) and ``saved`` when it ends. The API delivers them
+(``deliver_due``, from its background loop), in order per task, each retried with backoff on
+its own schedule, so no worker waits on a slow or dead receiver. A delivery that still fails
+adds a ``Callback delivery error`` warning and never fails the task. No signature scheme
+exists upstream, so none is added.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 
 from app.egress import BlockedAddress, EgressPolicy, guarded_request
 from app.model import TaskRecord, TaskStatus, status_object
+from app.outbox import CallbackOutbox, PendingCallback
 from app.settings import Settings
 from app.store import TaskStore
 
@@ -48,74 +50,71 @@ def callback_form(task: TaskRecord, event: str, status_url: str) -> dict[str, st
     return form
 
 
-def post_with_retries(
-    url: str,
-    form: dict[str, str],
-    policy: EgressPolicy,
-    attempts: int,
-    first_delay: float,
-    timeout: float,
-    sleep: Callable[[float], None] = time.sleep,
-) -> str | None:
-    """POST until a 2xx; ``None`` on success, else what went wrong the last time. A refused
-    address is not retried."""
-    problem = "not sent"
-    delay = first_delay
-    for attempt in range(1, attempts + 1):
-        try:
-            with httpx.Client(timeout=timeout) as client:
-                response = guarded_request(client, "POST", url, policy, data=form)
-            if 200 <= response.status_code < 300:
-                return None
-            problem = f"{response.status_code}: {response.text[:200]}"
-        except BlockedAddress as exc:
-            return f"refused: {exc}"
-        except httpx.HTTPError as exc:
-            problem = f"{type(exc).__name__}: {exc}"
-        if attempt < attempts:
-            sleep(delay)
-            delay *= 2
-    return problem
+def post_once(url: str, form: dict[str, str], policy: EgressPolicy, timeout: float) -> str | None:
+    """One POST; ``None`` on a 2xx, else what went wrong."""
+    try:
+        with httpx.Client(timeout=timeout) as client:
+            response = guarded_request(client, "POST", url, policy, data=form)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if 200 <= response.status_code < 300:
+        return None
+    return f"{response.status_code}: {response.text[:200]}"
 
 
-def deliver(settings: Settings, store: TaskStore, token: str, event: str) -> bool:
-    """Send one event for a task, record it as delivered (or as a warning). True if sent."""
+def events_for_end(task: TaskRecord) -> list[str]:
+    return ["error", "saved"] if task.status is TaskStatus.ERROR else ["saved"]
+
+
+def task_ended(store: TaskStore, outbox: CallbackOutbox, token: str, now: float) -> None:
+    """Queue ``error`` (failed tasks) and ``saved`` once a task has ended."""
     task = store.get(token)
+    if task is not None and callback_url(task) is not None:
+        outbox.add(token, events_for_end(task), now)
+
+
+def deliver_one(
+    settings: Settings, store: TaskStore, outbox: CallbackOutbox, item: PendingCallback
+) -> None:
+    now = time.time()
+    if not outbox.claim(item, now, lease=settings.callback_timeout * 3):
+        return  # another API process has it
+    task = store.get(item.token)
     url = None if task is None else callback_url(task)
     if task is None or url is None:
-        return False
-    form = callback_form(task, event, f"{settings.base_url}/v1/status")
-    problem = post_with_retries(
-        url,
-        form,
-        EgressPolicy.from_cidrs(settings.allowed_networks),
-        settings.callback_attempts,
-        settings.callback_backoff,
-        settings.callback_timeout,
-    )
-    store.mark_callback(token, event)
-    if problem is None:
-        log.info("task %s callback %s delivered", token, event)
-        return True
-    warning: dict[str, Any] = {
-        "message": "Callback delivery error",
-        "details": f"Error sending callback to {url} {problem}",
-        "tag": event,
-    }
-    store.add_warning(token, warning)
-    log.warning("task %s callback %s not delivered: %s", token, event, problem)
-    return False
-
-
-def deliver_final(settings: Settings, store: TaskStore, token: str) -> None:
-    """Worker side, after a task ended: wait for ``queued`` to be settled, then send
-    ``error`` (if it failed) and ``saved``."""
-    task = store.get(token)
-    if task is None or callback_url(task) is None:
+        outbox.settle(item)
         return
-    deadline = time.monotonic() + 60  # the API may have died before settling it
-    while "queued" not in store.callbacks_sent(token) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if task.status is TaskStatus.ERROR:
-        deliver(settings, store, token, "error")
-    deliver(settings, store, token, "saved")
+    form = callback_form(task, item.event, f"{settings.base_url}/v1/status")
+    try:
+        problem = post_once(url, form, EgressPolicy.from_cidrs(settings.allowed_networks),
+                            settings.callback_timeout)  # fmt: skip
+    except BlockedAddress as exc:
+        problem, attempts_left = f"refused: {exc}", 0
+    else:
+        attempts_left = settings.callback_attempts - item.attempts - 1
+    if problem is None:
+        outbox.settle(item)
+        log.info("task %s callback %s delivered", item.token, item.event)
+    elif attempts_left > 0:
+        delay = settings.callback_backoff * 2**item.attempts
+        outbox.retry_at(item, time.time() + delay)
+        log.info("task %s callback %s failed (%s); again in %.1f s", item.token, item.event,
+                 problem, delay)  # fmt: skip
+    else:
+        outbox.settle(item)
+        warning: dict[str, Any] = {
+            "message": "Callback delivery error",
+            "details": f"Error sending callback to {url} {problem}",
+            "tag": item.event,
+        }
+        store.add_warning(item.token, warning)
+        log.warning("task %s callback %s not delivered: %s", item.token, item.event, problem)
+
+
+def deliver_due(settings: Settings, store: TaskStore, outbox: CallbackOutbox) -> int:
+    """Send every callback that is due now, several receivers at once. Returns how many."""
+    items = outbox.due(time.time(), limit=64)
+    if items:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda item: deliver_one(settings, store, outbox, item), items))
+    return len(items)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,9 +14,10 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import routes, storage_routes
-from app.callbacks import deliver
+from app.callbacks import deliver_due
 from app.errors import QencodeError
 from app.keys import resolve_api_keys
+from app.outbox import CallbackOutbox
 from app.queue import HueyQueue, TaskQueue
 from app.recovery import sweep
 from app.service import QencodeService
@@ -40,6 +40,17 @@ class CollapseSlashes:
             path = "/" + "/".join(part for part in scope["path"].split("/") if part)
             scope = {**scope, "path": path, "raw_path": path.encode()}
         await self.app(scope, receive, send)
+
+
+async def _deliver_forever(settings: Settings, store: TaskStore, outbox: CallbackOutbox) -> None:
+    while True:
+        try:
+            sent = await asyncio.to_thread(deliver_due, settings, store, outbox)
+        except Exception:  # a receiver or a locked database must not stop deliveries for good
+            log.exception("callback delivery failed; trying again")
+            sent = 0
+        if not sent:
+            await asyncio.sleep(0.2)
 
 
 class BodyLimit:
@@ -84,10 +95,12 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-async def _sweep_forever(settings: Settings, store: TaskStore, queue: TaskQueue) -> None:
+async def _sweep_forever(
+    settings: Settings, store: TaskStore, queue: TaskQueue, outbox: CallbackOutbox
+) -> None:
     while True:
         try:
-            await asyncio.to_thread(sweep, settings, store, queue, time.time())
+            await asyncio.to_thread(sweep, settings, store, queue, outbox, time.time())
         except Exception:  # the sweep must outlive a bad moment (e.g. a locked database)
             log.exception("recovery sweep failed; trying again")
         await asyncio.sleep(settings.sweep_interval)
@@ -97,6 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.storage_dir.mkdir(parents=True, exist_ok=True)
     store = SqliteTaskStore(settings.db_path)
+    outbox = CallbackOutbox(settings.db_path)
     queue = HueyQueue(settings)
     keys, dev_key = resolve_api_keys(settings)
 
@@ -104,24 +118,23 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if dev_key:
             log.warning("no QTHUMB_API_KEYS set; dev API key: %s", dev_key)
-        sweeper = asyncio.create_task(_sweep_forever(settings, store, queue))
+        loops = [
+            asyncio.create_task(_sweep_forever(settings, store, queue, outbox)),
+            asyncio.create_task(_deliver_forever(settings, store, outbox)),
+        ]
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for loop in loops:
+                loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop
 
     app = FastAPI(title="qthumb", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.store = store
 
-    def notify_queued(token: str) -> None:
-        threading.Thread(
-            target=deliver, args=(settings, store, token, "queued"), daemon=True
-        ).start()
-
-    app.state.service = QencodeService(settings, store, queue, keys, notify_queued=notify_queued)
+    app.state.service = QencodeService(settings, store, queue, keys, outbox)
     app.add_exception_handler(QencodeError, routes.qencode_error_handler)
     app.include_router(routes.router)
     app.include_router(storage_routes.router)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 from dataclasses import dataclass
 
-from app.callbacks import deliver_final
+from app.callbacks import task_ended
 from app.model import Outputs, TaskStatus
+from app.outbox import CallbackOutbox
 from app.queue import TaskQueue
 from app.settings import Settings
 from app.store import TaskStore
@@ -31,7 +31,9 @@ class SweepReport:
     purged: int = 0
 
 
-def sweep(settings: Settings, store: TaskStore, queue: TaskQueue, now: float) -> SweepReport:
+def sweep(
+    settings: Settings, store: TaskStore, queue: TaskQueue, outbox: CallbackOutbox, now: float
+) -> SweepReport:
     report = SweepReport()
     for task in store.stale_running(now - settings.heartbeat_timeout):
         if task.attempts >= settings.max_attempts:
@@ -43,9 +45,7 @@ def sweep(settings: Settings, store: TaskStore, queue: TaskQueue, now: float) ->
             if store.finish(task.token, task.attempts, TaskStatus.ERROR, Outputs(), reason, now):
                 for stale in settings.work_dir.glob(f"{task.token}-*"):
                     shutil.rmtree(stale, ignore_errors=True)
-                threading.Thread(
-                    target=deliver_final, args=(settings, store, task.token), daemon=True
-                ).start()
+                task_ended(store, outbox, task.token, now)
                 report.failed += 1
                 log.warning("task %s error: %s", task.token, reason)
         elif store.requeue(task.token, task.attempts, now):

@@ -24,6 +24,7 @@ from app.errors import (
     TokenNotFound,
 )
 from app.model import TaskStatus, status_object
+from app.outbox import CallbackOutbox
 from app.query import decode_query, parse_query
 from app.queue import TaskQueue
 from app.settings import Settings
@@ -43,15 +44,15 @@ class QencodeService:
         store: TaskStore,
         queue: TaskQueue,
         api_keys: Iterable[str],
+        outbox: CallbackOutbox,
         clock: Callable[[], float] = time.time,
-        notify_queued: Callable[[str], None] = lambda token: None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.queue = queue
         self.api_keys = frozenset(api_keys)
         self.clock = clock
-        self.notify_queued = notify_queued
+        self.outbox = outbox
 
     @property
     def status_url(self) -> str:
@@ -120,7 +121,7 @@ class QencodeService:
         self.queue.enqueue(task_token)
         log.info("task %s queued", task_token)
         if parsed.callback_url:
-            self.notify_queued(task_token)
+            self.outbox.add(task_token, ["queued"], self.clock())
         return {"error": 0, "status_url": self.status_url}
 
     def start_encode(self) -> dict[str, Any]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
 from app.model import Outputs, TaskRecord, TaskStatus, sources_of
+from app.sqlite import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -41,8 +42,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     duration REAL,
     source_size REAL,
     outputs TEXT NOT NULL DEFAULT '{}',
-    storage_purged INTEGER NOT NULL DEFAULT 0,
-    callbacks TEXT NOT NULL DEFAULT '[]'
+    storage_purged INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks(status);
 CREATE INDEX IF NOT EXISTS tasks_key_status ON tasks(api_key, status);
@@ -84,8 +84,6 @@ class TaskStore(Protocol):
     def queued_before(self, when: float) -> list[str]: ...
     def expired_results(self, finished_before: float) -> list[str]: ...
     def mark_purged(self, token: str) -> None: ...
-    def mark_callback(self, token: str, event: str) -> None: ...
-    def callbacks_sent(self, token: str) -> list[str]: ...
     def add_warning(self, token: str, warning: dict[str, Any]) -> None: ...
     def add_upload(self, uuid: str, token: str, now: float) -> None: ...
     def upload_owner(self, uuid: str) -> str | None: ...
@@ -99,21 +97,9 @@ class SqliteTaskStore:
         with self._db() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
-            columns = {row["name"] for row in db.execute("PRAGMA table_info(tasks)")}
-            if "callbacks" not in columns:  # a data dir from before callbacks
-                db.execute("ALTER TABLE tasks ADD COLUMN callbacks TEXT NOT NULL DEFAULT '[]'")
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        # One short-lived connection per call: safe across threads and forked processes.
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        try:
-            db.execute("PRAGMA busy_timeout=30000")
-            db.execute("PRAGMA synchronous=NORMAL")
-            yield db
-        finally:
-            db.close()
+    def _db(self) -> AbstractContextManager[sqlite3.Connection]:
+        return connect(self.path)
 
     def _update(self, sql: str, params: Sequence[Any]) -> bool:
         with self._db() as db:
@@ -261,12 +247,6 @@ class SqliteTaskStore:
     def mark_purged(self, token: str) -> None:
         self._update("UPDATE tasks SET storage_purged = 1 WHERE token = ?", (token,))
 
-    def mark_callback(self, token: str, event: str) -> None:
-        self._update(
-            "UPDATE tasks SET callbacks = json_insert(callbacks, '$[#]', ?) WHERE token = ?",
-            (event, token),
-        )
-
     def add_upload(self, uuid: str, token: str, now: float) -> None:
         with self._db() as db:
             db.execute("INSERT INTO uploads VALUES (?, ?, ?)", (uuid, token, now))
@@ -284,11 +264,6 @@ class SqliteTaskStore:
         with self._db() as db:
             row = db.execute("SELECT task_token FROM uploads WHERE uuid = ?", (uuid,)).fetchone()
         return None if row is None else str(row["task_token"])
-
-    def callbacks_sent(self, token: str) -> list[str]:
-        with self._db() as db:
-            row = db.execute("SELECT callbacks FROM tasks WHERE token = ?", (token,)).fetchone()
-        return [] if row is None else list(json.loads(row["callbacks"]))
 
     def add_warning(self, token: str, warning: dict[str, Any]) -> None:
         self._update(

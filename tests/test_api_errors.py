@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.errors import TokenNotFound
+from app.outbox import CallbackOutbox
 from app.queue import HueyQueue
 from app.service import QencodeService
 from app.settings import Settings
@@ -71,6 +72,7 @@ def test_expired_session_token_is_not_found(tmp_path: Path):
         SqliteTaskStore(settings.db_path),
         HueyQueue(settings),
         settings.api_keys,
+        CallbackOutbox(settings.db_path),
         clock=lambda: now[0],
     )
     token = service.access_token("0123456789abcdef")["token"]

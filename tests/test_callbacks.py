@@ -137,3 +137,22 @@ def test_payload_over_1000_chars_is_error_9(cb: QClient):
                                       "query": json.dumps({"query": {"source": "/x", "format": [
                                           {"output": "thumbnail"}]}})})  # fmt: skip
     assert reply["error"] == 9
+
+
+def test_outbox_keeps_each_tasks_events_in_order(tmp_path: Path):
+    from app.outbox import CallbackOutbox
+
+    box = CallbackOutbox(tmp_path / "t.db")
+    box.add("a", ["queued"], now=0)
+    box.add("b", ["queued"], now=0)
+    box.add("a", ["error", "saved"], now=0)
+    due = box.due(now=1, limit=10)
+    assert [(d.token, d.event) for d in due] == [("a", "queued"), ("b", "queued")]
+    first = due[0]
+    assert box.claim(first, now=1, lease=5) and not box.claim(first, now=2, lease=5)
+    box.retry_at(first, when=10)  # "queued" of a waits: nothing else of a may go before it
+    assert [(d.token, d.event) for d in box.due(now=3, limit=10)] == [("b", "queued")]
+    assert [d.event for d in box.due(now=11, limit=10) if d.token == "a"] == ["queued"]
+    box.settle(first)
+    assert [d.event for d in box.due(now=11, limit=10) if d.token == "a"] == ["error"]
+    assert box.pending("a") == ["error", "saved"]

@@ -19,9 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from app.callbacks import deliver_final
+from app.callbacks import task_ended
 from app.errors import QencodeError
 from app.model import Outputs, TaskStatus
+from app.outbox import CallbackOutbox
 from app.query import VIDEO_OUTPUTS, Destination, FormatSpec, Query, parse_query
 from app.queue import TaskQueue
 from app.settings import Settings
@@ -269,7 +270,7 @@ def run_task(
 def _end(store: TaskStore, run: TaskRun, status: TaskStatus, description: str | None) -> None:
     if store.finish(run.token, run.attempt, status, run.outputs, description, time.time()):
         log.info("task %s %s%s", run.token, status.value, f": {description}" if description else "")
-        deliver_final(run.settings, store, run.token)
+        task_ended(store, CallbackOutbox(run.settings.db_path), run.token, time.time())
     else:
         log.warning(
             "task %s: result of attempt %d not recorded (claim lost)", run.token, run.attempt
