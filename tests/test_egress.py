@@ -172,3 +172,35 @@ def test_a_playlist_in_a_video_is_refused_and_nothing_is_read(
             in (status["error_description"])
         )
     assert len(_Recorder.hits) == before
+
+
+def test_https_goes_to_the_checked_address_and_still_verifies_the_name():
+    """The request is sent to the resolved IP, with SNI and certificate checks on the name."""
+    import ssl
+
+    import httpx
+    import trustme
+
+    from app.egress import guarded_request
+
+    ca = trustme.CA()
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    server.socket = server_ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    policy = EgressPolicy.from_cidrs(["127.0.0.0/8"])
+    try:
+        with httpx.Client(verify=client_ctx) as client:
+            reply = guarded_request(client, "GET", f"https://localhost:{port}/tls", policy)
+            assert reply.status_code == 404 and "127.0.0.1/tls" in _Recorder.hits
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                guarded_request(client, "GET", f"https://127.0.0.1:{port}/tls", policy)
+        with httpx.Client() as closed_client, pytest.raises(BlockedAddress):
+            guarded_request(closed_client, "GET", f"https://localhost:{port}/", EgressPolicy())
+    finally:
+        server.shutdown()
+        server.server_close()
