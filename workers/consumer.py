@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 
+from app.outbox import CallbackOutbox
 from app.queue import HueyQueue
 from app.settings import Settings
 from app.store import SqliteTaskStore
@@ -32,7 +33,8 @@ def _die_with_parent() -> None:
 def run_consumer(settings: Settings, workers: int) -> None:
     store = SqliteTaskStore(settings.db_path)
     queue = HueyQueue(settings)
-    queue.bind(lambda token: run_task(settings, store, queue, token, worker_id()))
+    outbox = CallbackOutbox(settings.db_path)
+    queue.bind(lambda token: run_task(settings, store, queue, outbox, token, worker_id()))
     queue.huey.on_startup()(_die_with_parent)
     consumer = queue.huey.create_consumer(
         workers=workers,

@@ -231,7 +231,12 @@ class TaskRun:
 
 
 def run_task(
-    settings: Settings, store: TaskStore, queue: TaskQueue, token: str, worker_id: str
+    settings: Settings,
+    store: TaskStore,
+    queue: TaskQueue,
+    outbox: CallbackOutbox,
+    token: str,
+    worker_id: str,
 ) -> None:
     """Run one task if it can still be claimed. Never raises for a task's own failure."""
     attempt = store.claim(token, worker_id, time.time())
@@ -249,11 +254,11 @@ def run_task(
         with Heartbeat(store, token, attempt, settings.heartbeat_interval) as beat:
             run.beat = beat
             run.run(work)
-        _end(store, run, TaskStatus.COMPLETED, None)
+        _end(store, outbox, run, TaskStatus.COMPLETED, None)
     except LostClaim:
         log.warning("task %s: claim lost to recovery; this attempt stops", token)
     except TaskFailure as exc:
-        _end(store, run, TaskStatus.ERROR, exc.description)
+        _end(store, outbox, run, TaskStatus.ERROR, exc.description)
     except (KeyboardInterrupt, SystemExit):
         # Shut down mid-task: hand the task back rather than leave it to the heartbeat timeout.
         if store.requeue(token, attempt, time.time()):
@@ -262,15 +267,21 @@ def run_task(
         raise
     except Exception as exc:
         log.exception("task %s failed unexpectedly", token)
-        _end(store, run, TaskStatus.ERROR, f"internal error: {type(exc).__name__}: {exc}")
+        _end(store, outbox, run, TaskStatus.ERROR, f"internal error: {type(exc).__name__}: {exc}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _end(store: TaskStore, run: TaskRun, status: TaskStatus, description: str | None) -> None:
+def _end(
+    store: TaskStore,
+    outbox: CallbackOutbox,
+    run: TaskRun,
+    status: TaskStatus,
+    description: str | None,
+) -> None:
     if store.finish(run.token, run.attempt, status, run.outputs, description, time.time()):
         log.info("task %s %s%s", run.token, status.value, f": {description}" if description else "")
-        task_ended(store, CallbackOutbox(run.settings.db_path), run.token, time.time())
+        task_ended(store, outbox, run.token, time.time())
     else:
         log.warning(
             "task %s: result of attempt %d not recorded (claim lost)", run.token, run.attempt
