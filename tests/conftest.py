@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import av
@@ -183,12 +184,21 @@ def make_qthumb(tmp: Path, clips: Path, **extra: str) -> QthumbProcess:
     return QthumbProcess(data, env, port)
 
 
+@contextmanager
+def serving(tmp: Path, clips: Path, workers: int = 2, **extra: str) -> Iterator[QthumbProcess]:
+    """``qthumb serve`` with the test settings (plus ``extra``), stopped whatever happens."""
+    server = make_qthumb(tmp, clips, **extra)
+    try:
+        server.serve(workers=workers)
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="module")
 def qthumb(tmp_path_factory: pytest.TempPathFactory, clips: Path) -> Iterator[QthumbProcess]:
-    server = make_qthumb(tmp_path_factory.mktemp("qthumb"), clips)
-    server.serve(workers=2)
-    yield server
-    server.stop()
+    with serving(tmp_path_factory.mktemp("qthumb"), clips) as server:
+        yield server
 
 
 @pytest.fixture()

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from tests.conftest import API_KEY, QthumbProcess, ffmpeg, make_qthumb
+from tests.conftest import API_KEY, QthumbProcess, ffmpeg, make_qthumb, serving
 from tests.qclient import QClient
 
 THUMB = {"output": "thumbnail"}
@@ -73,14 +73,12 @@ def origin(bad_sources: Path) -> Iterator[str]:
 def guarded(
     tmp_path_factory: pytest.TempPathFactory, clips: Path, bad_sources: Path
 ) -> Iterator[QthumbProcess]:
-    server = make_qthumb(
+    with serving(
         tmp_path_factory.mktemp("bad-input"), clips,
         QTHUMB_LOCAL_SOURCE_DIRS=f"{clips},{bad_sources}", QTHUMB_SOURCE_READ_TIMEOUT="1",
         QTHUMB_MAX_SOURCE_SECONDS=str(4 * 3600), QTHUMB_MAX_FRAMES_PER_TASK="1000",
-    )  # fmt: skip
-    server.serve(workers=2)
-    yield server
-    server.stop()
+    ) as server:  # fmt: skip
+        yield server
 
 
 @pytest.fixture()

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from tests.conftest import API_KEY, QthumbProcess, free_port, make_qthumb
+from tests.conftest import API_KEY, QthumbProcess, free_port, serving
 from tests.qclient import QClient
 
 
@@ -69,13 +69,11 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture(scope="module")
 def cb_qthumb(tmp_path_factory: pytest.TempPathFactory, clips: Path) -> Iterator[QthumbProcess]:
-    server = make_qthumb(
+    with serving(
         tmp_path_factory.mktemp("qthumb-cb"), clips,
         QTHUMB_CALLBACK_ATTEMPTS="3", QTHUMB_CALLBACK_BACKOFF="0.1", QTHUMB_CALLBACK_TIMEOUT="2",
-    )  # fmt: skip
-    server.serve(workers=2)
-    yield server
-    server.stop()
+    ) as server:  # fmt: skip
+        yield server
 
 
 @pytest.fixture()

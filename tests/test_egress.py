@@ -14,7 +14,7 @@ from typing import ClassVar
 import pytest
 
 from app.egress import BlockedAddress, EgressPolicy
-from tests.conftest import API_KEY, QthumbProcess, make_qthumb
+from tests.conftest import API_KEY, QthumbProcess, serving
 from tests.qclient import QClient
 
 
@@ -77,21 +77,18 @@ def canary() -> Iterator[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def strict(tmp_path_factory: pytest.TempPathFactory, clips: Path) -> Iterator[QthumbProcess]:
     """qthumb that may reach 127.0.0.1 only (not the rest of 127.0.0.0/8)."""
-    server = make_qthumb(tmp_path_factory.mktemp("strict"), clips,
-                         QTHUMB_ALLOWED_NETWORKS="127.0.0.1/32")  # fmt: skip
-    server.serve(workers=1)
-    yield server
-    server.stop()
+    with serving(tmp_path_factory.mktemp("strict"), clips, workers=1,
+                 QTHUMB_ALLOWED_NETWORKS="127.0.0.1/32") as server:  # fmt: skip
+        yield server
 
 
 @pytest.fixture(scope="module")
 def closed(tmp_path_factory: pytest.TempPathFactory, clips: Path) -> Iterator[QthumbProcess]:
     """qthumb with the default: no private or loopback address at all."""
-    server = make_qthumb(tmp_path_factory.mktemp("closed"), clips, QTHUMB_ALLOWED_NETWORKS="",
-                         QTHUMB_CALLBACK_ATTEMPTS="2", QTHUMB_CALLBACK_BACKOFF="0.1")  # fmt: skip
-    server.serve(workers=1)
-    yield server
-    server.stop()
+    settings = {"QTHUMB_ALLOWED_NETWORKS": "", "QTHUMB_CALLBACK_ATTEMPTS": "2",
+                "QTHUMB_CALLBACK_BACKOFF": "0.1"}  # fmt: skip
+    with serving(tmp_path_factory.mktemp("closed"), clips, workers=1, **settings) as server:
+        yield server
 
 
 def run(server: QthumbProcess, query: dict) -> dict:

@@ -23,7 +23,7 @@ from botocore.config import Config
 from moto.server import ThreadedMotoServer
 from PIL import Image, ImageChops, ImageStat
 
-from tests.conftest import API_KEY, QthumbProcess, free_port, make_qthumb
+from tests.conftest import API_KEY, QthumbProcess, free_port, serving
 from tests.qclient import QClient
 
 SEAWEED_KEY, SEAWEED_SECRET = "qthumb-test-key", "qthumb-test-secret"
@@ -126,7 +126,7 @@ def s3_qthumb(
     seaweed_endpoint: str,
     flaky_endpoint: str,
 ) -> Iterator[QthumbProcess]:
-    server = make_qthumb(
+    with serving(
         tmp_path_factory.mktemp("qthumb-s3"),
         clips,
         QTHUMB_S3_INSECURE_ENDPOINTS=f"{moto_endpoint},{seaweed_endpoint},{flaky_endpoint}",
@@ -134,10 +134,8 @@ def s3_qthumb(
         QTHUMB_S3_CREDENTIALS=json.dumps(
             {seaweed_endpoint: {"key": SEAWEED_KEY, "secret": SEAWEED_SECRET}}
         ),
-    )
-    server.serve(workers=2)
-    yield server
-    server.stop()
+    ) as server:
+        yield server
 
 
 @pytest.fixture()
