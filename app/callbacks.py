@@ -21,6 +21,7 @@ import httpx
 from app.egress import BlockedAddress, EgressPolicy, guarded_request
 from app.model import TaskRecord, TaskStatus, status_object
 from app.outbox import CallbackOutbox, PendingCallback
+from app.redact import redact
 from app.settings import Settings
 from app.store import TaskStore
 
@@ -104,7 +105,7 @@ def deliver_one(
         outbox.settle(item)
         warning: dict[str, Any] = {
             "message": "Callback delivery error",
-            "details": f"Error sending callback to {url} {problem}",
+            "details": redact(f"Error sending callback to {url} {problem}"),
             "tag": item.event,
         }
         store.add_warning(item.token, warning)

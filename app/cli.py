@@ -10,14 +10,17 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import uvicorn
 
 from app.keys import resolve_api_keys
 from app.main import create_app
+from app.redact import setup_logging
 from app.settings import Settings
 
 log = logging.getLogger("qthumb")
@@ -32,12 +35,35 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)  # type: ignore[arg-type]
 
 
-def _serve_api(settings: Settings) -> None:
+def _listen(settings: Settings) -> tuple[socket.socket, Settings]:
+    """Bind the API's socket before anything else starts, so ``--port 0`` (any free port) is
+    known to the workers (their URLs) and to whoever started us (``--port-file``)."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host.strip("[]"), settings.port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(
+            f"qthumb: cannot listen on {settings.host}:{settings.port}: {exc}"
+        ) from None
+    sock.listen(2048)
+    sock.set_inheritable(False)
+    port = sock.getsockname()[1]
+    return sock, settings.model_copy(update={"port": port})
+
+
+def _serve_api(settings: Settings, sock: socket.socket, port_file: Path | None) -> None:
     _, dev_key = resolve_api_keys(settings)
     if dev_key:
         print(f"qthumb: no QTHUMB_API_KEYS set; dev API key: {dev_key}", flush=True)
     print(f"qthumb: API on http://{settings.host}:{settings.port}", flush=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    if port_file is not None:
+        port_file.write_text(f"{settings.port}\n")
+    # log_config=None: uvicorn's lines go through our handler, secrets masked (app.redact).
+    config = uvicorn.Config(create_app(settings), log_level="info", log_config=None)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def _start_workers(settings: Settings) -> subprocess.Popen[bytes]:
@@ -46,40 +72,46 @@ def _start_workers(settings: Settings) -> subprocess.Popen[bytes]:
         "QTHUMB_DATA_DIR": str(settings.data_dir.resolve()),
         "QTHUMB_PUBLIC_BASE_URL": settings.base_url,
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "workers", "--workers", str(settings.workers)], env=env
-    )
+    argv = [sys.executable, "-m", "workers", "--workers", str(settings.workers)]
+    # The pool is interrupted (tasks handed back) when this process dies, even by SIGKILL.
+    return subprocess.Popen([*argv, "--parent-pid", str(os.getpid())], env=env)
 
 
 class WorkerSupervisor:
     """Keeps the worker pool running beside the API: a pool that exits on its own (a crash, an
     import error, the OOM killer) is started again, with backoff, so queued tasks never wait on
-    a pool that is gone."""
+    a pool that is gone.
+
+    One thread starts, watches and stops every pool: the pool's parent-death signal is tied to
+    the thread that started it (``app.orphans``), so that thread outlives the pool."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.proc = _start_workers(settings)
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="worker-supervisor", daemon=True)
         self._thread.start()
+        self._started.wait()
 
-    def _watch(self) -> None:
+    def _run(self) -> None:
+        proc = _start_workers(self.settings)
+        self._started.set()
         delay = 1.0
         while not self._stopping.wait(1.0):
-            code = self.proc.poll()
+            code = proc.poll()
             if code is None:
                 delay = 1.0
                 continue
             log.error("worker pool exited with code %s; starting it again in %.0f s", code, delay)
             if self._stopping.wait(delay):
-                return
+                break
             delay = min(delay * 2, 30.0)
-            self.proc = _start_workers(self.settings)
+            proc = _start_workers(self.settings)
+        _stop(proc, self.settings.shutdown_timeout)
 
     def stop(self) -> None:
         self._stopping.set()
         self._thread.join()
-        _stop(self.proc, self.settings.shutdown_timeout)
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
@@ -102,12 +134,13 @@ def main(argv: list[str] | None = None) -> None:
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--host", default=None)
         cmd.add_argument("--port", type=int, default=None)
+        cmd.add_argument("--port-file", type=Path, default=None)
         if name == "serve":
             cmd.add_argument("--workers", type=int, default=None)
     worker = sub.add_parser("worker", help="the worker pool alone")
     worker.add_argument("--workers", type=int, default=None)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()
 
     if args.command == "worker":
         argv_ = [sys.executable, "-m", "workers"]
@@ -116,8 +149,9 @@ def main(argv: list[str] | None = None) -> None:
         os.execv(sys.executable, argv_)
     settings = _settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    sock, settings = _listen(settings)
     if args.command == "api":
-        _serve_api(settings)
+        _serve_api(settings, sock, args.port_file)
         return
     # uvicorn handles SIGINT/SIGTERM, then raises the signal again once it has shut down;
     # without a handler of ours that would end this process before the workers are stopped.
@@ -125,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signum, lambda *_: None)
     supervisor = WorkerSupervisor(settings)
     try:
-        _serve_api(settings)
+        _serve_api(settings, sock, args.port_file)
     finally:
         supervisor.stop()
 

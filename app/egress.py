@@ -37,21 +37,32 @@ class EgressPolicy:
         return cls(tuple(ipaddress.ip_network(c.strip(), strict=False) for c in cidrs))
 
     def check_ip(self, host: str, ip: IPAddress) -> None:
-        mapped = getattr(ip, "ipv4_mapped", None)
-        target = mapped or ip
-        if any(target in net for net in self.allowed):
+        """Allowed networks first; then an IPv6 address that carries an IPv4 one (mapped,
+        NAT64, 6to4, Teredo, IPv4-compatible or -translated) is judged by what it carries,
+        since that is where its packets end up; anything else must be public unicast."""
+        if self._allowed(ip):
             return
-        if target.is_global and not target.is_multicast:
+        carried = embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else []
+        for inner in carried:
+            if self._allowed(inner):
+                continue
+            kind = _non_public_kind(inner)
+            if kind:
+                raise BlockedAddress(
+                    f"{host} is {ip}, which carries {inner}, {_article(kind)} {kind} address; "
+                    "set QTHUMB_ALLOWED_NETWORKS to allow it"
+                )
+        if carried:
             return
-        kind = next(
-            (name for name in ("loopback", "link_local", "private", "multicast", "reserved",
-                               "unspecified") if getattr(target, f"is_{name}")),
-            "non-public",
-        )  # fmt: skip
-        raise BlockedAddress(
-            f"{host} is {target}, a {kind.replace('_', '-')} address; "
-            "set QTHUMB_ALLOWED_NETWORKS to allow it"
-        )
+        kind = _non_public_kind(ip)
+        if kind:
+            raise BlockedAddress(
+                f"{host} is {ip}, {_article(kind)} {kind} address; "
+                "set QTHUMB_ALLOWED_NETWORKS to allow it"
+            )
+
+    def _allowed(self, ip: IPAddress) -> bool:
+        return any(ip.version == net.version and ip in net for net in self.allowed)
 
     def resolve(self, host: str, port: int) -> IPAddress:
         """The address to connect to: every address ``host`` resolves to must be allowed."""
@@ -66,15 +77,82 @@ class EgressPolicy:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
             raise BlockedAddress(f"{host} does not resolve ({exc.strerror})") from None
+        except (UnicodeError, ValueError, OverflowError):  # a name no resolver takes
+            raise BlockedAddress(f"{host[:100]} is not a valid host name") from None
         addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
         for ip in addresses:
             self.check_ip(host, ip)
         return addresses[0]
 
 
+# IPv6 prefixes whose last 32 bits are an IPv4 address the packets are meant for.
+_LOW32_CARRIERS = tuple(
+    ipaddress.IPv6Network(n)
+    for n in (
+        "64:ff9b::/96",  # NAT64, well-known prefix (RFC 6052)
+        "64:ff9b:1::/48",  # NAT64, local use (RFC 8215)
+        "::ffff:0:0:0/96",  # IPv4-translated (RFC 2765)
+        "::/96",  # IPv4-compatible (deprecated), minus :: and ::1
+    )
+)
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries, in every form a router may act on."""
+    found: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        found.append(ip.ipv4_mapped)
+    if ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:
+        found.extend(ip.teredo)  # (server, client)
+    if int(ip) > 1 and any(ip in net for net in _LOW32_CARRIERS):
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return found
+
+
+def _non_public_kind(ip: IPAddress) -> str | None:
+    """What kind of non-public address ``ip`` is, or ``None`` for a public unicast one."""
+    for name in ("unspecified", "loopback", "link_local", "site_local", "multicast", "private",
+                 "reserved"):  # fmt: skip
+        if getattr(ip, f"is_{name}", False):
+            return name.replace("_", "-")
+    return None if ip.is_global else "non-public"
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is not an http(s) URL qthumb could request (``None`` when it is): checked
+    when a query arrives, and again by everything that connects."""
+    try:
+        parsed = httpx.URL(url)
+        port = parsed.port
+        host = parsed.host
+    except (httpx.InvalidURL, ValueError, UnicodeError) as exc:
+        return f"not a valid URL ({str(exc)[:100]})"
+    if parsed.scheme not in ("http", "https"):
+        return "not an http(s) URL"
+    if not host:
+        return "the URL names no host"
+    if port is not None and not 0 < port < 65536:
+        return f"port {port} is out of range"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            host.encode("idna")  # what the resolver will do with it
+        except UnicodeError:
+            return f"the host {host[:100]!r} is not a valid name"
+    return None
+
+
 def _pinned(url: httpx.URL, policy: EgressPolicy) -> tuple[httpx.URL, dict[str, Any], str]:
-    if url.scheme not in ("http", "https") or not url.host:
-        raise BlockedAddress(f"{url} is not an http(s) URL")
+    problem = url_problem(str(url))
+    if problem:
+        raise BlockedAddress(problem)
     port = url.port or (443 if url.scheme == "https" else 80)
     ip = policy.resolve(url.host, port)
     extensions: dict[str, Any] = {"sni_hostname": url.host} if url.scheme == "https" else {}
@@ -90,6 +168,9 @@ def guarded_stream(
     **kwargs: Any,
 ) -> Iterator[httpx.Response]:
     """``client.stream`` to a checked, pinned address, following redirects hop by hop."""
+    problem = url_problem(url)
+    if problem:
+        raise BlockedAddress(problem)
     current = httpx.URL(url)
     headers = dict(kwargs.pop("headers", None) or {})
     for _ in range(MAX_REDIRECTS + 1):
@@ -101,7 +182,10 @@ def guarded_stream(
         response = client.send(request, stream=True, follow_redirects=False)
         if response.is_redirect and "location" in response.headers:
             response.close()
-            current = current.join(response.headers["location"])
+            try:
+                current = current.join(response.headers["location"])
+            except (httpx.InvalidURL, ValueError, UnicodeError):
+                raise BlockedAddress("a redirect's Location is not a valid URL") from None
             if response.status_code in (301, 302, 303):
                 method, kwargs = "GET", {k: v for k, v in kwargs.items() if k not in ("data",)}
             continue

@@ -17,7 +17,9 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
+from app.egress import url_problem
 from app.errors import BadQuery, FieldRequired
 
 # Every output Qencode documents (§3.2). Anything else is a typo and is refused at once; a known
@@ -46,6 +48,8 @@ VIDEO_OUTPUTS = frozenset({"mp4", "webm"})
 _FRAMERATE_RE = re.compile(r"^\d+(\.\d+)?(/\d+(\.\d+)?)?$")
 _KEYFRAME_RE = re.compile(r"^\d+(\.\d+)?s?$")
 MAX_SIDE = 16_000
+_SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+MIN_INTERVAL = 0.001  # seconds: a frame lasts longer at every rate a camera records
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 
@@ -129,13 +133,30 @@ class Query:
     formats: tuple[FormatSpec, ...]
     callback_url: str | None = None
 
+    def secrets(self) -> list[str]:
+        """Every credential the query carries, for ``app.redact`` to mask wherever it
+        would be repeated: destination keys and secrets, and the user-info of its URLs."""
+        found: list[str] = []
+        urls = [self.source, self.callback_url or ""]
+        for spec in self.formats:
+            for d in spec.destinations:
+                found += [d.key or "", d.secret or ""]
+                urls.append(d.url)
+        for url in urls:
+            try:
+                parts = urlsplit(url)
+                found += [unquote(parts.username or ""), unquote(parts.password or "")]
+            except ValueError:
+                continue
+        return [s for s in found if s]
+
 
 def decode_query(raw: str) -> dict[str, Any]:
     """Turn the ``query`` form field into the inner query object (wrapped or not)."""
     try:
         value = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise BadQuery(f"query is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # ValueError: also ints past 4300 digits
+        raise BadQuery(f"query is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(value, dict):
         raise BadQuery("query must be a JSON object")
     inner = value.get("query", value) if "format" not in value else value
@@ -164,8 +185,25 @@ def parse_query(obj: dict[str, Any]) -> Query:
     callback = obj.get("callback_url")
     if callback is not None and not isinstance(callback, str):
         raise BadQuery("query.callback_url must be a string")
+    if callback:
+        _web_url(callback, "query.callback_url")
+    if url_scheme(source) in ("http", "https"):
+        _web_url(source.strip(), "query.source")
     specs = tuple(_parse_format(i, f) for i, f in enumerate(formats))
     return Query(source=source.strip(), formats=specs, callback_url=callback or None)
+
+
+def url_scheme(url: str) -> str:
+    """The scheme of ``url`` in lower case, "" when it has none; never fails (``urlsplit``
+    raises on a malformed host such as ``http://[::1``)."""
+    match = _SCHEME_RE.match(url.strip())
+    return match.group(1).lower() if match else ""
+
+
+def _web_url(url: str, path: str) -> None:
+    problem = url_problem(url)
+    if problem:
+        raise BadQuery(f"{path}: {problem}")
 
 
 def _parse_format(index: int, obj: object) -> FormatSpec:
@@ -205,6 +243,11 @@ def _parse_format(index: int, obj: object) -> FormatSpec:
     interval = _opt_float(obj, "interval", path, minimum=0.0, exclusive=True)
     if interval is None:
         raise FieldRequired(f"{path}.interval")
+    if interval < MIN_INTERVAL:
+        raise BadQuery(
+            f"{path}.interval must be at least {MIN_INTERVAL:g} s (shorter than any frame), "
+            f"got {interval:g}"
+        )
     columns = _opt_int(obj, "columns", path, minimum=1)
     if columns is not None and columns > 1000:
         raise BadQuery(f"{path}.columns must be between 1 and 1000")
@@ -244,17 +287,29 @@ def _number(value: object, path: str) -> float:
     if isinstance(value, bool):
         raise BadQuery(f"{path} must be a number, not {json.dumps(value)}")
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int past float's range
+            raise BadQuery(f"{path} must be a finite number") from None
     elif isinstance(value, str):
         try:
             number = float(value.strip())
         except ValueError:
-            raise BadQuery(f"{path} must be a number, got {value!r}") from None
+            raise BadQuery(f"{path} must be a number, got {value[:100]!r}") from None
     else:
-        raise BadQuery(f"{path} must be a number, got {json.dumps(value)}")
+        raise BadQuery(f"{path} must be a number, got {_shown(value)}")
     if not math.isfinite(number):
         raise BadQuery(f"{path} must be a finite number")
     return number
+
+
+def _shown(value: object) -> str:
+    """A short JSON rendering of a client value for a message (never the whole of it)."""
+    try:
+        text = json.dumps(value)
+    except (ValueError, RecursionError):
+        text = type(value).__name__
+    return text if len(text) <= 100 else f"{text[:100]}…"
 
 
 def _opt_float(

@@ -23,7 +23,8 @@ from app.errors import (
     SystemBusy,
     TokenNotFound,
 )
-from app.model import TaskStatus, status_object
+from app.limits import check_query
+from app.model import TaskStatus, is_token, status_object
 from app.outbox import CallbackOutbox
 from app.query import decode_query, parse_query
 from app.queue import TaskQueue
@@ -32,7 +33,6 @@ from app.store import TaskStore
 
 log = logging.getLogger("qthumb.api")
 
-TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
 API_KEY_RE = re.compile(r"^[A-Za-z0-9_\-]{12,128}$")
 MAX_PAYLOAD = 1000
 
@@ -77,7 +77,7 @@ class QencodeService:
     def create_task(self, token: str | None) -> dict[str, Any]:
         if not token:
             raise FieldRequired("token")
-        if not TOKEN_RE.match(token):
+        if not is_token(token):
             raise BadToken()
         api_key = self.store.session_owner(token, self.clock())
         if api_key is None:
@@ -91,7 +91,7 @@ class QencodeService:
     ) -> dict[str, Any]:
         if not task_token:
             raise FieldRequired("task_token")
-        if not TOKEN_RE.match(task_token):
+        if not is_token(task_token):
             raise BadToken("Bad task_token")
         if query is None or not query.strip():
             raise FieldRequired("query")
@@ -110,6 +110,7 @@ class QencodeService:
                 f"{self.settings.max_formats} (QTHUMB_MAX_FORMATS)"
             )
         parsed = parse_query(inner)  # refuse a bad query now, not in the worker
+        check_query(parsed, self.settings)
         active = self.store.active_tasks(task.api_key)
         if active >= self.settings.max_active_tasks_per_key:
             raise SystemBusy(
@@ -134,7 +135,7 @@ class QencodeService:
         if not tokens:
             raise FieldRequired("task_tokens")
         for token in tokens:
-            if not TOKEN_RE.match(token):
+            if not is_token(token):
                 raise BadTaskTokens(f"Bad task_tokens: {token[:64]!r} is not a task token")
         records = self.store.get_many(tokens)
         statuses: dict[str, Any] = {}
@@ -152,11 +153,11 @@ def split_task_tokens(single: list[str], bracketed: list[str]) -> list[str]:
         if text.startswith("["):
             try:
                 items = json.loads(text)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # ValueError: JSON errors, giant numbers
                 raise BadTaskTokens("Bad task_tokens: not a JSON list") from None
-            if not isinstance(items, list):
-                raise BadTaskTokens()
-            parts = [str(item).strip() for item in items]
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise BadTaskTokens("Bad task_tokens: a JSON list of task tokens (strings)")
+            parts = [item.strip() for item in items]
         else:
             parts = [part.strip() for part in text.split(",")]
         found.extend(part for part in parts if part)

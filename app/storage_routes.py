@@ -13,10 +13,12 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse
 
+from app.model import is_token
+
 router = APIRouter()
 
-_TOKEN = re.compile(r"^[0-9a-f]{32}$")
-_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+_INDEX = re.compile(r"[0-9]{1,6}")  # ASCII digits: "²".isdigit() is true, int("²") fails
+_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 CONTENT_TYPES = {
     ".png": "image/png",
     ".jpg": "image/jpeg",
@@ -31,7 +33,7 @@ CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Co
 
 @router.get("/storage/{token}/{index}/{filename}")
 async def stored_file(request: Request, token: str, index: str, filename: str) -> FileResponse:
-    if not (_TOKEN.match(token) and index.isdigit() and _FILE.match(filename)):
+    if not (is_token(token) and _INDEX.fullmatch(index) and _FILE.fullmatch(filename)):
         raise HTTPException(status_code=404)
     root: Path = request.app.state.settings.storage_dir
     path = root / token / str(int(index)) / filename

@@ -19,13 +19,12 @@ from fastapi import APIRouter, HTTPException, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tuspyserver import create_tus_router
 
-from app.model import TaskStatus
+from app.model import TOKEN_PATTERN, TaskStatus, is_token
 from app.settings import Settings
 from app.store import TaskStore
 
 PREFIX = "/v1/upload_file"
-_PATH = re.compile(r"^/v1/upload_file/([0-9a-f]{32})/?$")
-_TOKEN = re.compile(r"^[0-9a-f]{32}$")
+_PATH = re.compile(rf"/v1/upload_file/({TOKEN_PATTERN})/?")
 
 
 def upload_router(settings: Settings, store: TaskStore) -> APIRouter:
@@ -33,7 +32,7 @@ def upload_router(settings: Settings, store: TaskStore) -> APIRouter:
 
     def task_may_upload(request: Request) -> None:
         token = request.path_params.get("task_token", "")
-        task = store.get(token) if _TOKEN.match(token) else None
+        task = store.get(token) if is_token(token) else None
         if task is None:
             raise HTTPException(status_code=404, detail="Token not found")
         if task.status is not TaskStatus.CREATED:
@@ -96,7 +95,7 @@ class UploadLocation:
         self.base_url = base_url
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        match = _PATH.match(scope.get("path", "")) if scope["type"] == "http" else None
+        match = _PATH.fullmatch(scope.get("path", "")) if scope["type"] == "http" else None
         if match is None or scope.get("method") != "POST":
             await self.app(scope, receive, send)
             return

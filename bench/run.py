@@ -48,7 +48,8 @@ spec = parse_query({{"source": "x", "format": [{sprite_format(sc)!r}]}}).formats
 start = time.perf_counter()
 info = probe(path)
 with tempfile.TemporaryDirectory() as d:
-    made = make_thumbnails(path, info, spec, Path(d), lambda f: None, os.cpu_count() or 1)
+    made = make_thumbnails(path, info, spec, Path(d), lambda f: None, os.cpu_count() or 1,
+                          max_frames=10**6, max_pixels=64_000_000)
 print(time.perf_counter() - start)
 """
     out = subprocess.run(

@@ -11,15 +11,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import av
 import pytest
+import uvicorn
 
 from tests.qclient import QClient
 
+T = TypeVar("T")
 API_KEY = "test-key-0123456789"
 FPS = 25
 INDEX_FRAMES = 100
@@ -27,9 +30,25 @@ INDEX_GOP = 50
 
 
 def free_port() -> int:
+    """A port free now, for servers that cannot bind port 0 and report it (SeaweedFS, or a
+    port that must stay closed). Racy by nature: prefer ``serve_in_thread`` / ``--port 0``."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve_in_thread(app: Any) -> Iterator[int]:
+    """An ASGI app on 127.0.0.1, on a port the server bound itself (port 0); yields the port."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, 10, lambda: "the test server did not start")
+    try:
+        yield int(server.servers[0].sockets[0].getsockname()[1])
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def ffmpeg(*args: str) -> None:
@@ -107,14 +126,20 @@ def source_server(clips: Path) -> Iterator[str]:
 
 
 class QthumbProcess:
-    """``qthumb serve`` (or ``api`` / ``worker``) as a child process on a free port."""
+    """``qthumb serve`` (or ``api`` / ``worker``) as a child process. The first start binds port
+    0 and reports the port it got (``--port-file``), so no port is picked and then raced for;
+    restarts reuse it, as a restarted server would."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str], port: int) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
         self.data_dir = data_dir
         self.env = env
-        self.port = port
-        self.base_url = f"http://127.0.0.1:{port}"
+        self.port: int | None = None
         self.procs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def base_url(self) -> str:
+        assert self.port is not None, "not listening yet"
+        return f"http://127.0.0.1:{self.port}"
 
     def start(self, *command: str) -> subprocess.Popen[bytes]:
         with (self.data_dir / f"{command[0]}.log").open("ab") as log:
@@ -129,23 +154,35 @@ class QthumbProcess:
         self.procs.append(proc)
         return proc
 
-    def serve(self, workers: int = 2) -> None:
-        self.start("serve", "--port", str(self.port), "--workers", str(workers))
+    def listen(self, command: str, *args: str) -> subprocess.Popen[bytes]:
+        """Start ``serve`` or ``api`` and wait until it accepts connections."""
+        port_file = self.data_dir / f"{command}.port"
+        port_file.unlink(missing_ok=True)
+        port = str(self.port or 0)
+        proc = self.start(command, "--port", port, "--port-file", str(port_file), *args)
         try:
+            self.port = int(wait_for(lambda: _read_port(port_file, proc), 30, self.logs))
             self.wait_ready()
-        except RuntimeError:
+        except (RuntimeError, AssertionError):
             self.stop()
             raise
+        return proc
+
+    def serve(self, workers: int = 2) -> None:
+        self.listen("serve", "--workers", str(workers))
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        assert self.port is not None
+        port = self.port
+
+        def accepts() -> bool:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return True
             except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"qthumb did not listen on {self.port}: {self.logs()}")
+                return False
+
+        wait_for(accepts, timeout, lambda: f"qthumb did not listen on {port}: {self.logs()}")
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in self.data_dir.glob("*.log"))
@@ -163,8 +200,28 @@ class QthumbProcess:
         self.procs.clear()
 
 
+def wait_for(check: Callable[[], T | None], timeout: float, why: Callable[[], str]) -> T:
+    """Poll ``check`` until it gives something truthy; fail with ``why()`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(why())
+        time.sleep(0.05)
+
+
+def _read_port(path: Path, proc: subprocess.Popen[bytes]) -> int | None:
+    if proc.poll() is not None:
+        raise RuntimeError(f"qthumb exited with code {proc.returncode} before listening")
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def make_qthumb(tmp: Path, clips: Path, **extra: str) -> QthumbProcess:
-    port = free_port()
     data = tmp / "data"
     data.mkdir(parents=True, exist_ok=True)
     env = {
@@ -172,7 +229,6 @@ def make_qthumb(tmp: Path, clips: Path, **extra: str) -> QthumbProcess:
         "QTHUMB_DATA_DIR": str(data),
         "QTHUMB_API_KEYS": API_KEY,
         "QTHUMB_LOCAL_SOURCE_DIRS": str(clips),
-        "QTHUMB_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "QTHUMB_HEARTBEAT_INTERVAL": "0.5",
         "QTHUMB_HEARTBEAT_TIMEOUT": "3",
         "QTHUMB_SWEEP_INTERVAL": "0.5",
@@ -181,7 +237,7 @@ def make_qthumb(tmp: Path, clips: Path, **extra: str) -> QthumbProcess:
         "QTHUMB_ALLOWED_NETWORKS": "127.0.0.0/8",
         **extra,
     }
-    return QthumbProcess(data, env, port)
+    return QthumbProcess(data, env)
 
 
 @contextmanager

@@ -225,8 +225,7 @@ def test_request_body_over_the_limit_is_413(c: QClient):
 
 def test_active_tasks_per_key_are_limited(tmp_path: Path, clips: Path):
     server = make_qthumb(tmp_path, clips, QTHUMB_MAX_ACTIVE_TASKS_PER_KEY="2")
-    server.start("api", "--port", str(server.port))  # no workers: tasks stay queued
-    server.wait_ready()
+    server.listen("api")  # no workers: tasks stay queued
     try:
         with QClient(server.base_url, API_KEY) as client:
             for _ in range(2):

@@ -4,20 +4,18 @@ dead receiver never fails a task."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from tests.conftest import API_KEY, QthumbProcess, free_port, serving
+from tests.conftest import API_KEY, QthumbProcess, free_port, serve_in_thread, serving
 from tests.qclient import QClient
 
 
@@ -25,7 +23,7 @@ class Receiver:
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
         self.fail_first = 0
-        self.port = free_port()
+        self.port = 0  # bound by the server (port 0), known once it runs
 
         async def hook(request: Request) -> PlainTextResponse:
             form = dict((await request.form()).items())
@@ -35,10 +33,7 @@ class Receiver:
                 return PlainTextResponse("busy", status_code=500)
             return PlainTextResponse("ok")
 
-        app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error")
-        )
+        self.app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
 
     @property
     def url(self) -> str:
@@ -58,13 +53,15 @@ class Receiver:
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
     r = Receiver()
-    thread = threading.Thread(target=r.server.run, daemon=True)
-    thread.start()
-    while not r.server.started:
-        time.sleep(0.05)
-    yield r
-    r.server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(r.app) as port:
+        r.port = port
+        yield r
+
+
+@pytest.fixture(autouse=True)
+def _fresh_receiver(receiver: Receiver) -> None:
+    """The receiver is shared by the module: no test inherits another's failures to come."""
+    receiver.fail_first = 0
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,21 @@ def query(k: int, clips: Path, slow: Path) -> dict:
     ]}  # fmt: skip
 
 
+def some_task_running(client: QClient, tasks: list[str], timeout: float = 60) -> bool:
+    """Wait until a task runs (True), or every task has ended (False): a kill then lands on a
+    running task, whatever the machine's speed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reply = client.post("status", {"task_tokens": ",".join(tasks)})
+        states = {s["status"] for s in reply["statuses"].values()}
+        if states & {"downloading", "encoding", "saving"}:
+            return True
+        if states <= set(TERMINAL):
+            return False
+        time.sleep(0.05)
+    raise AssertionError(f"no task ran within {timeout} s: {states}")
+
+
 def test_fifty_tasks_survive_repeated_sigkill(tmp_path: Path, clips: Path, slow_clip: Path):  # noqa: F811
     server = make_qthumb(tmp_path, clips, QTHUMB_LOCAL_SOURCE_DIRS=f"{clips},{slow_clip.parent}")
     try:
@@ -35,7 +50,8 @@ def test_fifty_tasks_survive_repeated_sigkill(tmp_path: Path, clips: Path, slow_
         with QClient(server.base_url, API_KEY) as client:
             tasks = {client.start(query(k, clips, slow_clip)): k for k in range(50)}
             for _ in range(3):
-                time.sleep(1.5)
+                if not some_task_running(client, list(tasks)):
+                    break  # all ended: nothing left to kill mid-task
                 kill_all(server)
                 server.serve(workers=2)
             deadline = time.monotonic() + 300

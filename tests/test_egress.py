@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import http.server
 import ipaddress
+import re
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,19 +24,75 @@ from tests.qclient import QClient
     ("address", "kind"),
     [("127.0.0.1", "loopback"), ("10.1.2.3", "private"), ("192.168.0.1", "private"),
      ("169.254.169.254", "link-local"), ("::1", "loopback"), ("fd00::1", "private"),
-     ("::ffff:127.0.0.1", "loopback"), ("0.0.0.0", "private"), ("224.0.0.1", "multicast"),
-     ("100.64.0.1", "non-public")],
+     ("::ffff:127.0.0.1", "loopback"), ("0.0.0.0", "unspecified"), ("::", "unspecified"),
+     ("224.0.0.1", "multicast"), ("100.64.0.1", "non-public"), ("fec0::1", "site-local")],
 )  # fmt: skip
 def test_non_public_addresses_are_refused(address: str, kind: str):
-    with pytest.raises(BlockedAddress, match=f"a {kind} address; set QTHUMB_ALLOWED_NETWORKS"):
+    article = "an" if kind[0] in "aeiou" else "a"
+    with pytest.raises(BlockedAddress, match=f"{article} {kind} address; set QTHUMB_ALLOWED"):
         EgressPolicy().check_ip("h", ipaddress.ip_address(address))
 
 
-def test_public_and_allowed_addresses_pass():
-    EgressPolicy().check_ip("h", ipaddress.ip_address("93.184.216.34"))
-    EgressPolicy.from_cidrs(["10.0.0.0/8"]).check_ip("h", ipaddress.ip_address("10.9.9.9"))
-    with pytest.raises(BlockedAddress, match=r"localhost is 127\.0\.0\.1, a loopback address"):
+# IPv6 forms that carry an IPv4 address, each judged by the address it carries.
+EMBEDDED = [
+    ("64:ff9b::7f00:1", "127.0.0.1", "loopback"),  # NAT64 well-known prefix
+    ("64:ff9b::a9fe:a9fe", "169.254.169.254", "link-local"),
+    ("64:ff9b:1::a00:1", "10.0.0.1", "private"),  # NAT64 local-use prefix
+    ("2002:7f00:1::", "127.0.0.1", "loopback"),  # 6to4
+    ("2002:c0a8:1::1", "192.168.0.1", "private"),
+    ("::127.0.0.1", "127.0.0.1", "loopback"),  # IPv4-compatible
+    ("::10.1.2.3", "10.1.2.3", "private"),
+    ("::ffff:0:127.0.0.1", "127.0.0.1", "loopback"),  # IPv4-translated
+    ("::ffff:10.0.0.1", "10.0.0.1", "private"),  # IPv4-mapped
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "192.0.2.45", "private"),  # Teredo (client)
+    ("2001:0:a00:1:8000:63bf:f7f7:f7f7", "10.0.0.1", "private"),  # Teredo (server)
+]
+
+
+@pytest.mark.parametrize(("address", "carried", "kind"), EMBEDDED)
+def test_ipv6_forms_are_judged_by_the_ipv4_address_they_carry(
+    address: str, carried: str, kind: str
+):
+    with pytest.raises(BlockedAddress, match=f"which carries {re.escape(carried)}, an? {kind}"):
+        EgressPolicy().check_ip("h", ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8", "::ffff:0:8.8.8.8",
+     "2001:0:808:808:8000:63bf:f7f7:f7f7", "2606:4700::1111", "93.184.216.34"],
+)  # fmt: skip
+def test_forms_carrying_public_addresses_pass(address: str):
+    EgressPolicy().check_ip("h", ipaddress.ip_address(address))
+
+
+def test_allowed_networks_apply_to_the_carried_address_too():
+    allowed = EgressPolicy.from_cidrs(["10.0.0.0/8"])
+    allowed.check_ip("h", ipaddress.ip_address("10.9.9.9"))
+    allowed.check_ip("h", ipaddress.ip_address("64:ff9b::a09:909"))
+    with pytest.raises(BlockedAddress, match=r"which carries 127\.0\.0\.1"):
+        allowed.check_ip("h", ipaddress.ip_address("64:ff9b::7f00:1"))
+
+
+def test_localhost_resolves_to_a_refused_loopback_address():
+    # Whichever loopback address this host's resolver gives first (127.0.0.1 or ::1).
+    with pytest.raises(BlockedAddress, match=r"localhost is (127\.0\.0\.1|::1), a loopback"):
         EgressPolicy().resolve("localhost", 80)
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [("http://[::1", "not a valid URL"), ("http://h:abc/", "not a valid URL"),
+     ("http://a\x00b/", "not a valid URL"), ("http:///x", "names no host"),
+     ("ftp://h/x", "not an http(s) URL"), ("http://xn--a/", "not a valid"),
+     ("http://a..b/", "is not a valid name"), (f"http://{'a' * 70}.com/", "is not a valid name"),
+     ("http://h:99999/", "out of range")],
+)  # fmt: skip
+def test_urls_no_request_could_be_made_to_are_named(url: str, problem: str):
+    from app.egress import url_problem
+
+    assert problem in (url_problem(url) or "")
+    assert url_problem("https://example.com:8443/a.mp4?x=1") is None
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
@@ -61,6 +119,13 @@ def serve(host: str) -> tuple[http.server.ThreadingHTTPServer, str]:
     server = http.server.ThreadingHTTPServer((host, 0), _Recorder)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://{host}:{server.server_address[1]}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_recorder() -> None:
+    """The recorder is shared by the module's servers: each test starts with a clean one."""
+    _Recorder.hits.clear()
+    _Recorder.redirect_to = ""
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +167,7 @@ def run(server: QthumbProcess, query: dict) -> dict:
         ("{origin}/clip.mp4", "127.0.0.1 is 127.0.0.1, a loopback address"),
         ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is 169.254.169.254, a "
          "link-local address"),
-        ("http://localhost:9/x.mp4", "localhost is 127.0.0.1, a loopback address"),
+        ("http://localhost:9/x.mp4", "a loopback address"),
         ("http://[::1]:9/x.mp4", "a loopback address"),
         ("http://10.0.0.1/x.mp4", "10.0.0.1 is 10.0.0.1, a private address"),
     ],
@@ -183,19 +248,27 @@ def test_https_goes_to_the_checked_address_and_still_verifies_the_name():
     ca = trustme.CA()
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ca.issue_cert("localhost").configure_cert(server_ctx)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    # Listen where "localhost" resolves first here (127.0.0.1 on most hosts, ::1 on some).
+    family, *_, address = socket.getaddrinfo("localhost", 0, type=socket.SOCK_STREAM)[0]
+    loopback = address[0]
+
+    class _Server(http.server.ThreadingHTTPServer):
+        address_family = family
+
+    server = _Server((loopback, 0), _Recorder)
     server.socket = server_ctx.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
     client_ctx = ssl.create_default_context()
     ca.configure_trust(client_ctx)
-    policy = EgressPolicy.from_cidrs(["127.0.0.0/8"])
+    policy = EgressPolicy.from_cidrs(["127.0.0.0/8", "::1/128"])
+    literal = f"[{loopback}]" if ":" in loopback else loopback
     try:
         with httpx.Client(verify=client_ctx) as client:
             reply = guarded_request(client, "GET", f"https://localhost:{port}/tls", policy)
-            assert reply.status_code == 404 and "127.0.0.1/tls" in _Recorder.hits
+            assert reply.status_code == 404 and f"{loopback}/tls" in _Recorder.hits
             with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
-                guarded_request(client, "GET", f"https://127.0.0.1:{port}/tls", policy)
+                guarded_request(client, "GET", f"https://{literal}:{port}/tls", policy)
         with httpx.Client() as closed_client, pytest.raises(BlockedAddress):
             guarded_request(closed_client, "GET", f"https://localhost:{port}/", EgressPolicy())
     finally:

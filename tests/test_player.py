@@ -5,21 +5,18 @@ of the frame at the hovered time."""
 from __future__ import annotations
 
 import io
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-import uvicorn
 from PIL import Image, ImageStat
 from playwright.sync_api import Page, sync_playwright
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from tests.conftest import ffmpeg, free_port
+from tests.conftest import ffmpeg, serve_in_thread
 from tests.qclient import QClient
 from tests.test_thumbnails import of_type, parse_cues, vtt_of
 
@@ -65,17 +62,8 @@ def page_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
             Mount("/", StaticFiles(directory=site)),
         ]
     )
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "static server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", site
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(app) as port:
+        yield f"http://127.0.0.1:{port}", site
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 from app.settings import Settings
-from tests.conftest import QthumbProcess, free_port
+from tests.conftest import QthumbProcess
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -32,17 +32,16 @@ def test_every_setting_is_documented():
 def test_curl_session_works_as_pasted(tmp_path: Path):
     """Run the block against `qthumb serve` with make run's defaults: dev key, ./media."""
     session = code_blocks(README.read_text())[1]
-    port = free_port()
     data = tmp_path / "qthumb-data"
     data.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("QTHUMB_")} | {
         "QTHUMB_DATA_DIR": str(data),
         "QTHUMB_LOCAL_SOURCE_DIRS": str(tmp_path / "media"),
     }
-    server = QthumbProcess(data, env, port)
+    server = QthumbProcess(data, env)
     try:
         server.serve(workers=1)
-        script = session.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+        script = session.replace("127.0.0.1:8000", f"127.0.0.1:{server.port}")
         result = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", script],
             cwd=tmp_path,

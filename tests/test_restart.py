@@ -79,8 +79,7 @@ def test_task_whose_worker_keeps_dying_ends_in_error(tmp_path: Path, slow_clip: 
             wait_until_running(client, [task])
             kill_all(server)
             # Only the API comes back: nobody may run the task again, recovery must end it.
-            server.start("api", "--port", str(server.port))
-            server.wait_ready()
+            server.listen("api")
             status = client.wait(task, timeout=60)
         assert status["status"] == "error"
         assert status["error_description"].startswith("worker stopped while the task was ")

@@ -53,9 +53,9 @@ def wait_port(port: int, timeout: float = 30) -> None:
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    _, port = server.get_host_and_port()
     wait_port(port)
     yield f"127.0.0.1:{port}"
     server.stop()

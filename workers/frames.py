@@ -177,12 +177,15 @@ class VideoReader:
     def frames_at(self, times: Sequence[float], keyframes_only: bool = False) -> Iterator[Picture]:
         """One picture per time (times must not decrease), in order."""
         targets = [self.pts(t) for t in times]
-        # Read the keyframes first: finding them may move the demuxer, never mid-walk.
-        keys = self.keyframes()
-        if keyframes_only and keys:
-            yield from self._keyframe_walk(targets)
-        else:
-            yield from self._walk(targets)
+        try:
+            # Read the keyframes first: finding them may move the demuxer, never mid-walk.
+            keys = self.keyframes()
+            if keyframes_only and keys:
+                yield from self._keyframe_walk(targets)
+            else:
+                yield from self._walk(targets)
+        except av.FFmpegError as exc:  # whatever a damaged source does to a seek or a decode
+            raise MediaError(f"the video could not be decoded ({exc})") from None
 
     def _keyframe_walk(self, targets: list[int]) -> Iterator[Picture]:
         """The keyframe before each target: one seek and one keyframe decode per distinct

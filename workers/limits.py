@@ -8,7 +8,7 @@ from app.settings import Settings
 from workers.failures import FormatFailure, TaskFailure
 from workers.imaging import target_size
 from workers.probe import MediaInfo
-from workers.series import series_times
+from workers.series import frame_count
 
 
 def _hms(seconds: float) -> str:
@@ -27,7 +27,7 @@ def check_task(query: Query, info: MediaInfo, settings: Settings) -> None:
         if spec.output == "thumbnail":
             frames += 1
         elif spec.output == "thumbnails":
-            frames += len(series_times(spec, info))
+            frames += frame_count(spec, info)
     if frames > settings.max_frames_per_task:
         raise TaskFailure(
             f"the query asks for {frames} frames; the limit is {settings.max_frames_per_task} "

@@ -25,6 +25,7 @@ from app.model import Outputs, TaskStatus
 from app.outbox import CallbackOutbox
 from app.query import VIDEO_OUTPUTS, Destination, FormatSpec, Query, parse_query
 from app.queue import TaskQueue
+from app.redact import redact
 from app.settings import Settings
 from app.store import TaskStore
 from workers.entries import add_failed, add_stored
@@ -86,6 +87,10 @@ class TaskRun:
         self.settings, self.store, self.token, self.attempt = settings, store, token, attempt
         self.outputs = Outputs()
         self.beat: Heartbeat | None = None
+        # Masked in every description this attempt records (app.redact).
+        self.secrets: list[str] = [
+            value for creds in settings.s3_credentials.values() for value in creds.values()
+        ]
         self._last_percent_write = 0.0
 
     def advance(self, status: TaskStatus, percent: float, force: bool = False) -> None:
@@ -106,6 +111,7 @@ class TaskRun:
             query = parse_query(json.loads(task.query))
         except QencodeError as exc:
             raise TaskFailure(f"query: {exc.message}") from None
+        self.secrets += query.secrets()
         fetched = fetch_source(
             query.source,
             work,
@@ -124,6 +130,15 @@ class TaskRun:
             info.coded_height,
             info.codec,
         )
+        if info.claimed_duration is not None:
+            self.outputs.warnings.append(
+                {
+                    "message": "source is shorter than its header says",
+                    "details": f"the header says {info.claimed_duration:.3f} s; its frames end "
+                    f"at {info.duration:.3f} s, so outputs cover {info.duration:.3f} s",
+                    "tag": "source",
+                }
+            )
         check_task(query, info, self.settings)
         self.advance(TaskStatus.ENCODING, 0.0, force=True)
         made = self._make_formats(query, fetched.path, info, work)
@@ -189,7 +204,16 @@ class TaskRun:
             # One reader a core: more only adds containers (~20 MB each for long files) and
             # contention when decoding dominates (measured in bench/RESULTS.md).
             readers = self.settings.decode_threads or os.cpu_count() or 1
-            return make_thumbnails(source, info, spec, out_dir, progress, readers)
+            return make_thumbnails(
+                source,
+                info,
+                spec,
+                out_dir,
+                progress,
+                readers,
+                max_frames=self.settings.max_frames_per_task,
+                max_pixels=self.settings.max_output_pixels,
+            )
         if spec.output in VIDEO_OUTPUTS:
             timeout = self.settings.video_timeout
             return make_video(source, info, spec, out_dir, progress, timeout)
@@ -224,6 +248,7 @@ class TaskRun:
         add_stored(self.outputs, spec, products, stored)
 
     def _format_failed(self, spec: FormatSpec, description: str) -> None:
+        description = redact(description, self.secrets)
         add_failed(self.outputs, spec, description)
         log.warning(
             "task %s format %d (%s) failed: %s", self.token, spec.index, spec.output, description
@@ -279,6 +304,8 @@ def _end(
     status: TaskStatus,
     description: str | None,
 ) -> None:
+    if description is not None:
+        description = redact(description, run.secrets)
     if store.finish(run.token, run.attempt, status, run.outputs, description, time.time()):
         log.info("task %s %s%s", run.token, status.value, f": {description}" if description else "")
         task_ended(store, outbox, run.token, time.time())

@@ -24,6 +24,9 @@ class MediaInfo:
     codec: str
     rotation: int = 0  # counter-clockwise degrees from the display matrix
     has_audio: bool = False
+    # What the header said, when its frames end well before that (``duration`` is then where
+    # they really end): a truncated or doctored file.
+    claimed_duration: float | None = None
 
     @property
     def display_width(self) -> int:
@@ -83,17 +86,53 @@ def probe(path: Path) -> MediaInfo:
             duration = 0.0
         sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio
         rate = stream.average_rate or stream.guessed_rate
+        rotation = _first_frame_rotation(container, stream)
+        duration = max(0.0, duration)
+        claimed = None
+        found = _frames_end(container, stream, duration)
+        if found is not None and found < duration - max(1.0, 0.05 * duration):
+            claimed, duration = duration, found
         return MediaInfo(
-            duration=max(0.0, duration),
+            duration=duration,
             coded_width=ctx.width,
             coded_height=ctx.height,
             sample_aspect=Fraction(sar) if sar and sar > 0 else Fraction(1),
             start_time=start,
             frame_rate=float(rate) if rate else None,
             codec=ctx.name,
-            rotation=_first_frame_rotation(container, stream),
+            rotation=rotation,
             has_audio=bool(container.streams.audio),
+            claimed_duration=claimed,
         )
+
+
+def _frames_end(
+    container: av.container.InputContainer, stream: av.VideoStream, claimed: float
+) -> float | None:
+    """Seconds from the first frame to the end of the last video packet, found by seeking to
+    where the header says the stream ends and reading packets (not decoding) to the real end.
+    A header that claims hours for a file of seconds would otherwise plan hours of frames."""
+    tb = stream.time_base
+    if not tb:
+        return None
+    first = stream.start_time or 0
+    target = first + int(claimed / tb)
+    try:
+        container.seek(target, stream=stream, backward=True)
+    except (av.FFmpegError, OverflowError):
+        try:
+            container.seek(first, stream=stream, backward=True)
+        except av.FFmpegError:
+            return None
+    end: int | None = None
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is not None and packet.size:
+                last = packet.pts + max(0, packet.duration or 0)
+                end = last if end is None else max(end, last)
+    except av.FFmpegError:
+        pass  # a damaged tail: what was read stands
+    return None if end is None else max(0.0, float((end - first) * tb))
 
 
 def _first_frame_rotation(container: av.container.InputContainer, stream: av.VideoStream) -> int:

@@ -29,6 +29,10 @@ from workers.failures import FormatFailure, SourceError
 from workers.storage import StoredObject
 
 _AWS_REGION = re.compile(r"^s3[.-]([a-z0-9-]+)\.amazonaws\.com$")
+# S3's own rule (3-63 lowercase letters, digits, '.', '-') relaxed as compatible stores and
+# legacy AWS buckets are (upper case, '_'), and left to the store to refine; what matters here
+# is that no bucket is '.', '..' or holds a '/' or a control character.
+_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 _DO_REGION = re.compile(r"^([a-z0-9-]+)\.digitaloceanspaces\.com$")
 
 
@@ -79,7 +83,13 @@ def parse_s3_url(url: str, settings: Settings) -> tuple[S3Location, str | None, 
         port = parts.port
     except ValueError:
         raise ValueError(f"{url!r} has a bad port") from None
-    key = unquote(key)
+    key, bucket = unquote(key), unquote(bucket)
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+        shown = bucket.encode("unicode_escape").decode("ascii")[:100]
+        raise ValueError(
+            f"the bucket {shown!r} is not a bucket name (a letter or digit, then letters, "
+            "digits, '.', '-', '_'; no '..')"
+        )
     if any(ord(c) < 32 for c in url + key):
         raise ValueError("the URL holds a control character (NUL, newline…)")
     if key.startswith("/") or any(seg in (".", "..") for seg in key.split("/")):

@@ -3,13 +3,13 @@ the WebVTT file that players read for seek-bar previews (§3.4, §11.5, §11.7, 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from PIL import Image
 
 from app.query import FormatSpec
+from app.window import clip_window, series_count, series_times
 from workers.decode_pool import DecodePool
 from workers.frames import Picture
 from workers.imaging import encode, render, target_size
@@ -21,21 +21,10 @@ from workers.webvtt import render_vtt, tile_cues
 VTT_NAME = "thumbnails.vtt"
 
 
-def series_span(spec: FormatSpec, info: MediaInfo) -> tuple[float, float]:
-    """[start, end) in seconds that the series covers: the source, clipped by start_time and
-    duration."""
-    start = min(spec.start_time or 0.0, info.duration)
-    end = info.duration if spec.duration is None else min(info.duration, start + spec.duration)
-    return start, end
-
-
-def series_times(spec: FormatSpec, info: MediaInfo) -> list[float]:
-    """start, start + interval, … below the end; at least one frame (an interval longer than
-    the video gives the frame at its start)."""
+def frame_count(spec: FormatSpec, info: MediaInfo) -> int:
+    """Frames the series asks for, counted without building the list of times."""
     assert spec.interval is not None
-    start, end = series_span(spec, info)
-    count = max(1, math.ceil((end - start) / spec.interval - 1e-9))
-    return [start + k * spec.interval for k in range(count)]
+    return series_count(spec.interval, clip_window(spec, info.duration))
 
 
 def make_thumbnails(
@@ -45,14 +34,19 @@ def make_thumbnails(
     out_dir: Path,
     progress: Callable[[float], None],
     readers: int,
+    max_frames: int,
+    max_pixels: int,
 ) -> list[Product]:
-    """Frames (``sprite: 0``) or sheets (``sprite: 1``), then ``thumbnails.vtt``."""
-    times = series_times(spec, info)
+    """Frames (``sprite: 0``) or sheets (``sprite: 1``), then ``thumbnails.vtt``. The count
+    of frames has been checked against ``max_frames`` (``check_task``) before this runs."""
+    assert spec.interval is not None
+    window = clip_window(spec, info.duration)
+    times = series_times(spec.interval, window, max_frames)
     ext = spec.image_format.extension
     products: list[Product] = []
     texts = [""] * len(times)
     tile = target_size(info.display_size, spec.sizing)
-    layout = SheetLayout.plan(tile, spec.columns, len(times))
+    layout = SheetLayout.plan(tile, spec.columns, len(times), max_pixels)
     names = (
         [f"sprite.{ext}"]
         if layout.sheets == 1
@@ -82,9 +76,8 @@ def make_thumbnails(
             texts[k] = f"{names[sheet]}#xywh={x},{y},{tile[0]},{tile[1]}"
         progress(done / len(times))
     products.sort(key=lambda p: p.name)
-    _, end = series_span(spec, info)
     vtt = out_dir / VTT_NAME
-    vtt.write_text(render_vtt(tile_cues(times, end, texts)), encoding="utf-8", newline="\n")
+    vtt.write_text(render_vtt(tile_cues(times, window.end, texts)), encoding="utf-8", newline="\n")
     products.append(
         Product(
             path=vtt, name=VTT_NAME, kind="vtt", content_type="text/vtt", size=vtt.stat().st_size

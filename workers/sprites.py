@@ -1,7 +1,8 @@
 """Sprite sheets composed as frames arrive: only the sheet being filled is held in memory.
 
-Sheets never exceed ``MAX_SHEET_SIDE`` pixels on a side (§11.8): a long video gets several,
-each cue naming its own sheet with offsets that restart at 0,0.
+Sheets never exceed ``MAX_SHEET_SIDE`` pixels on a side (§11.8) nor ``max_pixels`` in all
+(``QTHUMB_MAX_OUTPUT_PIXELS``): a long video gets several, each cue naming its own sheet with
+offsets that restart at 0,0. Fewer columns than asked are used when one row would pass a limit.
 """
 
 from __future__ import annotations
@@ -24,10 +25,22 @@ class SheetLayout:
     total: int  # tiles in all
 
     @classmethod
-    def plan(cls, tile: tuple[int, int], columns: int, total: int) -> SheetLayout:
+    def plan(
+        cls, tile: tuple[int, int], columns: int, total: int, max_pixels: int | None = None
+    ) -> SheetLayout:
+        """A tile alone over ``max_pixels`` is refused before this (``check_format``); here
+        every sheet stays within both limits."""
         width, height = tile
-        columns = max(1, min(columns, total, MAX_SHEET_SIDE // width))
-        rows = max(1, min(math.ceil(total / columns), MAX_SHEET_SIDE // height))
+        tiles_allowed = total if max_pixels is None else max_pixels // (width * height)
+        columns = max(1, min(columns, total, MAX_SHEET_SIDE // width, tiles_allowed))
+        rows = max(
+            1,
+            min(
+                math.ceil(total / columns),
+                MAX_SHEET_SIDE // height,
+                tiles_allowed // columns,
+            ),
+        )
         return cls(width, height, columns, rows, total)
 
     @property

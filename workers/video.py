@@ -14,7 +14,9 @@ from typing import Any
 
 import ffmpeg  # ffmpeg-python
 
+from app.orphans import dies_with_us
 from app.query import FormatSpec, VideoSettings
+from app.window import clip_window
 from workers.failures import FormatFailure
 from workers.imaging import target_size
 from workers.probe import SAFE_DEMUXERS, MediaInfo
@@ -54,10 +56,8 @@ def video_command(
             f"video_codec {vcodec!r} is not available for {spec.output} ({allowed})"
         )
     width, height = (_even(v) for v in target_size(info.display_size, spec.sizing))
-    start = spec.start_time or 0.0
-    duration = max(0.0, info.duration - start)
-    if spec.duration is not None:
-        duration = min(duration, spec.duration)
+    window = clip_window(spec, info.duration)
+    start, duration = window.start, window.length
     # Same rule as the decoder: the file protocol and single-file demuxers only.
     in_args: dict[str, Any] = {"protocol_whitelist": "file", "format_whitelist": SAFE_DEMUXERS}
     if start:
@@ -109,7 +109,11 @@ def run_ffmpeg(
     """Run one ffmpeg command; its ``-progress`` output drives ``progress`` (0-1). Fails with
     the command's last error lines when ffmpeg fails or passes ``timeout`` seconds."""
     proc = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        dies_with_us(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     timer = threading.Timer(timeout, proc.kill)
     timer.start()
