@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 
 from app.errors import QencodeError
 from app.service import QencodeService, split_task_tokens
@@ -36,8 +37,14 @@ def form(**fields: str) -> dict[str, Any]:
 
 
 async def _form(request: Request) -> FormData:
-    """Form fields, with query-string fields as a fallback (some scripts use ``?api_key=``)."""
-    form = await request.form()
+    """Form fields, with query-string fields as a fallback (some scripts use ``?api_key=``).
+    A body that is no form (a multipart without its boundary, bytes that are no text) is a
+    Qencode error like any other bad input, never FastAPI's 400 ``{"detail": …}``."""
+    try:
+        form = await request.form()
+    except (HTTPException, ValueError) as exc:  # ValueError: UnicodeDecodeError among them
+        detail = exc.detail if isinstance(exc, HTTPException) else type(exc).__name__
+        raise QencodeError(f"the request body is not a form: {detail}") from None
     merged = [*request.query_params.multi_items(), *form.multi_items()]
     return FormData(merged)
 

@@ -75,3 +75,85 @@ def test_query_parser_only_raises_qencode_errors(raw: str) -> None:
         parse_query(decode_query(raw))
     except QencodeError as exc:
         assert exc.message and isinstance(exc.code, int)
+
+
+# Numbers at the edges of float and int: the values that overflowed before.
+EXTREME = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([5e-324, 1e-9, 1e308, -1e308, 2**63, 10**18, 10**400, "1e400", "1e-300"]),
+    st.integers(min_value=-(10**30), max_value=10**30),
+)
+NUMERIC = ["time", "interval", "start_time", "duration", "frame_number", "width", "height",
+           "columns", "quality"]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    output=st.sampled_from(["thumbnail", "thumbnails", "mp4"]),
+    values=st.dictionaries(st.sampled_from(NUMERIC), EXTREME, max_size=5),
+    source_seconds=st.floats(min_value=0.0, max_value=36_000.0),
+    frame_rate=st.one_of(st.none(), st.floats(min_value=0.001, max_value=1000.0)),
+)
+def test_query_limits_and_window_maths_never_overflow(
+    output: str, values: dict[str, Any], source_seconds: float, frame_rate: float | None
+) -> None:
+    """What start_encode2 accepts, the worker's maths can compute: no OverflowError, no
+    infinite or negative time, no count past the limit that builds a list."""
+    from app.limits import check_query
+    from app.settings import Settings
+    from app.window import clip_window, series_count, thumbnail_time
+
+    raw = json.dumps({"source": "/x.mp4", "format": [{"output": output, **values}]})
+    try:
+        query = parse_query(decode_query(raw))
+        check_query(query, Settings(_env_file=None))  # type: ignore[call-arg]
+    except QencodeError:
+        return
+    spec = query.formats[0]
+    window = clip_window(spec, source_seconds)
+    assert 0.0 <= window.start <= window.end <= source_seconds
+    if spec.interval is not None:
+        assert series_count(spec.interval, window) >= 1
+    t = thumbnail_time(spec, source_seconds, frame_rate)
+    assert 0.0 <= t <= source_seconds
+
+
+TOKENS_TEXT = st.one_of(
+    st.text(max_size=80),
+    st.builds(json.dumps, JSON),
+    st.integers(min_value=1, max_value=200_000).map(lambda n: "[" * n + "]" * n),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(single=st.lists(TOKENS_TEXT, max_size=3), bracketed=st.lists(TOKENS_TEXT, max_size=3))
+def test_task_tokens_parser_only_raises_qencode_errors(
+    single: list[str], bracketed: list[str]
+) -> None:
+    from app.service import split_task_tokens
+
+    try:
+        tokens = split_task_tokens(single, bracketed)
+    except QencodeError as exc:
+        assert exc.code == 13
+        return
+    assert all(isinstance(t, str) for t in tokens)
+
+
+def test_storage_paths_never_answer_500(qthumb: QthumbProcess) -> None:
+    """Any text in any segment of a /storage path: 404 or a file, never a server error."""
+    from urllib.parse import quote
+
+    import httpx
+
+    with httpx.Client(base_url=qthumb.base_url) as http:
+
+        @settings(max_examples=200, deadline=None, database=None)
+        @given(st.tuples(st.text(min_size=1, max_size=40), st.text(min_size=1, max_size=12),
+                         st.text(min_size=1, max_size=40)))  # fmt: skip
+        def check(parts: tuple[str, str, str]) -> None:
+            path = "/".join(quote(p, safe="") for p in parts)
+            response = http.get(f"/storage/{path}")
+            assert response.status_code < 500, (parts, response.status_code)
+
+        check()

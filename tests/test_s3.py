@@ -40,6 +40,32 @@ def s3_client(endpoint: str, key: str = "test", secret: str = "test") -> Any:
     )
 
 
+def _weed_ports() -> list[int]:
+    """Four distinct free ports, low enough that grpc's port + 10000 is valid too."""
+    ports: list[int] = []
+    while len(ports) < 4:
+        p = free_port()
+        if p < 50000 and p not in ports:
+            ports.append(p)
+    return ports
+
+
+def _listening_or_exited(proc: subprocess.Popen[bytes], port: int, timeout: float) -> bool:
+    """True once ``port`` accepts; False if ``proc`` exited first (a port was taken)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    return False
+
+
 def wait_port(port: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -71,24 +97,24 @@ def seaweed_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "name": "qthumb", "credentials": [{"accessKey": SEAWEED_KEY, "secretKey": SEAWEED_SECRET}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"],
     }]}))  # fmt: skip
-    # grpc listens on port + 10000: keep every port low enough and distinct
-    ports = []
-    while len(ports) < 4:
-        p = free_port()
-        if p < 50000 and p not in ports:
-            ports.append(p)
-    s3, master, filer, volume = ports
     log = (root / "weed.log").open("wb")
-    proc = subprocess.Popen(
-        [weed, "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-         f"-s3.port={s3}", f"-master.port={master}", f"-filer.port={filer}",
-         f"-volume.port={volume}", "-admin.ui=false", "-webdav=false",
-         "-master.telemetry=false", f"-s3.config={config}"],
-        stdout=log, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    # weed cannot bind port 0 and report it: pick free ports and, should one be taken in
+    # between (weed then exits), pick again.
+    for _ in range(3):
+        s3, master, filer, volume = _weed_ports()
+        proc = subprocess.Popen(
+            [weed, "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+             f"-s3.port={s3}", f"-master.port={master}", f"-filer.port={filer}",
+             f"-volume.port={volume}", "-admin.ui=false", "-webdav=false",
+             "-master.telemetry=false", f"-s3.config={config}"],
+            stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        if _listening_or_exited(proc, s3, timeout=60):
+            break
+    else:
+        raise RuntimeError(f"SeaweedFS did not start: {(root / 'weed.log').read_text()[-2000:]}")
     try:
-        wait_port(s3, timeout=60)
         client = s3_client(f"http://127.0.0.1:{s3}", SEAWEED_KEY, SEAWEED_SECRET)
         deadline = time.monotonic() + 60
         while True:  # the S3 gateway answers before the filer is ready

@@ -40,12 +40,16 @@ class DecodePool(Generic[T]):
         transform: Callable[[Picture], T],
         readers: int,
         keyframes_only: bool = False,
+        queued: int | None = None,
     ) -> None:
+        """``queued``: results waiting for the consumer at most (default four a reader); with
+        large results, fewer."""
         self.path, self.info, self.times = path, info, list(times)
         self.transform = transform
         self.keyframes_only = keyframes_only
         self.ranges = split(len(self.times), readers)
-        self._results: queue.Queue[object] = queue.Queue(maxsize=4 * len(self.ranges))
+        depth = 4 * len(self.ranges) if queued is None else max(1, queued)
+        self._results: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
 
     def __iter__(self) -> Iterator[tuple[int, T]]:

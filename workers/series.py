@@ -19,6 +19,7 @@ from workers.sprites import SheetComposer, SheetLayout
 from workers.webvtt import render_vtt, tile_cues
 
 VTT_NAME = "thumbnails.vtt"
+TILES_IN_FLIGHT_BYTES = 256 * 1024 * 1024  # decoded RGB tiles held between readers and sheet
 
 
 def frame_count(spec: FormatSpec, info: MediaInfo) -> int:
@@ -62,7 +63,11 @@ def make_thumbnails(
     def frame_out(picture: Picture) -> tuple[Image.Image, float]:
         return render(picture, spec.sizing), picture.time
 
-    decoded = _decoded(source, info, times, frame_out, readers, spec, layout)
+    # Tiles in flight (one a reader, and those queued) stay within a budget: 160x90 tiles keep
+    # every core busy, a 64-Mpx tile is made one at a time.
+    in_flight = max(1, TILES_IN_FLIGHT_BYTES // (tile[0] * tile[1] * 3))
+    readers = max(1, min(readers, in_flight))
+    decoded = _decoded(source, info, times, frame_out, readers, spec, layout, in_flight)
     for done, (k, (image, shown_at)) in enumerate(decoded, start=1):
         if composer is None:
             name = f"thumb_{k + 1:05d}.{ext}"
@@ -94,6 +99,7 @@ def _decoded(
     readers: int,
     spec: FormatSpec,
     layout: SheetLayout,
+    in_flight: int,
 ) -> Iterator[tuple[int, tuple[Image.Image, float]]]:
     """(index, tile) for every time. Sheets are filled one after another, all readers working
     on the same sheet, so only one sheet is ever held (a 16,000-px sheet is ~100 MB)."""
@@ -103,7 +109,9 @@ def _decoded(
         batches = [range(s * n, min(len(times), (s + 1) * n)) for s in range(layout.sheets)]
     for batch in batches:
         chunk = times[batch.start : batch.stop]
-        pool = DecodePool(source, info, chunk, frame_out, readers, spec.keyframes_only)
+        pool = DecodePool(
+            source, info, chunk, frame_out, readers, spec.keyframes_only, queued=in_flight
+        )
         for k, item in pool:
             yield batch.start + k, item
 

@@ -76,12 +76,15 @@ class SheetComposer:
 
     def put(self, index: int, tile: Image.Image) -> tuple[int, int, int]:
         sheet, x, y = self.layout.place(index)
+        if tile.size != (self.layout.tile_width, self.layout.tile_height):
+            tile = tile.resize((self.layout.tile_width, self.layout.tile_height))
+        if self.layout.sheet_size(sheet) == tile.size and tile.mode == "RGB":
+            self.emit(sheet, tile)  # a sheet of one tile is the tile: no second copy of it
+            return sheet, x, y
         if sheet not in self._open:
             size = self.layout.sheet_size(sheet)
             self._open[sheet] = Image.new("RGB", size)
             self._missing[sheet] = self._tiles_on(sheet)
-        if tile.size != (self.layout.tile_width, self.layout.tile_height):
-            tile = tile.resize((self.layout.tile_width, self.layout.tile_height))
         self._open[sheet].paste(tile, (x, y))
         self._missing[sheet] -= 1
         if self._missing[sheet] == 0:
