@@ -14,15 +14,15 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import routes, storage_routes
+from app.backends import Backends, build
 from app.callbacks import deliver_due
 from app.errors import QencodeError
 from app.keys import resolve_api_keys
 from app.outbox import CallbackOutbox
-from app.queue import HueyQueue, TaskQueue
-from app.recovery import sweep
+from app.recovery import sweep_safely
 from app.service import QencodeService
 from app.settings import Settings
-from app.store import SqliteTaskStore, TaskStore
+from app.store import TaskStore
 from app.uploads import PREFIX as UPLOAD_PREFIX
 from app.uploads import UploadLocation, upload_router
 
@@ -95,23 +95,17 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-async def _sweep_forever(
-    settings: Settings, store: TaskStore, queue: TaskQueue, outbox: CallbackOutbox
-) -> None:
+async def _sweep_forever(settings: Settings, backends: Backends) -> None:
+    b = backends
     while True:
-        try:
-            await asyncio.to_thread(sweep, settings, store, queue, outbox, time.time())
-        except Exception:  # the sweep must outlive a bad moment (e.g. a locked database)
-            log.exception("recovery sweep failed; trying again")
+        now = time.time()
+        await asyncio.to_thread(sweep_safely, settings, b.store, b.queue, b.outbox, b.files, now)
         await asyncio.sleep(settings.sweep_interval)
 
 
-def create_app(settings: Settings) -> FastAPI:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    settings.storage_dir.mkdir(parents=True, exist_ok=True)
-    store = SqliteTaskStore(settings.db_path)
-    outbox = CallbackOutbox(settings.db_path)
-    queue = HueyQueue(settings)
+def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
+    backends = backends or build(settings)
+    store, outbox, queue = backends.store, backends.outbox, backends.queue
     keys, dev_key = resolve_api_keys(settings)
 
     @asynccontextmanager
@@ -119,7 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
         if dev_key:
             log.warning("no QTHUMB_API_KEYS set; dev API key: %s", dev_key)
         loops = [
-            asyncio.create_task(_sweep_forever(settings, store, queue, outbox)),
+            asyncio.create_task(_sweep_forever(settings, backends)),
             asyncio.create_task(_deliver_forever(settings, store, outbox)),
         ]
         try:
@@ -133,12 +127,13 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="qthumb", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.store = store
+    app.state.files = backends.files
 
     app.state.service = QencodeService(settings, store, queue, keys, outbox)
     app.add_exception_handler(QencodeError, routes.qencode_error_handler)
     app.include_router(routes.router)
     app.include_router(storage_routes.router)
-    app.include_router(upload_router(settings, store))
+    app.include_router(upload_router(settings, store, backends.files))
     app.add_middleware(UploadLocation, base_url=lambda: settings.base_url)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     app.add_middleware(CollapseSlashes)

@@ -14,9 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from huey import SqliteHuey
-
-from app.settings import Settings
+from huey import Huey
 
 TASK_NAME = "process_task"
 
@@ -27,12 +25,11 @@ class TaskQueue(Protocol):
 
 
 class HueyQueue:
-    def __init__(self, settings: Settings) -> None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        # results=False: outcomes live in the task store, not in huey's result store.
-        self.huey = SqliteHuey(
-            name="qthumb", filename=str(settings.queue_path), results=False, timeout=30
-        )
+    """On any huey storage: ``SqliteHuey`` or ``RedisHuey`` (built by ``app.backends``)."""
+
+    def __init__(self, huey: Huey, description: str) -> None:
+        self.huey = huey
+        self.description = description
         self._handler: Callable[[str], None] | None = None
         self._task = self.huey.task(name=TASK_NAME)(self._dispatch)
 

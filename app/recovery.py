@@ -5,15 +5,20 @@
 2. A queued task that is in neither the queue nor a worker (its message went down with a
    worker between dequeue and claim) is enqueued again; claims make duplicates harmless.
 3. Temporary-storage results older than ``storage_ttl`` are removed.
+
+Every API process and every worker pool runs it (no single process is needed): each change is
+a fenced UPDATE, so when several notice the same task exactly one requeue or verdict wins, and
+only the winner enqueues. A dead worker's work folder is its own machine's business: a worker
+clears stale folders when it starts and when it claims a task again.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass
 
 from app.callbacks import task_ended
+from app.files import Files
 from app.model import Outputs, TaskStatus
 from app.outbox import CallbackOutbox
 from app.queue import TaskQueue
@@ -32,7 +37,12 @@ class SweepReport:
 
 
 def sweep(
-    settings: Settings, store: TaskStore, queue: TaskQueue, outbox: CallbackOutbox, now: float
+    settings: Settings,
+    store: TaskStore,
+    queue: TaskQueue,
+    outbox: CallbackOutbox,
+    files: Files,
+    now: float,
 ) -> SweepReport:
     report = SweepReport()
     for task in store.stale_running(now - settings.heartbeat_timeout):
@@ -43,8 +53,6 @@ def sweep(
                 "the source may crash the decoder or exhaust memory"
             )
             if store.finish(task.token, task.attempts, TaskStatus.ERROR, Outputs(), reason, now):
-                for stale in settings.work_dir.glob(f"{task.token}-*"):
-                    shutil.rmtree(stale, ignore_errors=True)
                 task_ended(store, outbox, task.token, now)
                 report.failed += 1
                 log.warning("task %s error: %s", task.token, reason)
@@ -66,7 +74,22 @@ def sweep(
                 report.reenqueued += 1
                 log.warning("task %s enqueued again: its queue message was lost", token)
     for token in store.expired_results(now - settings.storage_ttl):
-        shutil.rmtree(settings.storage_dir / token, ignore_errors=True)
+        files.delete_results(token)
         store.mark_purged(token)
         report.purged += 1
     return report
+
+
+def sweep_safely(
+    settings: Settings,
+    store: TaskStore,
+    queue: TaskQueue,
+    outbox: CallbackOutbox,
+    files: Files,
+    now: float,
+) -> None:
+    """One sweep that outlives a bad moment (a locked database, a store that is down)."""
+    try:
+        sweep(settings, store, queue, outbox, files, now)
+    except Exception:
+        log.exception("recovery sweep failed; trying again")

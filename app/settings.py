@@ -29,6 +29,21 @@ class Settings(BaseSettings):
         default=Path("./qthumb-data"),
         description="SQLite task store, queue, temporary storage and the dev API key live here.",
     )
+    database_url: str = Field(
+        default="",
+        description="Task database: empty for SQLite in the data dir, or "
+        "postgresql://user:pass@host:port/db for several machines.",
+    )
+    queue_url: str = Field(
+        default="",
+        description="Task queue: empty for huey's SQLite queue in the data dir, or "
+        "redis://host:port/db for several machines.",
+    )
+    storage_url: str = Field(
+        default="",
+        description="Temporary results and tus uploads: empty for the data dir, or "
+        "s3://host[:port]/bucket/prefix for several machines.",
+    )
     public_base_url: str = Field(
         default="",
         description="Absolute base of status_url, upload_url and temporary-storage URLs "
@@ -153,6 +168,27 @@ class Settings(BaseSettings):
             ipaddress.ip_network(cidr, strict=False)  # ValueError names the bad one
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("QTHUMB_DATABASE_URL must be empty or postgresql://…")
+        return value
+
+    @field_validator("queue_url")
+    @classmethod
+    def _queue_url(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("QTHUMB_QUEUE_URL must be empty or redis://host:port/db")
+        return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url(cls, value: str) -> str:
+        if value and not value.startswith("s3://"):
+            raise ValueError("QTHUMB_STORAGE_URL must be empty or s3://host[:port]/bucket/prefix")
+        return value
+
     @field_validator("public_base_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
@@ -162,22 +198,6 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         """``public_base_url``, or the address the API listens on."""
         return self.public_base_url or f"http://{self.host}:{self.port}"
-
-    @property
-    def db_path(self) -> Path:
-        return self.data_dir / "qthumb.db"
-
-    @property
-    def queue_path(self) -> Path:
-        return self.data_dir / "queue.db"
-
-    @property
-    def storage_dir(self) -> Path:
-        return self.data_dir / "storage"
-
-    @property
-    def upload_dir(self) -> Path:
-        return self.data_dir / "uploads"
 
     @property
     def work_dir(self) -> Path:

@@ -1,57 +1,38 @@
-"""The task store: sessions and tasks, behind a small interface.
+"""The task store: sessions, tasks and uploads' ownership, behind a small interface.
 
-``SqliteTaskStore`` is the embedded default (one file in the data dir, WAL mode so the API and
-every worker process can use it at once). Every state change is one conditional UPDATE that
-checks the legal source states and, for a running task, the attempt number that claimed it:
-a worker that was presumed dead and replaced cannot overwrite its successor's result.
+``SqlTaskStore`` is one implementation over ``app.db.Database``: SQLite (embedded default, one
+file in the data dir, WAL so the API and every worker process can use it at once) or PostgreSQL
+(several machines). Every state change is one conditional UPDATE that checks the legal source
+states and, for a running task, the attempt number that claimed it: a worker that was presumed
+dead and replaced cannot overwrite its successor's result, on either engine.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from app.db import Database, as_json
 from app.model import Outputs, TaskRecord, TaskStatus, sources_of
-from app.sqlite import connect
+from app.schema import MIGRATIONS
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
-    token TEXT PRIMARY KEY,
-    api_key TEXT NOT NULL,
-    expires_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tasks (
-    token TEXT PRIMARY KEY,
-    api_key TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    percent REAL NOT NULL DEFAULT 0,
-    error_description TEXT,
-    query TEXT,
-    payload TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    worker_id TEXT,
-    heartbeat_at REAL,
-    queued_at REAL,
-    finished_at REAL,
-    duration REAL,
-    source_size REAL,
-    outputs TEXT NOT NULL DEFAULT '{}',
-    storage_purged INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS tasks_status ON tasks(status);
-CREATE INDEX IF NOT EXISTS tasks_key_status ON tasks(api_key, status);
-CREATE TABLE IF NOT EXISTS uploads (
-    uuid TEXT PRIMARY KEY,
-    task_token TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-"""
+# The few statements whose JSON functions differ between the engines.
+_MERGE_WARNINGS = {
+    # outputs := ? with its warnings appended to those already recorded (callback warnings)
+    "sqlite": "json_set(?, '$.warnings', (SELECT json_group_array(json(value)) FROM ("
+    "SELECT value FROM json_each(coalesce(json_extract(outputs, '$.warnings'), '[]')) "
+    "UNION ALL SELECT value FROM json_each(?))))",
+    "postgresql": "jsonb_set(?::jsonb, '{warnings}', "
+    "coalesce(outputs->'warnings', '[]'::jsonb) || ?::jsonb)",
+}
+_APPEND_WARNING = {
+    "sqlite": "json_set(outputs, '$.warnings', json_insert("
+    "coalesce(json_extract(outputs, '$.warnings'), json('[]')), '$[#]', json(?)))",
+    "postgresql": "jsonb_set(outputs, '{warnings}', "
+    "coalesce(outputs->'warnings', '[]'::jsonb) || jsonb_build_array(?::jsonb))",
+}
 
 
 def new_token() -> str:
@@ -90,44 +71,37 @@ class TaskStore(Protocol):
     def active_tasks(self, api_key: str) -> int: ...
 
 
-class SqliteTaskStore:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._db() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-
-    def _db(self) -> AbstractContextManager[sqlite3.Connection]:
-        return connect(self.path)
+class SqlTaskStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        db.migrate(MIGRATIONS[db.dialect])
 
     def _update(self, sql: str, params: Sequence[Any]) -> bool:
-        with self._db() as db:
-            return db.execute(sql, params).rowcount == 1
+        return self.db.execute(sql, params).rowcount == 1
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> Sequence[Mapping[str, Any]]:
+        return self.db.execute(sql, params).rows
 
     # sessions -------------------------------------------------------------------------------
     def create_session(self, api_key: str, expires_at: float) -> str:
         token = new_token()
-        with self._db() as db:
-            db.execute("INSERT INTO sessions VALUES (?, ?, ?)", (token, api_key, expires_at))
-            db.execute("DELETE FROM sessions WHERE expires_at < ?", (expires_at - 7 * 86400,))
+        self.db.execute("INSERT INTO sessions VALUES (?, ?, ?)", (token, api_key, expires_at))
+        self.db.execute("DELETE FROM sessions WHERE expires_at < ?", (expires_at - 7 * 86400,))
         return token
 
     def session_owner(self, token: str, now: float) -> str | None:
-        with self._db() as db:
-            row = db.execute(
-                "SELECT api_key FROM sessions WHERE token = ? AND expires_at > ?", (token, now)
-            ).fetchone()
+        row = self.db.execute(
+            "SELECT api_key FROM sessions WHERE token = ? AND expires_at > ?", (token, now)
+        ).first()
         return None if row is None else str(row["api_key"])
 
     # tasks ----------------------------------------------------------------------------------
     def create_task(self, api_key: str, now: float) -> str:
         token = new_token()
-        with self._db() as db:
-            db.execute(
-                "INSERT INTO tasks (token, api_key, status, created_at) VALUES (?, ?, ?, ?)",
-                (token, api_key, TaskStatus.CREATED.value, now),
-            )
+        self.db.execute(
+            "INSERT INTO tasks (token, api_key, status, created_at) VALUES (?, ?, ?, ?)",
+            (token, api_key, TaskStatus.CREATED.value, now),
+        )
         return token
 
     def get(self, token: str) -> TaskRecord | None:
@@ -137,9 +111,8 @@ class SqliteTaskStore:
         if not tokens:
             return {}
         marks = ",".join("?" * len(tokens))
-        with self._db() as db:
-            rows = db.execute(f"SELECT * FROM tasks WHERE token IN ({marks})", list(tokens))
-            return {row["token"]: _record(row) for row in rows}
+        rows = self._rows(f"SELECT * FROM tasks WHERE token IN ({marks})", list(tokens))
+        return {row["token"]: _record(row) for row in rows}
 
     def start(self, token: str, query: str, payload: str | None, now: float) -> bool:
         return self._update(
@@ -149,12 +122,11 @@ class SqliteTaskStore:
         )
 
     def claim(self, token: str, worker_id: str, now: float) -> int | None:
-        with self._db() as db:
-            row = db.execute(
-                "UPDATE tasks SET status = ?, attempts = attempts + 1, worker_id = ?, "
-                "heartbeat_at = ?, percent = 0 WHERE token = ? AND status = ? RETURNING attempts",
-                (TaskStatus.DOWNLOADING.value, worker_id, now, token, TaskStatus.QUEUED.value),
-            ).fetchone()
+        row = self.db.execute(
+            "UPDATE tasks SET status = ?, attempts = attempts + 1, worker_id = ?, "
+            "heartbeat_at = ?, percent = 0 WHERE token = ? AND status = ? RETURNING attempts",
+            (TaskStatus.DOWNLOADING.value, worker_id, now, token, TaskStatus.QUEUED.value),
+        ).first()
         return None if row is None else int(row["attempts"])
 
     def advance(self, token: str, attempt: int, status: TaskStatus, percent: float) -> bool:
@@ -195,9 +167,7 @@ class SqliteTaskStore:
         fence, fence_args = ("", ()) if attempt is None else (" AND attempts = ?", (attempt,))
         return self._update(
             f"UPDATE tasks SET status = ?, error_description = ?, finished_at = ?, "
-            f"outputs = json_set(?, '$.warnings', (SELECT json_group_array(json(value)) FROM ("
-            f"SELECT value FROM json_each(coalesce(json_extract(outputs, '$.warnings'), '[]')) "
-            f"UNION ALL SELECT value FROM json_each(?)))), "
+            f"outputs = {_MERGE_WARNINGS[self.db.dialect]}, "
             f"worker_id = NULL WHERE token = ? AND status IN ({marks}){fence}",
             (
                 status.value,
@@ -221,60 +191,52 @@ class SqliteTaskStore:
 
     def stale_running(self, beat_before: float) -> list[TaskRecord]:
         running = [s.value for s in TaskStatus if s.running]
-        with self._db() as db:
-            rows = db.execute(
-                "SELECT * FROM tasks WHERE status IN (?, ?, ?) AND heartbeat_at < ?",
-                (*running, beat_before),
-            )
-            return [_record(row) for row in rows]
+        rows = self._rows(
+            "SELECT * FROM tasks WHERE status IN (?, ?, ?) AND heartbeat_at < ?",
+            (*running, beat_before),
+        )
+        return [_record(row) for row in rows]
 
     def queued_before(self, when: float) -> list[str]:
-        with self._db() as db:
-            rows = db.execute(
-                "SELECT token FROM tasks WHERE status = ? AND queued_at < ?",
-                (TaskStatus.QUEUED.value, when),
-            )
-            return [str(row["token"]) for row in rows]
+        rows = self._rows(
+            "SELECT token FROM tasks WHERE status = ? AND queued_at < ?",
+            (TaskStatus.QUEUED.value, when),
+        )
+        return [str(row["token"]) for row in rows]
 
     def expired_results(self, finished_before: float) -> list[str]:
-        with self._db() as db:
-            rows = db.execute(
-                "SELECT token FROM tasks WHERE finished_at < ? AND storage_purged = 0",
-                (finished_before,),
-            )
-            return [str(row["token"]) for row in rows]
+        rows = self._rows(
+            "SELECT token FROM tasks WHERE finished_at < ? AND storage_purged = 0",
+            (finished_before,),
+        )
+        return [str(row["token"]) for row in rows]
 
     def mark_purged(self, token: str) -> None:
         self._update("UPDATE tasks SET storage_purged = 1 WHERE token = ?", (token,))
 
     def add_upload(self, uuid: str, token: str, now: float) -> None:
-        with self._db() as db:
-            db.execute("INSERT INTO uploads VALUES (?, ?, ?)", (uuid, token, now))
+        self.db.execute("INSERT INTO uploads VALUES (?, ?, ?)", (uuid, token, now))
 
     def active_tasks(self, api_key: str) -> int:
         active = [TaskStatus.QUEUED.value, *(s.value for s in TaskStatus if s.running)]
-        with self._db() as db:
-            row = db.execute(
-                "SELECT count(*) AS n FROM tasks WHERE api_key = ? AND status IN (?, ?, ?, ?)",
-                (api_key, *active),
-            ).fetchone()
-        return int(row["n"])
+        row = self.db.execute(
+            "SELECT count(*) AS n FROM tasks WHERE api_key = ? AND status IN (?, ?, ?, ?)",
+            (api_key, *active),
+        ).first()
+        return int(row["n"]) if row else 0
 
     def upload_owner(self, uuid: str) -> str | None:
-        with self._db() as db:
-            row = db.execute("SELECT task_token FROM uploads WHERE uuid = ?", (uuid,)).fetchone()
+        row = self.db.execute("SELECT task_token FROM uploads WHERE uuid = ?", (uuid,)).first()
         return None if row is None else str(row["task_token"])
 
     def add_warning(self, token: str, warning: dict[str, Any]) -> None:
         self._update(
-            "UPDATE tasks SET outputs = json_set(outputs, '$.warnings', json_insert("
-            "coalesce(json_extract(outputs, '$.warnings'), json('[]')), '$[#]', json(?))) "
-            "WHERE token = ?",
+            f"UPDATE tasks SET outputs = {_APPEND_WARNING[self.db.dialect]} WHERE token = ?",
             (json.dumps(warning), token),
         )
 
 
-def _record(row: sqlite3.Row) -> TaskRecord:
+def _record(row: Mapping[str, Any]) -> TaskRecord:
     return TaskRecord(
         token=row["token"],
         api_key=row["api_key"],
@@ -291,5 +253,5 @@ def _record(row: sqlite3.Row) -> TaskRecord:
         finished_at=row["finished_at"],
         duration=row["duration"],
         source_size=row["source_size"],
-        outputs=Outputs.from_dict(json.loads(row["outputs"] or "{}")),
+        outputs=Outputs.from_dict(as_json(row["outputs"]) or {}),
     )

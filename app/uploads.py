@@ -16,19 +16,23 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tuspyserver import create_tus_router
 
+from app.files import Files
 from app.model import TOKEN_PATTERN, TaskStatus, is_token
 from app.settings import Settings
 from app.store import TaskStore
 
 PREFIX = "/v1/upload_file"
 _PATH = re.compile(rf"/v1/upload_file/({TOKEN_PATTERN})/?")
+# Every path tuspyserver may see: a task token, then an upload's uuid (the same shape). Anything
+# else is answered 404 before tuspyserver, whose storages raise on an unsafe id.
+_ANY = re.compile(rf"/v1/upload_file/{TOKEN_PATTERN}(/{TOKEN_PATTERN})?/?")
 
 
-def upload_router(settings: Settings, store: TaskStore) -> APIRouter:
-    settings.upload_dir.mkdir(parents=True, exist_ok=True)
+def upload_router(settings: Settings, store: TaskStore, files: Files) -> APIRouter:
 
     def task_may_upload(request: Request) -> None:
         token = request.path_params.get("task_token", "")
@@ -57,7 +61,7 @@ def upload_router(settings: Settings, store: TaskStore) -> APIRouter:
     # take the Request (to read the task token from the path) and may be async.
     router: APIRouter = create_tus_router(
         prefix=f"{PREFIX}/{{task_token}}",
-        files_dir=str(settings.upload_dir),
+        storage=files.tus_storage(),  # the data dir or the bucket (app.files)
         max_size=settings.max_source_bytes,
         auth=task_may_upload,  # type: ignore[arg-type]
         file_dep=choose_file,  # type: ignore[arg-type]
@@ -95,7 +99,11 @@ class UploadLocation:
         self.base_url = base_url
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        match = _PATH.fullmatch(scope.get("path", "")) if scope["type"] == "http" else None
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith(PREFIX + "/") and not _ANY.fullmatch(path):
+            await PlainTextResponse("no such upload", status_code=404)(scope, receive, send)
+            return
+        match = _PATH.fullmatch(path) if scope["type"] == "http" else None
         if match is None or scope.get("method") != "POST":
             await self.app(scope, receive, send)
             return

@@ -20,6 +20,7 @@ import av
 import pytest
 import uvicorn
 
+from tests.engines import Engines, postgres_server, redis_server, s3_server
 from tests.qclient import QClient
 
 T = TypeVar("T")
@@ -251,9 +252,28 @@ def serving(tmp: Path, clips: Path, workers: int = 2, **extra: str) -> Iterator[
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def engines() -> Iterator[Engines]:
+    """PostgreSQL, Redis and S3 on loopback, started once, only when a test needs them."""
+    with postgres_server() as pg, redis_server() as redis, s3_server() as s3:
+        yield Engines(pg, redis, s3)
+
+
+@pytest.fixture(scope="module", params=["embedded", "distributed"])
+def backend(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The settings that choose the engines: none (SQLite, huey on SQLite, the data dir), or
+    PostgreSQL, Redis and a bucket of their own. Tests that take ``qthumb`` run on both."""
+    if request.param == "embedded":
+        return {}
+    engines: Engines = request.getfixturevalue("engines")
+    return engines.settings()
+
+
 @pytest.fixture(scope="module")
-def qthumb(tmp_path_factory: pytest.TempPathFactory, clips: Path) -> Iterator[QthumbProcess]:
-    with serving(tmp_path_factory.mktemp("qthumb"), clips) as server:
+def qthumb(
+    tmp_path_factory: pytest.TempPathFactory, clips: Path, backend: dict[str, str]
+) -> Iterator[QthumbProcess]:
+    with serving(tmp_path_factory.mktemp("qthumb"), clips, **backend) as server:
         yield server
 
 

@@ -8,12 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from app.backends import build
 from app.errors import TokenNotFound
-from app.outbox import CallbackOutbox
-from app.queue import HueyQueue
 from app.service import QencodeService
 from app.settings import Settings
-from app.store import SqliteTaskStore
 from tests.qclient import QClient
 
 GOOD_QUERY = json.dumps({"query": {"source": "/x.mp4", "format": [{"output": "thumbnail"}]}})
@@ -67,12 +65,13 @@ def test_create_task_reply_has_upload_url(client: QClient, qthumb):
 def test_expired_session_token_is_not_found(tmp_path: Path):
     settings = Settings(data_dir=tmp_path, api_keys=["0123456789abcdef"], session_token_ttl=10)
     now = [1000.0]
+    backends = build(settings)
     service = QencodeService(
         settings,
-        SqliteTaskStore(settings.db_path),
-        HueyQueue(settings),
+        backends.store,
+        backends.queue,
         settings.api_keys,
-        CallbackOutbox(settings.db_path),
+        backends.outbox,
         clock=lambda: now[0],
     )
     token = service.access_token("0123456789abcdef")["token"]

@@ -134,10 +134,19 @@ def test_payload_over_1000_chars_is_error_9(cb: QClient):
     assert reply["error"] == 9
 
 
-def test_outbox_keeps_each_tasks_events_in_order(tmp_path: Path):
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_outbox_keeps_each_tasks_events_in_order(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+):
+    from app.db import Database, PostgresDatabase, SqliteDatabase
     from app.outbox import CallbackOutbox
 
-    box = CallbackOutbox(tmp_path / "t.db")
+    db: Database
+    if engine == "sqlite":
+        db = SqliteDatabase(tmp_path / "t.db")
+    else:
+        db = PostgresDatabase(request.getfixturevalue("engines").settings()["QTHUMB_DATABASE_URL"])
+    box = CallbackOutbox(db)
     box.add("a", ["queued"], now=0)
     box.add("b", ["queued"], now=0)
     box.add("a", ["error", "saved"], now=0)

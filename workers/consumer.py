@@ -12,23 +12,45 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import threading
+import time
 
+from app.backends import Backends, build
 from app.orphans import children_die_with_this_process, die_with_parent
-from app.outbox import CallbackOutbox
-from app.queue import HueyQueue
+from app.recovery import sweep_safely
 from app.redact import setup_logging
 from app.settings import Settings
-from app.store import SqliteTaskStore
-from workers.pipeline import run_task, worker_id
+from workers.pipeline import clear_stale_work, run_task, worker_id
 
 log = logging.getLogger("qthumb.worker")
 
 
+class SweepThread:
+    """The recovery sweep from the worker side too: tasks are recovered even when no API
+    process is running (``app.recovery``; concurrent sweeps are safe)."""
+
+    def __init__(self, settings: Settings, backends: Backends) -> None:
+        self.settings, self.backends = settings, backends
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sweep", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        b = self.backends
+        while not self._stop.wait(self.settings.sweep_interval):
+            sweep_safely(self.settings, b.store, b.queue, b.outbox, b.files, time.time())
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 def run_consumer(settings: Settings, workers: int) -> None:
-    store = SqliteTaskStore(settings.db_path)
-    queue = HueyQueue(settings)
-    outbox = CallbackOutbox(settings.db_path)
-    queue.bind(lambda token: run_task(settings, store, queue, outbox, token, worker_id()))
+    backends = build(settings)
+    store, queue, outbox, files = backends.store, backends.queue, backends.outbox, backends.files
+    clear_stale_work(settings, store)
+    queue.bind(lambda token: run_task(settings, store, queue, outbox, files, token, worker_id()))
     children_die_with_this_process()
     consumer = queue.huey.create_consumer(
         workers=workers,
@@ -42,8 +64,13 @@ def run_consumer(settings: Settings, workers: int) -> None:
         graceful_signal="TERM",
         shutdown_timeout=settings.shutdown_timeout,
     )
-    log.info("worker pool: %d processes on %s", workers, settings.queue_path)
-    consumer.run()
+    log.info("worker pool: %d processes; %s", workers, "; ".join(backends.describe()))
+    sweeper = SweepThread(settings, backends)
+    sweeper.start()
+    try:
+        consumer.run()
+    finally:
+        sweeper.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

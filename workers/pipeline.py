@@ -21,6 +21,7 @@ from types import TracebackType
 
 from app.callbacks import task_ended
 from app.errors import QencodeError
+from app.files import Files
 from app.model import Outputs, TaskStatus
 from app.outbox import CallbackOutbox
 from app.query import VIDEO_OUTPUTS, Destination, FormatSpec, Query, parse_query
@@ -83,8 +84,11 @@ class Heartbeat:
 class TaskRun:
     """The state of one attempt at one task; ``run_task`` drives it."""
 
-    def __init__(self, settings: Settings, store: TaskStore, token: str, attempt: int) -> None:
+    def __init__(
+        self, settings: Settings, store: TaskStore, files: Files, token: str, attempt: int
+    ) -> None:
         self.settings, self.store, self.token, self.attempt = settings, store, token, attempt
+        self.files = files
         self.outputs = Outputs()
         self.beat: Heartbeat | None = None
         # Masked in every description this attempt records (app.redact).
@@ -116,6 +120,7 @@ class TaskRun:
             query.source,
             work,
             self.settings,
+            self.files,
             self._download_progress,
             self.store.upload_owner,
             self.token,
@@ -221,7 +226,7 @@ class TaskRun:
 
     def _storage(self, spec: FormatSpec, destination: Destination | None) -> Storage:
         if destination is None:
-            return TemporaryStorage(self.settings, self.token, spec.index)
+            return TemporaryStorage(self.settings, self.files, self.token, spec.index)
         if destination.url.lower().startswith("s3://"):
             return S3Storage(destination, self.settings, folder=spec.output == "thumbnails")
         if "://" not in destination.url:
@@ -260,6 +265,7 @@ def run_task(
     store: TaskStore,
     queue: TaskQueue,
     outbox: CallbackOutbox,
+    files: Files,
     token: str,
     worker_id: str,
 ) -> None:
@@ -269,9 +275,9 @@ def run_task(
         log.info("task %s not claimable (done, running elsewhere or unknown): skipped", token)
         return
     log.info("task %s downloading (attempt %d, %s)", token, attempt, worker_id)
-    run = TaskRun(settings, store, token, attempt)
+    run = TaskRun(settings, store, files, token, attempt)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
-    work = settings.work_dir / f"{token}-{attempt}"
+    work = work_folder(settings, token, attempt)
     for stale in settings.work_dir.glob(f"{token}-*"):  # left by a killed earlier attempt
         shutil.rmtree(stale, ignore_errors=True)
     try:
@@ -317,3 +323,42 @@ def _end(
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def work_folder(settings: Settings, token: str, attempt: int) -> Path:
+    """Where one attempt works, on this machine: ``<work dir>/<token>-<attempt>``."""
+    return settings.work_dir / f"{token}-{attempt}"
+
+
+def clear_stale_work(settings: Settings, store: TaskStore) -> None:
+    """Remove work folders left by attempts that no live process on this machine runs (a
+    SIGKILLed pool, a machine that rebooted). Folders of live attempts are kept, so several
+    pools may share one data dir."""
+    if not settings.work_dir.is_dir():
+        return
+    host = socket.gethostname()
+    for folder in settings.work_dir.iterdir():
+        token, _, attempt = folder.name.rpartition("-")
+        task = store.get(token) if attempt.isdigit() else None
+        owner = (task.worker_id or "") if task is not None else ""
+        owner_host, _, owner_pid = owner.rpartition(":")
+        alive = (
+            task is not None
+            and task.status.running
+            and task.attempts == int(attempt)
+            and owner_host == host
+            and owner_pid.isdigit()
+            and _pid_alive(int(owner_pid))
+        )
+        if not alive:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

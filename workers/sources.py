@@ -3,7 +3,6 @@ or a local path inside ``QTHUMB_LOCAL_SOURCE_DIRS`` (``file:///abs/path`` or ``/
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from app.egress import BlockedAddress, EgressPolicy, guarded_stream
+from app.files import FileError, Files
 from app.model import is_token
 from app.query import url_scheme
 from app.settings import Settings
@@ -31,6 +31,7 @@ def fetch_source(
     source: str,
     work_dir: Path,
     settings: Settings,
+    files: Files,
     progress: Callable[[int], None],
     upload_owner: Callable[[str], str | None],
     task_token: str,
@@ -45,7 +46,7 @@ def fetch_source(
         target = work_dir / "source"
         return FetchedSource(path=target, size=download_s3(source, target, settings))
     if scheme == "tus":
-        return _uploaded(source, settings, upload_owner, task_token)
+        return _uploaded(source, work_dir, files, upload_owner, task_token)
     raise SourceError(
         f"source {source[:200]!r}: unsupported scheme; use http(s)://, s3://, file:// or an "
         "absolute path"
@@ -53,27 +54,28 @@ def fetch_source(
 
 
 def _uploaded(
-    source: str, settings: Settings, upload_owner: Callable[[str], str | None], task_token: str
+    source: str,
+    work_dir: Path,
+    files: Files,
+    upload_owner: Callable[[str], str | None],
+    task_token: str,
 ) -> FetchedSource:
     """``tus:<uuid>``: a file uploaded to this task's upload URL, and finished."""
     uid = source.split(":", 1)[1].strip()
     if not is_token(uid) or upload_owner(uid) != task_token:
         raise SourceError(f"source {source}: no upload with that uuid was made for this task")
-    path = settings.upload_dir / uid
-    try:
-        info = json.loads((settings.upload_dir / f"{uid}.info").read_text())
-        size = path.stat().st_size
-    except (OSError, ValueError):
-        raise SourceError(f"source {source}: the upload is missing or unreadable") from None
-    if (
-        info.get("size") is None
-        or int(info.get("offset") or 0) != int(info["size"])
-        or (size != int(info["size"]))
-    ):
+    state = files.upload_state(uid)
+    if state is None:
+        raise SourceError(f"source {source}: the upload is missing or unreadable")
+    if state.size is None or state.offset != state.size:
         raise SourceError(
-            f"source {source}: the upload is not complete ({size} of {info.get('size')} bytes)"
+            f"source {source}: the upload is not complete ({state.offset} of {state.size} bytes)"
         )
-    return FetchedSource(path=path, size=size)
+    try:
+        path = files.fetch_upload(uid, work_dir)
+    except FileError as exc:
+        raise SourceError(f"source {source}: {exc}") from None
+    return FetchedSource(path=path, size=state.size)
 
 
 def _local(source: str, settings: Settings) -> FetchedSource:

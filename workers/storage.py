@@ -1,18 +1,19 @@
 """Where results go, behind one small interface: ``Storage.put(file, name) -> StoredObject``.
 
-``TemporaryStorage`` keeps files under the data dir, served by the API at
-``/storage/<task_token>/<index>/<name>`` (§11.4) and removed after ``storage_ttl``.
+``TemporaryStorage`` hands files to qthumb's own store (``app.files``: the data dir or a
+bucket), served by the API at ``/storage/<task_token>/<index>/<name>`` (§11.4) and removed
+after ``storage_ttl``; ``workers.s3.S3Storage`` puts them in a user's bucket.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from app.files import FileError, Files, result_url
 from app.settings import Settings
+from workers.failures import FormatFailure
 
 
 @dataclass(frozen=True)
@@ -26,13 +27,13 @@ class Storage(Protocol):
 
 
 class TemporaryStorage:
-    def __init__(self, settings: Settings, token: str, index: int) -> None:
-        self.folder = settings.storage_dir / token / str(index)
-        self.base_url = f"{settings.base_url}/storage/{token}/{index}"
+    def __init__(self, settings: Settings, files: Files, token: str, index: int) -> None:
+        self.settings, self.files, self.token, self.index = settings, files, token, index
 
     def put(self, local: Path, name: str, content_type: str) -> StoredObject:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        partial = self.folder / f".{name}.part"
-        shutil.copyfile(local, partial)
-        os.replace(partial, self.folder / name)  # readers never see half a file
-        return StoredObject(url=f"{self.base_url}/{name}", storage=None)
+        try:
+            self.files.put_result(self.token, self.index, local, name, content_type)
+        except FileError as exc:
+            raise FormatFailure(str(exc)) from None
+        url = result_url(self.settings.base_url, self.token, self.index, name)
+        return StoredObject(url=url, storage=None)

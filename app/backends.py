@@ -1,0 +1,77 @@
+"""The one place that turns settings into engines: task database, queue, and qthumb's own
+files. Everything else takes the interfaces (``TaskStore``, ``CallbackOutbox``, ``TaskQueue``,
+``Files``) and never names SQLite, PostgreSQL, Redis or S3.
+
+    QTHUMB_DATABASE_URL  ""  -> SQLite in the data dir   | postgresql://…  -> PostgreSQL
+    QTHUMB_QUEUE_URL     ""  -> huey on SQLite           | redis://…       -> huey on Redis
+    QTHUMB_STORAGE_URL   ""  -> the data dir's folders   | s3://host/b/p   -> an S3 bucket
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from huey import RedisHuey, SqliteHuey
+
+from app.db import Database, PostgresDatabase, SqliteDatabase
+from app.files import Files, LocalFiles, S3Files
+from app.outbox import CallbackOutbox
+from app.queue import HueyQueue
+from app.settings import Settings
+from app.store import SqlTaskStore
+
+
+@dataclass
+class Backends:
+    db: Database
+    store: SqlTaskStore
+    outbox: CallbackOutbox
+    queue: HueyQueue
+    files: Files
+
+    def describe(self) -> list[str]:
+        """One line per engine, for the start banner and the logs."""
+        return [
+            f"tasks: {self.db.describe()}",
+            f"queue: {self.queue.description}",
+            f"files: {self.files.describe()}",
+        ]
+
+
+def build_database(settings: Settings) -> Database:
+    if settings.database_url:
+        return PostgresDatabase(settings.database_url)
+    return SqliteDatabase(settings.data_dir / "qthumb.db")
+
+
+def build_queue(settings: Settings) -> HueyQueue:
+    # results=False: outcomes live in the task store, not in huey's result store.
+    if settings.queue_url:
+        huey = RedisHuey(name="qthumb", url=settings.queue_url, results=False)
+        return HueyQueue(huey, f"Redis {_without_password(settings.queue_url)}")
+    path = settings.data_dir / "queue.db"
+    return HueyQueue(
+        SqliteHuey(name="qthumb", filename=str(path), results=False, timeout=30),
+        f"SQLite {path}",
+    )
+
+
+def build_files(settings: Settings) -> Files:
+    return S3Files(settings) if settings.storage_url else LocalFiles(settings)
+
+
+def build(settings: Settings) -> Backends:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = build_database(settings)
+    return Backends(
+        db=db,
+        store=SqlTaskStore(db),
+        outbox=CallbackOutbox(db),
+        queue=build_queue(settings),
+        files=build_files(settings),
+    )
+
+
+def _without_password(url: str) -> str:
+    head, _, rest = url.partition("://")
+    return f"{head}://{rest.rsplit('@', 1)[-1]}"
