@@ -3,7 +3,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 SYSTEM_RUN := ffmpeg:ffmpeg
-SYSTEM_TEST := $(SYSTEM_RUN) /usr/bin/chromium:chromium npm:npm
+# redis-server and PostgreSQL 15: the distributed backend's tests start their own on loopback
+SYSTEM_TEST := $(SYSTEM_RUN) /usr/bin/chromium:chromium npm:npm redis-server:redis-server \
+	/usr/lib/postgresql/15/bin/initdb:postgresql runuser:util-linux
 
 .PHONY: run test lint bench clean system-run system-test
 
