@@ -1,0 +1,109 @@
+"""The task store's guarantees, on both engines: every change fenced by the attempt number,
+exactly one winner when several processes race for the same change, and migrations applied
+once when several processes start at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.db import Database, PostgresDatabase, SqliteDatabase
+from app.model import Outputs, TaskStatus
+from app.schema import MIGRATIONS
+from app.store import SqlTaskStore
+from tests.engines import Engines
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        yield SqliteDatabase(tmp_path / "tasks.db")
+        return
+    engines: Engines = request.getfixturevalue("engines")
+    db = PostgresDatabase(engines.settings()["QTHUMB_DATABASE_URL"], max_size=16)
+    yield db
+    db.close()
+
+
+def running_task(store: SqlTaskStore) -> tuple[str, int]:
+    token = store.create_task("key", 0.0)
+    assert store.start(token, "{}", None, 1.0)
+    attempt = store.claim(token, "host:1", 2.0)
+    assert attempt == 1
+    return token, attempt
+
+
+def test_changes_are_fenced_by_the_attempt(database: Database):
+    store = SqlTaskStore(database)
+    token, attempt = running_task(store)
+    assert store.requeue(token, attempt, 3.0)  # recovery took it back
+    second = store.claim(token, "host:2", 4.0)
+    assert second == 2
+    # the first worker, presumed dead, wakes up: nothing it writes lands
+    assert not store.advance(token, attempt, TaskStatus.ENCODING, 50.0)
+    assert not store.heartbeat(token, attempt, 5.0)
+    assert store.advance(token, second, TaskStatus.ENCODING, 10.0)
+    assert store.advance(token, second, TaskStatus.SAVING, 100.0)
+    assert not store.finish(token, attempt, TaskStatus.COMPLETED, Outputs(), None, 6.0)
+    assert store.finish(token, second, TaskStatus.COMPLETED, Outputs(), None, 6.0)
+    task = store.get(token)
+    assert task is not None and task.status is TaskStatus.COMPLETED and task.attempts == 2
+
+
+def test_warnings_added_while_running_survive_the_finish(database: Database):
+    store = SqlTaskStore(database)
+    token, attempt = running_task(store)
+    store.add_warning(token, {"message": "Callback delivery error", "details": "d", "tag": "q"})
+    outputs = Outputs(warnings=[{"message": "format 0 failed", "details": "x", "tag": "t"}])
+    assert store.finish(token, attempt, TaskStatus.ERROR, outputs, "failed", 3.0)
+    task = store.get(token)
+    assert task is not None
+    assert [w["message"] for w in task.outputs.warnings] == [
+        "Callback delivery error", "format 0 failed"]  # fmt: skip
+
+
+def test_exactly_one_of_many_racing_requeues_wins(database: Database):
+    store = SqlTaskStore(database)
+    token, attempt = running_task(store)
+    barrier = threading.Barrier(8)
+    wins: list[bool] = []
+
+    def race() -> None:
+        barrier.wait()
+        wins.append(store.requeue(token, attempt, 3.0))
+
+    threads = [threading.Thread(target=race) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(wins) == [False] * 7 + [True]
+
+
+def _migrate(kind: str, target: str) -> None:
+    db: Database = SqliteDatabase(Path(target)) if kind == "sqlite" else PostgresDatabase(target)
+    db.migrate(MIGRATIONS[db.dialect])
+
+
+def test_migrations_apply_once_when_processes_start_together(
+    request: pytest.FixtureRequest, tmp_path: Path
+):
+    for kind in ("sqlite", "postgresql"):
+        if kind == "sqlite":
+            target = str(tmp_path / "race.db")
+        else:
+            target = request.getfixturevalue("engines").settings()["QTHUMB_DATABASE_URL"]
+        context = multiprocessing.get_context("spawn")
+        procs = [context.Process(target=_migrate, args=(kind, target)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+            assert p.exitcode == 0, kind
+        db = SqliteDatabase(Path(target)) if kind == "sqlite" else PostgresDatabase(target)
+        versions = [r["version"] for r in db.execute("SELECT version FROM schema_version").rows]
+        assert versions == [v for v, _ in MIGRATIONS[db.dialect]], kind
