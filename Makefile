@@ -52,9 +52,11 @@ $(VENV)/.bench-installed: pyproject.toml $(VENV)/.test-installed
 
 # Generates its own sources (several GB in bench/work) and writes bench/RESULTS.md.
 bench: $(VENV)/.bench-installed
-	@scripts/system-packages.sh ffmpeg:ffmpeg ffmpegthumbnailer:ffmpegthumbnailer /usr/bin/time:time
+	@scripts/system-packages.sh ffmpeg:ffmpeg ffmpegthumbnailer:ffmpegthumbnailer /usr/bin/time:time \
+		wrk:wrk redis-server:redis-server /usr/lib/postgresql/15/bin/initdb:postgresql
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/load.py
+	$(BIN)/python bench/backends.py
 
 clean:
 	rm -rf $(VENV) qthumb-data .pytest_cache .mypy_cache .ruff_cache

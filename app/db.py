@@ -12,6 +12,7 @@ processes starting at once apply each migration exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -45,27 +46,38 @@ class Database(Protocol):
 
 
 class SqliteDatabase:
-    """Short-lived connections (safe across threads and forked processes), WAL, long busy
-    timeout: the API and every worker process use the file at once."""
+    """One connection per thread, kept (opening one costs more than most queries), never
+    shared across a fork; WAL and a long busy timeout, so the API and every worker process use
+    the file at once."""
 
     dialect: Dialect = "sqlite"
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        try:
+        pid = os.getpid()
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None or getattr(self._local, "pid", None) != pid:
+            # A connection made before a fork belongs to the parent: never use it here.
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.row_factory = sqlite3.Row
             db.execute("PRAGMA busy_timeout=30000")
             db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db, self._local.pid = db, pid
+        try:
             yield db
-        finally:
-            db.close()
+        except sqlite3.Error:
+            # A connection left mid-transaction or broken must not serve the next call.
+            self._local.db = None
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+            raise
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
         with self._connect() as db:

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.sources import SCENARIOS, SOURCES, WORK, Scenario, ensure_sources  # noqa: E402
 from bench.tools import Row, timed, tool_row  # noqa: E402
-from tests.conftest import QthumbProcess, free_port  # noqa: E402
+from tests.conftest import QthumbProcess  # noqa: E402
 from tests.qclient import QClient  # noqa: E402
 
 API_KEY = "bench-key-0123456789"
@@ -97,16 +97,20 @@ def worker_peak_rss_mb(server: QthumbProcess) -> float:
     return peak
 
 
-def start_server(data: Path, workers: int) -> QthumbProcess:
-    """A fresh ``qthumb serve`` on an empty data dir, local sources from bench/work."""
+def start_server(
+    data: Path, workers: int, command: str = "serve", **settings: str
+) -> QthumbProcess:
+    """A fresh ``qthumb serve`` (or ``api``: no workers) on an empty data dir, on a port it
+    binds itself, local sources from bench/work; ``settings`` are more QTHUMB_ variables."""
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
-    port = free_port()
     env = {**os.environ, "QTHUMB_DATA_DIR": str(data), "QTHUMB_API_KEYS": API_KEY,
-           "QTHUMB_LOCAL_SOURCE_DIRS": str(WORK),
-           "QTHUMB_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}  # fmt: skip
-    server = QthumbProcess(data, env, port)
-    server.serve(workers=workers)
+           "QTHUMB_LOCAL_SOURCE_DIRS": str(WORK), **settings}  # fmt: skip
+    server = QthumbProcess(data, env)
+    if command == "serve":
+        server.serve(workers=workers)
+    else:
+        server.listen(command)
     return server
 
 
