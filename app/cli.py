@@ -18,12 +18,26 @@ from pathlib import Path
 
 import uvicorn
 
+from app import __version__
+from app.backends import Backends, build
 from app.keys import resolve_api_keys
 from app.main import create_app
 from app.redact import setup_logging
 from app.settings import Settings
 
 log = logging.getLogger("qthumb")
+
+# What `qthumb --help` says (the module docstring above is for readers of the code).
+DESCRIPTION = """\
+qthumb: a self-hosted thumbnail service that speaks the Qencode API.
+Point Qencode SDKs or curl at it; it makes thumbnails, sprite sheets with WebVTT, and mp4/webm.
+Every setting is also an environment variable (QTHUMB_*), listed in the README."""
+EPILOG = """\
+examples:
+  qthumb serve                      API and workers on http://127.0.0.1:8000
+  qthumb serve --port 0 --workers 2 any free port, two worker processes
+  qthumb api --host 0.0.0.0         the API alone (workers run elsewhere)
+  qthumb worker --workers 4         a worker pool alone, on the same database and queue"""
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -57,16 +71,44 @@ def _listen(settings: Settings) -> tuple[socket.socket, Settings]:
     return sock, settings.model_copy(update={"port": port})
 
 
-def _serve_api(settings: Settings, sock: socket.socket, port_file: Path | None) -> None:
-    _, dev_key = resolve_api_keys(settings)
-    if dev_key:
-        print(f"qthumb: no QTHUMB_API_KEYS set; dev API key: {dev_key}", flush=True)
-    print(f"qthumb: API on http://{settings.host}:{settings.port}", flush=True)
+def banner(settings: Settings, backends: Backends, workers: int | None) -> str:
+    """What a person starting qthumb needs to know, in a few lines."""
+    keys, dev_key = resolve_api_keys(settings)
+    key = (
+        f"dev API key {dev_key} (kept in {settings.dev_key_path})"
+        if dev_key
+        else f"{len(keys)} API key(s) from QTHUMB_API_KEYS"
+    )
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    lines = [
+        f"qthumb {__version__}: API on http://{host}:{settings.port}"
+        + (f" (public URL {settings.public_base_url})" if settings.public_base_url else ""),
+        f"  key:     {key}",
+        f"  data:    {settings.data_dir.resolve()}",
+        *(f"  {line}" for line in _aligned(backends.describe())),
+    ]
+    if workers is not None:
+        lines.append(f"  workers: {workers} processes")
+    lines.append("  stop:    Ctrl-C (running tasks are handed back to the queue)")
+    return "\n".join(lines)
+
+
+def _aligned(described: list[str]) -> list[str]:
+    return [
+        f"{name + ':':<8} {what.strip()}" for name, _, what in (d.partition(":") for d in described)
+    ]
+
+
+def _serve_api(
+    settings: Settings, sock: socket.socket, port_file: Path | None, workers: int | None
+) -> None:
+    backends = build(settings)
+    print(banner(settings, backends, workers), flush=True)
     if port_file is not None:
         port_file.write_text(f"{settings.port}\n")
     # log_config=None: uvicorn's lines go through our handler, secrets masked (app.redact).
     config = uvicorn.Config(
-        create_app(settings), log_level="info", log_config=None, access_log=False
+        create_app(settings, backends), log_level="info", log_config=None, access_log=False
     )
     uvicorn.Server(config).run(sockets=[sock])
 
@@ -129,21 +171,56 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
             proc.wait()
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="qthumb", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qthumb",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"qthumb {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text in (
-        ("serve", "API and worker pool in one command"),
-        ("api", "the HTTP API alone"),
+        ("serve", "the API and a worker pool, in one command (what `make run` starts)"),
+        ("api", "the HTTP API alone; workers run elsewhere with `qthumb worker`"),
     ):
-        cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("--host", default=None)
-        cmd.add_argument("--port", type=int, default=None)
-        cmd.add_argument("--port-file", type=Path, default=None)
+        cmd = sub.add_parser(name, help=text, description=text)
+        cmd.add_argument(
+            "--host", default=None, help="address to listen on (default: QTHUMB_HOST, 127.0.0.1)"
+        )
+        cmd.add_argument(
+            "--port",
+            type=int,
+            default=None,
+            help="port to listen on; 0 takes any free port (default: QTHUMB_PORT, 8000)",
+        )
+        cmd.add_argument(
+            "--port-file",
+            type=Path,
+            default=None,
+            metavar="PATH",
+            help="write the port to PATH once listening, for scripts (default: none)",
+        )
         if name == "serve":
-            cmd.add_argument("--workers", type=int, default=None)
-    worker = sub.add_parser("worker", help="the worker pool alone")
-    worker.add_argument("--workers", type=int, default=None)
+            cmd.add_argument(
+                "--workers",
+                type=int,
+                default=None,
+                help="worker processes (default: QTHUMB_WORKERS, one per CPU core)",
+            )
+    text = "a worker pool alone, on the database and queue of the settings"
+    worker = sub.add_parser("worker", help=text, description=text)
+    worker.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: QTHUMB_WORKERS, one per CPU core)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
     args = parser.parse_args(argv)
     setup_logging()
 
@@ -156,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     sock, settings = _listen(settings)
     if args.command == "api":
-        _serve_api(settings, sock, args.port_file)
+        _serve_api(settings, sock, args.port_file, None)
         return
     # uvicorn handles SIGINT/SIGTERM, then raises the signal again once it has shut down;
     # without a handler of ours that would end this process before the workers are stopped.
@@ -164,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signum, lambda *_: None)
     supervisor = WorkerSupervisor(settings)
     try:
-        _serve_api(settings, sock, args.port_file)
+        _serve_api(settings, sock, args.port_file, settings.workers)
     finally:
         supervisor.stop()
 

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import routes, storage_routes
+from app import __version__, routes, storage_routes
 from app.backends import Backends, build
 from app.callbacks import deliver_due
 from app.errors import QencodeError
@@ -124,7 +124,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await loop
 
-    app = FastAPI(title="qthumb", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="qthumb", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.store = store
     app.state.files = backends.files

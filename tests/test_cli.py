@@ -1,0 +1,65 @@
+"""The command line a newcomer meets: `qthumb --help`, every subcommand's `--help` (each option
+with its help and default), `--version`, and the start banner."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_qthumb
+
+COMMANDS = ["serve", "api", "worker"]
+
+
+def qthumb(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return done.stdout
+
+
+def test_help_says_what_each_command_is_for():
+    text = qthumb("--help")
+    assert "speaks the Qencode API" in text
+    assert "import arrow" not in text  # no internal design remarks
+    for command in COMMANDS:
+        assert re.search(rf"^\s+{command}\s+\S", text, re.M), command
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_option_has_help_and_a_default(command: str):
+    text = qthumb(command, "--help")
+    options = re.findall(r"^\s+(--[a-z-]+)(?: [A-Z_]+)?(.*)$", text, re.M)
+    assert options, text
+    for name, rest in options:
+        if name == "--help":
+            continue
+        described = rest.strip() or text.split(name, 2)[-1]
+        assert described, name
+        # the help text follows the option (on its line or the next) and names the default
+        block = text[text.index(name) :].split("\n  -", 1)[0]
+        assert "default" in block, (command, name, block)
+
+
+def test_version():
+    assert re.fullmatch(r"qthumb \d+\.\d+\.\d+\S*\n", qthumb("--version"))
+
+
+def test_serve_prints_a_short_banner(tmp_path: Path, clips: Path):
+    server = make_qthumb(tmp_path, clips)
+    try:
+        server.serve(workers=1)
+        log = (server.data_dir / "serve.log").read_text()
+    finally:
+        server.stop()
+    banner = log[log.index("qthumb ") :].splitlines()[:8]
+    text = "\n".join(banner)
+    assert f"API on http://127.0.0.1:{server.port}" in banner[0]
+    assert "key:" in text and "data:" in text and str(server.data_dir) in text
+    assert "tasks:   SQLite" in text and "queue:   SQLite" in text and "files:   folder" in text
+    assert "workers: 1 processes" in text and "stop:    Ctrl-C" in text
