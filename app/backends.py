@@ -29,6 +29,22 @@ class Backends:
     queue: HueyQueue
     files: Files
 
+    def check(self) -> dict[str, str]:
+        """Each engine reachable ("ok") or what went wrong, for ``/readyz``."""
+        probes = {
+            "database": lambda: self.db.execute("SELECT 1"),
+            "queue": self.queue.depth,
+            "storage": self.files.check,
+        }
+        results: dict[str, str] = {}
+        for name, probe in probes.items():
+            try:
+                probe()
+                results[name] = "ok"
+            except Exception as exc:  # any failure is the answer, not a crash
+                results[name] = f"{type(exc).__name__}: {str(exc)[:200]}"
+        return results
+
     def describe(self) -> list[str]:
         """One line per engine, for the start banner and the logs."""
         return [

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from app.egress import BlockedAddress, EgressPolicy, guarded_request
+from app.metrics import instruments
 from app.model import TaskRecord, TaskStatus, status_object
 from app.outbox import CallbackOutbox, PendingCallback
 from app.redact import redact
@@ -93,16 +94,20 @@ def deliver_one(
         problem, attempts_left = f"refused: {exc}", 0
     else:
         attempts_left = settings.callback_attempts - item.attempts - 1
+    counter = instruments().callbacks
     if problem is None:
         outbox.settle(item)
+        counter.labels(item.event, "delivered").inc()
         log.info("task %s callback %s delivered", item.token, item.event)
     elif attempts_left > 0:
+        counter.labels(item.event, "retried").inc()
         delay = settings.callback_backoff * 2**item.attempts
         outbox.retry_at(item, time.time() + delay)
         log.info("task %s callback %s failed (%s); again in %.1f s", item.token, item.event,
                  problem, delay)  # fmt: skip
     else:
         outbox.settle(item)
+        counter.labels(item.event, "given_up").inc()
         warning: dict[str, Any] = {
             "message": "Callback delivery error",
             "details": redact(f"Error sending callback to {url} {problem}"),

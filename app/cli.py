@@ -18,7 +18,7 @@ from pathlib import Path
 
 import uvicorn
 
-from app import __version__
+from app import __version__, metrics
 from app.backends import Backends, build
 from app.keys import resolve_api_keys
 from app.main import create_app
@@ -222,7 +222,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
-    setup_logging()
 
     if args.command == "worker":
         argv_ = [sys.executable, "-m", "workers"]
@@ -230,7 +229,9 @@ def main(argv: list[str] | None = None) -> None:
             argv_ += ["--workers", str(args.workers)]
         os.execv(sys.executable, argv_)
     settings = _settings(args)
+    setup_logging(settings.log_format)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    metrics.start(settings)
     sock, settings = _listen(settings)
     if args.command == "api":
         _serve_api(settings, sock, args.port_file, None)

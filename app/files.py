@@ -85,6 +85,9 @@ class Files(Protocol):
 
     def describe(self) -> str: ...
 
+    def check(self) -> None:
+        """Raise when the store cannot be reached or written."""
+
 
 class LocalFiles:
     def __init__(self, settings: Settings) -> None:
@@ -150,6 +153,11 @@ class LocalFiles:
 
     def describe(self) -> str:
         return f"folder {self.results.parent.resolve()}"
+
+    def check(self) -> None:
+        for folder in (self.results, self.uploads):
+            if not os.access(folder, os.W_OK):
+                raise FileError(f"{folder} is not writable")
 
 
 class S3Files:
@@ -249,3 +257,6 @@ class S3Files:
 
     def describe(self) -> str:
         return f"bucket {self.location.describe(self.prefix)}"
+
+    def check(self) -> None:
+        self.client.head_bucket(Bucket=self.location.bucket)

@@ -13,11 +13,12 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import __version__, routes, storage_routes
+from app import __version__, ops_routes, routes, storage_routes
 from app.backends import Backends, build
 from app.callbacks import deliver_due
 from app.errors import QencodeError
 from app.keys import resolve_api_keys
+from app.metrics import instruments
 from app.outbox import CallbackOutbox
 from app.recovery import sweep_safely
 from app.service import QencodeService
@@ -95,6 +96,46 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+class RequestMetrics:
+    """Counts API requests by endpoint and HTTP code (``app.metrics``). Endpoints are a fixed
+    set of names, never raw paths, so a scanner cannot grow the label set."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        code = 500
+
+        async def record(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            endpoint = endpoint_name(scope.get("path", ""))
+            instruments().requests.labels(endpoint, str(code)).inc()
+
+
+_ENDPOINTS = frozenset({"access_token", "create_task", "start_encode2", "start_encode", "status"})
+
+
+def endpoint_name(path: str) -> str:
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 2 and parts[0] == "v1":
+        if parts[1] in _ENDPOINTS:
+            return parts[1]
+        return "upload_file" if parts[1] == "upload_file" else "v1_other"
+    if parts and parts[0] in ("storage", "healthz", "readyz", "metrics"):
+        return parts[0]
+    return "other"
+
+
 async def _sweep_forever(settings: Settings, backends: Backends) -> None:
     b = backends
     while True:
@@ -128,13 +169,16 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.files = backends.files
+    app.state.backends = backends
 
     app.state.service = QencodeService(settings, store, queue, keys, outbox)
     app.add_exception_handler(QencodeError, routes.qencode_error_handler)
     app.include_router(routes.router)
     app.include_router(storage_routes.router)
+    app.include_router(ops_routes.router)
     app.include_router(upload_router(settings, store, backends.files))
     app.add_middleware(UploadLocation, base_url=lambda: settings.base_url)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     app.add_middleware(CollapseSlashes)
+    app.add_middleware(RequestMetrics)
     return app

@@ -43,3 +43,14 @@ def dies_with_us(argv: list[str]) -> list[str]:
     if setpriv is None or not sys.platform.startswith("linux"):
         return argv
     return [setpriv, "--pdeathsig", "KILL", "--", *argv]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    return True

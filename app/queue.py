@@ -22,6 +22,7 @@ TASK_NAME = "process_task"
 class TaskQueue(Protocol):
     def enqueue(self, token: str) -> None: ...
     def pending_tokens(self) -> set[str]: ...
+    def depth(self) -> int: ...
 
 
 class HueyQueue:
@@ -44,6 +45,10 @@ class HueyQueue:
 
     def enqueue(self, token: str) -> None:
         self._task(token)
+
+    def depth(self) -> int:
+        """Messages waiting (a round trip to the queue's storage: also its health check)."""
+        return int(self.huey.pending_count())
 
     def pending_tokens(self) -> set[str]:
         tokens: set[str] = set()

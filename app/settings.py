@@ -68,6 +68,15 @@ class Settings(BaseSettings):
         "addresses (e.g. 10.0.0.0/8); loopback, private and link-local are refused otherwise.",
     )
     host: str = Field(default="127.0.0.1", description="Address the API listens on.")
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Address `qthumb worker` serves /metrics on."
+    )
+    metrics_port: int = Field(
+        default=0, ge=0, description="Port `qthumb worker` serves /metrics on (0: none)."
+    )
+    log_format: str = Field(
+        default="text", pattern="^(text|json)$", description="Log lines as text or JSON."
+    )
     port: int = Field(default=8000, description="Port the API listens on.")
 
     session_token_ttl: float = Field(

@@ -69,6 +69,7 @@ class TaskStore(Protocol):
     def add_upload(self, uuid: str, token: str, now: float) -> None: ...
     def upload_owner(self, uuid: str) -> str | None: ...
     def active_tasks(self, api_key: str) -> int: ...
+    def count_by_status(self) -> dict[str, int]: ...
 
 
 class SqlTaskStore:
@@ -224,6 +225,12 @@ class SqlTaskStore:
             (api_key, *active),
         ).first()
         return int(row["n"]) if row else 0
+
+    def count_by_status(self) -> dict[str, int]:
+        rows = self._rows("SELECT status, count(*) AS n FROM tasks GROUP BY status", ())
+        counts = {status.value: 0 for status in TaskStatus}
+        counts.update({str(r["status"]): int(r["n"]) for r in rows})
+        return counts
 
     def upload_owner(self, uuid: str) -> str | None:
         row = self.db.execute("SELECT task_token FROM uploads WHERE uuid = ?", (uuid,)).first()

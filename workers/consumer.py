@@ -14,7 +14,11 @@ import logging
 import signal
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from app import metrics
 from app.backends import Backends, build
 from app.orphans import children_die_with_this_process, die_with_parent
 from app.recovery import sweep_safely
@@ -23,6 +27,34 @@ from app.settings import Settings
 from workers.pipeline import clear_stale_work, run_task, worker_id
 
 log = logging.getLogger("qthumb.worker")
+
+
+def serve_metrics(settings: Settings) -> None:
+    """``/metrics`` of this machine's worker processes on a port of their own (a worker pool
+    alone has no API to ask)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] != "/metrics":
+                self.send_error(404)
+                return
+            body = metrics.exposition()
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    try:
+        server = ThreadingHTTPServer((settings.metrics_host, settings.metrics_port), Handler)
+    except OSError as exc:
+        log.warning("worker metrics not served on port %d: %s", settings.metrics_port, exc)
+        return
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    log.info("worker metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
 
 
 class SweepThread:
@@ -47,11 +79,15 @@ class SweepThread:
 
 
 def run_consumer(settings: Settings, workers: int) -> None:
+    metrics.start(settings)
     backends = build(settings)
     store, queue, outbox, files = backends.store, backends.queue, backends.outbox, backends.files
     clear_stale_work(settings, store)
     queue.bind(lambda token: run_task(settings, store, queue, outbox, files, token, worker_id()))
     children_die_with_this_process()
+    queue.huey.on_startup()(lambda: metrics.instruments().workers.set(1))
+    if settings.metrics_port:
+        serve_metrics(settings)
     consumer = queue.huey.create_consumer(
         workers=workers,
         worker_type="process",
@@ -86,6 +122,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.parent_pid is not None:
         # SIGINT: huey's interrupt signal here; running tasks go back to the queue at once.
         die_with_parent(signal.SIGINT, expected_parent=args.parent_pid)
-    setup_logging()
     settings = Settings()
+    setup_logging(settings.log_format)
     run_consumer(settings, args.workers or settings.workers)

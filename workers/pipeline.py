@@ -22,7 +22,9 @@ from types import TracebackType
 from app.callbacks import task_ended
 from app.errors import QencodeError
 from app.files import Files
+from app.metrics import instruments
 from app.model import Outputs, TaskStatus
+from app.orphans import pid_alive
 from app.outbox import CallbackOutbox
 from app.query import VIDEO_OUTPUTS, Destination, FormatSpec, Query, parse_query
 from app.queue import TaskQueue
@@ -116,16 +118,19 @@ class TaskRun:
         except QencodeError as exc:
             raise TaskFailure(f"query: {exc.message}") from None
         self.secrets += query.secrets()
-        fetched = fetch_source(
-            query.source,
-            work,
-            self.settings,
-            self.files,
-            self._download_progress,
-            self.store.upload_owner,
-            self.token,
-        )
-        info = probe(fetched.path)
+        stage = instruments().stage_seconds
+        with stage.labels("download").time():
+            fetched = fetch_source(
+                query.source,
+                work,
+                self.settings,
+                self.files,
+                self._download_progress,
+                self.store.upload_owner,
+                self.token,
+            )
+        with stage.labels("probe").time():
+            info = probe(fetched.path)
         self.store.set_source_info(self.token, self.attempt, info.duration, fetched.size)
         log.info(
             "task %s source %.3fs %dx%d %s",
@@ -146,11 +151,13 @@ class TaskRun:
             )
         check_task(query, info, self.settings)
         self.advance(TaskStatus.ENCODING, 0.0, force=True)
-        made = self._make_formats(query, fetched.path, info, work)
+        with stage.labels("encode").time():
+            made = self._make_formats(query, fetched.path, info, work)
         self.advance(TaskStatus.SAVING, 100.0, force=True)
         log.info("task %s saving", self.token)
-        for spec, products in made:
-            self._save(spec, products)
+        with stage.labels("save").time():
+            for spec, products in made:
+                self._save(spec, products)
         made_any = any(
             not entry.get("error") for entry in [*self.outputs.images, *self.outputs.videos]
         )
@@ -250,6 +257,8 @@ class TaskRun:
     def _put_all(self, spec: FormatSpec, storage: Storage, products: list[Product]) -> None:
         # Entries only once every file is stored: a destination is reported whole or not at all.
         stored = [storage.put(p.path, p.name, p.content_type) for p in products]
+        kind = "temporary" if isinstance(storage, TemporaryStorage) else "s3"
+        instruments().stored_bytes.labels(kind).inc(sum(p.size for p in products))
         add_stored(self.outputs, spec, products, stored)
 
     def _format_failed(self, spec: FormatSpec, description: str) -> None:
@@ -280,15 +289,21 @@ def run_task(
     work = work_folder(settings, token, attempt)
     for stale in settings.work_dir.glob(f"{token}-*"):  # left by a killed earlier attempt
         shutil.rmtree(stale, ignore_errors=True)
+    metrics = instruments()
+    metrics.workers_busy.inc()
+    started, outcome = time.monotonic(), "interrupted"
     try:
         work.mkdir()
         with Heartbeat(store, token, attempt, settings.heartbeat_interval) as beat:
             run.beat = beat
             run.run(work)
         _end(store, outbox, run, TaskStatus.COMPLETED, None)
+        outcome = "completed"
     except LostClaim:
+        outcome = "lost"
         log.warning("task %s: claim lost to recovery; this attempt stops", token)
     except TaskFailure as exc:
+        outcome = "error"
         _end(store, outbox, run, TaskStatus.ERROR, exc.description)
     except (KeyboardInterrupt, SystemExit):
         # Shut down mid-task: hand the task back rather than leave it to the heartbeat timeout.
@@ -297,10 +312,13 @@ def run_task(
             log.warning("task %s handed back to the queue at shutdown", token)
         raise
     except Exception as exc:
+        outcome = "error"
         log.exception("task %s failed unexpectedly", token)
         _end(store, outbox, run, TaskStatus.ERROR, f"internal error: {type(exc).__name__}: {exc}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        metrics.workers_busy.dec()
+        metrics.task_seconds.labels(outcome).observe(time.monotonic() - started)
 
 
 def _end(
@@ -348,17 +366,7 @@ def clear_stale_work(settings: Settings, store: TaskStore) -> None:
             and task.attempts == int(attempt)
             and owner_host == host
             and owner_pid.isdigit()
-            and _pid_alive(int(owner_pid))
+            and pid_alive(int(owner_pid))
         )
         if not alive:
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
