@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 SYSTEM_RUN := ffmpeg:ffmpeg
 # redis-server and PostgreSQL 15: the distributed backend's tests start their own on loopback
 SYSTEM_TEST := $(SYSTEM_RUN) /usr/bin/chromium:chromium npm:npm redis-server:redis-server \
-	/usr/lib/postgresql/15/bin/initdb:postgresql runuser:util-linux
+	/usr/lib/postgresql/15/bin/initdb:postgresql runuser:util-linux \
+	podman:podman runc:runc newuidmap:uidmap mmdebstrap:mmdebstrap \
+	/usr/lib/cni/dnsname:golang-github-containernetworking-plugin-dnsname
 
 .PHONY: run test lint bench clean system-run system-test
 

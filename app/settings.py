@@ -205,8 +205,13 @@ class Settings(BaseSettings):
 
     @property
     def base_url(self) -> str:
-        """``public_base_url``, or the address the API listens on."""
-        return self.public_base_url or f"http://{self.host}:{self.port}"
+        """``public_base_url``, or the address the API listens on (a wildcard address, as in
+        a container, becomes 127.0.0.1: what `docker run -p 8000:8000` users reach)."""
+        if self.public_base_url:
+            return self.public_base_url
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "[::]", "") else self.host
+        host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        return f"http://{host}:{self.port}"
 
     @property
     def work_dir(self) -> Path:

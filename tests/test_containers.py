@@ -1,0 +1,276 @@
+"""The image and the compose stack, built and run for real with podman (no Docker daemon and no
+registry here: ``../shared/containers.md``). A Debian base made with mmdebstrap is tagged
+``debian:bookworm-slim`` so ``docker/Dockerfile`` builds unchanged with ``--pull=never``; pip
+inside the build borrows the host's CA bundle on the command line only.
+
+- the image runs the embedded default and the README's curl session passes against it;
+- ``docker-compose.yml`` comes up with its own ``api`` and ``worker`` services and stand-ins
+  for the official server images (``docker/compose.ci.yml``), ``worker`` scaled to 3; of 30
+  tasks, one worker container is killed mid-task, and all 30 end with the right results;
+- hadolint and ``docker compose config -q`` pass on every file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.conftest import ffmpeg, wait_for
+from tests.qclient import QClient
+from tests.test_readme import README, code_blocks
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+COMPOSE_BIN = next(Path(sys.prefix).glob("lib/python3*/site-packages/compose/docker-compose"))
+IMAGE, STANDINS = "localhost/qthumb:ci", "localhost/qthumb-standins:ci"
+# Building the base, the image and the stand-ins takes ~3 minutes on 2 cores, in the fixture.
+pytestmark = pytest.mark.timeout(900)
+
+
+@dataclass
+class Podman:
+    root: Path
+    env: dict[str, str]
+
+    def run(self, *args: str, timeout: float = 600, check: bool = True) -> str:
+        done = subprocess.run(
+            ["podman", *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"podman {' '.join(args)}: {done.stderr[-3000:]}")
+        return done.stdout
+
+    def logs(self, name: str) -> str:
+        """A container's output: qthumb logs to stderr, which podman keeps apart."""
+        done = subprocess.run(["podman", "logs", name], env=self.env, capture_output=True,
+                              text=True, timeout=60)  # fmt: skip
+        return done.stdout + done.stderr
+
+    def compose(self, project: Path, *args: str, timeout: float = 600) -> str:
+        files = ["-f", str(project / "docker-compose.yml"), "-f",
+                 str(project / "docker" / "compose.ci.yml")]  # fmt: skip
+        done = subprocess.run(
+            [str(BIN / "podman-compose"), *files, *args], cwd=project,
+            env={**self.env, "PWD": str(project)}, capture_output=True, text=True,
+            timeout=timeout,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+        return done.stdout
+
+
+@pytest.fixture(scope="module")
+def podman() -> Iterator[Podman]:
+    """podman configured in a folder of this run's own (runc, capped ulimits), with the base
+    image, the qthumb image and the stand-ins built. The store is removed at the end."""
+    if shutil.which("podman") is None:
+        pytest.fail("podman is missing: `make test` installs it")
+    kept = os.environ.get("QTHUMB_TEST_PODMAN_STORE")  # a developer's cache between runs
+    root = Path(kept) if kept else Path(tempfile.mkdtemp(prefix="qthumb-podman-", dir="/tmp"))
+    (root / "tmp").mkdir(parents=True, exist_ok=True)
+    (root / "containers.conf").write_text(
+        '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n'
+        f'[network]\nnetwork_config_dir = "{root}/networks"\n'
+        f'[engine]\nruntime = "runc"\ntmp_dir = "{root}/run/libpod"\n'
+    )
+    (root / "storage.conf").write_text(
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{root}/storage"\n'
+        f'runroot = "{root}/run/storage"\n'
+    )
+    env = {
+        **os.environ,
+        "CONTAINERS_CONF": str(root / "containers.conf"),
+        "CONTAINERS_STORAGE_CONF": str(root / "storage.conf"),
+        "TMPDIR": str(root / "tmp"),
+    }
+    p = Podman(root, env)
+    try:
+        base = "docker.io/library/debian:bookworm-slim"
+        cached = subprocess.run(["podman", "image", "exists", base], env=env).returncode == 0
+        if not (kept and cached):
+            tar = str(root / "rootfs.tar")
+            subprocess.run(["mmdebstrap", "-q", "--variant=minbase", "bookworm", tar],
+                           check=True, timeout=600, env=env)  # fmt: skip
+            p.run("import", "-q", "--change", 'CMD ["bash"]', str(root / "rootfs.tar"), base)
+            (root / "rootfs.tar").unlink()
+        ca = os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE")
+        lend: list[str] = []
+        if ca:  # this machine's proxy CA, for pip inside the build; never in the Dockerfile
+            (root / "pip.conf").write_text("[global]\ncert = /etc/ssl/certs/host-ca.crt\n")
+            lend = ["-v", f"{ca}:/etc/ssl/certs/host-ca.crt:ro",
+                    "-v", f"{root / 'pip.conf'}:/etc/pip.conf:ro"]  # fmt: skip
+        build = ["build", "-q", "--pull=never", "--network", "host", "--format", "docker", *lend]
+        p.run(*build, "-t", IMAGE, "-f", "docker/Dockerfile", str(ROOT))
+        standins = ROOT / "docker" / "standins"
+        p.run(*build, "-t", STANDINS, "-f", str(standins / "Dockerfile"), str(standins))
+        yield p
+    finally:
+        subprocess.run(["podman", "rm", "-a", "-f", "-t", "0"], env=env, capture_output=True)
+        if not kept:
+            subprocess.run(["podman", "system", "reset", "-f"], env=env, capture_output=True)
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_image_is_lean_enough_and_runs_as_a_user(podman: Podman):
+    size = int(podman.run("image", "inspect", IMAGE, "--format", "{{.Size}}").strip())
+    print(f"image size: {size / 1e6:.0f} MB")
+    assert size < 1_300_000_000
+    inspected = json.loads(podman.run("image", "inspect", IMAGE))[0]
+    assert inspected["Config"]["User"] == "10001"
+    health = inspected.get("Healthcheck") or inspected["Config"].get("Healthcheck")
+    assert health["Test"][-3:] == ["python3", "-m", "app.healthcheck"], inspected
+
+
+def test_docker_run_serves_the_readme_session(podman: Podman, tmp_path: Path):
+    """`docker run -p 8000:8000 IMAGE` with the checkout's media and data folders mounted:
+    the README's curl block runs as pasted (only the port differs)."""
+    (tmp_path / "qthumb-data").mkdir()
+    (tmp_path / "media").mkdir()
+    for folder in ("qthumb-data", "media"):
+        os.chown(tmp_path / folder, 10001, 10001)
+    port = 8000  # as the README says: docker run -p 8000:8000
+    podman.run(
+        "run", "-d", "--name", "qthumb-run", "-p", f"127.0.0.1:{port}:8000",
+        "-v", f"{tmp_path / 'qthumb-data'}:/data", "-v", f"{tmp_path / 'media'}:{tmp_path}/media",
+        "-e", f"QTHUMB_LOCAL_SOURCE_DIRS={tmp_path}/media", IMAGE,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), 60,
+                 lambda: podman.run("logs", "qthumb-run", check=False))  # fmt: skip
+        banner = podman.logs("qthumb-run")
+        assert "dev API key" in banner and "API on http://0.0.0.0:8000" in banner
+        script = code_blocks(README.read_text())[1].replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+        result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=180)  # fmt: skip
+        assert result.returncode == 0, result.stderr + podman.logs("qthumb-run")
+        assert '"status": "completed"' in result.stdout
+        with Image.open(tmp_path / "thumbnail.png") as image:
+            assert image.size == (320, 180)
+        health = podman.run("healthcheck", "run", "qthumb-run", check=False)
+        assert "unhealthy" not in health
+    finally:
+        podman.run("rm", "-f", "-t", "0", "qthumb-run", check=False)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_compose_scales_workers_and_survives_a_killed_one(podman: Podman, tmp_path: Path):
+    project = tmp_path / "project"
+    (project / "docker").mkdir(parents=True)
+    shutil.copy(ROOT / "docker-compose.yml", project / "docker-compose.yml")
+    shutil.copy(ROOT / "docker" / "compose.ci.yml", project / "docker" / "compose.ci.yml")
+    media, data = project / "media", project / "qthumb-data"
+    media.mkdir()
+    data.mkdir()
+    os.chown(data, 10001, 10001)
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=6", "-pix_fmt", "yuv420p",
+           str(media / "clip.mp4"))  # fmt: skip
+    # a slow one: exact late frames 20 s into one GOP of 720p
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=1280x720:r=25:d=20", "-c:v", "libx264", "-preset",
+           "ultrafast", "-g", "500", "-pix_fmt", "yuv420p", str(media / "slow.mp4"))  # fmt: skip
+    # Service by service: podman 4.3 cannot wait for "healthy" or "completed" itself, and
+    # podman-compose turns depends_on into --requires, which a finished one-shot breaks.
+    podman.compose(project, "up", "-d", "postgres", "redis", "minio")
+    try:
+        for service in ("postgres", "redis", "minio"):
+            wait_for(lambda s=service: _healthy(podman, s), 120, lambda s=service: f"{s} down")
+        podman.compose(project, "up", "--no-deps", "createbucket")
+        code = podman.run("inspect", _container(podman, "createbucket", every=True),
+                          "--format", "{{.State.ExitCode}}")  # fmt: skip
+        assert code.strip() == "0", podman.run("logs", _container(podman, "createbucket", True))
+        podman.compose(project, "up", "-d", "--no-deps", "--scale", "worker=3", "api", "worker")
+        base = "http://127.0.0.1:8000"
+        wait_for(lambda: _answers(f"{base}/readyz"), 120,
+                 lambda: podman.run("ps", "-a", check=False))  # fmt: skip
+        key = (data / "dev_api_key").read_text().strip()
+        with QClient(base, key) as client:
+            tasks = {}
+            slow = {"output": "thumbnail", "time": 0.97, "width": 160}
+            sprite = {"output": "thumbnails", "interval": 2, "sprite": 1, "width": 64}
+            for k in range(30):
+                source = media / ("slow.mp4" if k % 5 == 0 else "clip.mp4")
+                fmt = {**(slow if k % 5 == 0 else sprite), "user_tag": f"t{k}"}
+                tasks[client.start({"source": str(source), "format": [fmt]})] = k
+            victim = wait_for(lambda: _worker_running_a_task(podman, client, list(tasks)), 120,
+                              lambda: "no worker ran a task")  # fmt: skip
+            podman.run("kill", victim)
+            statuses = {t: client.wait(t, timeout=300) for t in tasks}
+        for token, k in tasks.items():
+            status = statuses[token]
+            assert status["status"] == "completed", (k, status["error_description"])
+            images = status["images"]
+            assert images[0]["user_tag"] == f"t{k}"
+            body = httpx.get(images[0]["url"], timeout=10).content
+            with Image.open(io.BytesIO(body)) as picture:
+                assert picture.size == (images[0]["width"], images[0]["height"])
+        # whichever process swept first (the API or a surviving worker pool) requeued it
+        names = podman.run("ps", "-a", "--format", "{{.Names}}").split()
+        logs = "".join(podman.logs(n) for n in names if "_api_" in n or "_worker_" in n)
+        requeued = logs.count("queued again: its worker stopped beating")
+        print(f"killed {victim} mid-task; tasks queued again: {requeued}")
+        assert requeued >= 1
+    finally:
+        podman.compose(project, "down", "-v", "-t", "0")
+
+
+def _container(podman: Podman, service: str, every: bool = False) -> str:
+    names = podman.run("ps", *(["-a"] if every else []), "--format", "{{.Names}}").split()
+    return next(n for n in names if f"_{service}_" in n or n.endswith(f"-{service}-1"))
+
+
+def _worker_running_a_task(podman: Podman, client: QClient, tasks: list[str]) -> str | None:
+    """The name of a worker container that runs a task right now."""
+    states = client.post("status", {"task_tokens": ",".join(tasks)})["statuses"]
+    if not any(s["status"] in ("downloading", "encoding") for s in states.values()):
+        return None
+    for name in podman.run("ps", "--format", "{{.Names}}").split():
+        if "worker" in name:
+            top = podman.run("top", name, "args", check=False)
+            if "ffmpeg" in top or top.count("-m workers") > 0:
+                metrics = podman.run("exec", name, "python3", "-c",
+                                     "import urllib.request as u; print(u.urlopen("
+                                     "'http://127.0.0.1:9464/metrics').read().decode())",
+                                     check=False)  # fmt: skip
+                busy = [line for line in metrics.splitlines()
+                        if line.startswith("qthumb_worker_processes_busy ")]  # fmt: skip
+                if busy and float(busy[0].split()[1]) > 0:
+                    return name
+    time.sleep(0.1)
+    return None
+
+
+def test_static_checks_pass():
+    for dockerfile in ("docker/Dockerfile", "docker/standins/Dockerfile"):
+        done = subprocess.run([str(BIN / "hadolint"), dockerfile], cwd=ROOT,
+                              capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 0, done.stdout
+    for files in (["docker-compose.yml"], ["docker-compose.yml", "docker/compose.ci.yml"]):
+        args = [a for f in files for a in ("-f", f)]
+        env = {**os.environ, "PWD": str(ROOT)}
+        done = subprocess.run([str(COMPOSE_BIN), *args, "config", "-q"], cwd=ROOT,
+                              capture_output=True, text=True, env=env)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+
+def _healthy(podman: Podman, service: str) -> bool:
+    name = _container(podman, service)
+    done = subprocess.run(["podman", "healthcheck", "run", name], env=podman.env,
+                          capture_output=True, text=True)  # fmt: skip
+    return done.returncode == 0
