@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "work"
 sys.path.insert(0, str(ROOT))
 
-from bench.load import source  # noqa: E402
+from bench.load import source, write_section  # noqa: E402
 from bench.run import API_KEY, start_server  # noqa: E402
 from tests.engines import Engines, postgres_server, redis_server, s3_server  # noqa: E402
 from tests.qclient import QClient  # noqa: E402
@@ -205,11 +205,7 @@ def main() -> None:
         MARK_END,
     ])  # fmt: skip
     print(section)
-    results_md = ROOT / "bench" / "RESULTS.md"
-    text = results_md.read_text() if results_md.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), re.S)
-    text = pattern.sub(section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    results_md.write_text(text + ("" if text.endswith("\n") else "\n"))
+    write_section(section, MARK_START, MARK_END)
 
 
 if __name__ == "__main__":

@@ -105,10 +105,20 @@ def main() -> None:
         MARK_END,
     ])  # fmt: skip
     print(section)
+    write_section(section, MARK_START, MARK_END)
+
+
+def write_section(section: str, start: str, end: str) -> None:
+    """Put ``section`` (which begins with ``start`` and ends with ``end``) into
+    bench/RESULTS.md, in place of the one there, or at the end."""
     results = ROOT / "bench" / "RESULTS.md"
     text = results.read_text() if results.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), re.S)
-    text = pattern.sub(section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    text = (
+        pattern.sub(lambda _: section, text)
+        if pattern.search(text)
+        else (text.rstrip() + "\n\n" + section)
+    )
     results.write_text(text + ("" if text.endswith("\n") else "\n"))
 
 
