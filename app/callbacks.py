@@ -37,13 +37,21 @@ def callback_url(task: TaskRecord) -> str | None:
     return url if isinstance(url, str) and url else None
 
 
-def callback_form(task: TaskRecord, event: str, status_url: str) -> dict[str, str]:
-    status = status_object(task, status_url)
+def status_snapshot(task: TaskRecord, status_url: str) -> str:
+    """The status object as JSON, taken when an event happens and sent with it."""
+    return json.dumps(status_object(task, status_url))
+
+
+def callback_form(
+    task: TaskRecord, event: str, status_url: str, snapshot: str | None = None
+) -> dict[str, str]:
+    """The form POSTed for ``event``. ``snapshot``: the status as of the event (older rows
+    have none: then the status now)."""
     form = {
         "task_token": task.token,
         "event": event,
         "payload": task.payload or "",
-        "status": json.dumps(status),
+        "status": snapshot or status_snapshot(task, status_url),
         "callback_type": "task",
     }
     if event == "error":
@@ -68,11 +76,14 @@ def events_for_end(task: TaskRecord) -> list[str]:
     return ["error", "saved"] if task.status is TaskStatus.ERROR else ["saved"]
 
 
-def task_ended(store: TaskStore, outbox: CallbackOutbox, token: str, now: float) -> None:
-    """Queue ``error`` (failed tasks) and ``saved`` once a task has ended."""
+def task_ended(
+    store: TaskStore, outbox: CallbackOutbox, token: str, now: float, status_url: str
+) -> None:
+    """Queue ``error`` (failed tasks) and ``saved`` once a task has ended, with its final
+    status."""
     task = store.get(token)
     if task is not None and callback_url(task) is not None:
-        outbox.add(token, events_for_end(task), now)
+        outbox.add(token, events_for_end(task), now, status_snapshot(task, status_url))
 
 
 def deliver_one(
@@ -86,7 +97,7 @@ def deliver_one(
     if task is None or url is None:
         outbox.settle(item)
         return
-    form = callback_form(task, item.event, f"{settings.base_url}/v1/status")
+    form = callback_form(task, item.event, settings.status_url, item.status)
     try:
         problem = post_once(url, form, EgressPolicy.from_cidrs(settings.allowed_networks),
                             settings.callback_timeout)  # fmt: skip

@@ -43,6 +43,7 @@ class Database(Protocol):
     def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> None: ...
     def migrate(self, migrations: Sequence[tuple[int, str]]) -> None: ...
     def describe(self) -> str: ...
+    def close(self) -> None: ...
 
 
 class SqliteDatabase:
@@ -108,6 +109,13 @@ class SqliteDatabase:
 
     def describe(self) -> str:
         return f"SQLite {self.path}"
+
+    def close(self) -> None:
+        """Close this thread's connection (others close with their threads)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is not None and getattr(self._local, "pid", None) == os.getpid():
+            db.close()
+        self._local.db = None
 
 
 class PostgresDatabase:

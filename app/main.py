@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__, ops_routes, routes, storage_routes
@@ -173,6 +174,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
 
     app.state.service = QencodeService(settings, store, queue, keys, outbox)
     app.add_exception_handler(QencodeError, routes.qencode_error_handler)
+    app.add_exception_handler(StarletteHTTPException, routes.unknown_path_handler)
     app.include_router(routes.router)
     app.include_router(storage_routes.router)
     app.include_router(ops_routes.router)

@@ -23,6 +23,7 @@ class PendingCallback:
     token: str
     event: str
     attempts: int
+    status: str | None = None  # the status object's JSON as of the event
 
 
 class CallbackOutbox:
@@ -30,21 +31,25 @@ class CallbackOutbox:
         self.db = db
         db.migrate(MIGRATIONS[db.dialect])
 
-    def add(self, token: str, events: Sequence[str], now: float) -> None:
+    def add(self, token: str, events: Sequence[str], now: float, status: str | None = None) -> None:
+        """Queue ``events``; ``status`` is the task's status object (JSON) as of them."""
         self.db.executemany(
-            "INSERT INTO callbacks (token, event, next_at) VALUES (?, ?, ?)",
-            [(token, event, now) for event in events],
+            "INSERT INTO callbacks (token, event, next_at, status) VALUES (?, ?, ?, ?)",
+            [(token, event, now, status) for event in events],
         )
 
     def due(self, now: float, limit: int) -> list[PendingCallback]:
         rows = self.db.execute(
-            "SELECT id, token, event, attempts FROM callbacks c WHERE done = 0 "
+            "SELECT id, token, event, attempts, status FROM callbacks c WHERE done = 0 "
             "AND next_at <= ? AND (claimed_until IS NULL OR claimed_until < ?) "
             "AND id = (SELECT min(id) FROM callbacks d WHERE d.token = c.token "
             "AND d.done = 0) ORDER BY id LIMIT ?",
             (now, now, limit),
         ).rows
-        return [PendingCallback(r["id"], r["token"], r["event"], r["attempts"]) for r in rows]
+        return [
+            PendingCallback(r["id"], r["token"], r["event"], r["attempts"], r["status"])
+            for r in rows
+        ]
 
     def claim(self, item: PendingCallback, now: float, lease: float) -> bool:
         return (

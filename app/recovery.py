@@ -53,7 +53,7 @@ def sweep(
                 "the source may crash the decoder or exhaust memory"
             )
             if store.finish(task.token, task.attempts, TaskStatus.ERROR, Outputs(), reason, now):
-                task_ended(store, outbox, task.token, now)
+                task_ended(store, outbox, task.token, now, settings.status_url)
                 report.failed += 1
                 log.warning("task %s error: %s", task.token, reason)
         elif store.requeue(task.token, task.attempts, now):

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -96,8 +97,9 @@ async def start_encode(request: Request) -> dict[str, Any]:
     return _service(request).start_encode()
 
 
-@router.post(
+@router.api_route(
     "/status",
+    methods=["GET", "POST"],  # GET: people paste status URLs into browsers
     openapi_extra=form(
         task_tokens="one token, a comma list or a JSON list",
         **{"task_tokens[]": "one token (the field may repeat)"},
@@ -112,6 +114,29 @@ async def status(request: Request) -> dict[str, Any]:
     # no writer blocks (WAL; PostgreSQL's MVCC), and the thread hop cost more than the query
     # (1,238 against 2,695 req/s, bench/backends.py).
     return _service(request).status(tokens)
+
+
+QENCODE_METHODS = ("access_token", "create_task", "start_encode2", "start_encode", "status")
+
+
+async def unknown_path_handler(request: Request, exc: Exception) -> Response:
+    """Under ``/v1/``, a method qthumb does not serve (or a wrong HTTP verb) is a Qencode error
+    at once: HTTP 200 with error 1. SDKs treat any non-2xx as a network failure and retry (the
+    Node SDK's ``getTemplates()``: 20 times, 3 s apart). Elsewhere, plain 404/405."""
+    assert isinstance(exc, HTTPException)
+    path = request.url.path
+    if not path.startswith("/v1/") or path.startswith("/v1/upload_file"):
+        return await http_exception_handler(request, exc)
+    name = path[len("/v1/") :].strip("/")[:100]
+    if exc.status_code == 405:
+        message = f"{request.method} is not accepted by {name}: send a POST form"
+    elif exc.status_code == 404:
+        message = (
+            f"unknown method {name!r}: qthumb serves {', '.join(QENCODE_METHODS)} and upload_file"
+        )
+    else:
+        return await http_exception_handler(request, exc)
+    return JSONResponse({"error": 1, "message": message}, status_code=200)
 
 
 async def qencode_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -96,7 +96,10 @@ CREATE TABLE IF NOT EXISTS callbacks (
 CREATE INDEX IF NOT EXISTS callbacks_pending ON callbacks(done, token, id)
 """
 
+# 2: each callback keeps the task's status object as of its event (not as of its delivery).
+_BOTH_2 = "ALTER TABLE callbacks ADD COLUMN status TEXT"
+
 MIGRATIONS: dict[Dialect, list[tuple[int, str]]] = {
-    "sqlite": [(1, _SQLITE_1)],
-    "postgresql": [(1, _POSTGRES_1)],
+    "sqlite": [(1, _SQLITE_1), (2, _BOTH_2)],
+    "postgresql": [(1, _POSTGRES_1), (2, _BOTH_2)],
 }

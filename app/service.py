@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from app.callbacks import status_snapshot
 from app.errors import (
     ApiKeyNotFound,
     BadApiKey,
@@ -56,7 +57,7 @@ class QencodeService:
 
     @property
     def status_url(self) -> str:
-        return f"{self.settings.base_url}/v1/status"
+        return self.settings.status_url
 
     @property
     def upload_url(self) -> str:
@@ -122,7 +123,9 @@ class QencodeService:
         self.queue.enqueue(task_token)
         log.info("task %s queued", task_token)
         if parsed.callback_url:
-            self.outbox.add(task_token, ["queued"], self.clock())
+            queued = self.store.get(task_token)
+            snapshot = None if queued is None else status_snapshot(queued, self.status_url)
+            self.outbox.add(task_token, ["queued"], self.clock(), snapshot)
         return {"error": 0, "status_url": self.status_url}
 
     def start_encode(self) -> dict[str, Any]:

@@ -214,6 +214,11 @@ class Settings(BaseSettings):
         return f"http://{host}:{self.port}"
 
     @property
+    def status_url(self) -> str:
+        """Where tasks' status is read (``status_url`` in replies and callbacks)."""
+        return f"{self.base_url}/v1/status"
+
+    @property
     def work_dir(self) -> Path:
         return self.data_dir / "work"
 

@@ -89,7 +89,8 @@ def test_good_task_sends_queued_then_saved(cb: QClient, clips: Path, receiver: R
     assert [c["event"] for c in calls] == ["queued", "saved"]
     for call in calls:
         assert call["payload"] == "my-payload-42" and call["callback_type"] == "task"
-    saved = json.loads(calls[1]["status"])
+    queued, saved = (json.loads(c["status"]) for c in calls)
+    assert queued["status"] == "queued" and queued["images"] == []  # as of the event
     assert saved["status"] == "completed" and saved["error"] == 0
     assert saved["images"][0]["url"].endswith("/0/thumbnail.png")
     assert cb.wait(task)["warnings"] == []
@@ -101,7 +102,8 @@ def test_failing_task_sends_queued_error_saved(cb: QClient, receiver: Receiver):
     calls = receiver.wait_for(task, 3)
     assert [c["event"] for c in calls] == ["queued", "error", "saved"]
     assert calls[1]["error_message"].startswith("source /etc/passwd: local files must be")
-    assert json.loads(calls[2]["status"])["status"] == "error"
+    # each event carries the status as of that event, whenever it is delivered
+    assert [json.loads(c["status"])["status"] for c in calls] == ["queued", "error", "error"]
 
 
 def test_a_500_is_retried(cb: QClient, clips: Path, receiver: Receiver):
@@ -111,6 +113,8 @@ def test_a_500_is_retried(cb: QClient, clips: Path, receiver: Receiver):
     calls = receiver.wait_for(task, 3)
     assert [c["event"] for c in calls] == ["queued", "queued", "saved"]
     assert cb.wait(task)["warnings"] == []
+    # the retried "queued" went out after the task had ended: it still says "queued"
+    assert [json.loads(c["status"])["status"] for c in calls] == ["queued", "queued", "completed"]
 
 
 def test_dead_receiver_does_not_fail_the_task(cb: QClient, clips: Path):
@@ -147,6 +151,7 @@ def test_outbox_keeps_each_tasks_events_in_order(
     else:
         db = PostgresDatabase(request.getfixturevalue("engines").settings()["QTHUMB_DATABASE_URL"])
     box = CallbackOutbox(db)
+    request.addfinalizer(db.close)
     box.add("a", ["queued"], now=0)
     box.add("b", ["queued"], now=0)
     box.add("a", ["error", "saved"], now=0)

@@ -7,7 +7,9 @@ import json
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 import qencode3
 
 from tests.conftest import API_KEY, QthumbProcess
@@ -68,3 +70,39 @@ def test_node_sdk_custom_start_and_status(qthumb: QthumbProcess, clips: Path):
     assert result["upload_url"] == f"{qthumb.base_url}/v1/upload_file"
     [sprite] = [i for i in status["images"] if i["type"] == "sprite"]
     assert (sprite["width"], sprite["height"]) == (3 * 160, 90)  # 3 tiles: 3 columns
+
+
+NODE_TEMPLATES = """
+const QencodeApiClient = require("qencode-api");
+(async () => {
+  const client = await new QencodeApiClient({ key: process.argv[1], endpoint: process.argv[2] });
+  const started = Date.now();
+  try { await client.getTemplates(); console.log(JSON.stringify({ ok: true })); }
+  catch (e) { console.log(JSON.stringify({ ms: Date.now() - started, message: e.message })); }
+})();
+"""
+
+
+def test_node_get_templates_fails_at_once(qthumb: QthumbProcess):
+    """An endpoint qthumb does not serve answers a Qencode error (HTTP 200, error 1), so the
+    Node SDK fails at once instead of retrying 20 times, 3 s apart."""
+    js = Path(__file__).parent / "js"
+    out = subprocess.run(["node", "-e", NODE_TEMPLATES, API_KEY, qthumb.base_url], cwd=js,
+                         capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    reply = json.loads(out.stdout.strip().splitlines()[-1])
+    assert reply["ms"] < 1000, reply
+    assert reply["message"].startswith("unknown method 'request_templates': qthumb serves")
+
+
+def test_unknown_paths_and_verbs_under_v1_are_qencode_errors(client: Any, qthumb: QthumbProcess):
+    with httpx.Client(base_url=qthumb.base_url) as http:
+        reply = http.post("/v1/no_such_method", data={"a": "b"})
+        assert reply.status_code == 200 and reply.json()["error"] == 1
+        reply = http.get("/v1/create_task")
+        assert reply.status_code == 200
+        assert reply.json() == {"error": 1, "message": "GET is not accepted by create_task: "
+                                "send a POST form"}  # fmt: skip
+        assert http.get("/nowhere").status_code == 404  # outside /v1: plain HTTP
+        task = client.start({"source": "/x.mp4", "format": [{"output": "thumbnail"}]})
+        status = http.get("/v1/status", params={"task_tokens": task}).json()
+        assert status["error"] == 0 and task in status["statuses"]  # GET, as pasted in a browser

@@ -21,7 +21,9 @@ from tests.engines import Engines
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     if request.param == "sqlite":
-        yield SqliteDatabase(tmp_path / "tasks.db")
+        sqlite = SqliteDatabase(tmp_path / "tasks.db")
+        yield sqlite
+        sqlite.close()
         return
     engines: Engines = request.getfixturevalue("engines")
     db = PostgresDatabase(engines.settings()["QTHUMB_DATABASE_URL"], max_size=16)
@@ -87,6 +89,7 @@ def test_exactly_one_of_many_racing_requeues_wins(database: Database):
 def _migrate(kind: str, target: str) -> None:
     db: Database = SqliteDatabase(Path(target)) if kind == "sqlite" else PostgresDatabase(target)
     db.migrate(MIGRATIONS[db.dialect])
+    db.close()
 
 
 def test_migrations_apply_once_when_processes_start_together(
@@ -106,4 +109,5 @@ def test_migrations_apply_once_when_processes_start_together(
             assert p.exitcode == 0, kind
         db = SqliteDatabase(Path(target)) if kind == "sqlite" else PostgresDatabase(target)
         versions = [r["version"] for r in db.execute("SELECT version FROM schema_version").rows]
+        db.close()
         assert versions == [v for v, _ in MIGRATIONS[db.dialect]], kind
