@@ -195,6 +195,50 @@ def _web_url(url: str, path: str) -> None:
         raise BadQuery(f"{path}: {problem}")
 
 
+_EXTENSIONS = {"png": ImageFormat.PNG, "jpg": ImageFormat.JPG, "jpeg": ImageFormat.JPG,
+               "webp": ImageFormat.WEBP}  # fmt: skip
+_OTHER_IMAGE_EXTENSIONS = frozenset({"gif", "bmp", "tif", "tiff", "avif", "heic", "jxl"})
+
+
+def _image_encoding(
+    obj: dict[str, Any], output: str, dests: tuple[Destination, ...], path: str
+) -> ImageFormat:
+    """``image_format`` when given; else what the file's name says (the SDKs'
+    ``file_extension``, or a ``thumbnail`` destination's extension: ``…/poster.jpg`` is a
+    JPEG); else PNG. Two that disagree are error 1 naming both."""
+    said: list[tuple[ImageFormat, str]] = []
+    extension = obj.get("file_extension")
+    if extension not in (None, ""):
+        fmt = _EXTENSIONS.get(str(extension).lower().lstrip("."))
+        if fmt is None:
+            raise BadQuery(f"{path}.file_extension must be png, jpg or webp, got {extension!r}")
+        said.append((fmt, f"{path}.file_extension {str(extension)!r}"))
+    if output == "thumbnail":
+        for i, destination in enumerate(dests):
+            name = destination.url.rstrip().rsplit("/", 1)[-1].split("?", 1)[0]
+            suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+            where = f"{path}.destination" + (f"[{i}]" if len(dests) > 1 else "")
+            if suffix in _OTHER_IMAGE_EXTENSIONS:
+                raise BadQuery(f"{where}: {name!r} names a .{suffix}; qthumb writes png, jpg "
+                               "or webp")  # fmt: skip
+            if suffix in _EXTENSIONS:
+                said.append((_EXTENSIONS[suffix], f"{where} {name!r}"))
+    explicit = obj.get("image_format")
+    if explicit not in (None, ""):
+        chosen = image_format(explicit, path)
+        for fmt, where in said:
+            if fmt is not chosen:
+                raise BadQuery(f"{path}.image_format is {chosen.value} but {where} is {fmt.value}")
+        return chosen
+    if not said:
+        return ImageFormat.PNG
+    first, first_where = said[0]
+    for fmt, where in said[1:]:
+        if fmt is not first:
+            raise BadQuery(f"{path}: {first_where} is {first.value} but {where} is {fmt.value}")
+    return first
+
+
 def _parse_format(index: int, obj: object) -> FormatSpec:
     path = f"query.format[{index}]"
     if not isinstance(obj, dict):
@@ -218,7 +262,7 @@ def _parse_format(index: int, obj: object) -> FormatSpec:
     if output not in IMAGE_OUTPUTS:
         return FormatSpec(**common)
     common["sizing"] = sizing(obj, path)
-    common["image_format"] = image_format(obj.get("image_format"), path)
+    common["image_format"] = _image_encoding(obj, output, common["destinations"], path)
     quality = opt_int(obj, "quality", path, minimum=1)
     if quality is not None and quality > 100:
         raise BadQuery(f"{path}.quality must be between 1 and 100")

@@ -81,14 +81,14 @@ def test_sizes_formats_and_destinations():
             "image_format": "JPEG",
             "quality": "70",
             "destination": [
-                {"url": "s3://h/b/k.png", "key": "a", "secret": "b", "permissions": "public-read"}
+                {"url": "s3://h/b/k.jpg", "key": "a", "secret": "b", "permissions": "public-read"}
             ],
         }
     )
     assert (spec.sizing.width, spec.sizing.height, spec.sizing.mode) == (320, 240, ResizeMode.CROP)
     assert spec.image_format is ImageFormat.JPG and spec.quality == 70
     assert spec.destinations == (
-        Destination(url="s3://h/b/k.png", key="a", secret="b", permissions="public-read"),
+        Destination(url="s3://h/b/k.jpg", key="a", secret="b", permissions="public-read"),
     )
     assert one({**THUMB, "destination": {}}).destinations == ()
 
@@ -96,3 +96,42 @@ def test_sizes_formats_and_destinations():
 def test_thumbnails_defaults():
     spec = one({"output": "thumbnails", "interval": "10", "sprite": "1"})
     assert (spec.interval, spec.sprite, spec.columns) == (10.0, True, 10)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "expected"),
+    [
+        ({"output": "thumbnail", "destination": {"url": "s3://h/b/poster.jpg"}}, "jpg"),
+        ({"output": "thumbnail", "destination": {"url": "s3://h/b/poster.JPEG"}}, "jpg"),
+        ({"output": "thumbnail", "destination": {"url": "s3://h/b/a.webp"}}, "webp"),
+        ({"output": "thumbnail", "destination": {"url": "s3://h/b/no-extension"}}, "png"),
+        ({"output": "thumbnail", "file_extension": "jpg"}, "jpg"),
+        ({"output": "thumbnails", "interval": 1, "file_extension": ".webp",
+          "destination": {"url": "s3://h/b/folder/"}}, "webp"),
+        ({"output": "thumbnail", "image_format": "jpeg",
+          "destination": {"url": "s3://h/b/a.jpg"}}, "jpg"),
+    ],
+)  # fmt: skip
+def test_the_file_name_decides_the_encoding_without_image_format(fmt: dict, expected: str):
+    assert parse_query({"source": "/x", "format": [fmt]}).formats[0].image_format == expected
+
+
+@pytest.mark.parametrize(
+    ("fmt", "message"),
+    [
+        ({"output": "thumbnail", "image_format": "png", "destination": {"url": "s3://h/b/a.jpg"}},
+         "query.format[0].image_format is png but query.format[0].destination 'a.jpg' is jpg"),
+        ({"output": "thumbnail", "destination": [{"url": "s3://h/b/a.jpg"},
+                                                 {"url": "s3://h/b/a.png"}]},
+         "query.format[0]: query.format[0].destination[0] 'a.jpg' is jpg but "
+         "query.format[0].destination[1] 'a.png' is png"),
+        ({"output": "thumbnail", "destination": {"url": "s3://h/b/a.gif"}},
+         "query.format[0].destination: 'a.gif' names a .gif; qthumb writes png, jpg or webp"),
+        ({"output": "thumbnail", "file_extension": "tga"},
+         "query.format[0].file_extension must be png, jpg or webp, got 'tga'"),
+    ],
+)  # fmt: skip
+def test_contradicting_names_and_formats_are_refused(fmt: dict, message: str):
+    with pytest.raises(BadQuery) as caught:
+        parse_query({"source": "/x", "format": [fmt]})
+    assert caught.value.message == message

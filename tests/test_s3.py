@@ -378,3 +378,21 @@ def test_5xx_from_the_store_is_retried(
     assert status["status"] == "completed", status
     assert [code for path, code in _Flaky.seen if path.endswith("retried.png")] == [503, 200]
     assert get_object(moto_endpoint, bucket, "retried.png")[1] == "image/png"
+
+
+def test_a_jpg_destination_gets_jpeg_bytes(
+    s3: QClient, clips: Path, moto_endpoint: str, bucket: str
+):
+    """No image_format: the destination's name decides the encoding (and the Content-Type)."""
+    keys = {"key": "k", "secret": "s"}
+    status = s3.run({"source": str(clips / "testsrc.mp4"), "format": [
+        {"output": "thumbnail",
+         "destination": {"url": f"s3://{moto_endpoint}/{bucket}/poster.jpg", **keys}},
+        {"output": "thumbnail", "file_extension": "webp",
+         "destination": {"url": f"s3://{moto_endpoint}/{bucket}/plain", **keys}},
+    ]})  # fmt: skip
+    assert status["status"] == "completed", status["error_description"]
+    body, content_type = get_object(moto_endpoint, bucket, "poster.jpg")
+    assert body[:3] == b"\xff\xd8\xff" and content_type == "image/jpeg"
+    body, content_type = get_object(moto_endpoint, bucket, "plain")
+    assert body[:4] == b"RIFF" and body[8:12] == b"WEBP" and content_type == "image/webp"
