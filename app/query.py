@@ -258,7 +258,10 @@ def _parse_format(index: int, obj: object) -> FormatSpec:
         "duration": opt_float(obj, "duration", path, minimum=0.0, exclusive=True),
     }
     if output in VIDEO_OUTPUTS:
-        return FormatSpec(**common, sizing=sizing(obj, path), video=_video(obj, path))
+        fields, fields_path = _one_stream(obj, path)
+        return FormatSpec(
+            **common, sizing=sizing(fields, fields_path), video=_video(fields, fields_path)
+        )
     if output not in IMAGE_OUTPUTS:
         return FormatSpec(**common)
     common["sizing"] = sizing(obj, path)
@@ -291,6 +294,32 @@ def _parse_format(index: int, obj: object) -> FormatSpec:
         columns=columns or 10,
         keyframes_only=flag(obj.get("keyframes_only"), f"{path}.keyframes_only"),
     )
+
+
+_STREAM_FIELDS = frozenset({"size", "width", "height", "resolution", "resize_mode", "bitrate",
+                            "framerate", "keyframe", "video_codec", "quality", "audio_bitrate",
+                            "audio_disabled"})  # fmt: skip
+
+
+def _one_stream(obj: dict[str, Any], path: str) -> tuple[dict[str, Any], str]:
+    """The fields a video is made with: the format's own, or its one ``stream[]`` entry's
+    (Qencode's per-stream form: its fields win over the format's). qthumb makes one video
+    stream per output: several are refused rather than silently reduced to one."""
+    streams = obj.get("stream")
+    if streams is None or streams == [] or streams == {}:
+        return obj, path
+    if isinstance(streams, dict):
+        streams = [streams]
+    if not isinstance(streams, list) or not all(isinstance(x, dict) for x in streams):
+        raise BadQuery(f"{path}.stream must be a list of stream objects")
+    if len(streams) > 1:
+        raise BadQuery(
+            f"{path}.stream has {len(streams)} streams; qthumb makes one stream per output: "
+            "use one format per size"
+        )
+    # Fields qthumb does not read are left alone, as at the format's own level.
+    chosen = {k: v for k, v in streams[0].items() if k in _STREAM_FIELDS}
+    return {**obj, **chosen}, f"{path}.stream[0]"
 
 
 def _video(obj: dict[str, Any], path: str) -> VideoSettings:

@@ -122,3 +122,27 @@ def test_start_time_and_duration_clip_a_series(client: QClient, av_clip: Path):
     vtt = client.fetch(next(i["url"] for i in status["images"] if i["type"] == "vtt")).text
     assert vtt.startswith("WEBVTT\n\n00:00:00.000 --> 00:00:03.000\nthumb_00001.png\n")
     assert vtt.endswith("00:00:04.000 --> 00:00:05.000\nthumb_00003.png\n")
+
+
+def test_one_stream_entry_sets_size_rate_and_bitrate(
+    client: QClient, av_clip: Path, tmp_path: Path
+):
+    """Qencode's per-stream form: the stream's fields win over the format's."""
+    status = client.run({"source": str(av_clip), "format": [
+        {"output": "mp4", "size": "1280x720", "duration": 1,
+         "stream": [{"size": "320x240", "framerate": "10", "bitrate": 300, "profile": "main"}]},
+    ]}, timeout=120)  # fmt: skip
+    assert status["status"] == "completed", status
+    info = ffprobe(client.fetch(status["videos"][0]["url"]).content, tmp_path, ".mp4")
+    v = next(s for s in info["streams"] if s["codec_type"] == "video")
+    assert (v["width"], v["height"]) == (320, 240)
+    assert v["avg_frame_rate"] == "10/1"
+
+
+def test_several_streams_are_refused_at_start(client: QClient, av_clip: Path):
+    task = client.new_task()
+    query = {"source": str(av_clip), "format": [
+        {"output": "mp4", "stream": [{"size": "320x240"}, {"size": "640x480"}]}]}  # fmt: skip
+    reply = client.post("start_encode2", {"task_token": task, "query": json.dumps(query)})
+    assert reply == {"error": 1, "message": "query.format[0].stream has 2 streams; qthumb makes "
+                     "one stream per output: use one format per size"}  # fmt: skip
