@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import qencode3
 
 from tests.conftest import API_KEY, QthumbProcess
@@ -106,3 +107,24 @@ def test_unknown_paths_and_verbs_under_v1_are_qencode_errors(client: Any, qthumb
         task = client.start({"source": "/x.mp4", "format": [{"output": "thumbnail"}]})
         status = http.get("/v1/status", params={"task_tokens": task}).json()
         assert status["error"] == 0 and task in status["statuses"]  # GET, as pasted in a browser
+
+
+def test_python_sdk_get_metadata(qthumb: QthumbProcess, clips: Path):
+    """``client.get_metadata(uri)``: a ``metadata`` output whose JSON (ffprobe's shape) is read
+    from ``videos[0].url``."""
+    client = make_client(API_KEY, api_url=qthumb.base_url)
+    raw = client.get_metadata(str(clips / "testsrc.mp4"))
+    info = json.loads(raw)
+    video = next(s for s in info["streams"] if s["codec_type"] == "video")
+    assert (video["codec_name"], video["width"], video["height"]) == ("h264", 320, 180)
+    assert video["avg_frame_rate"] == "25/1" and video["display_aspect_ratio"] == "16:9"
+    assert float(info["format"]["duration"]) == pytest.approx(6.0, abs=0.05)
+    assert info["format"]["format_name"].startswith("mov,mp4")
+
+
+def test_metadata_of_an_audio_only_source(client: Any, clips: Path):
+    """Metadata needs no video track (thumbnails would)."""
+    status = client.run({"source": str(clips / "audio.m4a"), "format": [{"output": "metadata"}]})
+    assert status["status"] == "completed", status["error_description"]
+    info = httpx.get(status["videos"][0]["url"]).json()
+    assert [s["codec_type"] for s in info["streams"]] == ["audio"]

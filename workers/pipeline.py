@@ -35,6 +35,7 @@ from workers.entries import add_failed, add_stored
 from workers.failures import FormatFailure, TaskFailure
 from workers.frames import VideoReader
 from workers.limits import check_format, check_task
+from workers.metadata import make_metadata
 from workers.probe import MediaInfo, probe
 from workers.products import Product
 from workers.s3 import S3Storage
@@ -129,9 +130,37 @@ class TaskRun:
                 self.store.upload_owner,
                 self.token,
             )
-        with stage.labels("probe").time():
-            info = probe(fetched.path)
-        self.store.set_source_info(self.token, self.attempt, info.duration, fetched.size)
+        if all(spec.output == "metadata" for spec in query.formats):
+            # A source's metadata needs no video track: described, not probed for frames.
+            self.advance(TaskStatus.ENCODING, 0.0, force=True)
+            made = []
+            for spec in query.formats:
+                (work / f"out{spec.index}").mkdir()
+                made.append((spec, make_metadata(fetched.path, work / f"out{spec.index}")))
+        else:
+            with stage.labels("probe").time():
+                info = self._probe(fetched.path, fetched.size)
+            check_task(query, info, self.settings)
+            self.advance(TaskStatus.ENCODING, 0.0, force=True)
+            with stage.labels("encode").time():
+                made = self._make_formats(query, fetched.path, info, work)
+        self.advance(TaskStatus.SAVING, 100.0, force=True)
+        log.info("task %s saving", self.token)
+        with stage.labels("save").time():
+            for spec, products in made:
+                self._save(spec, products)
+        made_any = any(
+            not entry.get("error") for entry in [*self.outputs.images, *self.outputs.videos]
+        )
+        if not made_any:
+            reasons = [w["details"] for w in self.outputs.warnings]
+            if len(reasons) == 1:
+                raise TaskFailure(reasons[0])
+            raise TaskFailure(f"no format could be made: {'; '.join(reasons)}")
+
+    def _probe(self, path: Path, size: int) -> MediaInfo:
+        info = probe(path)
+        self.store.set_source_info(self.token, self.attempt, info.duration, size)
         log.info(
             "task %s source %.3fs %dx%d %s",
             self.token,
@@ -149,23 +178,7 @@ class TaskRun:
                     "tag": "source",
                 }
             )
-        check_task(query, info, self.settings)
-        self.advance(TaskStatus.ENCODING, 0.0, force=True)
-        with stage.labels("encode").time():
-            made = self._make_formats(query, fetched.path, info, work)
-        self.advance(TaskStatus.SAVING, 100.0, force=True)
-        log.info("task %s saving", self.token)
-        with stage.labels("save").time():
-            for spec, products in made:
-                self._save(spec, products)
-        made_any = any(
-            not entry.get("error") for entry in [*self.outputs.images, *self.outputs.videos]
-        )
-        if not made_any:
-            reasons = [w["details"] for w in self.outputs.warnings]
-            if len(reasons) == 1:
-                raise TaskFailure(reasons[0])
-            raise TaskFailure(f"no format could be made: {'; '.join(reasons)}")
+        return info
 
     def _download_progress(self, done: int) -> None:
         self.advance(TaskStatus.DOWNLOADING, 0.0)
@@ -209,6 +222,8 @@ class TaskRun:
         out_dir: Path,
         progress: Callable[[float], None],
     ) -> list[Product]:
+        if spec.output == "metadata":
+            return make_metadata(source, out_dir)
         check_format(spec, info, self.settings)
         if spec.output == "thumbnail":
             return make_thumbnail(reader(), spec, out_dir)
