@@ -113,4 +113,7 @@ def status_object(task: TaskRecord, status_url: str) -> dict[str, Any]:
         "source_size": task.source_size,
         "payload": task.payload,
         **task.outputs.to_dict(),
+        # images[] entries under both names the SDKs read: `storage` (.NET, PHP) and
+        # `storage_info` (Java)
+        "images": [{**i, "storage_info": i.get("storage")} for i in task.outputs.images],
     }

@@ -205,9 +205,11 @@ def test_seed_thumbnails_land_in_the_bucket(
         key = f"test/thumb/{name}"
         assert image["url"] == f"http://{moto_endpoint}/{bucket}/{key}"
         host, port = moto_endpoint.split(":")
+        # scheme and port of the endpoint (plain HTTP here), the file's format; Java's name too
         assert image["storage"] == {"type": "custom_s3", "host": host, "bucket": bucket,
-                                    "key": key, "scheme": "s3", "port": int(port),
-                                    "format": None}  # fmt: skip
+                                    "key": key, "scheme": "http", "port": int(port),
+                                    "format": "png"}  # fmt: skip
+        assert image["storage_info"] == image["storage"]
         body, content_type = get_object(moto_endpoint, bucket, key)
         assert content_type == "image/png"
         assert Image.open(io.BytesIO(body)).size == (320, 240)

@@ -137,6 +137,11 @@ def test_one_stream_entry_sets_size_rate_and_bitrate(
     v = next(s for s in info["streams"] if s["codec_type"] == "video")
     assert (v["width"], v["height"]) == (320, 240)
     assert v["avg_frame_rate"] == "10/1"
+    meta = status["videos"][0]["meta"]  # the names the Java SDK reads, from the file itself
+    assert (meta["resolution_width"], meta["resolution_height"], meta["resolution"]) == (
+        320, 240, 240)  # fmt: skip
+    assert meta["framerate"] == "10" and meta["dar"] == "4:3" and meta["sar"] == "1:1"
+    assert meta["codec"] == "h264" and meta["bitrate"] > 0
 
 
 def test_several_streams_are_refused_at_start(client: QClient, av_clip: Path):

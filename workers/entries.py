@@ -58,7 +58,7 @@ def add_stored(
                 size=round(product.size / 1_000_000, 6),
                 duration=f"{duration:.3f}",
                 bitrate=round(product.size * 8 / 1000 / duration) if duration else None,
-                meta={"width": product.width, "height": product.height},
+                meta=product.meta or {"width": product.width, "height": product.height},
             )
         entries.append(entry)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -17,3 +18,4 @@ class Product:
     size: int = 0
     time: float | None = None
     duration: float | None = None  # videos
+    meta: dict[str, Any] | None = None  # videos: what the encoded file is (``meta`` in videos[])

@@ -81,9 +81,10 @@ class S3Storage:
                 "host": self.location.host,
                 "bucket": self.location.bucket,
                 "key": key,
-                "scheme": "s3",
-                "port": self.location.port,
-                "format": None,
+                # the endpoint's own scheme and port (defaults spelled out), the file's format
+                "scheme": "https" if self.location.secure else "http",
+                "port": self.location.port or (443 if self.location.secure else 80),
+                "format": key.rsplit(".", 1)[-1].lower() if "." in key.rsplit("/", 1)[-1] else None,
             },
         )
 

@@ -9,6 +9,7 @@ import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from app.query import FormatSpec, VideoSettings
 from app.window import clip_window
 from workers.failures import FormatFailure
 from workers.imaging import target_size
-from workers.probe import SAFE_DEMUXERS, MediaInfo
+from workers.probe import SAFE_DEMUXERS, MediaInfo, open_media
 from workers.products import Product
 
 CODECS = {
@@ -157,5 +158,33 @@ def make_video(
             size=path.stat().st_size,
             time=None,
             duration=plan.duration,
+            meta=video_meta(path, plan),
         )
     ]
+
+
+def video_meta(path: Path, plan: VideoPlan) -> dict[str, Any]:
+    """``meta`` of a ``videos[]`` entry, read back from the encoded file: the names the SDKs
+    read (Java: resolution_width/height, framerate, bitrate, dar, sar, resolution)."""
+    meta: dict[str, Any] = {"width": plan.width, "height": plan.height}
+    with open_media(path) as container:
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        width, height = ctx.width or plan.width, ctx.height or plan.height
+        sar = stream.sample_aspect_ratio or Fraction(1)
+        dar = Fraction(width, height) * sar
+        rate = stream.average_rate
+        size = path.stat().st_size
+        meta.update(
+            width=width,
+            height=height,
+            resolution_width=width,
+            resolution_height=height,
+            resolution=min(width, height),
+            framerate=f"{float(rate):g}" if rate else None,
+            bitrate=round(size * 8 / 1000 / plan.duration) if plan.duration else None,
+            dar=f"{dar.numerator}:{dar.denominator}",
+            sar=f"{sar.numerator}:{sar.denominator}",
+            codec=ctx.name,
+        )
+    return meta
