@@ -3,6 +3,7 @@ frame rate and duration, with audio, and the seed query runs whole."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 from pathlib import Path
@@ -151,3 +152,30 @@ def test_several_streams_are_refused_at_start(client: QClient, av_clip: Path):
     reply = client.post("start_encode2", {"task_token": task, "query": json.dumps(query)})
     assert reply == {"error": 1, "message": "query.format[0].stream has 2 streams; qthumb makes "
                      "one stream per output: use one format per size"}  # fmt: skip
+
+
+def test_gif_is_an_animation_of_the_clip(client: QClient, clips: Path):
+    """`gif`: the clip window at `framerate`, palette-optimised; `image_format: "webp"` makes an
+    animated WebP instead (qthumb's extension)."""
+    from PIL import Image, ImageSequence
+
+    status = client.run({"source": str(clips / "testsrc.mp4"), "format": [
+        {"output": "gif", "start_time": 1, "duration": 2, "framerate": 5, "width": 160},
+        {"output": "gif", "duration": 1, "framerate": 4, "size": "96x54", "image_format": "webp"},
+    ]}, timeout=120)  # fmt: skip
+    assert status["status"] == "completed", status["error_description"]
+    gif, webp = status["videos"]
+    for entry, fmt, size, frames in ((gif, "GIF", (160, 90), 10), (webp, "WEBP", (96, 54), 4)):
+        body = client.fetch(entry["url"]).content
+        with Image.open(io.BytesIO(body)) as image:
+            assert image.format == fmt and image.size == size
+            assert getattr(image, "is_animated", False)
+            assert sum(1 for _ in ImageSequence.Iterator(image)) == frames
+        assert entry["meta"]["frames"] == frames
+
+
+def test_a_gif_past_the_frame_limit_is_refused(client: QClient, clips: Path):
+    status = client.run({"source": str(clips / "testsrc.mp4"), "format": [
+        {"output": "gif", "framerate": 100000}]})  # fmt: skip
+    assert status["status"] == "error"
+    assert "the limit is 100000 (QTHUMB_MAX_FRAMES_PER_TASK)" in status["error_description"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from app.query import IMAGE_OUTPUTS, VIDEO_OUTPUTS, FormatSpec, Query
 from app.settings import Settings
 from workers.failures import FormatFailure, TaskFailure
+from workers.gif import gif_frames
 from workers.imaging import target_size
 from workers.probe import MediaInfo
 from workers.series import frame_count
@@ -28,15 +29,17 @@ def check_task(query: Query, info: MediaInfo, settings: Settings) -> None:
             frames += 1
         elif spec.output == "thumbnails":
             frames += frame_count(spec, info)
+        elif spec.output == "gif":
+            frames += gif_frames(spec, info)
     if frames > settings.max_frames_per_task:
         raise TaskFailure(
             f"the query asks for {frames} frames; the limit is {settings.max_frames_per_task} "
-            "(QTHUMB_MAX_FRAMES_PER_TASK): use a longer interval"
+            "(QTHUMB_MAX_FRAMES_PER_TASK): use a longer interval, or a shorter or slower gif"
         )
 
 
 def check_format(spec: FormatSpec, info: MediaInfo, settings: Settings) -> None:
-    if spec.output not in IMAGE_OUTPUTS and spec.output not in VIDEO_OUTPUTS:
+    if spec.output not in IMAGE_OUTPUTS | VIDEO_OUTPUTS | {"gif"}:
         return
     width, height = target_size(info.display_size, spec.sizing)
     if width * height > settings.max_output_pixels:

@@ -34,6 +34,7 @@ from app.store import TaskStore
 from workers.entries import add_failed, add_stored
 from workers.failures import FormatFailure, TaskFailure
 from workers.frames import VideoReader
+from workers.gif import make_gif
 from workers.limits import check_format, check_task
 from workers.metadata import make_metadata
 from workers.probe import MediaInfo, probe
@@ -244,6 +245,8 @@ class TaskRun:
         if spec.output in VIDEO_OUTPUTS:
             timeout = self.settings.video_timeout
             return make_video(source, info, spec, out_dir, progress, timeout)
+        if spec.output == "gif":
+            return make_gif(source, info, spec, out_dir, progress, self.settings.video_timeout)
         raise FormatFailure(f"output '{spec.output}' is not supported yet")
 
     def _storage(self, spec: FormatSpec, destination: Destination | None) -> Storage:

@@ -1,0 +1,94 @@
+"""``output: "gif"``: an animated GIF of the clip window (``start_time``, ``duration``) at
+``framerate`` (default 10) and ``size``/``width``/``height``, palette-optimised by ffmpeg's
+palettegen/paletteuse; or an animated WebP with ``image_format: "webp"`` (qthumb's extension).
+The frame count counts against ``QTHUMB_MAX_FRAMES_PER_TASK``, each frame against
+``QTHUMB_MAX_OUTPUT_PIXELS``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import ffmpeg  # ffmpeg-python
+
+from app.query import FormatSpec
+from app.window import clip_window
+from workers.imaging import target_size
+from workers.probe import SAFE_DEMUXERS, MediaInfo
+from workers.products import Product
+from workers.video import run_ffmpeg
+
+DEFAULT_FPS = 10.0
+
+
+def gif_fps(spec: FormatSpec) -> float:
+    rate = spec.video.framerate if spec.video else None
+    return float(Fraction(rate)) if rate else DEFAULT_FPS
+
+
+def gif_frames(spec: FormatSpec, info: MediaInfo) -> int:
+    """Frames the animation will hold, counted before anything is made."""
+    return max(1, math.ceil(clip_window(spec, info.duration).length * gif_fps(spec)))
+
+
+def gif_command(source: Path, out: Path, spec: FormatSpec, info: MediaInfo) -> list[str]:
+    """The ffmpeg argv (pure: no file is touched)."""
+    window = clip_window(spec, info.duration)
+    width, height = target_size(info.display_size, spec.sizing)
+    in_args: dict[str, Any] = {"protocol_whitelist": "file", "format_whitelist": SAFE_DEMUXERS}
+    if window.start:
+        in_args["ss"] = f"{window.start:.3f}"
+    video = (
+        ffmpeg.input(str(source), **in_args)
+        .video.filter("fps", fps=f"{gif_fps(spec):g}")
+        .filter("scale", width, height, flags="lanczos")
+        .filter("setsar", 1)
+    )
+    duration = {"t": f"{max(window.length, 0.001):.3f}"}
+    if spec.animated_webp:
+        stream = ffmpeg.output(video, str(out), vcodec="libwebp", loop=0, lossless=0,
+                               quality=spec.quality or 75, **duration)  # fmt: skip
+    else:
+        split = video.split()
+        palette = split[0].filter("palettegen", stats_mode="diff")
+        used = ffmpeg.filter([split[1], palette], "paletteuse", dither="bayer", bayer_scale=5)
+        stream = ffmpeg.output(used, str(out), loop=0, **duration)
+    compiled = stream.compile()
+    return [compiled[0], "-nostdin", "-hide_banner", "-loglevel", "error", "-progress",
+            "pipe:1", "-y", *compiled[1:]]  # fmt: skip
+
+
+def make_gif(
+    source: Path,
+    info: MediaInfo,
+    spec: FormatSpec,
+    out_dir: Path,
+    progress: Callable[[float], None],
+    timeout: float,
+) -> list[Product]:
+    ext, content_type = ("webp", "image/webp") if spec.animated_webp else ("gif", "image/gif")
+    path = out_dir / f"animation.{ext}"
+    window = clip_window(spec, info.duration)
+    run_ffmpeg(gif_command(source, path, spec, info), window.length, progress, timeout)
+    width, height = target_size(info.display_size, spec.sizing)
+    return [
+        Product(
+            path=path,
+            name=path.name,
+            kind="gif",
+            content_type=content_type,
+            width=width,
+            height=height,
+            size=path.stat().st_size,
+            duration=window.length,
+            meta={
+                "width": width,
+                "height": height,
+                "framerate": f"{gif_fps(spec):g}",
+                "frames": gif_frames(spec, info),
+            },
+        )
+    ]
