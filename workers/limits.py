@@ -31,10 +31,16 @@ def check_task(query: Query, info: MediaInfo, settings: Settings) -> None:
             frames += frame_count(spec, info)
         elif spec.output == "gif":
             frames += gif_frames(spec, info)
+    has_gif = any(spec.output == "gif" for spec in query.formats)
     if frames > settings.max_frames_per_task:
         raise TaskFailure(
             f"the query asks for {frames} frames; the limit is {settings.max_frames_per_task} "
-            "(QTHUMB_MAX_FRAMES_PER_TASK): use a longer interval, or a shorter or slower gif"
+            "(QTHUMB_MAX_FRAMES_PER_TASK): "
+            + (
+                "use a longer interval"
+                if not has_gif
+                else "use a longer interval, or a shorter or slower gif"
+            )
         )
 
 
