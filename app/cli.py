@@ -208,6 +208,11 @@ def _parser() -> argparse.ArgumentParser:
                 default=None,
                 help="worker processes (default: QTHUMB_WORKERS, one per CPU core)",
             )
+    for name, text in (
+        ("thumbnail", "offline: one image from each file, folder, glob or URL (no server)"),
+        ("thumbnails", "offline: frames or sprite sheets and WebVTT for each source"),
+    ):
+        sub.add_parser(name, help=text, add_help=False)  # parsed by workers.offline
     text = "a worker pool alone, on the database and queue of the settings"
     worker = sub.add_parser("worker", help=text, description=text)
     worker.add_argument(
@@ -219,9 +224,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+OFFLINE = ("thumbnail", "thumbnails")  # run by workers.offline: no server
+
+
 def main(argv: list[str] | None = None) -> None:
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] and args_in[0] in OFFLINE:
+        os.execv(sys.executable, [sys.executable, "-m", "workers.offline", *args_in])
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_in)
 
     if args.command == "worker":
         argv_ = [sys.executable, "-m", "workers"]

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import make_qthumb
 
-COMMANDS = ["serve", "api", "worker"]
+COMMANDS = ["serve", "api", "worker", "thumbnail", "thumbnails"]
 
 
 def qthumb(*args: str) -> str:
@@ -40,10 +40,12 @@ def test_every_option_has_help_and_a_default(command: str):
         if name == "--help":
             continue
         # the help follows the option (on its line and the next ones) and names the default
-        block = text[text.index(name) :].split("\n  -", 1)[0]
+        start = re.search(rf"^  {re.escape(name)}\b", text, re.M)
+        assert start, name
+        block = text[start.start() + 2 :].split("\n  -", 1)[0]
         words = block.split(None, 2)
         assert len(words) == 3 and words[2].strip(), (command, name, block)
-        assert "default" in block, (command, name, block)
+        assert "default" in block or "required" in block, (command, name, block)
 
 
 def test_version():
