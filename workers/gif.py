@@ -10,16 +10,15 @@ import math
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import ffmpeg  # ffmpeg-python
 
 from app.query import FormatSpec
 from app.window import clip_window
 from workers.imaging import target_size
-from workers.probe import SAFE_DEMUXERS, MediaInfo
+from workers.probe import MediaInfo
 from workers.products import Product
-from workers.video import run_ffmpeg
+from workers.video import run_ffmpeg, runner_argv, safe_input
 
 DEFAULT_FPS = 10.0
 
@@ -38,11 +37,8 @@ def gif_command(source: Path, out: Path, spec: FormatSpec, info: MediaInfo) -> l
     """The ffmpeg argv (pure: no file is touched)."""
     window = clip_window(spec, info.duration)
     width, height = target_size(info.display_size, spec.sizing)
-    in_args: dict[str, Any] = {"protocol_whitelist": "file", "format_whitelist": SAFE_DEMUXERS}
-    if window.start:
-        in_args["ss"] = f"{window.start:.3f}"
     video = (
-        ffmpeg.input(str(source), **in_args)
+        safe_input(source, window.start)
         .video.filter("fps", fps=f"{gif_fps(spec):g}")
         .filter("scale", width, height, flags="lanczos")
         .filter("setsar", 1)
@@ -56,9 +52,7 @@ def gif_command(source: Path, out: Path, spec: FormatSpec, info: MediaInfo) -> l
         palette = split[0].filter("palettegen", stats_mode="diff")
         used = ffmpeg.filter([split[1], palette], "paletteuse", dither="bayer", bayer_scale=5)
         stream = ffmpeg.output(used, str(out), loop=0, **duration)
-    compiled = stream.compile()
-    return [compiled[0], "-nostdin", "-hide_banner", "-loglevel", "error", "-progress",
-            "pipe:1", "-y", *compiled[1:]]  # fmt: skip
+    return runner_argv(stream)
 
 
 def make_gif(

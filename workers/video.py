@@ -59,11 +59,7 @@ def video_command(
     width, height = (_even(v) for v in target_size(info.display_size, spec.sizing))
     window = clip_window(spec, info.duration)
     start, duration = window.start, window.length
-    # Same rule as the decoder: the file protocol and single-file demuxers only.
-    in_args: dict[str, Any] = {"protocol_whitelist": "file", "format_whitelist": SAFE_DEMUXERS}
-    if start:
-        in_args["ss"] = f"{start:.3f}"
-    stream = ffmpeg.input(str(source), **in_args)
+    stream = safe_input(source, start)
     video = stream.video.filter("scale", width, height).filter("setsar", 1)
     if settings.framerate:
         video = video.filter("fps", fps=settings.framerate)
@@ -97,11 +93,26 @@ def video_command(
         streams.append(stream.audio)
         out_args["acodec"] = acodec
         out_args["audio_bitrate"] = f"{settings.audio_bitrate or 128}k"
-    compiled = ffmpeg.output(*streams, str(out), **out_args).compile()
-    # Global options before the inputs: trailing ones are ignored by ffmpeg.
-    argv = [compiled[0], "-nostdin", "-hide_banner", "-loglevel", "error", "-progress",
-            "pipe:1", "-y", *compiled[1:]]  # fmt: skip
+    argv = runner_argv(ffmpeg.output(*streams, str(out), **out_args))
     return VideoPlan(argv, width, height, duration, content_type)
+
+
+def safe_input(source: Path, start: float) -> Any:
+    """``ffmpeg.input`` of a local source, from ``start`` seconds (``-ss`` before ``-i``), with
+    the decoder's rule: the file protocol and single-file demuxers only."""
+    args: dict[str, Any] = {"protocol_whitelist": "file", "format_whitelist": SAFE_DEMUXERS}
+    if start:
+        args["ss"] = f"{start:.3f}"
+    return ffmpeg.input(str(source), **args)
+
+
+def runner_argv(output: Any) -> list[str]:
+    """The argv of an ffmpeg-python output, with what ``run_ffmpeg`` needs: progress on
+    stdout, no stdin, errors only. Global options go before the inputs: trailing ones are
+    ignored by ffmpeg."""
+    compiled: list[str] = output.compile()
+    return [compiled[0], "-nostdin", "-hide_banner", "-loglevel", "error", "-progress",
+            "pipe:1", "-y", *compiled[1:]]  # fmt: skip
 
 
 def run_ffmpeg(
