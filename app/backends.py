@@ -17,6 +17,7 @@ from app.db import Database, PostgresDatabase, SqliteDatabase
 from app.files import Files, LocalFiles, S3Files
 from app.outbox import CallbackOutbox
 from app.queue import HueyQueue
+from app.schema import MIGRATIONS
 from app.settings import Settings
 from app.store import SqlTaskStore
 
@@ -55,9 +56,15 @@ class Backends:
 
 
 def build_database(settings: Settings) -> Database:
+    """The task database, its schema brought up to date (once a process: store and outbox
+    share it)."""
+    db: Database
     if settings.database_url:
-        return PostgresDatabase(settings.database_url)
-    return SqliteDatabase(settings.data_dir / "qthumb.db")
+        db = PostgresDatabase(settings.database_url)
+    else:
+        db = SqliteDatabase(settings.data_dir / "qthumb.db")
+    db.migrate(MIGRATIONS[db.dialect])
+    return db
 
 
 def build_queue(settings: Settings) -> HueyQueue:

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.db import Database
-from app.schema import MIGRATIONS
 
 
 @dataclass(frozen=True)
@@ -28,8 +27,7 @@ class PendingCallback:
 
 class CallbackOutbox:
     def __init__(self, db: Database) -> None:
-        self.db = db
-        db.migrate(MIGRATIONS[db.dialect])
+        self.db = db  # its schema is applied when it is opened (app.backends)
 
     def add(self, token: str, events: Sequence[str], now: float, status: str | None = None) -> None:
         """Queue ``events``; ``status`` is the task's status object (JSON) as of them."""

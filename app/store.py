@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 from app.db import Database, as_json
 from app.model import Outputs, TaskRecord, TaskStatus, sources_of
-from app.schema import MIGRATIONS
 
 # The few statements whose JSON functions differ between the engines.
 _MERGE_WARNINGS = {
@@ -74,8 +73,7 @@ class TaskStore(Protocol):
 
 class SqlTaskStore:
     def __init__(self, db: Database) -> None:
-        self.db = db
-        db.migrate(MIGRATIONS[db.dialect])
+        self.db = db  # its schema is applied when it is opened (app.backends)
 
     def _update(self, sql: str, params: Sequence[Any]) -> bool:
         return self.db.execute(sql, params).rowcount == 1

@@ -144,12 +144,14 @@ def test_outbox_keeps_each_tasks_events_in_order(
 ):
     from app.db import Database, PostgresDatabase, SqliteDatabase
     from app.outbox import CallbackOutbox
+    from app.schema import MIGRATIONS
 
     db: Database
     if engine == "sqlite":
         db = SqliteDatabase(tmp_path / "t.db")
     else:
         db = PostgresDatabase(request.getfixturevalue("engines").settings()["QTHUMB_DATABASE_URL"])
+    db.migrate(MIGRATIONS[db.dialect])
     box = CallbackOutbox(db)
     request.addfinalizer(db.close)
     box.add("a", ["queued"], now=0)

@@ -22,11 +22,13 @@ from tests.engines import Engines
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     if request.param == "sqlite":
         sqlite = SqliteDatabase(tmp_path / "tasks.db")
+        sqlite.migrate(MIGRATIONS[sqlite.dialect])
         yield sqlite
         sqlite.close()
         return
     engines: Engines = request.getfixturevalue("engines")
     db = PostgresDatabase(engines.settings()["QTHUMB_DATABASE_URL"], max_size=16)
+    db.migrate(MIGRATIONS[db.dialect])
     yield db
     db.close()
 
