@@ -133,16 +133,19 @@ def _entry(product: Product, path: Path) -> dict[str, Any]:
 
 
 def run_one(
-    source: str, spec: FormatSpec, target: Path, settings: Settings, readers: int
+    source: str,
+    spec: FormatSpec,
+    target: Path,
+    settings: Settings,
+    files: LocalFiles,
+    readers: int,
 ) -> Outcome:
     """One source: fetch, probe, check limits, make, then move into place."""
     started = time.monotonic()
     outcome = Outcome(source=source, output=target)
-    settings.work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.work_dir) as work_name:
         work = Path(work_name)
         try:
-            files = LocalFiles(settings)
             fetched = fetch_source(
                 source, work, settings, files, lambda _: None, lambda _: None, ""
             )
@@ -310,9 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     outcomes: list[Outcome] = []
     try:
+        settings.work_dir.mkdir(parents=True, exist_ok=True)
+        files = LocalFiles(settings)  # one for every source (tus uploads are the server's only)
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = [
-                pool.submit(run_one, s, spec, t, settings, readers)
+                pool.submit(run_one, s, spec, t, settings, files, readers)
                 for s, t in zip(sources, targets, strict=True)
             ]
             for n, future in enumerate(futures, start=1):
