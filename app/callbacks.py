@@ -14,17 +14,18 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
 
 from app.egress import BlockedAddress, EgressPolicy, guarded_request
 from app.metrics import instruments
-from app.model import TaskRecord, TaskStatus, status_object
+from app.model import TaskRecord, TaskStatus
 from app.outbox import CallbackOutbox, PendingCallback
 from app.redact import redact
+from app.results import Notice
 from app.settings import Settings
 from app.store import TaskStore
+from app.wire import status_object
 
 log = logging.getLogger("qthumb.callbacks")
 
@@ -119,12 +120,8 @@ def deliver_one(
     else:
         outbox.settle(item)
         counter.labels(item.event, "given_up").inc()
-        warning: dict[str, Any] = {
-            "message": "Callback delivery error",
-            "details": redact(f"Error sending callback to {url} {problem}"),
-            "tag": item.event,
-        }
-        store.add_warning(item.token, warning)
+        details = redact(f"Error sending callback to {url} {problem}")
+        store.add_warning(item.token, Notice("Callback delivery error", details, item.event))
         log.warning("task %s callback %s not delivered: %s", item.token, item.event, problem)
 
 

@@ -211,6 +211,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (
         ("thumbnail", "offline: one image from each file, folder, glob or URL (no server)"),
         ("thumbnails", "offline: frames or sprite sheets and WebVTT for each source"),
+        ("run", "offline: a whole start_encode2 query from a JSON file; prints its status"),
     ):
         sub.add_parser(name, help=text, add_help=False)  # parsed by workers.offline
     text = "a worker pool alone, on the database and queue of the settings"
@@ -224,7 +225,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-OFFLINE = ("thumbnail", "thumbnails")  # run by workers.offline: no server
+OFFLINE = ("thumbnail", "thumbnails", "run")  # run by workers.offline: no server
 
 
 def main(argv: list[str] | None = None) -> None:

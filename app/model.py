@@ -1,11 +1,12 @@
-"""The task model: its states, the legal changes between them, and its Qencode status object."""
+"""The task model: its states, the legal changes between them, and its stored record."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+
+from app.results import Results
 
 # Session, task and upload tokens: 32 lowercase hex digits (uuid4().hex). The one definition.
 TOKEN_PATTERN = "[0-9a-f]{32}"
@@ -57,30 +58,6 @@ def sources_of(target: TaskStatus) -> tuple[TaskStatus, ...]:
 
 
 @dataclass
-class Outputs:
-    """What a task produced, already in Qencode's wire shape (§5.3, §11.6)."""
-
-    images: list[dict[str, Any]] = field(default_factory=list)
-    videos: list[dict[str, Any]] = field(default_factory=list)
-    audios: list[dict[str, Any]] = field(default_factory=list)
-    texts: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, list[dict[str, Any]]]:
-        return {
-            "images": self.images,
-            "videos": self.videos,
-            "audios": self.audios,
-            "texts": self.texts,
-            "warnings": self.warnings,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Outputs:
-        return cls(**{k: list(data.get(k) or []) for k in cls().to_dict()})
-
-
-@dataclass
 class TaskRecord:
     token: str
     api_key: str
@@ -97,23 +74,4 @@ class TaskRecord:
     finished_at: float | None = None
     duration: float | None = None
     source_size: float | None = None
-    outputs: Outputs = field(default_factory=Outputs)
-
-
-def status_object(task: TaskRecord, status_url: str) -> dict[str, Any]:
-    """The ``statuses[token]`` entry (§5.1). ``error`` is always an int, arrays never null."""
-    failed = task.status is TaskStatus.ERROR
-    return {
-        "status": task.status.value,
-        "percent": 100.0 if task.status is TaskStatus.COMPLETED else float(task.percent),
-        "error": 1 if failed else 0,
-        "error_description": task.error_description if failed else None,
-        "status_url": status_url,
-        "duration": None if task.duration is None else f"{task.duration:.3f}",
-        "source_size": task.source_size,
-        "payload": task.payload,
-        **task.outputs.to_dict(),
-        # images[] entries under both names the SDKs read: `storage` (.NET, PHP) and
-        # `storage_info` (Java)
-        "images": [{**i, "storage_info": i.get("storage")} for i in task.outputs.images],
-    }
+    results: Results = field(default_factory=Results)

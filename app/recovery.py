@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 from app.callbacks import task_ended
 from app.files import Files
-from app.model import Outputs, TaskStatus
+from app.model import TaskStatus
 from app.outbox import CallbackOutbox
 from app.queue import TaskQueue
+from app.results import Results
 from app.settings import Settings
 from app.store import TaskStore
 
@@ -52,7 +53,7 @@ def sweep(
                 f"({task.attempts} attempts, the limit is {settings.max_attempts}); "
                 "the source may crash the decoder or exhaust memory"
             )
-            if store.finish(task.token, task.attempts, TaskStatus.ERROR, Outputs(), reason, now):
+            if store.finish(task.token, task.attempts, TaskStatus.ERROR, Results(), reason, now):
                 task_ended(store, outbox, task.token, now, settings.status_url)
                 report.failed += 1
                 log.warning("task %s error: %s", task.token, reason)

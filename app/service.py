@@ -25,12 +25,13 @@ from app.errors import (
     TokenNotFound,
 )
 from app.limits import check_query
-from app.model import TaskStatus, is_token, status_object
+from app.model import TaskStatus, is_token
 from app.outbox import CallbackOutbox
 from app.query import decode_query, parse_query
 from app.queue import TaskQueue
 from app.settings import Settings
 from app.store import TaskStore
+from app.wire import status_object
 
 log = logging.getLogger("qthumb.api")
 

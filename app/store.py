@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from app.db import Database, as_json
-from app.model import Outputs, TaskRecord, TaskStatus, sources_of
+from app.model import TaskRecord, TaskStatus, sources_of
+from app.results import Notice, Results
 
 # The few statements whose JSON functions differ between the engines.
 _MERGE_WARNINGS = {
@@ -55,7 +56,7 @@ class TaskStore(Protocol):
         token: str,
         attempt: int | None,
         status: TaskStatus,
-        outputs: Outputs,
+        results: Results,
         error_description: str | None,
         now: float,
     ) -> bool: ...
@@ -64,7 +65,7 @@ class TaskStore(Protocol):
     def queued_before(self, when: float) -> list[str]: ...
     def expired_results(self, finished_before: float) -> list[str]: ...
     def mark_purged(self, token: str) -> None: ...
-    def add_warning(self, token: str, warning: dict[str, Any]) -> None: ...
+    def add_warning(self, token: str, warning: Notice) -> None: ...
     def add_upload(self, uuid: str, token: str, now: float) -> None: ...
     def upload_owner(self, uuid: str) -> str | None: ...
     def active_tasks(self, api_key: str) -> int: ...
@@ -156,7 +157,7 @@ class SqlTaskStore:
         token: str,
         attempt: int | None,
         status: TaskStatus,
-        outputs: Outputs,
+        results: Results,
         error_description: str | None,
         now: float,
     ) -> bool:
@@ -172,8 +173,8 @@ class SqlTaskStore:
                 status.value,
                 error_description,
                 now,
-                json.dumps(outputs.to_dict()),
-                json.dumps(outputs.warnings),
+                json.dumps(results.to_json()),
+                json.dumps(results.to_json()["warnings"]),
                 token,
                 *sources,
                 *fence_args,
@@ -234,10 +235,10 @@ class SqlTaskStore:
         row = self.db.execute("SELECT task_token FROM uploads WHERE uuid = ?", (uuid,)).first()
         return None if row is None else str(row["task_token"])
 
-    def add_warning(self, token: str, warning: dict[str, Any]) -> None:
+    def add_warning(self, token: str, warning: Notice) -> None:
         self._update(
             f"UPDATE tasks SET outputs = {_APPEND_WARNING[self.db.dialect]} WHERE token = ?",
-            (json.dumps(warning), token),
+            (json.dumps(warning.to_json()), token),
         )
 
 
@@ -258,5 +259,5 @@ def _record(row: Mapping[str, Any]) -> TaskRecord:
         finished_at=row["finished_at"],
         duration=row["duration"],
         source_size=row["source_size"],
-        outputs=Outputs.from_dict(as_json(row["outputs"]) or {}),
+        results=Results.from_json(as_json(row["outputs"]) or {}),
     )

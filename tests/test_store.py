@@ -4,6 +4,7 @@ once when several processes start at once."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import threading
 from collections.abc import Iterator
@@ -12,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from app.db import Database, PostgresDatabase, SqliteDatabase
-from app.model import Outputs, TaskStatus
+from app.model import TaskStatus
+from app.results import FormatFailed, Notice, Results, StoredFile
 from app.schema import MIGRATIONS
 from app.store import SqlTaskStore
+from app.wire import status_object
 from tests.engines import Engines
 
 
@@ -52,8 +55,8 @@ def test_changes_are_fenced_by_the_attempt(database: Database):
     assert not store.heartbeat(token, attempt, 5.0)
     assert store.advance(token, second, TaskStatus.ENCODING, 10.0)
     assert store.advance(token, second, TaskStatus.SAVING, 100.0)
-    assert not store.finish(token, attempt, TaskStatus.COMPLETED, Outputs(), None, 6.0)
-    assert store.finish(token, second, TaskStatus.COMPLETED, Outputs(), None, 6.0)
+    assert not store.finish(token, attempt, TaskStatus.COMPLETED, Results(), None, 6.0)
+    assert store.finish(token, second, TaskStatus.COMPLETED, Results(), None, 6.0)
     task = store.get(token)
     assert task is not None and task.status is TaskStatus.COMPLETED and task.attempts == 2
 
@@ -61,13 +64,60 @@ def test_changes_are_fenced_by_the_attempt(database: Database):
 def test_warnings_added_while_running_survive_the_finish(database: Database):
     store = SqlTaskStore(database)
     token, attempt = running_task(store)
-    store.add_warning(token, {"message": "Callback delivery error", "details": "d", "tag": "q"})
-    outputs = Outputs(warnings=[{"message": "format 0 failed", "details": "x", "tag": "t"}])
-    assert store.finish(token, attempt, TaskStatus.ERROR, outputs, "failed", 3.0)
+    store.add_warning(token, Notice("Callback delivery error", "d", "q"))
+    results = Results(warnings=[Notice("format 0 failed", "x", "t")])
+    assert store.finish(token, attempt, TaskStatus.ERROR, results, "failed", 3.0)
     task = store.get(token)
     assert task is not None
-    assert [w["message"] for w in task.outputs.warnings] == [
+    assert [w.message for w in task.results.warnings] == [
         "Callback delivery error", "format 0 failed"]  # fmt: skip
+
+
+def test_results_are_stored_typed_and_read_back_equal(database: Database):
+    store = SqlTaskStore(database)
+    token, attempt = running_task(store)
+    sprite = StoredFile(0, "thumbnails", "s", "http://h/a.jpg", None, "sprite", 1234, 1600, 90)
+    frame = StoredFile(1, "thumbnail", None, "s3://b/k.png", {"bucket": "b"}, "thumbnail", 9,
+                       160, 90, time=2.5)  # fmt: skip
+    video = StoredFile(2, "mp4", None, "http://h/v.mp4", None, "mp4", 10**6, duration=4.0,
+                       meta={"codec": "h264"})  # fmt: skip
+    failed = FormatFailed(3, "webm", "w", "destination ftp://x: not supported")
+    results = Results(made=[sprite, frame, video, failed], warnings=[Notice("m", "d", "t")])
+    assert store.advance(token, attempt, TaskStatus.ENCODING, 0.0)
+    assert store.advance(token, attempt, TaskStatus.SAVING, 100.0)
+    assert store.finish(token, attempt, TaskStatus.COMPLETED, results, None, 3.0)
+    task = store.get(token)
+    assert task is not None and task.results == results
+    row = database.execute("SELECT outputs FROM tasks WHERE token = ?", (token,)).first()
+    assert row is not None and "images" not in str(row["outputs"])  # not the wire shape
+
+
+def test_rows_written_in_the_wire_shape_are_still_read(database: Database):
+    """Rows stored before typed results held Qencode's arrays; their status must not change."""
+    store = SqlTaskStore(database)
+    token, attempt = running_task(store)
+    assert store.finish(token, attempt, TaskStatus.ERROR, Results(), "x", 3.0)
+    legacy = {
+        "images": [
+            {"url": "http://h/t.png", "tag": "image-0-0", "user_tag": "u", "profile": None,
+             "storage": None, "type": "thumbnail", "width": 160, "height": 90, "size": 77,
+             "time": 1.5},
+        ],
+        "videos": [
+            {"url": None, "tag": "video-1-0", "user_tag": None, "profile": None, "storage": None,
+             "status": "error", "error": 1, "error_description": "bad destination"},
+        ],
+        "audios": [], "texts": [],
+        "warnings": [{"message": "format 1 (mp4) failed", "details": "bad", "tag": "video-1-0"}],
+    }  # fmt: skip
+    database.execute("UPDATE tasks SET outputs = ? WHERE token = ?", (json.dumps(legacy), token))
+    task = store.get(token)
+    assert task is not None
+    wire = status_object(task, "http://x/status")
+    image = {**legacy["images"][0], "storage_info": None}
+    assert wire["images"] == [image]
+    assert wire["videos"] == legacy["videos"]
+    assert wire["warnings"] == legacy["warnings"]
 
 
 def test_exactly_one_of_many_racing_requeues_wins(database: Database):

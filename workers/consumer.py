@@ -24,7 +24,7 @@ from app.orphans import children_die_with_this_process, die_with_parent
 from app.recovery import sweep_safely
 from app.redact import setup_logging
 from app.settings import Settings
-from workers.pipeline import clear_stale_work, run_task, worker_id
+from workers.task_run import clear_stale_work, run_task, worker_id
 
 log = logging.getLogger("qthumb.worker")
 

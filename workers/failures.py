@@ -27,3 +27,11 @@ class FormatFailure(Exception):
     def __init__(self, description: str) -> None:
         super().__init__(description)
         self.description = description
+
+
+class NothingMade(TaskFailure):
+    """Every format failed: the task fails, and still reports each format's own reason."""
+
+    def __init__(self, description: str, results: object) -> None:
+        super().__init__(description)
+        self.results = results

@@ -1,9 +1,10 @@
-"""``qthumb thumbnail`` and ``qthumb thumbnails``: the pipeline over files, folders, globs and
-URLs, with no server, key or polling. The same producers as the worker (so the same frames and
-files), one source after another or ``--jobs`` at once; a line per source and a summary on
-stderr, ``--json`` for a machine-readable one; exit 0 when every source succeeded, 1 when any
-failed (each named with its reason), 2 on usage errors. Files appear under their final names
-only when whole.
+"""``qthumb thumbnail``, ``qthumb thumbnails`` and ``qthumb run``: the pipeline
+(``workers.pipeline.run_query``) over files, folders, globs and URLs, with no server, key or
+polling, so the same frames and files as the API. Sources run one after another or ``--jobs``
+at once, with bars on a terminal and a line a source otherwise (``workers.batch_progress``),
+a summary on stderr and ``--json`` on stdout. Exit 0 when every source succeeded, 1 when any
+failed (each named with its reason), 2 on usage errors, 130 on Ctrl-C. A file appears under its
+final name only when whole, and Ctrl-C stops every source before its next step.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,16 +26,20 @@ from typing import Any
 
 from app.errors import QencodeError
 from app.files import LocalFiles
-from app.query import FormatSpec, Query, parse_query
+from app.model import TaskRecord, TaskStatus
+from app.query import Destination, FormatSpec, Query, parse_query, url_scheme
+from app.results import Results
 from app.settings import Settings
-from workers.failures import FormatFailure, TaskFailure
-from workers.frames import VideoReader
-from workers.limits import check_format, check_task
-from workers.probe import probe
-from workers.products import Product
-from workers.series import make_thumbnails
-from workers.sources import fetch_source
-from workers.thumbnail import make_thumbnail
+from app.store import new_token
+from app.wire import output_arrays, status_object
+from workers.batch_progress import PlainProgress, progress_for
+from workers.failures import FormatFailure, NothingMade, TaskFailure
+from workers.offline_args import format_of, parser
+from workers.pipeline import Hooks, StorageFor, run_query
+from workers.probe import MediaInfo
+from workers.s3 import destination_storage
+from workers.series import frame_count
+from workers.storage import FolderStorage, Storage
 
 VIDEO_SUFFIXES = frozenset(
     {
@@ -55,20 +61,39 @@ VIDEO_SUFFIXES = frozenset(
         ".mxf",
     }
 )
-_SECONDS = re.compile(r"^(\d+(?:\.\d+)?)s$")
 
 
 class UsageError(Exception):
     pass
 
 
+class Interrupted(Exception):
+    """Ctrl-C: the run stops at its next progress report."""
+
+
 @dataclass
 class Outcome:
     source: str
     output: Path | None = None
-    products: list[dict[str, Any]] = field(default_factory=list)
+    results: Results = field(default_factory=Results)
     error: str | None = None
     seconds: float = 0.0
+
+    def line(self) -> str:
+        where = f"-> {self.output}" if self.error is None else f"FAILED: {self.error}"
+        return f"{self.source} {where} ({self.seconds:.2f} s)"
+
+    def to_json(self) -> dict[str, Any]:
+        arrays = output_arrays(self.results)
+        return {
+            "source": self.source,
+            "output": str(self.output) if self.output else None,
+            "error": self.error,
+            "seconds": round(self.seconds, 3),
+            "images": arrays["images"],
+            "videos": arrays["videos"],
+            "warnings": [w.to_json() for w in self.results.warnings],
+        }
 
 
 def expand_sources(items: list[str], recursive: bool) -> list[str]:
@@ -101,95 +126,71 @@ def stem(source: str) -> str:
     return name.rsplit(".", 1)[0] if "." in name else (name or "source")
 
 
-def _format(args: argparse.Namespace) -> dict[str, Any]:
-    fmt: dict[str, Any] = {"output": args.command}
-    for name in ("width", "height", "quality"):
-        if getattr(args, name, None) is not None:
-            fmt[name] = getattr(args, name)
-    if args.format:
-        fmt["image_format"] = args.format
-    if args.command == "thumbnail":
-        seconds = _SECONDS.match(args.time or "")
-        if seconds:  # an exact time: the window starts there and the frame is its first
-            fmt.update(start_time=float(seconds.group(1)), time=0)
-        elif args.time is not None:
-            fmt["time"] = args.time
-    else:
-        fmt.update(interval=args.interval, sprite=1 if args.sprite else 0)
-        if args.columns:
-            fmt["columns"] = args.columns
-        if args.keyframes_only:
-            fmt["keyframes_only"] = 1
-    return fmt
+def located(source: str) -> str:
+    """What the pipeline reads: URLs (and ``tus:``) as they are, paths made absolute."""
+    return source if url_scheme(source) else str(Path(source).resolve())
 
 
-def _entry(product: Product, path: Path) -> dict[str, Any]:
-    entry: dict[str, Any] = {"path": str(path), "type": product.kind, "size": product.size}
-    if product.width:
-        entry.update(width=product.width, height=product.height)
-    if product.time is not None:
-        entry["time"] = round(product.time, 6)
-    return entry
+@dataclass
+class Batch:
+    """What every source of one command shares."""
+
+    settings: Settings
+    files: LocalFiles
+    display: PlainProgress
+    cancel: threading.Event
+    sources: dict[int, tuple[float, int]] = field(default_factory=dict)  # duration, bytes
+
+    def hooks(self, key: int, spec: FormatSpec | None) -> Hooks:
+        def progress(status: TaskStatus, percent: float) -> None:
+            if self.cancel.is_set():
+                raise Interrupted()
+            if status is TaskStatus.ENCODING:
+                self.display.advanced(key, percent)
+
+        def probed(info: MediaInfo, size: int) -> None:
+            self.sources[key] = (info.duration, size)
+            if spec is not None and spec.output == "thumbnails":
+                self.display.sized(key, frame_count(spec, info))
+
+        return Hooks(progress=progress, probed=probed)
+
+    def run(
+        self, key: int, query: Query, storage_for: StorageFor
+    ) -> tuple[Results | None, str | None]:
+        """Run one query; (results, None) or (None, why it failed)."""
+        spec = query.formats[0] if len(query.formats) == 1 else None
+        with tempfile.TemporaryDirectory(dir=self.settings.work_dir) as work:
+            try:
+                hooks = self.hooks(key, spec)
+                made = run_query(query, self.settings, self.files, Path(work), storage_for, hooks)
+            except NothingMade as exc:
+                assert isinstance(exc.results, Results)
+                return exc.results, exc.description
+            except (TaskFailure, FormatFailure) as exc:
+                return None, exc.description
+            except QencodeError as exc:
+                return None, exc.message
+            except Interrupted:
+                return None, "interrupted"
+        return made, None
 
 
-def run_one(
-    source: str,
-    spec: FormatSpec,
-    target: Path,
-    settings: Settings,
-    files: LocalFiles,
-    readers: int,
-) -> Outcome:
-    """One source: fetch, probe, check limits, make, then move into place."""
+def run_one(batch: Batch, key: int, source: str, spec: FormatSpec, target: Path) -> Outcome:
+    """One source of ``thumbnail``/``thumbnails``: its files straight into ``target``."""
     started = time.monotonic()
+    batch.display.started(key, source)
     outcome = Outcome(source=source, output=target)
-    with tempfile.TemporaryDirectory(dir=settings.work_dir) as work_name:
-        work = Path(work_name)
-        try:
-            fetched = fetch_source(
-                source, work, settings, files, lambda _: None, lambda _: None, ""
-            )
-            info = probe(fetched.path)
-            check_task(Query(source=source, formats=(spec,)), info, settings)
-            check_format(spec, info, settings)
-            out = work / "out"
-            out.mkdir()
-            if spec.output == "thumbnail":
-                with VideoReader(fetched.path, info) as reader:
-                    products = make_thumbnail(reader, spec, out)
-            else:
-                products = make_thumbnails(
-                    fetched.path,
-                    info,
-                    spec,
-                    out,
-                    lambda _: None,
-                    readers,
-                    max_frames=settings.max_frames_per_task,
-                    max_pixels=settings.max_output_pixels,
-                )
-            outcome.products = _place(products, target, spec.output == "thumbnail")
-        except (TaskFailure, FormatFailure) as exc:
-            outcome.error = exc.description
-        except QencodeError as exc:
-            outcome.error = exc.message
+    if spec.output == "thumbnail":
+        storage = FolderStorage(target.parent, single=target)
+    else:
+        storage = FolderStorage(target)
+    query = Query(source=located(source), formats=(spec,))
+    results, outcome.error = batch.run(key, query, lambda spec, destination: storage)
+    outcome.results = results or Results()
     outcome.seconds = time.monotonic() - started
+    batch.display.ended(key, outcome.line())
     return outcome
-
-
-def _place(products: list[Product], target: Path, single: bool) -> list[dict[str, Any]]:
-    """Move finished files to their final names (a half-written file never has one)."""
-    entries = []
-    if single:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(products[0].path, target)
-        return [_entry(products[0], target)]
-    target.mkdir(parents=True, exist_ok=True)
-    for product in products:
-        final = target / product.name
-        shutil.move(product.path, final)
-        entries.append(_entry(product, final))
-    return entries
 
 
 def _targets(sources: list[str], args: argparse.Namespace, ext: str) -> list[Path]:
@@ -206,130 +207,48 @@ def _targets(sources: list[str], args: argparse.Namespace, ext: str) -> list[Pat
     return targets
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="qthumb", description="Thumbnails from files, no server.")
-    sub = p.add_subparsers(dest="command", required=True)
-    for name, text in (
-        ("thumbnail", "one image a source, at --time"),
-        (
-            "thumbnails",
-            "a frame every --interval seconds, or sprite sheets, and "
-            "the WebVTT file, a folder a source",
-        ),
-    ):
-        cmd = sub.add_parser(name, help=text, description=text)
-        cmd.add_argument(
-            "sources",
-            nargs="+",
-            metavar="SOURCE",
-            help="files, folders (their videos), globs, or http(s)/s3 URLs",
-        )
-        cmd.add_argument(
-            "-o",
-            "--output",
-            required=True,
-            help="the file (one thumbnail source) or the folder to write into (required)",
-        )
-        cmd.add_argument(
-            "--width",
-            type=int,
-            default=None,
-            help="width in px (default: the source's, or what --height keeps in aspect)",
-        )
-        cmd.add_argument(
-            "--height", type=int, default=None, help="height in px (default: follows --width)"
-        )
-        cmd.add_argument(
-            "--format",
-            choices=["png", "jpg", "webp"],
-            default=None,
-            help="image format (default: png)",
-        )
-        cmd.add_argument(
-            "--quality",
-            type=int,
-            default=None,
-            help="jpg/webp quality 1-100 (default: 85 jpg, 80 webp)",
-        )
-        cmd.add_argument(
-            "--recursive",
-            action="store_true",
-            help="look into sub-folders of folder sources (default: no)",
-        )
-        cmd.add_argument(
-            "--jobs",
-            type=int,
-            default=None,
-            help="sources at once (default: one a core for thumbnail, one for "
-            "thumbnails, whose decoding already uses every core)",
-        )
-        cmd.add_argument(
-            "--json", action="store_true", help="print a JSON summary on stdout (default: no)"
-        )
-        if name == "thumbnail":
-            cmd.add_argument(
-                "--time",
-                default=None,
-                help="a fraction 0-1, a percent 1-100, or seconds as 12.5s (default: 0.5)",
-            )
-        else:
-            cmd.add_argument(
-                "--interval", type=float, required=True, help="seconds between frames (required)"
-            )
-            cmd.add_argument(
-                "--sprite",
-                action="store_true",
-                help="sprite sheets instead of one file a frame (default: no)",
-            )
-            cmd.add_argument(
-                "--columns", type=int, default=None, help="tiles a row on a sheet (default: 10)"
-            )
-            cmd.add_argument(
-                "--keyframes-only",
-                action="store_true",
-                help="the keyframe before each time, not the exact frame; faster (default: exact)",
-            )
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    settings = Settings(
+def _settings(jobs: int) -> Settings:
+    cores = os.cpu_count() or 1
+    return Settings(
         data_dir=Path(tempfile.gettempdir()) / f"qthumb-offline-{os.getpid()}",
         local_source_dirs=["/"],  # local files are the user's own here
+        decode_threads=max(1, cores // jobs),
     )
+
+
+def thumbnails_command(args: argparse.Namespace) -> int:
     try:
         sources = expand_sources(args.sources, args.recursive)
         if not sources:
             raise UsageError("no video sources found")
-        spec = parse_query({"source": sources[0], "format": [_format(args)]}).formats[0]
+        spec = parse_query({"source": located(sources[0]), "format": [format_of(args)]})
     except (UsageError, QencodeError) as exc:
         print(f"qthumb: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 2
+    fmt = spec.formats[0]
     cores = os.cpu_count() or 1
     jobs = args.jobs or (cores if args.command == "thumbnail" else 1)
-    readers = max(1, cores // jobs)
-    targets = _targets(sources, args, spec.image_format.extension)
+    targets = _targets(sources, args, fmt.image_format.extension)
     started = time.monotonic()
+    settings = _settings(jobs)
+    cancel = threading.Event()
     outcomes: list[Outcome] = []
     try:
         settings.work_dir.mkdir(parents=True, exist_ok=True)
-        files = LocalFiles(settings)  # one for every source (tus uploads are the server's only)
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = [
-                pool.submit(run_one, s, spec, t, settings, files, readers)
-                for s, t in zip(sources, targets, strict=True)
-            ]
-            for n, future in enumerate(futures, start=1):
-                outcome = future.result()
-                outcomes.append(outcome)
-                ok = outcome.error is None
-                where = f"-> {outcome.output}" if ok else f"FAILED: {outcome.error}"
-                print(
-                    f"[{n}/{len(sources)}] {outcome.source} {where} ({outcome.seconds:.2f} s)",
-                    file=sys.stderr,
-                    flush=True,
-                )
+        with progress_for(len(sources)) as display:
+            batch = Batch(settings, LocalFiles(settings), display, cancel)
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                futures = [
+                    pool.submit(run_one, batch, key, source, fmt, target)
+                    for key, (source, target) in enumerate(zip(sources, targets, strict=True))
+                ]
+                try:
+                    outcomes = [future.result() for future in futures]
+                except KeyboardInterrupt:
+                    cancel.set()
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    print("qthumb: interrupted; files made so far are whole", file=sys.stderr)
+                    return 130
     finally:
         shutil.rmtree(settings.data_dir, ignore_errors=True)
     failed = [o for o in outcomes if o.error]
@@ -342,24 +261,68 @@ def main(argv: list[str] | None = None) -> int:
     for o in failed:
         print(f"  failed: {o.source}: {o.error}", file=sys.stderr)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "sources": [
-                        {
-                            "source": o.source,
-                            "output": str(o.output) if o.output else None,
-                            "error": o.error,
-                            "seconds": round(o.seconds, 3),
-                            "files": o.products,
-                        }
-                        for o in outcomes
-                    ]
-                },
-                indent=2,
-            )
-        )
+        print(json.dumps({"sources": [o.to_json() for o in outcomes]}, indent=2))
     return 1 if failed else 0
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``qthumb run QUERY.json``: the whole query, its status object on stdout."""
+    try:
+        text = sys.stdin.read() if args.query == "-" else Path(args.query).read_text()
+        data = json.loads(text)
+        if isinstance(data, dict) and isinstance(data.get("query"), dict):
+            data = data["query"]
+        if not isinstance(data, dict):
+            raise UsageError("the file must hold a query object")
+        query = parse_query(data)
+    except (OSError, ValueError, UsageError) as exc:
+        print(f"qthumb: {args.query}: {exc}", file=sys.stderr)
+        return 2
+    except QencodeError as exc:
+        print(f"qthumb: {args.query}: {exc.message}", file=sys.stderr)
+        return 2
+    if query.callback_url:
+        print("qthumb: callback_url is not called by qthumb run (no server)", file=sys.stderr)
+    out = Path(args.output)
+    settings = _settings(1)
+    token = new_token()
+
+    def storage_for(spec: FormatSpec, destination: Destination | None) -> Storage:
+        if destination is None:
+            return FolderStorage(out / str(spec.index))
+        return destination_storage(spec, destination, settings)
+
+    started = time.monotonic()
+    task = TaskRecord(token=token, api_key="", status=TaskStatus.COMPLETED, created_at=started)
+    cancel = threading.Event()
+    try:
+        settings.work_dir.mkdir(parents=True, exist_ok=True)
+        query = Query(located(query.source), query.formats, query.callback_url)
+        with progress_for(1) as display:
+            batch = Batch(settings, LocalFiles(settings), display, cancel)
+            display.started(0, query.source)
+            try:
+                results, error = batch.run(0, query, storage_for)
+            except KeyboardInterrupt:
+                cancel.set()
+                print("qthumb: interrupted", file=sys.stderr)
+                return 130
+            display.ended(0, f"{query.source} {'FAILED: ' + error if error else 'done'}")
+    finally:
+        shutil.rmtree(settings.data_dir, ignore_errors=True)
+    task.results = results or Results()
+    task.duration, task.source_size = batch.sources.get(0, (None, None))
+    if error is not None:
+        task.status, task.error_description = TaskStatus.ERROR, error
+    print(json.dumps(status_object(task, None), indent=2))
+    return 1 if error else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "run":
+        return run_command(args)
+    return thumbnails_command(args)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app.egress import BlockedAddress
-from app.query import Destination
+from app.query import Destination, FormatSpec
 from app.s3 import check_endpoint, error_code, parse_s3_url, s3_client
 from app.settings import Settings
 from workers.failures import FormatFailure, SourceError
@@ -116,3 +116,18 @@ def download_s3(source: str, target: Path, settings: Settings) -> int:
     except (ClientError, BotoCoreError, Boto3Error) as exc:
         raise SourceError(f"source {location.describe()}: {error_code(exc)}") from None
     return target.stat().st_size
+
+
+def destination_storage(
+    spec: FormatSpec, destination: Destination, settings: Settings
+) -> S3Storage:
+    """The storage for a destination the query names (only s3:// ones are supported)."""
+    if destination.url.lower().startswith("s3://"):
+        return S3Storage(destination, settings, folder=spec.output == "thumbnails")
+    if "://" not in destination.url:
+        raise FormatFailure(f"destination {destination.url[:200]!r} is not a URL")
+    scheme = destination.url.split(":", 1)[0]
+    raise FormatFailure(
+        f"destination {destination.url}: {scheme}:// destinations are not supported; "
+        "use s3:// (any S3-compatible store) or no destination"
+    )
