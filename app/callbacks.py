@@ -96,7 +96,7 @@ def deliver_one(
     task = store.get(item.token)
     url = None if task is None else callback_url(task)
     if task is None or url is None:
-        outbox.settle(item)
+        outbox.settle(item, "no_url")
         return
     form = callback_form(task, item.event, settings.status_url, item.status)
     try:
@@ -118,7 +118,7 @@ def deliver_one(
         log.info("task %s callback %s failed (%s); again in %.1f s", item.token, item.event,
                  problem, delay)  # fmt: skip
     else:
-        outbox.settle(item)
+        outbox.settle(item, "given_up")
         counter.labels(item.event, "given_up").inc()
         details = redact(f"Error sending callback to {url} {problem}")
         store.add_warning(item.token, Notice("Callback delivery error", details, item.event))

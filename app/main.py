@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import __version__, ops_routes, routes, storage_routes
+from app import __version__, on_demand_routes, ops_routes, routes, storage_routes
 from app.backends import Backends, build
 from app.callbacks import deliver_due
 from app.errors import QencodeError
@@ -177,6 +177,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, routes.unknown_path_handler)
     app.include_router(routes.router)
     app.include_router(storage_routes.router)
+    app.include_router(on_demand_routes.router)
     app.include_router(ops_routes.router)
     app.include_router(upload_router(settings, store, backends.files))
     app.add_middleware(UploadLocation, base_url=lambda: settings.base_url)

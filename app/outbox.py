@@ -25,6 +25,13 @@ class PendingCallback:
     status: str | None = None  # the status object's JSON as of the event
 
 
+@dataclass(frozen=True)
+class CallbackRecord:
+    event: str
+    attempts: int  # failed tries so far
+    outcome: str  # pending | delivered | given_up | no_url | settled (before version 3)
+
+
 class CallbackOutbox:
     def __init__(self, db: Database) -> None:
         self.db = db  # its schema is applied when it is opened (app.backends)
@@ -59,9 +66,11 @@ class CallbackOutbox:
             == 1
         )
 
-    def settle(self, item: PendingCallback) -> None:
-        """Delivered, or given up: the next event of the task becomes due."""
-        self.db.execute("UPDATE callbacks SET done = 1 WHERE id = ?", (item.id,))
+    def settle(self, item: PendingCallback, outcome: str = "delivered") -> None:
+        """Delivered, or given up (``outcome``): the next event of the task becomes due."""
+        self.db.execute(
+            "UPDATE callbacks SET done = 1, outcome = ? WHERE id = ?", (outcome, item.id)
+        )
 
     def retry_at(self, item: PendingCallback, when: float) -> None:
         self.db.execute(
@@ -69,6 +78,21 @@ class CallbackOutbox:
             "WHERE id = ?",
             (when, item.id),
         )
+
+    def history(self, token: str) -> list[CallbackRecord]:
+        """Every callback of a task, oldest first, with how it went."""
+        rows = self.db.execute(
+            "SELECT event, attempts, done, outcome FROM callbacks WHERE token = ? ORDER BY id",
+            (token,),
+        ).rows
+        return [
+            CallbackRecord(
+                str(r["event"]),
+                int(r["attempts"]),
+                (r["outcome"] or "settled") if r["done"] else "pending",
+            )
+            for r in rows
+        ]
 
     def pending(self, token: str) -> list[str]:
         rows = self.db.execute(

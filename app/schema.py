@@ -99,7 +99,14 @@ CREATE INDEX IF NOT EXISTS callbacks_pending ON callbacks(done, token, id)
 # 2: each callback keeps the task's status object as of its event (not as of its delivery).
 _BOTH_2 = "ALTER TABLE callbacks ADD COLUMN status TEXT"
 
+# 3: the console lists a key's tasks newest first, and shows how each callback ended
+# ("delivered" or "given_up"; NULL while pending, and for rows settled before version 3).
+_BOTH_3 = """
+ALTER TABLE callbacks ADD COLUMN outcome TEXT;
+CREATE INDEX IF NOT EXISTS tasks_key_created ON tasks(api_key, created_at)
+"""
+
 MIGRATIONS: dict[Dialect, list[tuple[int, str]]] = {
-    "sqlite": [(1, _SQLITE_1), (2, _BOTH_2)],
-    "postgresql": [(1, _POSTGRES_1), (2, _BOTH_2)],
+    "sqlite": [(1, _SQLITE_1), (2, _BOTH_2), (3, _BOTH_3)],
+    "postgresql": [(1, _POSTGRES_1), (2, _BOTH_2), (3, _BOTH_3)],
 }

@@ -104,6 +104,17 @@ class Settings(BaseSettings):
         default=64_000_000, ge=1, description="Most pixels of one output image or video frame."
     )
     max_formats: int = Field(default=100, ge=1, description="Most formats in one query.")
+    on_demand_source_cache_bytes: int = Field(
+        default=2 * 1024**3,
+        ge=0,
+        description="Bytes of task sources the API keeps on disk for thumbnails on demand "
+        "(least recently used out).",
+    )
+    on_demand_result_cache_bytes: int = Field(
+        default=64 * 1024**2,
+        ge=0,
+        description="Bytes of encoded on-demand thumbnails kept in memory by each API process.",
+    )
     max_request_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest API request body (uploads aside)."
     )

@@ -46,6 +46,9 @@ class TaskStore(Protocol):
     def create_task(self, api_key: str, now: float) -> str: ...
     def get(self, token: str) -> TaskRecord | None: ...
     def get_many(self, tokens: Sequence[str]) -> dict[str, TaskRecord]: ...
+    def recent(
+        self, api_key: str, status: TaskStatus | None, limit: int, offset: int
+    ) -> tuple[list[TaskRecord], int]: ...
     def start(self, token: str, query: str, payload: str | None, now: float) -> bool: ...
     def claim(self, token: str, worker_id: str, now: float) -> int | None: ...
     def advance(self, token: str, attempt: int, status: TaskStatus, percent: float) -> bool: ...
@@ -113,6 +116,20 @@ class SqlTaskStore:
         marks = ",".join("?" * len(tokens))
         rows = self._rows(f"SELECT * FROM tasks WHERE token IN ({marks})", list(tokens))
         return {row["token"]: _record(row) for row in rows}
+
+    def recent(
+        self, api_key: str, status: TaskStatus | None, limit: int, offset: int
+    ) -> tuple[list[TaskRecord], int]:
+        """A key's tasks, newest first (a page of them), and how many there are in all."""
+        where, args = "api_key = ?", [api_key]
+        if status is not None:
+            where, args = where + " AND status = ?", [*args, status.value]
+        rows = self._rows(
+            f"SELECT * FROM tasks WHERE {where} ORDER BY created_at DESC, token LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        )
+        total = self.db.execute(f"SELECT count(*) AS n FROM tasks WHERE {where}", args).first()
+        return [_record(row) for row in rows], int(total["n"]) if total else 0
 
     def start(self, token: str, query: str, payload: str | None, now: float) -> bool:
         return self._update(
