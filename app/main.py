@@ -14,9 +14,18 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import __version__, on_demand_routes, ops_routes, routes, storage_routes
+from app import (
+    __version__,
+    console_playground,
+    console_routes,
+    on_demand_routes,
+    ops_routes,
+    routes,
+    storage_routes,
+)
 from app.backends import Backends, build
 from app.callbacks import deliver_due
+from app.console_auth import BadCsrf, SignInRequired
 from app.errors import QencodeError
 from app.keys import resolve_api_keys
 from app.metrics import instruments
@@ -132,7 +141,7 @@ def endpoint_name(path: str) -> str:
         if parts[1] in _ENDPOINTS:
             return parts[1]
         return "upload_file" if parts[1] == "upload_file" else "v1_other"
-    if parts and parts[0] in ("storage", "healthz", "readyz", "metrics"):
+    if parts and parts[0] in ("storage", "healthz", "readyz", "metrics", "ui"):
         return parts[0]
     return "other"
 
@@ -171,6 +180,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
     app.state.store = store
     app.state.files = backends.files
     app.state.backends = backends
+    app.state.outbox = outbox
 
     app.state.service = QencodeService(settings, store, queue, keys, outbox)
     app.add_exception_handler(QencodeError, routes.qencode_error_handler)
@@ -178,6 +188,11 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
     app.include_router(routes.router)
     app.include_router(storage_routes.router)
     app.include_router(on_demand_routes.router)
+    app.include_router(console_routes.router)
+    app.include_router(console_playground.router)
+    app.mount("/ui/static", console_routes.static_app(), name="console-static")
+    app.add_exception_handler(SignInRequired, console_routes.console_error)
+    app.add_exception_handler(BadCsrf, console_routes.console_error)
     app.include_router(ops_routes.router)
     app.include_router(upload_router(settings, store, backends.files))
     app.add_middleware(UploadLocation, base_url=lambda: settings.base_url)

@@ -26,6 +26,7 @@ from typing import Any
 
 from app.errors import QencodeError
 from app.files import LocalFiles
+from app.media_files import VIDEO_SUFFIXES
 from app.model import TaskRecord, TaskStatus
 from app.query import Destination, FormatSpec, Query, parse_query, url_scheme
 from app.results import Results
@@ -40,27 +41,6 @@ from workers.probe import MediaInfo
 from workers.s3 import destination_storage
 from workers.series import frame_count
 from workers.storage import FolderStorage, Storage
-
-VIDEO_SUFFIXES = frozenset(
-    {
-        ".mp4",
-        ".mov",
-        ".m4v",
-        ".mkv",
-        ".webm",
-        ".avi",
-        ".ts",
-        ".mts",
-        ".m2ts",
-        ".mpg",
-        ".mpeg",
-        ".flv",
-        ".wmv",
-        ".ogv",
-        ".3gp",
-        ".mxf",
-    }
-)
 
 
 class UsageError(Exception):
