@@ -60,6 +60,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/backends.py
 	$(BIN)/python bench/folder.py
+	$(BIN)/python bench/on_demand.py
 
 clean:
 	rm -rf $(VENV) qthumb-data .pytest_cache .mypy_cache .ruff_cache

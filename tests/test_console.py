@@ -198,3 +198,25 @@ def test_a_playground_run_seen_in_the_browser(console: QthumbProcess, browser: P
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 375 + 1, width  # nothing wider than the screen
     shot(page, "7-task-phone")
+
+
+def test_a_playground_upload_goes_over_tus(console: QthumbProcess, browser: Page):
+    """The file goes to the task's upload URL as the SDKs send it; the query names tus:."""
+    base, page = console.base_url, browser
+    page.set_viewport_size({"width": 900, "height": 900})
+    page.goto(f"{base}/ui/playground")
+    if page.url.endswith("/ui/signin"):
+        page.get_by_label("API key").fill(API_KEY)
+        page.get_by_role("button", name="Sign in").click()
+        page.goto(f"{base}/ui/playground")
+    page.get_by_label("Upload a file (tus, as the SDKs do)").check()
+    page.set_input_files(
+        "#upload", str(Path(console.env["QTHUMB_LOCAL_SOURCE_DIRS"]) / "greys.mp4")
+    )
+    page.get_by_label("thumbnail: one image").uncheck()
+    page.get_by_role("button", name="Run").click()
+    page.wait_for_url(re.compile(r".*/ui/tasks/[0-9a-f]{32}$"), timeout=60_000)
+    page.wait_for_selector("#task-state[data-status=completed]", timeout=60_000)
+    assert page.locator(".summary .source").inner_text().startswith("tus:")
+    assert page.locator(".sheet .cue").count() == 20  # every second of 20 s
+    shot(page, "8-uploaded")

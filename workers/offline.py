@@ -207,7 +207,10 @@ def thumbnails_command(args: argparse.Namespace) -> int:
         return 2
     fmt = spec.formats[0]
     cores = os.cpu_count() or 1
-    jobs = args.jobs or (cores if args.command == "thumbnail" else 1)
+    # Sources side by side, one a core: a folder of clips decodes faster so than with each
+    # clip split between readers (each range would decode again from its keyframe). One
+    # source alone gets every core as readers (bench/RESULTS.md, the folder benchmark).
+    jobs = args.jobs or min(cores, len(sources))
     targets = _targets(sources, args, fmt.image_format.extension)
     started = time.monotonic()
     settings = _settings(jobs)

@@ -86,8 +86,8 @@ def parser() -> argparse.ArgumentParser:
             "--jobs",
             type=int,
             default=None,
-            help="sources at once (default: one a core for thumbnail, one for "
-            "thumbnails, whose decoding already uses every core)",
+            help="sources at once (default: one a core; a single source gets every core "
+            "as decoders)",
         )
         cmd.add_argument(
             "--json", action="store_true", help="print a JSON summary on stdout (default: no)"
