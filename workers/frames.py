@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import av
 from PIL import Image
 
+from workers.colour import to_rgb
 from workers.failures import MediaError
 from workers.probe import MediaInfo, open_media
 
@@ -54,15 +54,7 @@ class Picture:
         """RGB image of ``width`` x ``height`` in display orientation."""
         turned = self.rotation in (90, 270)
         w, h = (height, width) if turned else (width, height)
-        if (w, h) == (self.frame.width, self.frame.height):
-            rgb = self.frame.reformat(format="rgb24")
-        else:
-            rgb = self.frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA")
-        # Pillow reads the frame's own buffer (PyAV's to_image copies it first, twice the memory:
-        # 192 MB more for a 64-Mpx tile).
-        plane = rgb.planes[0]
-        pixels: Any = plane  # a buffer-protocol object, which Pillow's stubs do not name
-        image = Image.frombuffer("RGB", (w, h), pixels, "raw", "RGB", plane.line_size, 1)
+        image = to_rgb(self.frame, w, h)
         if self.rotation in _ROTATIONS:
             image = image.transpose(_ROTATIONS[self.rotation])
         return image
@@ -95,21 +87,28 @@ class Keyframe:
     seek_to: int  # the timestamp to seek to for it (the index's decode time)
 
 
-def _holds(frame: av.VideoFrame, target: int) -> bool:
-    """Whether ``frame`` is known, from its duration, to show at ``target``."""
+def _holds(frame: av.VideoFrame, target: int, durations_hold: bool = True) -> bool:
+    """Whether ``frame`` is known, from its duration, to show at ``target``. In a stream of
+    variable frame rate the durations muxers write are not to be trusted (a frame followed
+    half a duration later by the next): there, only decoding the next frame tells."""
     pts, duration = frame.pts or 0, frame.duration or 0
-    return duration > 0 and pts <= target < pts + duration
+    return durations_hold and duration > 0 and pts <= target < pts + duration
 
 
 class VideoReader:
     def __init__(self, path: Path, info: MediaInfo, threads: int = 0) -> None:
-        self.info = info
+        self.info, self.path, self.threads = info, path, threads
         self.container = open_media(path)
         self.stream = self.container.streams.video[0]
         ctx = self.stream.codec_context
         ctx.thread_type = "AUTO"
         if threads:
             ctx.thread_count = threads
+        average, guessed = self.stream.average_rate, self.stream.guessed_rate
+        # Constant rate (the average is the nominal rate): frame durations can be believed.
+        self._constant_rate = bool(
+            average and guessed and abs(float(average) - float(guessed)) <= 0.01 * float(guessed)
+        )
         self.time_base: Fraction = self.stream.time_base or Fraction(1, 90000)
         self.first_pts = self.stream.start_time or 0
         self._keyframes: list[Keyframe] | None = None
@@ -231,14 +230,22 @@ class VideoReader:
         if target - key.pts >= self._frame_ticks:
             return None
         frame = self._decode_keyframe(key)
-        if frame is not None and frame.pts is not None and _holds(frame, target):
+        if (
+            frame is not None
+            and frame.pts is not None
+            and _holds(frame, target, self._constant_rate)
+        ):
             return frame
         return None
 
     def _walk(self, targets: list[int]) -> Iterator[Picture]:
         cursor: _Cursor | None = None
         for n, target in enumerate(targets):
-            if cursor is not None and cursor.best is not None and _holds(cursor.best, target):
+            if (
+                cursor is not None
+                and cursor.best is not None
+                and _holds(cursor.best, target, self._constant_rate)
+            ):
                 yield self._picture(cursor.best)  # the same frame again (interval below a frame)
                 continue
             if cursor is None or self._seek_pays(cursor.position, target):
@@ -255,7 +262,7 @@ class VideoReader:
                 skipped
                 and picked is not None
                 and not cursor.exhausted
-                and not _holds(picked, target)
+                and not _holds(picked, target, self._constant_rate)
             ):
                 # A frame skipped on the way may have been the one showing: do it exactly.
                 cursor = self._cursor(target)
@@ -291,7 +298,7 @@ class VideoReader:
                 if (cursor.ahead.pts or 0) > target:
                     break
                 cursor.best, cursor.ahead = cursor.ahead, None
-                if _holds(cursor.best, target):
+                if _holds(cursor.best, target, self._constant_rate):
                     # Its duration says it shows at the target: no need to decode the next
                     # frame (with B-frames that can mean decoding several).
                     break
@@ -315,10 +322,26 @@ class VideoReader:
             self.container.seek(seek_to, stream=self.stream, backward=True)
             decoded = self._frames()
             first = self._next(decoded, None)
-            if seek_to <= self.first_pts or (first is not None and (first.pts or 0) <= target):
+            if first is not None and (first.pts or 0) <= target:
                 return decoded, first
+            if seek_to <= self.first_pts:
+                # Even a seek to the very start landed after it (MPEG-TS and other containers
+                # without an index seek by guessing a byte offset): read from the beginning.
+                self._reopen()
+                decoded = self._frames()
+                return decoded, self._next(decoded, None)
             # The demuxer landed after the target (a sparse or missing index): seek earlier.
             back = max(second, back * 4)
+
+    def _reopen(self) -> None:
+        """The container again from its first byte, with a fresh decoder."""
+        self.container.close()
+        self.container = open_media(self.path)
+        self.stream = self.container.streams.video[0]
+        ctx = self.stream.codec_context
+        ctx.thread_type = "AUTO"
+        if self.threads:
+            ctx.thread_count = self.threads
 
     def _frames(self) -> Iterator[av.VideoFrame]:
         for frame in self.container.decode(self.stream):

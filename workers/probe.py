@@ -90,7 +90,9 @@ def probe(path: Path) -> MediaInfo:
         duration = max(0.0, duration)
         claimed = None
         found = _frames_end(container, stream, duration)
-        if found is not None and found < duration - max(1.0, 0.05 * duration):
+        if found is not None and not duration:
+            duration = found  # no length in the header (a live recording, MKV from a pipe)
+        elif found is not None and found < duration - max(1.0, 0.05 * duration):
             claimed, duration = duration, found
         return MediaInfo(
             duration=duration,
