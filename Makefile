@@ -50,6 +50,8 @@ test: system-test lint tests/js/node_modules/.package-lock.json
 
 $(VENV)/.bench-installed: pyproject.toml $(VENV)/.test-installed
 	$(BIN)/pip install -q -e '.[dev,bench]'
+	test -x bench/work/vcsi-venv/bin/vcsi || { python3 -m venv bench/work/vcsi-venv && \
+		bench/work/vcsi-venv/bin/pip install -q 'vcsi>=7'; }
 	touch $@
 
 # Generates its own sources (several GB in bench/work) and writes bench/RESULTS.md.

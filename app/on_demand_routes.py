@@ -29,7 +29,7 @@ from workers.on_demand import (
 router = APIRouter()
 CACHE_CONTROL = "private, max-age=86400"
 _FORMATS = {"jpg": ImageFormat.JPG, "jpeg": ImageFormat.JPG, "png": ImageFormat.PNG,
-            "webp": ImageFormat.WEBP}  # fmt: skip
+            "webp": ImageFormat.WEBP, "avif": ImageFormat.AVIF}  # fmt: skip
 
 
 def _error(status: int, message: str, code: int = 1) -> JSONResponse:
@@ -63,7 +63,7 @@ def _request(ext: str, request: Request) -> FrameRequest:
 @router.get("/v1/thumbnail.{ext}", response_model=None)
 async def thumbnail(ext: str, request: Request) -> Response:
     if ext not in _FORMATS:
-        return _error(404, "thumbnails are .jpg, .png or .webp")
+        return _error(404, "thumbnails are .jpg, .png, .webp or .avif")
     token = request.query_params.get("task_token") or ""
     if not token:
         return _error(400, "task_token is required", code=14)

@@ -106,11 +106,14 @@ class FormatSpec:
     # thumbnail: position as a fraction of the duration, or an exact frame index
     time: float = 0.5
     frame_number: int | None = None
+    smart: bool = False  # qthumb's extension: not a black, blank or fading frame
     # thumbnails
     interval: float | None = None
     sprite: bool = False
     columns: int = 10
     keyframes_only: bool = False
+    storyboard: bool = False  # qthumb's extension: thumbnails.json beside the sprite's VTT
+    dpr: int = 1  # qthumb's extension: tiles at this many pixels a CSS pixel
     start_time: float | None = None
     duration: float | None = None
     video: VideoSettings | None = None
@@ -197,8 +200,8 @@ def _web_url(url: str, path: str) -> None:
 
 
 _EXTENSIONS = {"png": ImageFormat.PNG, "jpg": ImageFormat.JPG, "jpeg": ImageFormat.JPG,
-               "webp": ImageFormat.WEBP}  # fmt: skip
-_OTHER_IMAGE_EXTENSIONS = frozenset({"gif", "bmp", "tif", "tiff", "avif", "heic", "jxl"})
+               "webp": ImageFormat.WEBP, "avif": ImageFormat.AVIF}  # fmt: skip
+_OTHER_IMAGE_EXTENSIONS = frozenset({"gif", "bmp", "tif", "tiff", "heic", "jxl"})
 
 
 def _image_encoding(
@@ -212,7 +215,9 @@ def _image_encoding(
     if extension not in (None, ""):
         fmt = _EXTENSIONS.get(str(extension).lower().lstrip("."))
         if fmt is None:
-            raise BadQuery(f"{path}.file_extension must be png, jpg or webp, got {extension!r}")
+            raise BadQuery(
+                f"{path}.file_extension must be png, jpg, webp or avif, got {extension!r}"
+            )
         said.append((fmt, f"{path}.file_extension {str(extension)!r}"))
     if output == "thumbnail":
         for i, destination in enumerate(dests):
@@ -220,8 +225,8 @@ def _image_encoding(
             suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
             where = f"{path}.destination" + (f"[{i}]" if len(dests) > 1 else "")
             if suffix in _OTHER_IMAGE_EXTENSIONS:
-                raise BadQuery(f"{where}: {name!r} names a .{suffix}; qthumb writes png, jpg "
-                               "or webp")  # fmt: skip
+                raise BadQuery(f"{where}: {name!r} names a .{suffix}; qthumb writes png, jpg, "
+                               "webp or avif")  # fmt: skip
             if suffix in _EXTENSIONS:
                 said.append((_EXTENSIONS[suffix], f"{where} {name!r}"))
     explicit = obj.get("image_format")
@@ -284,6 +289,7 @@ def _parse_format(index: int, obj: object) -> FormatSpec:
             **common,
             time=time_fraction(obj.get("time"), f"{path}.time"),
             frame_number=opt_int(obj, "frame_number", path, minimum=0),
+            smart=flag(obj.get("smart"), f"{path}.smart"),
         )
     interval = opt_float(obj, "interval", path, minimum=0.0, exclusive=True)
     if interval is None:
@@ -296,12 +302,21 @@ def _parse_format(index: int, obj: object) -> FormatSpec:
     columns = opt_int(obj, "columns", path, minimum=1)
     if columns is not None and columns > 1000:
         raise BadQuery(f"{path}.columns must be between 1 and 1000")
+    dpr = opt_int(obj, "dpr", path, minimum=1)
+    if dpr is not None and dpr > 4:
+        raise BadQuery(f"{path}.dpr must be 1, 2, 3 or 4")
+    sprite = flag(obj.get("sprite"), f"{path}.sprite")
+    storyboard = flag(obj.get("storyboard"), f"{path}.storyboard")
+    if storyboard and not sprite:
+        raise BadQuery(f"{path}.storyboard describes sprite sheets: it needs sprite: 1")
     return FormatSpec(
         **common,
         interval=interval,
-        sprite=flag(obj.get("sprite"), f"{path}.sprite"),
+        sprite=sprite,
         columns=columns or 10,
         keyframes_only=flag(obj.get("keyframes_only"), f"{path}.keyframes_only"),
+        storyboard=storyboard,
+        dpr=dpr or 1,
     )
 
 

@@ -27,6 +27,7 @@ class ImageFormat(StrEnum):
     PNG = "png"
     JPG = "jpg"
     WEBP = "webp"
+    AVIF = "avif"  # qthumb's extension: Qencode documents png, jpg and webp
 
     @property
     def extension(self) -> str:
@@ -34,7 +35,7 @@ class ImageFormat(StrEnum):
 
     @property
     def content_type(self) -> str:
-        return {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}[self.value]
+        return f"image/{'jpeg' if self is ImageFormat.JPG else self.value}"
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,9 @@ def image_format(value: object, path: str) -> ImageFormat:
     try:
         return ImageFormat(name)
     except ValueError:
-        raise BadQuery(f"{path}.image_format must be png, jpg or webp, got {value!r}") from None
+        raise BadQuery(
+            f"{path}.image_format must be png, jpg, webp or avif, got {value!r}"
+        ) from None
 
 
 def sizing(obj: dict[str, Any], path: str) -> Sizing:

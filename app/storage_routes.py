@@ -28,6 +28,7 @@ CONTENT_TYPES = {
     ".png": "image/png",
     ".jpg": "image/jpeg",
     ".webp": "image/webp",
+    ".avif": "image/avif",
     ".vtt": "text/vtt; charset=utf-8",
     ".json": "application/json",
     ".mp4": "video/mp4",

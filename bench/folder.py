@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.load import write_section  # noqa: E402
-from bench.tools import hms, timed  # noqa: E402
+from bench.tools import VCSI, hms, timed  # noqa: E402
 
 FOLDER = ROOT / "bench" / "work" / "folder20"
 CLIPS = 20
@@ -63,9 +63,8 @@ def qthumb_cmd(out: Path, *extra: str) -> list[str]:
 
 
 def vcsi_cmds(clips: list[Path], out: Path) -> list[list[str]]:
-    vcsi = str(Path(sys.executable).parent / "vcsi")
     stamps = ",".join(hms(t) for t in times())
-    return [[vcsi, str(c), "-m", stamps, "-g", "10x1", "-w", str(10 * TILE_WIDTH), "-o",
+    return [[VCSI, str(c), "-m", stamps, "-g", "10x1", "-w", str(10 * TILE_WIDTH), "-o",
              str(out / f"{c.stem}.jpg")] for c in clips]  # fmt: skip
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.sources import SOURCES, Scenario
+from bench.sources import SOURCES, WORK, Scenario
+
+# vcsi pins Pillow 11.2: it lives in a venv of its own, made by `make bench`.
+VCSI = str(WORK / "vcsi-venv" / "bin" / "vcsi")
 
 
 @dataclass
@@ -57,7 +59,7 @@ def tool_row(tool: str, sc: Scenario, out: Path) -> Row:
         rows = -(-len(times) // cols)
         stamps = ",".join(hms(t) for t in times)
         cmd = [
-            str(Path(sys.executable).parent / "vcsi"),
+            VCSI,
             src,
             "-m",
             stamps,

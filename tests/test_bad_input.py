@@ -128,7 +128,7 @@ API_CASES: list[tuple[str, dict[str, Any], int, str]] = [
     ("columns huge", {"query": q({"output": "thumbnails", "interval": 1, "columns": 10**6})},
      1, "query.format[0].columns must be between 1 and 1000"),
     ("unknown image_format", {"query": q({**THUMB, "image_format": "bmp"})}, 1,
-     "query.format[0].image_format must be png, jpg or webp"),
+     "query.format[0].image_format must be png, jpg, webp or avif"),
     ("quality 0", {"query": q({**THUMB, "quality": 0})}, 1, "query.format[0].quality must be"),
     ("bad size", {"query": q({**THUMB, "size": "10x"})}, 1, "query.format[0].size must look"),
     ("bad resize_mode", {"query": q({**THUMB, "resize_mode": "zoom"})}, 1,

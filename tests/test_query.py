@@ -53,7 +53,7 @@ def test_time_is_fraction_or_percent(value, fraction):
         ({**THUMB, "height": 99999}, "query.format[0].height must be at most 16000, got 99999"),
         ({**THUMB, "size": "big"}, "query.format[0].size must look like 320x240, got 'big'"),
         ({**THUMB, "resize_mode": "fit"}, "query.format[0].resize_mode must be scale or crop"),
-        ({**THUMB, "image_format": "gif"}, "query.format[0].image_format must be png, jpg or"),
+        ({**THUMB, "image_format": "gif"}, "query.format[0].image_format must be png, jpg,"),
         ({**THUMB, "quality": 101}, "query.format[0].quality must be between 1 and 100"),
         ({**THUMB, "frame_number": -1}, "query.format[0].frame_number must be at least 0"),
         ({"output": "thumbnails"}, "query.format[0].interval field is required"),
@@ -126,9 +126,9 @@ def test_the_file_name_decides_the_encoding_without_image_format(fmt: dict, expe
          "query.format[0]: query.format[0].destination[0] 'a.jpg' is jpg but "
          "query.format[0].destination[1] 'a.png' is png"),
         ({"output": "thumbnail", "destination": {"url": "s3://h/b/a.gif"}},
-         "query.format[0].destination: 'a.gif' names a .gif; qthumb writes png, jpg or webp"),
+         "query.format[0].destination: 'a.gif' names a .gif; qthumb writes png, jpg, webp or avif"),
         ({"output": "thumbnail", "file_extension": "tga"},
-         "query.format[0].file_extension must be png, jpg or webp, got 'tga'"),
+         "query.format[0].file_extension must be png, jpg, webp or avif, got 'tga'"),
     ],
 )  # fmt: skip
 def test_contradicting_names_and_formats_are_refused(fmt: dict, message: str):

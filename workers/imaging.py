@@ -11,7 +11,7 @@ from PIL import Image
 from app.query import ImageFormat, ResizeMode, Sizing
 from workers.frames import Picture
 
-DEFAULT_QUALITY = {ImageFormat.JPG: 85, ImageFormat.WEBP: 80}
+DEFAULT_QUALITY = {ImageFormat.JPG: 85, ImageFormat.WEBP: 80, ImageFormat.AVIF: 70}
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,8 @@ def encode_bytes(image: Image.Image, fmt: ImageFormat, quality: int | None) -> b
         q = quality or DEFAULT_QUALITY[fmt]
         rgb = image if image.mode == "RGB" else image.convert("RGB")  # no 100 MB sheet copy
         rgb.save(buffer, "JPEG", quality=q, optimize=False)
+    elif fmt is ImageFormat.AVIF:  # libavif in Pillow's wheels; speed 8 of 0-10 (default 6)
+        image.save(buffer, "AVIF", quality=quality or DEFAULT_QUALITY[fmt], speed=8)
     else:
         image.save(buffer, "WEBP", quality=quality or DEFAULT_QUALITY[fmt], method=4)
     return buffer.getvalue()

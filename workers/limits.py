@@ -48,6 +48,7 @@ def check_format(spec: FormatSpec, info: MediaInfo, settings: Settings) -> None:
     if spec.output not in IMAGE_OUTPUTS | VIDEO_OUTPUTS | {"gif"}:
         return
     width, height = target_size(info.display_size, spec.sizing)
+    width, height = width * spec.dpr, height * spec.dpr  # HiDPI tiles have more pixels
     if width * height > settings.max_output_pixels:
         raise FormatFailure(
             f"output of {width}x{height} is {width * height} pixels; the limit is "

@@ -3,12 +3,13 @@ the WebVTT file that players read for seek-bar previews (§3.4, §11.5, §11.7, 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from PIL import Image
 
-from app.query import FormatSpec
+from app.query import FormatSpec, Sizing
 from app.window import clip_window, series_count, series_times
 from workers.decode_pool import DecodePool
 from workers.frames import Picture
@@ -19,6 +20,7 @@ from workers.sprites import SheetComposer, SheetLayout
 from workers.webvtt import render_vtt, tile_cues
 
 VTT_NAME = "thumbnails.vtt"
+STORYBOARD_NAME = "thumbnails.json"
 TILES_IN_FLIGHT_BYTES = 256 * 1024 * 1024  # decoded RGB tiles held between readers and sheet
 
 
@@ -46,8 +48,11 @@ def make_thumbnails(
     ext = spec.image_format.extension
     products: list[Product] = []
     texts = [""] * len(times)
-    tile = target_size(info.display_size, spec.sizing)
-    layout = SheetLayout.plan(tile, spec.columns, len(times), max_pixels)
+    tile = target_size(info.display_size, spec.sizing)  # CSS pixels: what the VTT says
+    dpr = spec.dpr
+    pixels = Sizing(width=tile[0] * dpr, height=tile[1] * dpr, mode=spec.sizing.mode)
+    layout = SheetLayout.plan((tile[0] * dpr, tile[1] * dpr), spec.columns, len(times),
+                              max_pixels)  # fmt: skip
     names = (
         [f"sprite.{ext}"]
         if layout.sheets == 1
@@ -61,11 +66,11 @@ def make_thumbnails(
     composer = SheetComposer(layout, emit) if spec.sprite else None
 
     def frame_out(picture: Picture) -> tuple[Image.Image, float]:
-        return render(picture, spec.sizing), picture.time
+        return render(picture, pixels), picture.time
 
     # Tiles in flight (one a reader, and those queued) stay within a budget: 160x90 tiles keep
     # every core busy, a 64-Mpx tile is made one at a time.
-    in_flight = max(1, TILES_IN_FLIGHT_BYTES // (tile[0] * tile[1] * 3))
+    in_flight = max(1, TILES_IN_FLIGHT_BYTES // (tile[0] * tile[1] * dpr * dpr * 3))
     readers = max(1, min(readers, in_flight))
     decoded = _decoded(source, info, times, frame_out, readers, spec, layout, in_flight)
     for done, (k, (image, shown_at)) in enumerate(decoded, start=1):
@@ -78,9 +83,12 @@ def make_thumbnails(
             texts[k] = name
         else:
             sheet, x, y = composer.put(k, image)
-            texts[k] = f"{names[sheet]}#xywh={x},{y},{tile[0]},{tile[1]}"
+            # HiDPI: the sheet has dpr pixels a CSS pixel; the VTT speaks CSS pixels
+            texts[k] = f"{names[sheet]}#xywh={x // dpr},{y // dpr},{tile[0]},{tile[1]}"
         progress(done / len(times))
     products.sort(key=lambda p: p.name)
+    if spec.storyboard:
+        products.append(_storyboard(out_dir, times, window.end, texts, tile, layout, names, dpr))
     vtt = out_dir / VTT_NAME
     vtt.write_text(render_vtt(tile_cues(times, window.end, texts)), encoding="utf-8", newline="\n")
     products.append(
@@ -134,3 +142,42 @@ def _product(
         size=size,
         time=time,
     )
+
+
+def _storyboard(
+    out_dir: Path,
+    times: list[float],
+    end: float,
+    texts: list[str],
+    tile: tuple[int, int],
+    layout: SheetLayout,
+    names: list[str],
+    dpr: int,
+) -> Product:
+    """``thumbnails.json``: what the VTT says, for players and UIs that do not read WebVTT.
+    Sizes and positions in CSS pixels (the sheets hold ``dpr`` pixels a CSS pixel); sheet
+    names relative to this file, as the VTT's are."""
+    cues = tile_cues(times, end, texts)
+    tiles = []
+    for cue in cues:
+        name, _, xywh = cue.text.partition("#xywh=")
+        x, y, _w, _h = (int(v) for v in xywh.split(","))
+        tiles.append({"start": round(cue.start, 3), "end": round(cue.end, 3),
+                      "sheet": names.index(name), "x": x, "y": y})  # fmt: skip
+    board = {
+        "version": 1,
+        "tile_width": tile[0],
+        "tile_height": tile[1],
+        "dpr": dpr,
+        "columns": layout.columns,
+        "rows": layout.rows_per_sheet,
+        "sheets": [
+            {"url": name, "width": w // dpr, "height": h // dpr}
+            for name, (w, h) in ((n, layout.sheet_size(i)) for i, n in enumerate(names))
+        ],
+        "tiles": tiles,
+    }
+    path = out_dir / STORYBOARD_NAME
+    path.write_text(json.dumps(board, separators=(",", ":")), encoding="utf-8")
+    return Product(path=path, name=STORYBOARD_NAME, kind="storyboard",
+                   content_type="application/json", size=path.stat().st_size)  # fmt: skip
