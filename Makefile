@@ -63,6 +63,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/backends.py
 	$(BIN)/python bench/folder.py
 	$(BIN)/python bench/on_demand.py
+	$(BIN)/python bench/realistic.py
 
 clean:
 	rm -rf $(VENV) qthumb-data .pytest_cache .mypy_cache .ruff_cache

@@ -24,6 +24,10 @@ from tests.engines import Engines, postgres_server, redis_server, s3_server
 from tests.qclient import QClient
 
 T = TypeVar("T")
+# A user's project, run through pytester by tests/test_pytest_plugin.py, not collected here.
+collect_ignore = ["sample_project"]
+pytest_plugins = ["pytester"]
+
 API_KEY = "test-key-0123456789"
 FPS = 25
 INDEX_FRAMES = 100

@@ -19,6 +19,7 @@ from PIL import Image
 
 from tests.conftest import FPS
 from tests.qclient import QClient
+from tests.test_pytest_plugin import ctrl_c_works
 from tests.test_s3 import bucket, moto_endpoint, s3_client  # noqa: F401 (fixtures they use)
 from tests.test_thumbnail import frame_index
 
@@ -149,7 +150,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_only_whole_files(tmp_path: Path):
         [sys.executable, "-m", "app.cli", "thumbnails", str(folder), "--interval", "0.04",
          "--width", "64", "--jobs", "1", "-o", "out"],
         cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
+        text=True, preexec_fn=ctrl_c_works,
     )  # fmt: skip
     assert proc.stderr is not None
     first = proc.stderr.readline()  # the first source is done: the second is under way

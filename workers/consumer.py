@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import signal
 import threading
 import time
@@ -78,14 +80,25 @@ class SweepThread:
         self._stop.set()
 
 
+def worker_started(settings: Settings) -> None:
+    """In each worker process once it can take tasks: counted in /metrics, and marked in
+    ``<data dir>/ready/`` (one file a process on this machine), which ``qthumb_server()`` and
+    the pytest plugin wait on before a test may start tasks."""
+    metrics.instruments().workers.set(1)
+    ready = settings.data_dir / "ready"
+    ready.mkdir(parents=True, exist_ok=True)
+    (ready / f"worker-{os.getpid()}").touch()
+
+
 def run_consumer(settings: Settings, workers: int) -> None:
     metrics.start(settings)
     backends = build(settings)
     store, queue, outbox, files = backends.store, backends.queue, backends.outbox, backends.files
     clear_stale_work(settings, store)
+    shutil.rmtree(settings.data_dir / "ready", ignore_errors=True)  # markers of a past pool
     queue.bind(lambda token: run_task(settings, store, queue, outbox, files, token, worker_id()))
     children_die_with_this_process()
-    queue.huey.on_startup()(lambda: metrics.instruments().workers.set(1))
+    queue.huey.on_startup()(lambda: worker_started(settings))
     if settings.metrics_port:
         serve_metrics(settings)
     consumer = queue.huey.create_consumer(
