@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from huey import RedisHuey, SqliteHuey
 
 from app.db import Database, PostgresDatabase, SqliteDatabase
-from app.files import Files, LocalFiles, S3Files
+from app.files import Files, LocalFiles
 from app.outbox import CallbackOutbox
 from app.queue import HueyQueue
 from app.schema import MIGRATIONS
@@ -80,7 +80,11 @@ def build_queue(settings: Settings) -> HueyQueue:
 
 
 def build_files(settings: Settings) -> Files:
-    return S3Files(settings) if settings.storage_url else LocalFiles(settings)
+    if not settings.storage_url:
+        return LocalFiles(settings)
+    from app.files_s3 import S3Files  # boto3 only where a bucket is used
+
+    return S3Files(settings)
 
 
 def build(settings: Settings) -> Backends:

@@ -15,15 +15,13 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import uvicorn
+from app import __version__
 
-from app import __version__, metrics
-from app.backends import Backends, build
-from app.keys import resolve_api_keys
-from app.main import create_app
-from app.redact import setup_logging
-from app.settings import Settings
+if TYPE_CHECKING:  # the server's modules are imported when a server starts (see main)
+    from app.backends import Backends
+    from app.settings import Settings
 
 log = logging.getLogger("qthumb")
 
@@ -41,6 +39,8 @@ examples:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from app.settings import Settings
+
     overrides: dict[str, object] = {}
     for name in ("host", "port", "workers"):
         value = getattr(args, name, None)
@@ -73,6 +73,8 @@ def _listen(settings: Settings) -> tuple[socket.socket, Settings]:
 
 def banner(settings: Settings, backends: Backends, workers: int | None) -> str:
     """What a person starting qthumb needs to know, in a few lines."""
+    from app.keys import resolve_api_keys
+
     keys, dev_key = resolve_api_keys(settings)
     key = (
         f"dev API key {dev_key} (kept in {settings.dev_key_path})"
@@ -102,6 +104,11 @@ def _aligned(described: list[str]) -> list[str]:
 def _serve_api(
     settings: Settings, sock: socket.socket, port_file: Path | None, workers: int | None
 ) -> None:
+    import uvicorn
+
+    from app.backends import build
+    from app.main import create_app
+
     backends = build(settings)
     print(banner(settings, backends, workers), flush=True)
     if port_file is not None:
@@ -240,6 +247,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.workers:
             argv_ += ["--workers", str(args.workers)]
         os.execv(sys.executable, argv_)
+    from app import metrics
+    from app.redact import setup_logging
+
     settings = _settings(args)
     setup_logging(settings.log_format)
     settings.data_dir.mkdir(parents=True, exist_ok=True)

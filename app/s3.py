@@ -14,10 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
-
 from app.egress import EgressPolicy
 from app.settings import Settings
 
@@ -110,6 +106,11 @@ def check_endpoint(location: S3Location, settings: Settings) -> None:
 
 
 def s3_client(location: S3Location, key: str | None, secret: str | None, settings: Settings) -> Any:
+    # boto3 takes a quarter of a second to import: only where a bucket is used (the offline
+    # commands on local files start without it)
+    import boto3
+    from botocore.config import Config
+
     config = Config(
         s3={"addressing_style": "path"},
         signature_version="s3v4",
@@ -129,7 +130,17 @@ def s3_client(location: S3Location, key: str | None, secret: str | None, setting
     )
 
 
+def s3_errors() -> tuple[type[Exception], ...]:
+    """What boto3 raises for a store's refusal or a broken connection (imported lazily)."""
+    from boto3.exceptions import Boto3Error
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return ClientError, BotoCoreError, Boto3Error
+
+
 def error_code(exc: Exception) -> str:
+    from botocore.exceptions import ClientError
+
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code = str(

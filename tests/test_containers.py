@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from PIL import Image
 
 from tests.conftest import ffmpeg, wait_for
@@ -274,3 +276,34 @@ def _healthy(podman: Podman, service: str) -> bool:
     done = subprocess.run(["podman", "healthcheck", "run", name], env=podman.env,
                           capture_output=True, text=True)  # fmt: skip
     return done.returncode == 0
+
+
+def test_the_github_recipe_runs_as_written(podman: Podman, tmp_path: Path):
+    """docs/ci/github-actions.yml's container: its `docker run` line (the workspace here a
+    temporary folder), then the sample project's test through the pytest plugin pointed at it
+    with the recipe's own variables."""
+    recipe = yaml.safe_load((ROOT / "docs" / "ci" / "github-actions.yml").read_text())
+    job = recipe["jobs"]["with-container"]
+    steps = {s.get("name"): s for s in job["steps"]}
+
+    def here(text: str) -> str:
+        return text.replace("${{ github.workspace }}", str(tmp_path))
+
+    (tmp_path / "tests" / "media").mkdir(parents=True)
+    command = shlex.split(here(steps["Start qthumb"]["run"]))
+    assert command[:2] == ["docker", "run"] and command[-1] == "qthumb:ci"
+    podman.run(*command[1:-1], IMAGE)
+    try:
+        env = {**os.environ, **{k: here(str(v)) for k, v in job["env"].items()}}
+        wait_for(lambda: _answers(f"{env['QTHUMB_TEST_URL']}/readyz"), 60,
+                 lambda: podman.logs("qthumb"))  # fmt: skip
+        shutil.copy(ROOT / "tests" / "sample_project" / "test_sprites.py", tmp_path)
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-k", "sprite_and_vtt",
+             "test_sprites.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout[-3000:] + podman.logs("qthumb")[-3000:]
+        assert "1 passed" in done.stdout
+    finally:
+        podman.run("rm", "-f", "-t", "0", "qthumb", check=False)

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from boto3.exceptions import Boto3Error
-from boto3.s3.transfer import TransferConfig
-from botocore.exceptions import BotoCoreError, ClientError
-
 from app.egress import BlockedAddress
 from app.query import Destination, FormatSpec
-from app.s3 import check_endpoint, error_code, parse_s3_url, s3_client
+from app.s3 import check_endpoint, error_code, parse_s3_url, s3_client, s3_errors
 from app.settings import Settings
 from workers.failures import FormatFailure, SourceError
 from workers.storage import StoredObject
@@ -41,6 +37,8 @@ class S3Storage:
         self.client = s3_client(
             self.location, destination.key or user, destination.secret or password, settings
         )
+        from boto3.s3.transfer import TransferConfig
+
         self.transfer = TransferConfig(
             multipart_threshold=settings.s3_multipart_threshold,
             multipart_chunksize=settings.s3_multipart_threshold,
@@ -67,10 +65,10 @@ class S3Storage:
             self.client.upload_file(
                 str(local), self.location.bucket, key, ExtraArgs=extra, Config=self.transfer
             )
-        except (ClientError, BotoCoreError, Boto3Error) as exc:
+        except s3_errors() as exc:
             # boto3 wraps the store's ClientError while uploading: report the store's own code
             inner = exc.__cause__ or exc.__context__
-            cause = inner if isinstance(inner, ClientError) else exc
+            cause = inner if isinstance(inner, s3_errors()[0]) else exc
             raise FormatFailure(
                 f"destination {self.location.describe(key)}: {error_code(cause)}"
             ) from None
@@ -113,7 +111,7 @@ def download_s3(source: str, target: Path, settings: Settings) -> int:
                 f"{settings.max_source_bytes} bytes"
             )
         client.download_file(location.bucket, location.key, str(target))
-    except (ClientError, BotoCoreError, Boto3Error) as exc:
+    except s3_errors() as exc:
         raise SourceError(f"source {location.describe()}: {error_code(exc)}") from None
     return target.stat().st_size
 
