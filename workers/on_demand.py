@@ -183,7 +183,8 @@ class OnDemandFrames:
     def __init__(self, settings: Settings, files: Files) -> None:
         self.settings = settings
         folder = settings.data_dir / "cache" / "sources"
-        shutil.rmtree(folder / ".fetch-", ignore_errors=True)
+        for partial in folder.glob(".fetch-*"):  # downloads a stopped process left half done
+            shutil.rmtree(partial, ignore_errors=True)
         self.sources = SourceCache(folder, settings.on_demand_source_cache_bytes, settings, files)
         self.results = _Lru(settings.on_demand_result_cache_bytes)
         # Decodes at once in this process: one a core, the rest wait their turn.
