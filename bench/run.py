@@ -147,7 +147,7 @@ def run_e2e(query: dict[str, object], data: Path) -> tuple[float, float]:
 
 def single_thumbnail_section(data: Path, out: Path) -> str:
     """Issue #2's figure: one `thumbnail` at 0.5 against one bare ffmpeg on the same file."""
-    lines = ["### One `thumbnail` at time 0.5 of a 10-minute 1080p file", "",
+    lines = ["### Synthetic source: one `thumbnail` at time 0.5 of a 10-minute 1080p file", "",
              "| source | qthumb start_encode2 → completed (s) | `ffmpeg -ss T -i F -frames:v 1 "
              "out.png` (s) | ratio |", "|---|---:|---:|---:|"]  # fmt: skip
     for name in ("1080p_gop2", "1080p_gop10"):
@@ -193,7 +193,7 @@ def e2e_rows(sc: Scenario, data: Path) -> list[Row]:
 
 def render_table(sc: Scenario, rows: list[Row]) -> str:
     base = rows[0].seconds or 1.0
-    lines = [f"### {sc.title}", "", "| method | seconds | × qthumb e2e | peak RSS MB | note |",
+    lines = [f"### Synthetic source: {sc.title}", "", "| method | seconds | × qthumb e2e | peak RSS MB | note |",
              "|---|---:|---:|---:|---|"]  # fmt: skip
     for r in rows:
         secs = "–" if r.seconds is None else f"{r.seconds:.2f}"
