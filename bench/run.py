@@ -193,7 +193,8 @@ def e2e_rows(sc: Scenario, data: Path) -> list[Row]:
 
 def render_table(sc: Scenario, rows: list[Row]) -> str:
     base = rows[0].seconds or 1.0
-    lines = [f"### Synthetic source: {sc.title}", "", "| method | seconds | × qthumb e2e | peak RSS MB | note |",
+    lines = [f"### Synthetic source: {sc.title}", "",
+             "| method | seconds | × qthumb e2e | peak RSS MB | note |",
              "|---|---:|---:|---:|---|"]  # fmt: skip
     for r in rows:
         secs = "–" if r.seconds is None else f"{r.seconds:.2f}"
