@@ -85,6 +85,7 @@ def banner(settings: Settings, backends: Backends, workers: int | None) -> str:
     lines = [
         f"qthumb {__version__}: API on http://{host}:{settings.port}"
         + (f" (public URL {settings.public_base_url})" if settings.public_base_url else ""),
+        f"  console: http://{host}:{settings.port}/ui/ (sign in with the API key)",
         f"  key:     {key}",
         f"  data:    {settings.data_dir.resolve()}",
         *(f"  {line}" for line in _aligned(backends.describe())),

@@ -59,9 +59,10 @@ def test_serve_prints_a_short_banner(tmp_path: Path, clips: Path):
         log = (server.data_dir / "serve.log").read_text()
     finally:
         server.stop()
-    banner = log[log.index("qthumb ") :].splitlines()[:8]
+    banner = log[log.index("qthumb ") :].splitlines()[:9]
     text = "\n".join(banner)
     assert f"API on http://127.0.0.1:{server.port}" in banner[0]
     assert "key:" in text and "data:" in text and str(server.data_dir) in text
+    assert f"console: http://127.0.0.1:{server.port}/ui/" in banner[1]
     assert "tasks:   SQLite" in text and "queue:   SQLite" in text and "files:   folder" in text
     assert "workers: 1 processes" in text and "stop:    Ctrl-C" in text
