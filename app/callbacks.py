@@ -31,10 +31,7 @@ log = logging.getLogger("qthumb.callbacks")
 
 
 def callback_url(task: TaskRecord) -> str | None:
-    if not task.query:
-        return None
-    query = json.loads(task.query)
-    url = query.get("callback_url") if isinstance(query, dict) else None
+    url = task.query_object().get("callback_url")
     return url if isinstance(url, str) and url else None
 
 

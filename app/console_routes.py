@@ -27,7 +27,7 @@ from app.console_auth import (
     current_session,
     set_cookie,
 )
-from app.console_views import curl_script, task_view, timestamp
+from app.console_views import curl_script, task_view
 from app.errors import QencodeError
 from app.model import TaskRecord, TaskStatus, is_token
 from app.service import QencodeService
@@ -108,9 +108,20 @@ def _listing(request: Request, session: Session) -> dict[str, Any]:
         session.api_key, state, PAGE_SIZE, (current - 1) * PAGE_SIZE
     )
     now = time.time()
+    return _list_context(session, [_row(t, now) for t in tasks], total, current, state)
+
+
+def _list_context(
+    session: Session,
+    rows: list[dict[str, Any]],
+    total: int,
+    current: int,
+    state: TaskStatus | None,
+) -> dict[str, Any]:
+    """What tasks.html and task_rows.html show: one page of rows, and the filter."""
     return {
         "session": session,
-        "tasks": [_row(t, now) for t in tasks],
+        "tasks": rows,
         "total": total,
         "page": current,
         "pages": max(1, math.ceil(total / PAGE_SIZE)),
@@ -121,15 +132,14 @@ def _listing(request: Request, session: Session) -> dict[str, Any]:
 
 
 def _row(task: TaskRecord, now: float) -> dict[str, Any]:
-    query = json.loads(task.query) if task.query else {}
-    formats = query.get("format") if isinstance(query, dict) else None
+    formats = task.query_object().get("format")
     formats = [formats] if isinstance(formats, dict) else formats or []
     outputs = ", ".join(str(f.get("output")) for f in formats if isinstance(f, dict))
     return {
         "token": task.token,
         "status": task.status.value,
         "percent": 100.0 if task.status is TaskStatus.COMPLETED else task.percent,
-        "source": str(query.get("source", "")) if isinstance(query, dict) else "",
+        "source": task.source,
         "outputs": outputs or "—",
         "age": _age(now - task.created_at),
         "error": task.error_description if task.status is TaskStatus.ERROR else None,
@@ -167,10 +177,8 @@ async def _own_task(request: Request, session: Session, token: str) -> TaskRecor
 
 
 def _not_found(request: Request, session: Session) -> Response:
-    return page(request, "tasks.html", 404, **{
-        "session": session, "tasks": [], "total": 0, "page": 1, "pages": 1,
-        "status": None, "states": [s.value for s in TaskStatus], "active": "tasks",
-    })  # fmt: skip
+    """An unknown task, or another key's: the task list, empty, with 404."""
+    return page(request, "tasks.html", 404, **_list_context(session, [], 0, 1, None))
 
 
 @router.get("/ui/tasks/{token}", include_in_schema=False)
@@ -208,20 +216,12 @@ async def task_source(request: Request, token: str) -> Response:
         return Response(status_code=404)
     from app.on_demand_routes import frames  # the media side, imported when first used
 
-    source = str(json.loads(task.query).get("source", ""))
     store = request.app.state.store
     try:
         path = await run_in_threadpool(
-            frames(request).sources.path, token, source, store.upload_owner
+            frames(request).sources.path, token, task.source, store.upload_owner
         )
     except Exception as exc:  # the source is gone or refused: no player, not a 500
         description = getattr(exc, "description", type(exc).__name__)
         return Response(f"the source cannot be played: {description}", status_code=404)
     return FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
-
-
-def timestamp_filter(seconds: float) -> str:
-    return timestamp(seconds)
-
-
-templates.env.filters["timestamp"] = timestamp_filter

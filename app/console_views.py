@@ -70,8 +70,7 @@ def task_view(
     task: TaskRecord, settings: Settings, files: Files, outbox: CallbackOutbox
 ) -> dict[str, Any]:
     status = status_object(task, settings.status_url)
-    query = json.loads(task.query) if task.query else {}
-    source = str(query.get("source", "")) if isinstance(query, dict) else ""
+    source = task.source
     images = [i for i in status["images"] if i.get("url")]
     vtts, sheets = [], []
     for vtt in (i for i in images if i.get("type") == "vtt"):

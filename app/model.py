@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from app.results import Results
 
@@ -75,3 +77,12 @@ class TaskRecord:
     duration: float | None = None
     source_size: float | None = None
     results: Results = field(default_factory=Results)
+
+    def query_object(self) -> dict[str, Any]:
+        """The stored query (already checked by start_encode2), or ``{}`` before it starts."""
+        value = json.loads(self.query) if self.query else {}
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def source(self) -> str:
+        return str(self.query_object().get("source") or "")

@@ -9,7 +9,7 @@ status (an ``<img>`` must not take an error for a picture).
 
 from __future__ import annotations
 
-import json
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -17,14 +17,9 @@ from starlette.concurrency import run_in_threadpool
 
 from app.model import TaskStatus, is_token
 from app.query import ImageFormat, ResizeMode
-from workers.failures import FormatFailure, TaskFailure
-from workers.on_demand import (
-    FrameRequest,
-    FrameRequestError,
-    OnDemandFrames,
-    parse_side,
-    parse_time,
-)
+
+if TYPE_CHECKING:  # the media side is imported when a frame is first asked for (see below)
+    from workers.on_demand import FrameRequest, OnDemandFrames
 
 router = APIRouter()
 CACHE_CONTROL = "private, max-age=86400"
@@ -37,6 +32,10 @@ def _error(status: int, message: str, code: int = 1) -> JSONResponse:
 
 
 def frames(request: Request) -> OnDemandFrames:
+    """This process's on-demand frame maker. PyAV, NumPy and Pillow are imported here, on
+    first use, not when the API starts: an API that never makes a frame never loads them."""
+    from workers.on_demand import OnDemandFrames
+
     found: OnDemandFrames | None = getattr(request.app.state, "on_demand", None)
     if found is None:
         found = OnDemandFrames(request.app.state.settings, request.app.state.files)
@@ -45,6 +44,8 @@ def frames(request: Request) -> OnDemandFrames:
 
 
 def _request(ext: str, request: Request) -> FrameRequest:
+    from workers.on_demand import FrameRequest, FrameRequestError, parse_side, parse_time
+
     params = request.query_params
     fit = params.get("fit") or "scale"
     if fit not in ("scale", "crop"):
@@ -62,6 +63,9 @@ def _request(ext: str, request: Request) -> FrameRequest:
 
 @router.get("/v1/thumbnail.{ext}", response_model=None)
 async def thumbnail(ext: str, request: Request) -> Response:
+    from workers.failures import FormatFailure, TaskFailure
+    from workers.on_demand import FrameRequestError
+
     if ext not in _FORMATS:
         return _error(404, "thumbnails are .jpg, .png, .webp or .avif")
     token = request.query_params.get("task_token") or ""
@@ -82,10 +86,9 @@ async def thumbnail(ext: str, request: Request) -> Response:
             return _error(404, "Token not found", code=5)
         if task.status is TaskStatus.CREATED or not task.query:
             return _error(409, "the task has not been started: it has no source yet")
-        source = json.loads(task.query).get("source", "")
         try:
             frame = await run_in_threadpool(
-                service.render, token, source, wanted, store.upload_owner
+                service.render, token, task.source, wanted, store.upload_owner
             )
         except FrameRequestError as exc:
             return _error(exc.status, exc.message)
