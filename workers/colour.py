@@ -85,6 +85,10 @@ def to_rgb(frame: av.VideoFrame, width: int, height: int) -> Image.Image:
     """The frame at ``width`` x ``height`` (stored orientation), as 8-bit RGB."""
     if frame.interlaced_frame:
         return _deinterlaced(frame, width, height)
+    return _progressive(frame, width, height)
+
+
+def _progressive(frame: av.VideoFrame, width: int, height: int) -> Image.Image:
     if is_hdr(frame):
         return _tone_mapped(frame, width, height)
     if _deep(frame):
@@ -103,15 +107,9 @@ def to_rgb(frame: av.VideoFrame, width: int, height: int) -> Image.Image:
 def _deinterlaced(frame: av.VideoFrame, width: int, height: int) -> Image.Image:
     """The top field alone, stretched back to the frame's height (no combing)."""
     field_lines = max(1, frame.height // 2)
-    full = _progressive_rgb(frame, width, frame.height)
+    full = _progressive(frame, width, frame.height)
     top = Image.fromarray(np.asarray(full)[0::2][:field_lines])
     return top.resize((width, height), Image.Resampling.BILINEAR)
-
-
-def _progressive_rgb(frame: av.VideoFrame, width: int, height: int) -> Image.Image:
-    if is_hdr(frame):
-        return _tone_mapped(frame, width, height)
-    return _to_8bit(signal_rgb(frame, width, height))
 
 
 def _pq_to_linear(signal: Array) -> Array:

@@ -98,12 +98,7 @@ def _holds(frame: av.VideoFrame, target: int, durations_hold: bool = True) -> bo
 class VideoReader:
     def __init__(self, path: Path, info: MediaInfo, threads: int = 0) -> None:
         self.info, self.path, self.threads = info, path, threads
-        self.container = open_media(path)
-        self.stream = self.container.streams.video[0]
-        ctx = self.stream.codec_context
-        ctx.thread_type = "AUTO"
-        if threads:
-            ctx.thread_count = threads
+        self._open()
         average, guessed = self.stream.average_rate, self.stream.guessed_rate
         # Constant rate (the average is the nominal rate): frame durations can be believed.
         self._constant_rate = bool(
@@ -333,15 +328,18 @@ class VideoReader:
             # The demuxer landed after the target (a sparse or missing index): seek earlier.
             back = max(second, back * 4)
 
-    def _reopen(self) -> None:
-        """The container again from its first byte, with a fresh decoder."""
-        self.container.close()
+    def _open(self) -> None:
         self.container = open_media(self.path)
         self.stream = self.container.streams.video[0]
         ctx = self.stream.codec_context
         ctx.thread_type = "AUTO"
         if self.threads:
             ctx.thread_count = self.threads
+
+    def _reopen(self) -> None:
+        """The container again from its first byte, with a fresh decoder."""
+        self.container.close()
+        self._open()
 
     def _frames(self) -> Iterator[av.VideoFrame]:
         for frame in self.container.decode(self.stream):

@@ -19,7 +19,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ from app.errors import QencodeError
 from app.files import LocalFiles
 from app.media_files import VIDEO_SUFFIXES
 from app.model import TaskRecord, TaskStatus
-from app.query import Destination, FormatSpec, Query, parse_query, url_scheme
+from app.query import Destination, FormatSpec, Query, decode_query, parse_query, url_scheme
 from app.results import Results
 from app.settings import Settings
 from app.store import new_token
@@ -196,6 +198,18 @@ def _settings(jobs: int) -> Settings:
     )
 
 
+@contextmanager
+def _batch(total: int, jobs: int) -> Iterator[Batch]:
+    """A temporary data dir for one command, its display, and their cleaning up."""
+    settings = _settings(jobs)
+    try:
+        settings.work_dir.mkdir(parents=True, exist_ok=True)
+        with progress_for(total) as display:
+            yield Batch(settings, LocalFiles(settings), display, threading.Event())
+    finally:
+        shutil.rmtree(settings.data_dir, ignore_errors=True)
+
+
 def thumbnails_command(args: argparse.Namespace) -> int:
     try:
         sources = expand_sources(args.sources, args.recursive)
@@ -213,27 +227,19 @@ def thumbnails_command(args: argparse.Namespace) -> int:
     jobs = args.jobs or min(cores, len(sources))
     targets = _targets(sources, args, fmt.image_format.extension)
     started = time.monotonic()
-    settings = _settings(jobs)
-    cancel = threading.Event()
     outcomes: list[Outcome] = []
-    try:
-        settings.work_dir.mkdir(parents=True, exist_ok=True)
-        with progress_for(len(sources)) as display:
-            batch = Batch(settings, LocalFiles(settings), display, cancel)
-            with ThreadPoolExecutor(max_workers=jobs) as pool:
-                futures = [
-                    pool.submit(run_one, batch, key, source, fmt, target)
-                    for key, (source, target) in enumerate(zip(sources, targets, strict=True))
-                ]
-                try:
-                    outcomes = [future.result() for future in futures]
-                except KeyboardInterrupt:
-                    cancel.set()
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    print("qthumb: interrupted; files made so far are whole", file=sys.stderr)
-                    return 130
-    finally:
-        shutil.rmtree(settings.data_dir, ignore_errors=True)
+    with _batch(len(sources), jobs) as batch, ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [
+            pool.submit(run_one, batch, key, source, fmt, target)
+            for key, (source, target) in enumerate(zip(sources, targets, strict=True))
+        ]
+        try:
+            outcomes = [future.result() for future in futures]
+        except KeyboardInterrupt:
+            batch.cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            print("qthumb: interrupted; files made so far are whole", file=sys.stderr)
+            return 130
     failed = [o for o in outcomes if o.error]
     print(
         f"qthumb: {len(outcomes) - len(failed)} of {len(outcomes)} sources done"
@@ -252,13 +258,8 @@ def run_command(args: argparse.Namespace) -> int:
     """``qthumb run QUERY.json``: the whole query, its status object on stdout."""
     try:
         text = sys.stdin.read() if args.query == "-" else Path(args.query).read_text()
-        data = json.loads(text)
-        if isinstance(data, dict) and isinstance(data.get("query"), dict):
-            data = data["query"]
-        if not isinstance(data, dict):
-            raise UsageError("the file must hold a query object")
-        query = parse_query(data)
-    except (OSError, ValueError, UsageError) as exc:
+        query = parse_query(decode_query(text))  # as start_encode2 reads its query field
+    except (OSError, ValueError) as exc:  # ValueError: a file that is not text
         print(f"qthumb: {args.query}: {exc}", file=sys.stderr)
         return 2
     except QencodeError as exc:
@@ -267,32 +268,23 @@ def run_command(args: argparse.Namespace) -> int:
     if query.callback_url:
         print("qthumb: callback_url is not called by qthumb run (no server)", file=sys.stderr)
     out = Path(args.output)
-    settings = _settings(1)
-    token = new_token()
+    task = TaskRecord(token=new_token(), api_key="", status=TaskStatus.COMPLETED,
+                      created_at=time.time())  # fmt: skip
+    query = Query(located(query.source), query.formats, query.callback_url)
+    with _batch(1, 1) as batch:
 
-    def storage_for(spec: FormatSpec, destination: Destination | None) -> Storage:
-        if destination is None:
-            return FolderStorage(out / str(spec.index))
-        return destination_storage(spec, destination, settings)
+        def storage_for(spec: FormatSpec, destination: Destination | None) -> Storage:
+            if destination is None:
+                return FolderStorage(out / str(spec.index))
+            return destination_storage(spec, destination, batch.settings)
 
-    started = time.monotonic()
-    task = TaskRecord(token=token, api_key="", status=TaskStatus.COMPLETED, created_at=started)
-    cancel = threading.Event()
-    try:
-        settings.work_dir.mkdir(parents=True, exist_ok=True)
-        query = Query(located(query.source), query.formats, query.callback_url)
-        with progress_for(1) as display:
-            batch = Batch(settings, LocalFiles(settings), display, cancel)
-            display.started(0, query.source)
-            try:
-                results, error = batch.run(0, query, storage_for)
-            except KeyboardInterrupt:
-                cancel.set()
-                print("qthumb: interrupted", file=sys.stderr)
-                return 130
-            display.ended(0, f"{query.source} {'FAILED: ' + error if error else 'done'}")
-    finally:
-        shutil.rmtree(settings.data_dir, ignore_errors=True)
+        batch.display.started(0, query.source)
+        try:
+            results, error = batch.run(0, query, storage_for)
+        except KeyboardInterrupt:
+            print("qthumb: interrupted", file=sys.stderr)
+            return 130
+        batch.display.ended(0, f"{query.source} {'FAILED: ' + error if error else 'done'}")
     task.results = results or Results()
     task.duration, task.source_size = batch.sources.get(0, (None, None))
     if error is not None:

@@ -53,10 +53,11 @@ class Hooks:
     label: str = ""  # names the run in log lines
 
 
-def secrets_of(query: Query, settings: Settings) -> list[str]:
-    """Values masked in every description a run records (``app.redact``)."""
+def secrets_of(query: Query | None, settings: Settings) -> list[str]:
+    """Values masked in every description a run records (``app.redact``): the configured S3
+    credentials, and the query's own once it is parsed."""
     configured = [v for creds in settings.s3_credentials.values() for v in creds.values()]
-    return configured + query.secrets()
+    return configured + (query.secrets() if query is not None else [])
 
 
 @dataclass
@@ -66,9 +67,13 @@ class _Run:
     storage_for: StorageFor
     hooks: Hooks
     results: Results = field(default_factory=Results)
+    secrets: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.secrets = secrets_of(self.query, self.settings)
 
     def failed(self, spec: FormatSpec, description: str) -> None:
-        description = redact(description, secrets_of(self.query, self.settings))
+        description = redact(description, self.secrets)
         item = FormatFailed(spec.index, spec.output, spec.user_tag, description)
         self.results.made.append(item)
         self.results.warnings.append(

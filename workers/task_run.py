@@ -89,9 +89,7 @@ class TaskRun:
         self.beat: Heartbeat | None = None
         # Masked in every description this attempt records (app.redact); the query's own
         # secrets join once it is parsed.
-        self.secrets: list[str] = [
-            value for creds in settings.s3_credentials.values() for value in creds.values()
-        ]
+        self.secrets = secrets_of(None, settings)
         self._last_write: tuple[TaskStatus | None, float] = (None, 0.0)
 
     def advance(self, status: TaskStatus, percent: float) -> None:
