@@ -17,7 +17,7 @@ from workers.imaging import encode, render, target_size
 from workers.probe import MediaInfo
 from workers.products import Product
 from workers.sprites import SheetComposer, SheetLayout
-from workers.webvtt import render_vtt, tile_cues
+from workers.webvtt import Cue, render_vtt, tile_cues
 
 VTT_NAME = "thumbnails.vtt"
 STORYBOARD_NAME = "thumbnails.json"
@@ -87,10 +87,11 @@ def make_thumbnails(
             texts[k] = f"{names[sheet]}#xywh={x // dpr},{y // dpr},{tile[0]},{tile[1]}"
         progress(done / len(times))
     products.sort(key=lambda p: p.name)
+    cues = tile_cues(times, window.end, texts)
     if spec.storyboard:
-        products.append(_storyboard(out_dir, times, window.end, texts, tile, layout, names, dpr))
+        products.append(_storyboard(out_dir, cues, tile, layout, names, dpr))
     vtt = out_dir / VTT_NAME
-    vtt.write_text(render_vtt(tile_cues(times, window.end, texts)), encoding="utf-8", newline="\n")
+    vtt.write_text(render_vtt(cues), encoding="utf-8", newline="\n")
     products.append(
         Product(
             path=vtt, name=VTT_NAME, kind="vtt", content_type="text/vtt", size=vtt.stat().st_size
@@ -146,9 +147,7 @@ def _product(
 
 def _storyboard(
     out_dir: Path,
-    times: list[float],
-    end: float,
-    texts: list[str],
+    cues: list[Cue],
     tile: tuple[int, int],
     layout: SheetLayout,
     names: list[str],
@@ -157,13 +156,11 @@ def _storyboard(
     """``thumbnails.json``: what the VTT says, for players and UIs that do not read WebVTT.
     Sizes and positions in CSS pixels (the sheets hold ``dpr`` pixels a CSS pixel); sheet
     names relative to this file, as the VTT's are."""
-    cues = tile_cues(times, end, texts)
     tiles = []
-    for cue in cues:
-        name, _, xywh = cue.text.partition("#xywh=")
-        x, y, _w, _h = (int(v) for v in xywh.split(","))
+    for k, cue in enumerate(cues):
+        sheet, x, y = layout.place(k)  # where the composer put tile k, in the sheet's pixels
         tiles.append({"start": round(cue.start, 3), "end": round(cue.end, 3),
-                      "sheet": names.index(name), "x": x, "y": y})  # fmt: skip
+                      "sheet": sheet, "x": x // dpr, "y": y // dpr})  # fmt: skip
     board = {
         "version": 1,
         "tile_width": tile[0],
