@@ -128,8 +128,9 @@ def _hlg_to_linear(signal: Array) -> Array:
     a, b, c = 0.17883277, 0.28466892, 0.55991073
     e: Array = np.clip(signal, 0, 1)
     scene = np.where(e <= 0.5, e * e / 3, (np.exp((e - c) / a) + b) / 12)
-    display: Array = HLG_DISPLAY_PEAK * np.power(scene, 1.2) / REFERENCE_WHITE
-    return display
+    display = HLG_DISPLAY_PEAK * np.power(scene, 1.2) / REFERENCE_WHITE
+    # float32 already at run time (NEP 50); numpy >= 2.3's stubs type np.where as float64
+    return display.astype(np.float32, copy=False)
 
 
 def _hable(x: Array | float) -> Any:
