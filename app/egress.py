@@ -15,9 +15,10 @@ import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:  # httpx is imported where a request is made: it costs a command 60 ms
+    import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -127,6 +128,8 @@ def _article(word: str) -> str:
 def url_problem(url: str) -> str | None:
     """Why ``url`` is not an http(s) URL qthumb could request (``None`` when it is): checked
     when a query arrives, and again by everything that connects."""
+    import httpx
+
     try:
         parsed = httpx.URL(url)
         port = parsed.port
@@ -168,6 +171,8 @@ def guarded_stream(
     **kwargs: Any,
 ) -> Iterator[httpx.Response]:
     """``client.stream`` to a checked, pinned address, following redirects hop by hop."""
+    import httpx
+
     problem = url_problem(url)
     if problem:
         raise BlockedAddress(problem)

@@ -208,3 +208,17 @@ def test_run_usage_errors(tmp_path: Path):
     done = qthumb("run", "bad.json", cwd=tmp_path)
     assert done.returncode == 2 and "query.format" in done.stderr
     assert qthumb("run", "missing.json", cwd=tmp_path).returncode == 2
+
+
+def test_a_command_loads_only_what_local_8bit_sources_need():
+    """Start-up is most of a short command's time (bench/RESULTS.md, keyframes_only): the
+    offline pipeline loads HTTP, metrics, S3, the terminal bars and NumPy only when a source,
+    a terminal or a frame needs them."""
+    heavy = ["numpy", "httpx", "rich", "prometheus_client", "boto3", "fastapi", "uvicorn"]
+    code = (
+        "import sys, workers.offline, workers.pipeline, workers.frames; "
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)  # fmt: skip
+    assert out.stdout.strip() == "[]"

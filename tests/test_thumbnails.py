@@ -330,3 +330,29 @@ def test_reader_is_exact_at_every_stride(clips: Path, stride: int):
     for frame, picture in zip(frames, pictures, strict=True):
         assert picture.time == pytest.approx(frame / FPS)
         assert frame_index(picture.to_image(64, 48)) == pytest.approx(frame, abs=0.5)
+
+
+@pytest.mark.parametrize("readers", [1, 2, 3])
+def test_keyframes_only_readers_share_out_keyframes(clips: Path, readers: int):
+    """Several readers take keyframe groups as they come free: every time still gets exactly
+    one picture, the keyframe it falls on (index clip: keyframes every 50 frames), and a
+    keyframe is decoded by one reader only."""
+    from workers.decode_pool import DecodePool
+    from workers.frames import VideoReader
+    from workers.probe import probe
+
+    path = clips / "index.mp4"
+    info = probe(path)
+    times = [k * 0.3 for k in range(int(INDEX_FRAMES / FPS / 0.3))]
+    with VideoReader(path, info, threads=1) as reader:
+        groups = reader.keyframe_groups(times)
+    assert sorted(i for g in groups for i in g) == list(range(len(times)))
+    assert len(groups) == len({int(t * FPS) // 50 for t in times})
+    pool = DecodePool(path, info, times, lambda p: (p.time, frame_index(p.to_image(64, 48))),
+                      readers, keyframes_only=True)  # fmt: skip
+    got = dict(pool)
+    assert sorted(got) == list(range(len(times)))
+    for k, t in enumerate(times):
+        key = int(t * FPS) // 50 * 50
+        assert got[k][0] == pytest.approx(key / FPS)
+        assert got[k][1] == pytest.approx(key, abs=0.5)

@@ -8,18 +8,10 @@ from __future__ import annotations
 import sys
 import threading
 from types import TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+if TYPE_CHECKING:  # rich is imported when a terminal is there to draw on
+    from rich.progress import TaskID
 
 
 class PlainProgress:
@@ -59,6 +51,16 @@ class TerminalProgress(PlainProgress):
     """Bars that redraw in place, with the outcome lines printed above them."""
 
     def __init__(self, total: int, stream: TextIO) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         super().__init__(total, stream)
         self.progress = Progress(
             TextColumn("{task.description}", justify="left"),

@@ -1,9 +1,12 @@
-"""Decode many times with several readers at once, one per core, each on a contiguous range.
+"""Decode many times with several readers at once, one per core.
 
-PyAV releases the GIL while it decodes and scales, so threads use every core; each reader keeps
-the one-pass plan of ``VideoReader.frames_at`` on its own range (straight decode where times are
-dense, seeks where they are sparse). Results arrive roughly in order through a small bounded
-queue, so memory stays bounded however long the list of times is.
+PyAV releases the GIL while it decodes and scales, so threads use every core. Exact frames: each
+reader takes a contiguous range and keeps the one-pass plan of ``VideoReader.frames_at`` on it
+(straight decode where times are dense, seeks where they are sparse). ``keyframes_only``: the
+times are grouped by the keyframe they fall on and readers take the next group as they come
+free, so a slow keyframe (a noisy scene costs twice a flat one) never leaves a core idle while
+another reader still has half its range to do. Results arrive roughly in order through a small
+bounded queue, so memory stays bounded however long the list of times is.
 """
 
 from __future__ import annotations
@@ -47,17 +50,30 @@ class DecodePool(Generic[T]):
         self.path, self.info, self.times = path, info, list(times)
         self.transform = transform
         self.keyframes_only = keyframes_only
-        self.ranges = split(len(self.times), readers)
-        depth = 4 * len(self.ranges) if queued is None else max(1, queued)
+        self.readers = max(1, min(readers, len(self.times)))
+        depth = 4 * self.readers if queued is None else max(1, queued)
         self._results: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
 
+    def _work(self) -> queue.SimpleQueue[Sequence[int]]:
+        """What the readers take from, a piece at a time: index lists, each in time order."""
+        pieces: list[Sequence[int]] = list(split(len(self.times), self.readers))
+        if self.keyframes_only and self.readers > 1:
+            with VideoReader(self.path, self.info, 1) as reader:
+                groups: list[Sequence[int]] = [*reader.keyframe_groups(self.times)]
+                pieces = groups or pieces
+        work: queue.SimpleQueue[Sequence[int]] = queue.SimpleQueue()
+        for piece in pieces:
+            work.put(piece)
+        return work
+
     def __iter__(self) -> Iterator[tuple[int, T]]:
         # One reader alone may use the decoder's own threads; several use one thread each.
-        decoder_threads = 0 if len(self.ranges) == 1 else 1
+        decoder_threads = 0 if self.readers == 1 else 1
+        work = self._work()
         threads = [
-            threading.Thread(target=self._run, args=(r, decoder_threads), daemon=True)
-            for r in self.ranges
+            threading.Thread(target=self._run, args=(work, decoder_threads), daemon=True)
+            for _ in range(self.readers)
         ]
         for thread in threads:
             thread.start()
@@ -94,14 +110,19 @@ class DecodePool(Generic[T]):
                 continue
         return False
 
-    def _run(self, indexes: range, decoder_threads: int) -> None:
+    def _run(self, work: queue.SimpleQueue[Sequence[int]], decoder_threads: int) -> None:
         try:
             with VideoReader(self.path, self.info, decoder_threads) as reader:
-                chunk = [self.times[i] for i in indexes]
-                pictures = reader.frames_at(chunk, keyframes_only=self.keyframes_only)
-                for index, picture in zip(indexes, pictures, strict=True):
-                    if not self._put((index, self.transform(picture))):
+                while not self._stop.is_set():
+                    try:
+                        indexes = work.get_nowait()
+                    except queue.Empty:
                         return
+                    chunk = [self.times[i] for i in indexes]
+                    pictures = reader.frames_at(chunk, keyframes_only=self.keyframes_only)
+                    for index, picture in zip(indexes, pictures, strict=True):
+                        if not self._put((index, self.transform(picture))):
+                            return
         except BaseException as exc:  # handed to the consumer, which raises it
             self._put(exc)
         finally:

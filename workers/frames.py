@@ -168,6 +168,22 @@ class VideoReader:
         self.keyframes()
         return bisect.bisect_right(self._key_pts, target) - 1
 
+    def keyframe_groups(self, times: Sequence[float]) -> list[list[int]]:
+        """Indexes of ``times`` (not decreasing) grouped by the keyframe each falls on, in
+        order: what ``keyframes_only`` decodes once a group. Empty when the stream has no
+        keyframe to group by."""
+        if not self.keyframes():
+            return []
+        groups: list[list[int]] = []
+        last = None
+        for n, t in enumerate(times):
+            key = max(0, self._key_index(self.pts(t)))
+            if key != last:
+                groups.append([])
+                last = key
+            groups[-1].append(n)
+        return groups
+
     def frame_at(self, seconds: float) -> Picture:
         """The frame showing at ``seconds``; past the end, the last frame."""
         return next(self.frames_at([seconds]))

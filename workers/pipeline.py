@@ -13,11 +13,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.files import Files
-from app.metrics import instruments
 from app.model import TaskStatus
 from app.query import Destination, FormatSpec, Query
 from app.redact import redact
@@ -42,6 +42,10 @@ def _ignore(*_: object) -> None:
     return None
 
 
+def _untimed(_: str) -> AbstractContextManager[object]:
+    return contextlib.nullcontext()
+
+
 @dataclass
 class Hooks:
     """What a caller may watch or supply; each does nothing by default."""
@@ -51,6 +55,10 @@ class Hooks:
     upload_owner: Callable[[str], str | None] = lambda _: None  # tus uploads: whose it is
     task_token: str = ""  # whose uploads this run may read (uploads are the server's only)
     label: str = ""  # names the run in log lines
+    # Measuring (the worker's Prometheus metrics): a context around each stage (download,
+    # probe, encode, save), and the bytes stored in each kind of storage.
+    stage: Callable[[str], AbstractContextManager[object]] = _untimed
+    stored: Callable[[str, int], None] = _ignore
 
 
 def secrets_of(query: Query | None, settings: Settings) -> list[str]:
@@ -127,7 +135,7 @@ class _Run:
                 self.failed(spec, exc.description)
                 continue
             kind = "temporary" if destination is None else "s3"
-            instruments().stored_bytes.labels(kind).inc(sum(p.size for p in products))
+            self.hooks.stored(kind, sum(p.size for p in products))
             for product, obj in zip(products, stored, strict=True):
                 self.results.made.append(
                     StoredFile(
@@ -160,8 +168,7 @@ def run_query(
     format's failure) when no format could be made."""
     hooks = hooks or Hooks()
     run = _Run(query, settings, storage_for, hooks)
-    stage = instruments().stage_seconds
-    with stage.labels("download").time():
+    with hooks.stage("download"):
         fetched = fetch_source(
             query.source,
             work,
@@ -173,7 +180,7 @@ def run_query(
         )
     info: MediaInfo | None = None
     if any(needs_video(spec.output) for spec in query.formats):
-        with stage.labels("probe").time():
+        with hooks.stage("probe"):
             info = probe(fetched.path)
         hooks.probed(info, fetched.size)
         if info.claimed_duration is not None:
@@ -187,10 +194,10 @@ def run_query(
             )
         check_task(query, info, settings)
     hooks.progress(TaskStatus.ENCODING, 0.0)
-    with stage.labels("encode").time():
+    with hooks.stage("encode"):
         made = run.make_all(fetched.path, info, work)
     hooks.progress(TaskStatus.SAVING, 100.0)
-    with stage.labels("save").time():
+    with hooks.stage("save"):
         for spec, products in made:
             run.save(spec, products)
     if not run.results.files:

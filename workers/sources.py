@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import httpx
-
 from app.egress import BlockedAddress, EgressPolicy, guarded_stream
 from app.files import FileError, Files
 from app.model import is_token
@@ -98,6 +96,8 @@ def _local(source: str, settings: Settings) -> FetchedSource:
 def _download(
     url: str, target: Path, settings: Settings, progress: Callable[[int], None]
 ) -> FetchedSource:
+    import httpx  # here, not above: a command over local files never needs it (60 ms)
+
     timeout = httpx.Timeout(
         connect=settings.source_connect_timeout,
         read=settings.source_read_timeout,

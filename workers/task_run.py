@@ -119,6 +119,8 @@ class TaskRun:
             upload_owner=self.store.upload_owner,
             task_token=self.token,
             label=f"task {self.token}",
+            stage=lambda name: instruments().stage_seconds.labels(name).time(),
+            stored=lambda kind, size: instruments().stored_bytes.labels(kind).inc(size),
         )
         try:
             self.results = run_query(query, self.settings, self.files, work, self._storage, hooks)
