@@ -100,6 +100,42 @@ def test_usage_errors_exit_2(tmp_path: Path):
     assert qthumb("thumbnails", "x.mp4", "-o", "o", cwd=tmp_path).returncode == 2  # no interval
 
 
+@pytest.mark.parametrize(
+    ("name", "fmt", "magic"),
+    [("t.jpg", None, b"\xff\xd8\xff"), ("t.JPEG", None, b"\xff\xd8\xff"),
+     ("t.webp", None, b"RIFF"), ("t.png", None, b"\x89PNG"), ("t", None, b"\x89PNG"),
+     ("t.jpg", "jpg", b"\xff\xd8\xff")],
+)  # fmt: skip
+def test_the_out_file_suffix_names_the_format(
+    clips: Path, tmp_path: Path, name: str, fmt: str | None, magic: bytes
+):
+    extra = ["--format", fmt] if fmt else []
+    done = qthumb("thumbnail", str(clips / "testsrc.mp4"), *extra, "-o", name, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / name).read_bytes().startswith(magic)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [(["--format", "png", "-o", "t.jpg"], "disagrees with the file name t.jpg"),
+     (["-o", "t.gif"], "qthumb writes png, jpg, webp, avif, not gif"),
+     (["--jobs", "-1", "-o", "t.png"], "--jobs: must be at least 1"),
+     (["--jobs", "two", "-o", "t.png"], "--jobs: 'two' is not a whole number"),
+     (["--width", "0", "-o", "t.png"], "width must be at least 1")],
+)  # fmt: skip
+def test_bad_arguments_say_why_and_exit_2(clips: Path, tmp_path: Path, args: list[str], says: str):
+    done = qthumb("thumbnail", str(clips / "testsrc.mp4"), *args, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr and "Traceback" not in done.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_thumbnails_columns_are_checked_as_the_api_checks_them(clips: Path, tmp_path: Path):
+    done = qthumb("thumbnails", str(clips / "testsrc.mp4"), "--interval", "1", "--sprite",
+                  "--columns", "0", "-o", "out", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2 and "columns must be at least 1" in done.stderr
+
+
 def test_a_terminal_gets_bars_with_an_eta(clips: Path, tmp_path: Path):
     """stderr on a pseudo-terminal: rich's bars (redrawn with carriage returns, an ETA and
     frame counts), then the same outcome lines and summary as in a pipe."""

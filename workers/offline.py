@@ -37,7 +37,7 @@ from app.store import new_token
 from app.wire import output_arrays, status_object
 from workers.batch_progress import PlainProgress, progress_for
 from workers.failures import FormatFailure, NothingMade, TaskFailure
-from workers.offline_args import format_of, parser
+from workers.offline_args import format_of, parser, settle
 from workers.pipeline import Hooks, StorageFor, run_query
 from workers.probe import MediaInfo
 from workers.s3 import destination_storage
@@ -224,7 +224,7 @@ def thumbnails_command(args: argparse.Namespace) -> int:
     # Sources side by side, one a core: a folder of clips decodes faster so than with each
     # clip split between readers (each range would decode again from its keyframe). One
     # source alone gets every core as readers (bench/RESULTS.md, the folder benchmark).
-    jobs = args.jobs or min(cores, len(sources))
+    jobs = min(args.jobs or cores, len(sources))
     targets = _targets(sources, args, fmt.image_format.extension)
     started = time.monotonic()
     outcomes: list[Outcome] = []
@@ -294,7 +294,9 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    settle(args, p)
     if args.command == "run":
         return run_command(args)
     return thumbnails_command(args)

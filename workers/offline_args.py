@@ -5,9 +5,44 @@ from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 from typing import Any
 
 _SECONDS = re.compile(r"^(\d+(?:\.\d+)?)s$")
+FORMATS = ("png", "jpg", "webp", "avif")
+# What a ``thumbnail`` OUT file's suffix says about the format it should hold.
+_BY_SUFFIX = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".avif": "avif"}
+_OTHER_IMAGES = (".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".jxl", ".ico", ".jp2")
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def settle(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
+    """``thumbnail -o x.jpg``: the file's suffix names the format when ``--format`` does not,
+    and the two may not disagree (a PNG in ``x.jpg`` would surprise every viewer)."""
+    if args.command != "thumbnail":
+        return
+    out = Path(args.output)
+    suffix = out.suffix.lower()
+    if out.is_dir() or not suffix:
+        return
+    if suffix in _OTHER_IMAGES:
+        p.error(f"{out}: qthumb writes {', '.join(FORMATS)}, not {suffix[1:]}")
+    named = _BY_SUFFIX.get(suffix)
+    if named is None:
+        return
+    if args.format is None:
+        args.format = named
+    elif args.format != named:
+        p.error(f"--format {args.format} disagrees with the file name {out.name}")
 
 
 def format_of(args: argparse.Namespace) -> dict[str, Any]:
@@ -25,7 +60,7 @@ def format_of(args: argparse.Namespace) -> dict[str, Any]:
             fmt["time"] = args.time
     else:
         fmt.update(interval=args.interval, sprite=1 if args.sprite else 0)
-        if args.columns:
+        if args.columns is not None:
             fmt["columns"] = args.columns
         if args.keyframes_only:
             fmt["keyframes_only"] = 1
@@ -67,9 +102,9 @@ def parser() -> argparse.ArgumentParser:
         )
         cmd.add_argument(
             "--format",
-            choices=["png", "jpg", "webp"],
+            choices=FORMATS,
             default=None,
-            help="image format (default: png)",
+            help="image format (default: the OUT file's suffix, else png)",
         )
         cmd.add_argument(
             "--quality",
@@ -84,7 +119,7 @@ def parser() -> argparse.ArgumentParser:
         )
         cmd.add_argument(
             "--jobs",
-            type=int,
+            type=_at_least_one,
             default=None,
             help="sources at once (default: one a core; a single source gets every core "
             "as decoders)",
