@@ -30,6 +30,7 @@ from app.console_auth import (
 from app.console_views import curl_script, task_view
 from app.errors import QencodeError
 from app.model import TaskRecord, TaskStatus, is_token
+from app.on_demand import FrameRequestError, OnDemand
 from app.service import QencodeService
 
 HERE = Path(__file__).parent
@@ -214,14 +215,12 @@ async def task_source(request: Request, token: str) -> Response:
     task = await _own_task(request, session, token)
     if task is None or not task.query:
         return Response(status_code=404)
-    from app.on_demand_routes import frames  # the media side, imported when first used
-
     store = request.app.state.store
+    on_demand: OnDemand = request.app.state.on_demand
     try:
         path = await run_in_threadpool(
-            frames(request).sources.path, token, task.source, store.upload_owner
+            on_demand.source_path, token, task.source, store.upload_owner
         )
-    except Exception as exc:  # the source is gone or refused: no player, not a 500
-        description = getattr(exc, "description", type(exc).__name__)
-        return Response(f"the source cannot be played: {description}", status_code=404)
+    except FrameRequestError as exc:  # the source is gone or refused: no player, not a 500
+        return Response(f"the source cannot be played: {exc.message}", status_code=404)
     return FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})

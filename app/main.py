@@ -29,6 +29,7 @@ from app.console_auth import BadCsrf, SignInRequired
 from app.errors import QencodeError
 from app.keys import resolve_api_keys
 from app.metrics import instruments
+from app.on_demand import OnDemand
 from app.outbox import CallbackOutbox
 from app.recovery import sweep_safely
 from app.service import QencodeService
@@ -174,6 +175,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
                 loop.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await loop
+            app.state.on_demand.close()  # its frame server, if one was started
 
     app = FastAPI(title="qthumb", version=__version__, lifespan=lifespan)
     app.state.settings = settings
@@ -181,6 +183,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
     app.state.files = backends.files
     app.state.backends = backends
     app.state.outbox = outbox
+    app.state.on_demand = OnDemand(settings)
 
     app.state.service = QencodeService(settings, store, queue, keys, outbox)
     app.add_exception_handler(QencodeError, routes.qencode_error_handler)

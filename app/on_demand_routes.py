@@ -1,6 +1,6 @@
 """``GET /v1/thumbnail.{jpg,png,webp}?task_token=T&time=…&width=…&height=…&fit=scale|crop``:
 the frame of task T's source at ``time`` (seconds, ``12.5``, or a percent, ``50%``; the middle
-when absent), made on demand by ``workers.on_demand`` (which says why the API makes it itself).
+when absent), made on demand by the frame server (``app.on_demand`` says how and why).
 
 The task token is the capability, as for ``/v1/status``. Answers carry ``ETag`` and
 ``Cache-Control``; ``If-None-Match`` gets 304. Errors are Qencode's JSON shape with a real HTTP
@@ -9,17 +9,13 @@ status (an ``<img>`` must not take an error for a picture).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.model import TaskStatus, is_token
+from app.on_demand import FrameRequest, FrameRequestError, OnDemand, parse_side, parse_time
 from app.query import ImageFormat, ResizeMode
-
-if TYPE_CHECKING:  # the media side is imported when a frame is first asked for (see below)
-    from workers.on_demand import FrameRequest, OnDemandFrames
 
 router = APIRouter()
 CACHE_CONTROL = "private, max-age=86400"
@@ -31,21 +27,13 @@ def _error(status: int, message: str, code: int = 1) -> JSONResponse:
     return JSONResponse({"error": code, "message": message}, status_code=status)
 
 
-def frames(request: Request) -> OnDemandFrames:
-    """This process's on-demand frame maker. PyAV, NumPy and Pillow are imported here, on
-    first use, not when the API starts: an API that never makes a frame never loads them."""
-    from workers.on_demand import OnDemandFrames
-
-    found: OnDemandFrames | None = getattr(request.app.state, "on_demand", None)
-    if found is None:
-        found = OnDemandFrames(request.app.state.settings, request.app.state.files)
-        request.app.state.on_demand = found
-    return found
+def frames(request: Request) -> OnDemand:
+    """This API process's frames on demand (their frame server starts on first use)."""
+    on_demand: OnDemand = request.app.state.on_demand
+    return on_demand
 
 
 def _request(ext: str, request: Request) -> FrameRequest:
-    from workers.on_demand import FrameRequest, FrameRequestError, parse_side, parse_time
-
     params = request.query_params
     fit = params.get("fit") or "scale"
     if fit not in ("scale", "crop"):
@@ -63,9 +51,6 @@ def _request(ext: str, request: Request) -> FrameRequest:
 
 @router.get("/v1/thumbnail.{ext}", response_model=None)
 async def thumbnail(ext: str, request: Request) -> Response:
-    from workers.failures import FormatFailure, TaskFailure
-    from workers.on_demand import FrameRequestError
-
     if ext not in _FORMATS:
         return _error(404, "thumbnails are .jpg, .png, .webp or .avif")
     token = request.query_params.get("task_token") or ""
@@ -92,8 +77,6 @@ async def thumbnail(ext: str, request: Request) -> Response:
             )
         except FrameRequestError as exc:
             return _error(exc.status, exc.message)
-        except (TaskFailure, FormatFailure) as exc:
-            return _error(422, exc.description)
     headers = {"ETag": frame.etag, "Cache-Control": CACHE_CONTROL,
                "X-Frame-Time": f"{frame.time:.6f}"}  # fmt: skip
     if request.headers.get("if-none-match") == frame.etag:

@@ -4,7 +4,18 @@ and kept within their byte budget, and clear errors (never a 500) for bad reques
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Client
 from pathlib import Path
 
 import httpx
@@ -12,6 +23,8 @@ import pytest
 from PIL import Image
 
 from app.files import LocalFiles
+from app.on_demand import FrameRequest, FrameRequestError, FrameServer, OnDemand
+from app.query import ImageFormat, ResizeMode
 from app.settings import Settings
 from tests.conftest import API_KEY, FPS, QthumbProcess
 from tests.qclient import QClient
@@ -119,3 +132,140 @@ def test_the_source_cache_keeps_within_its_bytes(tmp_path: Path, clips: Path, so
     assert second.is_file() and not first.exists()  # the least recently used went
     local = cache.path("c" * 32, str(clips / "index.mp4"), lambda _: None)
     assert local == clips / "index.mp4"  # the API's own allowed folders: read in place
+
+
+def _children(pid: int, module: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid and module.encode() in argv:
+            found.append(int(entry.name))
+    return found
+
+
+def _maps(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_frames_are_made_outside_the_api_process(qthumb: QthumbProcess, task: str):
+    """The API process never loads the decoder: its frame server, a child, does."""
+    assert get(qthumb, f"/v1/thumbnail.jpg?task_token={task}&time=0.7").status_code == 200
+    api = qthumb.procs[0].pid
+    servers = _children(api, "workers.frame_server")
+    assert len(servers) == 1
+    assert "libavcodec" not in _maps(api) and "PIL/_imaging" not in _maps(api)
+    assert "libavcodec" in _maps(servers[0])
+
+
+def test_a_crashed_frame_server_is_started_again(qthumb: QthumbProcess, task: str):
+    """A decoder that crashes (here: SIGSEGV sent to it) costs the API nothing: the next
+    request starts a new frame server and gets its frame."""
+    assert get(qthumb, f"/v1/thumbnail.png?task_token={task}&time=0.9").status_code == 200
+    api = qthumb.procs[0].pid
+    (old,) = _children(api, "workers.frame_server")
+    os.kill(old, signal.SIGSEGV)
+    answer = get(qthumb, f"/v1/thumbnail.png?task_token={task}&time=1.14")
+    assert answer.status_code == 200, answer.text
+    with Image.open(io.BytesIO(answer.content)) as image:
+        assert abs(frame_index(image) - 28) < 0.5  # 1.14 s: frame 28 (1.12-1.16 s)
+    assert _children(api, "workers.frame_server") not in ([], [old])
+    assert get(qthumb, "/readyz").status_code == 200
+
+
+@pytest.fixture()
+def stalling_source() -> Iterator[str]:
+    """An origin that accepts connections and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def hold() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/slow.mp4"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    listener.close()
+
+
+def test_a_request_in_flight_when_its_server_dies_gets_a_422(tmp_path: Path,
+                                                             stalling_source: str):  # fmt: skip
+    settings = Settings(data_dir=tmp_path, allowed_networks=["127.0.0.0/8"],
+                        source_read_timeout=60)  # fmt: skip
+    on_demand = OnDemand(settings)
+    request = FrameRequest(1.0, None, None, None, ResizeMode.SCALE, ImageFormat.JPG)
+    outcome: list[BaseException | object] = []
+
+    def ask() -> None:
+        try:
+            outcome.append(on_demand.render("t" * 32, stalling_source, request, lambda _: None))
+        except FrameRequestError as exc:
+            outcome.append(exc)
+
+    try:
+        asking = threading.Thread(target=ask)
+        asking.start()
+        process = None
+        for _ in range(200):  # started by the request
+            process = on_demand.server._process
+            if process is not None:
+                break
+            time.sleep(0.05)
+        assert process is not None
+        time.sleep(0.5)  # the request is in the server, waiting on the origin
+        process.kill()
+        asking.join(timeout=30)
+        (error,) = outcome
+        assert isinstance(error, FrameRequestError) and error.status == 422
+        assert "the decoder stopped (signal 9)" in error.message
+    finally:
+        on_demand.close()
+
+
+def test_the_frame_server_ends_with_its_api_process(tmp_path: Path):
+    """Even an API process killed outright leaves no frame server behind."""
+    script = (
+        "import os, sys, time\n"
+        "from app.on_demand import FrameServer\n"
+        "from app.settings import Settings\n"
+        f"server = FrameServer(Settings(data_dir={str(tmp_path)!r}))\n"
+        "print(server._ensure()[2].pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    api = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert api.stdout is not None
+        child = int(api.stdout.readline())
+        assert Path(f"/proc/{child}").exists()
+    finally:
+        api.kill()
+        api.wait()
+        assert api.stdout is not None
+        api.stdout.close()
+    for _ in range(100):
+        if not Path(f"/proc/{child}").exists():
+            break
+        time.sleep(0.05)
+    assert not Path(f"/proc/{child}").exists()
+
+
+def test_only_the_api_gets_into_its_frame_server(tmp_path: Path):
+    server = FrameServer(Settings(data_dir=tmp_path))
+    try:
+        address, _, _ = server._ensure()
+        with pytest.raises(AuthenticationError):
+            Client(address, family="AF_UNIX", authkey=b"not the key")
+        assert server.call(("source", "t" * 32, "/nonexistent.mp4", {}))[0] == "error"
+    finally:
+        server.close()
