@@ -96,3 +96,25 @@ def test_uploads_of_another_task_are_refused(qthumb: QthumbProcess, clips: Path)
     post = httpx.post(f"{other.upload_url}/{other.task_token}",
                       headers={"Tus-Resumable": "1.0.0", "Upload-Length": "10"})  # fmt: skip
     assert post.status_code == 409
+
+
+def test_a_frame_on_demand_leaves_the_upload_where_the_task_reads_it(
+    qthumb: QthumbProcess, clips: Path
+):
+    """The on-demand source cache once moved an upload it read in place into its cache: a task
+    page opened before the worker got to the task (the console's player asks for the source)
+    made the task fail with "the upload is missing"."""
+    client = make_client(API_KEY, api_url=qthumb.base_url)
+    task = client.create_task()
+    result = tus_uploader.upload(
+        file_path=str(clips / "index.mp4"), url=f"{task.upload_url}/{task.task_token}"
+    )
+    uid = result.url.split(":", 1)[1]
+    task.custom_start({"query": {"source": result.url, "format": [{"output": "metadata"}]}})
+    assert wait(task)["status"] == "completed"
+    in_place = qthumb.data_dir / "uploads" / uid
+    was_there = in_place.is_file()  # the embedded backend; a bucket's uploads are downloaded
+    url = f"{qthumb.base_url}/v1/thumbnail.jpg?task_token={task.task_token}&time=1"
+    assert httpx.get(url, timeout=30).status_code == 200
+    assert in_place.is_file() == was_there
+    assert httpx.get(url.replace("time=1", "time=2"), timeout=30).status_code == 200

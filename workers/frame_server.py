@@ -71,6 +71,7 @@ def main() -> None:
     threading.Thread(target=_exit_with_parent, daemon=True).start()
     sys.stdout.write("ready\n")
     sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # nobody reads the pipe from now on
     while True:
         try:
             conn = listener.accept()

@@ -55,6 +55,10 @@ class SourceCache:
             with tempfile.TemporaryDirectory(dir=self.folder, prefix=".fetch-") as work:
                 fetched = fetch_source(source, Path(work), self.settings, self.files, _quiet,
                                        upload_owner, token)  # fmt: skip
+                if not fetched.path.is_relative_to(work):
+                    # Read in place (an upload in the data dir): the task still needs it there;
+                    # moving it into the cache made the task's own run fail ("missing").
+                    return fetched.path
                 os.replace(fetched.path, target)
             self._evict(keep=target)
             return target
