@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     max_output_pixels: int = Field(
         default=64_000_000, ge=1, description="Most pixels of one output image or video frame."
     )
+    max_source_pixels: int = Field(
+        default=40_000_000,
+        ge=1,
+        description="Most pixels in one frame of a source video (8K is 35.4M): a larger one "
+        "fails before any frame is decoded, and so does a stream that grows past it.",
+    )
     max_formats: int = Field(default=100, ge=1, description="Most formats in one query.")
     on_demand_source_cache_bytes: int = Field(
         default=2 * 1024**3,

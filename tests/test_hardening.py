@@ -35,6 +35,16 @@ def hostile_media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert at > 0 and struct.unpack(">d", data[at + 3 : at + 11]) == (5000.0,)
     data[at + 3 : at + 11] = struct.pack(">d", 36_000_000.0)
     (d / "liar.mkv").write_bytes(bytes(data))
+    # Pixel bombs, tiny on disk: 4096x4096 frames (16.8 Mpx, over this server's 10 Mpx), and a
+    # stream whose header says 64x48 and whose frames grow to 4096x4096 after 2 s.
+    ffmpeg("-f", "lavfi", "-i", "color=c=gray:s=4096x4096:r=25:d=0.2", "-c:v", "libx264",
+           "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(d / "huge.mp4"))  # fmt: skip
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=64x48:r=25:d=2", "-c:v", "libx264", "-preset",
+           "ultrafast", "-pix_fmt", "yuv420p", "-f", "mpegts", str(d / "small.ts"))  # fmt: skip
+    ffmpeg("-f", "lavfi", "-i", "color=c=gray:s=4096x4096:r=25:d=1", "-c:v", "libx264",
+           "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-output_ts_offset", "2", "-f",
+           "mpegts", str(d / "big.ts"))  # fmt: skip
+    (d / "grows.ts").write_bytes((d / "small.ts").read_bytes() + (d / "big.ts").read_bytes())
     return d
 
 
@@ -46,6 +56,7 @@ def hostile(
         tmp_path_factory.mktemp("hostile-server"), clips, workers=1,
         QTHUMB_LOCAL_SOURCE_DIRS=f"{clips},{hostile_media}", QTHUMB_ALLOWED_NETWORKS="",
         QTHUMB_MAX_OUTPUT_PIXELS="4000000", QTHUMB_CALLBACK_ATTEMPTS="1",
+        QTHUMB_MAX_SOURCE_PIXELS="10000000",
     ) as server:  # fmt: skip
         with MemoryWatchdog(server.procs[0].pid, WATCHDOG_MB) as watchdog:
             yield server, watchdog
@@ -285,3 +296,31 @@ def test_bucket_names_are_validated(c: QClient, clips: Path, url: str, bucket: s
         {"output": "thumbnail", "destination": {"url": url}}]})  # fmt: skip
     assert status["status"] == "error"
     assert f"the bucket '{bucket}' is not a bucket name" in status["error_description"], status
+
+
+# 10: pixel bombs: a source's frames are checked against QTHUMB_MAX_SOURCE_PIXELS before any
+# is decoded, and the decoder refuses a frame that grows past it mid-stream.
+def test_a_source_of_huge_frames_fails_before_decoding(
+    c: QClient, hostile: tuple[QthumbProcess, MemoryWatchdog], hostile_media: Path
+):
+    token = c.start({"source": str(hostile_media / "huge.mp4"), "format": [
+        {"output": "thumbnail"}]})  # fmt: skip
+    status = c.wait(token)
+    assert status["status"] == "error"
+    message = ("source frames are 4096x4096, 16777216 pixels; the limit is 10000000 "
+               "(QTHUMB_MAX_SOURCE_PIXELS)")  # fmt: skip
+    assert status["error_description"] == message
+    answer = c.fetch(f"{hostile[0].base_url}/v1/thumbnail.jpg?task_token={token}&time=0")
+    assert answer.status_code == 422 and answer.json()["message"] == message
+    assert hostile[1].peak_mb < 500, hostile[1].peak_mb
+
+
+def test_a_stream_that_grows_past_the_limit_is_refused_by_the_decoder(
+    c: QClient, hostile_media: Path
+):
+    source = str(hostile_media / "grows.ts")  # 64x48 for 2 s, then 4096x4096
+    ok = c.run({"source": source, "format": [{"output": "thumbnail", "time": 0}]})
+    assert ok["status"] == "completed", ok["error_description"]
+    grown = c.run({"source": source, "format": [{"output": "thumbnails", "interval": 1}]})
+    assert grown["status"] == "error"
+    assert "the video could not be decoded" in grown["error_description"]

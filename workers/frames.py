@@ -27,7 +27,7 @@ from PIL import Image
 
 from workers.colour import to_rgb
 from workers.failures import MediaError
-from workers.probe import MediaInfo, open_media
+from workers.probe import MediaInfo, limit_decoder, open_media
 
 _ROTATIONS = {
     90: Image.Transpose.ROTATE_90,
@@ -351,6 +351,8 @@ class VideoReader:
         ctx.thread_type = "AUTO"
         if self.threads:
             ctx.thread_count = self.threads
+        if self.info.max_pixels is not None:
+            limit_decoder(ctx, self.info.max_pixels)
 
     def _reopen(self) -> None:
         """The container again from its first byte, with a fresh decoder."""

@@ -67,7 +67,7 @@ class SourceCache:
         with self._guard:
             found = self.infos.get(path)
         if found is None:
-            found = probe(path)
+            found = probe(path, self.settings.max_source_pixels)
             with self._guard:
                 self.infos[path] = found
                 while len(self.infos) > 256:

@@ -181,7 +181,7 @@ def run_query(
     info: MediaInfo | None = None
     if any(needs_video(spec.output) for spec in query.formats):
         with hooks.stage("probe"):
-            info = probe(fetched.path)
+            info = probe(fetched.path, settings.max_source_pixels)
         hooks.probed(info, fetched.size)
         if info.claimed_duration is not None:
             run.results.warnings.append(

@@ -27,6 +27,9 @@ class MediaInfo:
     # What the header said, when its frames end well before that (``duration`` is then where
     # they really end): a truncated or doctored file.
     claimed_duration: float | None = None
+    # The most pixels a frame may decode to (QTHUMB_MAX_SOURCE_PIXELS); readers hand it to the
+    # decoder, which refuses a bigger frame before allocating it (a stream that grows mid-way).
+    max_pixels: int | None = None
 
     @property
     def display_width(self) -> int:
@@ -63,7 +66,9 @@ def open_media(path: Path) -> av.container.InputContainer:
         ) from None
 
 
-def probe(path: Path) -> MediaInfo:
+def probe(path: Path, max_pixels: int | None = None) -> MediaInfo:
+    """The source's video stream, its first frame decoded to prove it decodes. With
+    ``max_pixels``, a source whose frames are larger fails before anything is decoded."""
     container = open_media(path)
     with container:
         if not container.streams.video:
@@ -76,6 +81,13 @@ def probe(path: Path) -> MediaInfo:
         ctx = stream.codec_context
         if not ctx.width or not ctx.height:
             raise MediaError("source video stream has no frame size; the file may be corrupt")
+        if max_pixels is not None:
+            if ctx.width * ctx.height > max_pixels:
+                raise MediaError(
+                    f"source frames are {ctx.width}x{ctx.height}, {ctx.width * ctx.height} "
+                    f"pixels; the limit is {max_pixels} (QTHUMB_MAX_SOURCE_PIXELS)"
+                )
+            limit_decoder(ctx, max_pixels)
         tb = stream.time_base
         start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
         if stream.duration is not None and tb:
@@ -105,7 +117,13 @@ def probe(path: Path) -> MediaInfo:
             rotation=rotation,
             has_audio=bool(container.streams.audio),
             claimed_duration=claimed,
+            max_pixels=max_pixels,
         )
+
+
+def limit_decoder(ctx: av.VideoCodecContext, max_pixels: int) -> None:
+    """FFmpeg's own guard: the decoder fails a frame of more pixels instead of allocating it."""
+    ctx.options = {**ctx.options, "max_pixels": str(max_pixels)}
 
 
 def _frames_end(
