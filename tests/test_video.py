@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,12 @@ def test_command_is_built_as_a_list():
                         ("-pix_fmt", "yuv420p"), ("-movflags", "+faststart")):  # fmt: skip
         assert argv[argv.index(flag) + 1] == value, flag
     assert "-nostdin" in argv and "-progress" in argv
+    assert "-max_pixels" not in argv  # no limit given, none set
+    limited = replace(info, max_pixels=10_000_000)
+    argv = video_command(Path("/in.mp4"), Path("/out/video.mp4"), spec, limited, True).argv
+    # the decoder's limit is an input option: before -i, or ffmpeg applies it to the output
+    assert argv[argv.index("-max_pixels") + 1] == "10000000"
+    assert argv.index("-max_pixels") < argv.index("-i")
 
 
 def test_seed_query_runs_whole(client: QClient, av_clip: Path, tmp_path: Path):

@@ -38,7 +38,7 @@ def gif_command(source: Path, out: Path, spec: FormatSpec, info: MediaInfo) -> l
     window = clip_window(spec, info.duration)
     width, height = target_size(info.display_size, spec.sizing)
     video = (
-        safe_input(source, window.start)
+        safe_input(source, window.start, info.max_pixels)
         .video.filter("fps", fps=f"{gif_fps(spec):g}")
         .filter("scale", width, height, flags="lanczos")
         .filter("setsar", 1)

@@ -59,7 +59,7 @@ def video_command(
     width, height = (_even(v) for v in target_size(info.display_size, spec.sizing))
     window = clip_window(spec, info.duration)
     start, duration = window.start, window.length
-    stream = safe_input(source, start)
+    stream = safe_input(source, start, info.max_pixels)
     video = stream.video.filter("scale", width, height).filter("setsar", 1)
     if settings.framerate:
         video = video.filter("fps", fps=settings.framerate)
@@ -97,10 +97,13 @@ def video_command(
     return VideoPlan(argv, width, height, duration, content_type)
 
 
-def safe_input(source: Path, start: float) -> Any:
+def safe_input(source: Path, start: float, max_pixels: int | None = None) -> Any:
     """``ffmpeg.input`` of a local source, from ``start`` seconds (``-ss`` before ``-i``), with
-    the decoder's rule: the file protocol and single-file demuxers only."""
+    the decoder's rules: the file protocol and single-file demuxers only, and no frame over
+    ``max_pixels`` (QTHUMB_MAX_SOURCE_PIXELS; ffmpeg skips such frames, never allocates them)."""
     args: dict[str, Any] = {"protocol_whitelist": "file", "format_whitelist": SAFE_DEMUXERS}
+    if max_pixels is not None:
+        args["max_pixels"] = str(max_pixels)
     if start:
         args["ss"] = f"{start:.3f}"
     return ffmpeg.input(str(source), **args)
