@@ -356,3 +356,21 @@ def test_keyframes_only_readers_share_out_keyframes(clips: Path, readers: int):
         key = int(t * FPS) // 50 * 50
         assert got[k][0] == pytest.approx(key / FPS)
         assert got[k][1] == pytest.approx(key, abs=0.5)
+
+
+@pytest.mark.parametrize(("readers", "stride"), [(2, 1), (2, 7), (3, 13), (4, 37)])
+def test_readers_taking_pieces_give_the_exact_frames(clips: Path, readers: int, stride: int):
+    """Exact frames with several readers taking runs of GOPs as they come free: every time
+    gets its own frame, whatever the pieces, dense (every frame) or sparse."""
+    from workers.decode_pool import DecodePool
+    from workers.probe import probe
+
+    path = clips / "index.mp4"
+    frames = list(range(0, INDEX_FRAMES, stride))
+    times = [f / FPS + 0.013 for f in frames]
+    pool = DecodePool(path, probe(path), times, lambda p: frame_index(p.to_image(64, 48)),
+                      readers)  # fmt: skip
+    got = dict(pool)
+    assert sorted(got) == list(range(len(times)))
+    for k, frame in enumerate(frames):
+        assert got[k] == pytest.approx(frame, abs=0.5), (k, frame)

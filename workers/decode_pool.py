@@ -1,12 +1,10 @@
 """Decode many times with several readers at once, one per core.
 
-PyAV releases the GIL while it decodes and scales, so threads use every core. Exact frames: each
-reader takes a contiguous range and keeps the one-pass plan of ``VideoReader.frames_at`` on it
-(straight decode where times are dense, seeks where they are sparse). ``keyframes_only``: the
-times are grouped by the keyframe they fall on and readers take the next group as they come
-free, so a slow keyframe (a noisy scene costs twice a flat one) never leaves a core idle while
-another reader still has half its range to do. Results arrive roughly in order through a small
-bounded queue, so memory stays bounded however long the list of times is.
+PyAV releases the GIL while it decodes and scales, so threads use every core. Readers take
+pieces of the list of times from a shared queue as they come free (``DecodePool._work`` says how
+the pieces are cut) and keep the one-pass plan of ``VideoReader.frames_at`` on each (straight
+decode where times are dense, seeks where they are sparse). Results arrive roughly in order
+through a small bounded queue, so memory stays bounded however long the list of times is.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from workers.frames import Picture, VideoReader
+from workers.frames import Keyframe, Picture, VideoReader
 from workers.probe import MediaInfo
 
 T = TypeVar("T")
@@ -54,14 +52,25 @@ class DecodePool(Generic[T]):
         depth = 4 * self.readers if queued is None else max(1, queued)
         self._results: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
+        self._keyframes: list[Keyframe] | None = None  # found once, handed to every reader
 
     def _work(self) -> queue.SimpleQueue[Sequence[int]]:
-        """What the readers take from, a piece at a time: index lists, each in time order."""
+        """What the readers take from, a piece at a time: index lists, each in time order.
+
+        With several readers the times are grouped by the keyframe they fall on, and runs of
+        whole groups make the pieces: about eight a reader, so a reader that drew cheap GOPs
+        takes more of them instead of idling while another finishes an expensive range (on a
+        realistic source, noisy scenes cost twice flat ones: 22.7 s → 17.2 s for 60 exact
+        tiles), and no GOP is ever decoded by two readers. Fewer, longer pieces keep dense
+        times (many a GOP) on straight decoding, with few seeks."""
         pieces: list[Sequence[int]] = list(split(len(self.times), self.readers))
-        if self.keyframes_only and self.readers > 1:
+        if self.readers > 1:
             with VideoReader(self.path, self.info, 1) as reader:
-                groups: list[Sequence[int]] = [*reader.keyframe_groups(self.times)]
-                pieces = groups or pieces
+                groups = reader.keyframe_groups(self.times)
+                self._keyframes = reader.keyframes()
+            if groups:
+                runs = split(len(groups), 8 * self.readers)
+                pieces = [[i for g in groups[r.start : r.stop] for i in g] for r in runs]
         work: queue.SimpleQueue[Sequence[int]] = queue.SimpleQueue()
         for piece in pieces:
             work.put(piece)
@@ -112,7 +121,7 @@ class DecodePool(Generic[T]):
 
     def _run(self, work: queue.SimpleQueue[Sequence[int]], decoder_threads: int) -> None:
         try:
-            with VideoReader(self.path, self.info, decoder_threads) as reader:
+            with VideoReader(self.path, self.info, decoder_threads, self._keyframes) as reader:
                 while not self._stop.is_set():
                     try:
                         indexes = work.get_nowait()

@@ -96,7 +96,15 @@ def _holds(frame: av.VideoFrame, target: int, durations_hold: bool = True) -> bo
 
 
 class VideoReader:
-    def __init__(self, path: Path, info: MediaInfo, threads: int = 0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        info: MediaInfo,
+        threads: int = 0,
+        keyframes: list[Keyframe] | None = None,
+    ) -> None:
+        """``keyframes``: what another reader of the same file found (``keyframes()``), so a
+        source without an index is not read through once a reader."""
         self.info, self.path, self.threads = info, path, threads
         self._open()
         average, guessed = self.stream.average_rate, self.stream.guessed_rate
@@ -106,7 +114,7 @@ class VideoReader:
         )
         self.time_base: Fraction = self.stream.time_base or Fraction(1, 90000)
         self.first_pts = self.stream.start_time or 0
-        self._keyframes: list[Keyframe] | None = None
+        self._keyframes: list[Keyframe] | None = keyframes
         rate = self.stream.average_rate or self.stream.guessed_rate
         # One nominal frame in stream ticks (a keyframe shows for about this long).
         self._frame_ticks = round(1 / (rate * self.time_base)) if rate else 1
@@ -114,7 +122,7 @@ class VideoReader:
         # reorder delay plus its frame threads, so the frame showing at the target is never
         # among the skipped ones.
         self._near = 16 * self._frame_ticks
-        self._key_pts: list[int] = []
+        self._key_pts: list[int] = [k.pts for k in keyframes or []]
 
     def __enter__(self) -> VideoReader:
         return self
