@@ -27,7 +27,7 @@ from multiprocessing.connection import Client
 from pathlib import Path
 from typing import Any
 
-from app.query import MAX_SIDE, ImageFormat, ResizeMode, url_scheme
+from app.query import MAX_SIDE, ImageFormat, ResizeMode, upload_id
 from app.settings import Settings
 
 log = logging.getLogger("qthumb.on_demand")
@@ -125,10 +125,8 @@ class ResultCache:
 
 def upload_owners(source: str, upload_owner: Any) -> dict[str, str | None]:
     """For a ``tus:<uuid>`` source, whose upload it is (the child has no store to ask)."""
-    if url_scheme(source) != "tus":
-        return {}
-    uid = source.split(":", 1)[1].strip()
-    return {uid: upload_owner(uid)}
+    uid = upload_id(source)
+    return {} if uid is None else {uid: upload_owner(uid)}
 
 
 class FrameServer:
@@ -220,20 +218,20 @@ class OnDemand:
         self, token: str, source: str, request: FrameRequest, upload_owner: Any
     ) -> RenderedFrame:
         """Raises ``FrameRequestError`` with the status to answer when no frame comes."""
-        reply = self.server.call(
-            ("render", token, source, request, upload_owners(source, upload_owner))
-        )
-        if reply[0] != "ok":
-            raise FrameRequestError(reply[2], status=reply[1])
-        frame: RenderedFrame = reply[1]
+        uploads = upload_owners(source, upload_owner)
+        frame: RenderedFrame = self._ask(("render", token, source, request, uploads))
         self.results.put(request.key(token), frame)
         return frame
 
     def source_path(self, token: str, source: str, upload_owner: Any) -> Path:
-        reply = self.server.call(("source", token, source, upload_owners(source, upload_owner)))
+        return Path(self._ask(("source", token, source, upload_owners(source, upload_owner))))
+
+    def _ask(self, message: tuple[Any, ...]) -> Any:
+        """The frame server's answer, or its error as ``FrameRequestError``."""
+        reply = self.server.call(message)
         if reply[0] != "ok":
             raise FrameRequestError(reply[2], status=reply[1])
-        return Path(reply[1])
+        return reply[1]
 
     def close(self) -> None:
         self.server.close()

@@ -193,6 +193,14 @@ def url_scheme(url: str) -> str:
     return match.group(1).lower() if match else ""
 
 
+def upload_id(source: str) -> str | None:
+    """The uuid a ``tus:<uuid>`` source names (as the SDKs send it), ``None`` for other
+    sources. Not checked: whoever reads the upload checks it is one, and whose."""
+    if url_scheme(source) != "tus":
+        return None
+    return source.split(":", 1)[1].strip()
+
+
 def _web_url(url: str, path: str) -> None:
     problem = url_problem(url)
     if problem:

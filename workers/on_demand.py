@@ -110,29 +110,20 @@ class OnDemandFrames:
         upload_owner: Callable[[str], str | None],
     ) -> RenderedFrame:
         with self.decodes:
-            return self._render(token, source, request, upload_owner)
-
-    def _render(
-        self,
-        token: str,
-        source: str,
-        request: FrameRequest,
-        upload_owner: Callable[[str], str | None],
-    ) -> RenderedFrame:
-        path = self.sources.path(token, source, upload_owner)
-        info = self.sources.info(path)
-        sizing = Sizing(width=request.width, height=request.height, mode=request.fit)
-        width, height = target_size(info.display_size, sizing)
-        limit = min(self.settings.max_output_pixels, MAX_PIXELS)
-        if width * height > limit:
-            raise FrameRequestError(f"{width}x{height} is over {limit} pixels, the most an "
-                                    "on-demand thumbnail may have")  # fmt: skip
-        seconds = request.seconds
-        if seconds is None:
-            seconds = (request.fraction or 0.0) * info.duration
-        with VideoReader(path, info) as reader:
-            picture = reader.frame_at(min(seconds, info.duration))
-        image = render(picture, sizing)
-        data = encode_bytes(image, request.image_format, None)
-        etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
-        return RenderedFrame(data, request.image_format.content_type, etag, picture.time)
+            path = self.sources.path(token, source, upload_owner)
+            info = self.sources.info(path)
+            sizing = Sizing(width=request.width, height=request.height, mode=request.fit)
+            width, height = target_size(info.display_size, sizing)
+            limit = min(self.settings.max_output_pixels, MAX_PIXELS)
+            if width * height > limit:
+                raise FrameRequestError(f"{width}x{height} is over {limit} pixels, the most an "
+                                        "on-demand thumbnail may have")  # fmt: skip
+            seconds = request.seconds
+            if seconds is None:
+                seconds = (request.fraction or 0.0) * info.duration
+            with VideoReader(path, info) as reader:
+                picture = reader.frame_at(min(seconds, info.duration))
+            image = render(picture, sizing)
+            data = encode_bytes(image, request.image_format, None)
+            etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+            return RenderedFrame(data, request.image_format.content_type, etag, picture.time)

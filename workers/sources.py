@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 from app.egress import BlockedAddress, EgressPolicy, guarded_stream
 from app.files import FileError, Files
 from app.model import is_token
-from app.query import url_scheme
+from app.query import upload_id, url_scheme
 from app.settings import Settings
 from workers.failures import SourceError
 from workers.s3 import download_s3
@@ -59,7 +59,7 @@ def _uploaded(
     task_token: str,
 ) -> FetchedSource:
     """``tus:<uuid>``: a file uploaded to this task's upload URL, and finished."""
-    uid = source.split(":", 1)[1].strip()
+    uid = upload_id(source) or ""
     if not is_token(uid) or upload_owner(uid) != task_token:
         raise SourceError(f"source {source}: no upload with that uuid was made for this task")
     state = files.upload_state(uid)
