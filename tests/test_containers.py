@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -210,9 +211,10 @@ def test_compose_scales_workers_and_survives_a_killed_one(podman: Podman, tmp_pa
                 source = media / ("slow.mp4" if k % 5 == 0 else "clip.mp4")
                 fmt = {**(slow if k % 5 == 0 else sprite), "user_tag": f"t{k}"}
                 tasks[client.start({"source": str(source), "format": [fmt]})] = k
-            victim = wait_for(lambda: _worker_running_a_task(podman, client, list(tasks)), 120,
-                              lambda: "no worker ran a task")  # fmt: skip
+            victim = wait_for(lambda: _freeze_a_busy_worker(podman, client, list(tasks)),
+                              120, lambda: "no worker held a task")  # fmt: skip
             podman.run("kill", victim)
+            podman.run("unpause", victim, check=False)  # the kill lands when it thaws
             statuses = {t: client.wait(t, timeout=300) for t in tasks}
         for token, k in tasks.items():
             status = statuses[token]
@@ -237,23 +239,24 @@ def _container(podman: Podman, service: str, every: bool = False) -> str:
     return next(n for n in names if f"_{service}_" in n or n.endswith(f"-{service}-1"))
 
 
-def _worker_running_a_task(podman: Podman, client: QClient, tasks: list[str]) -> str | None:
-    """The name of a worker container that runs a task right now."""
-    states = client.post("status", {"task_tokens": ",".join(tasks)})["statuses"]
-    if not any(s["status"] in ("downloading", "encoding") for s in states.values()):
-        return None
+def _freeze_a_busy_worker(podman: Podman, client: QClient, tasks: list[str]) -> str | None:
+    """A worker container, frozen, that holds a running task; None when none does right now.
+
+    Checking a running worker and then killing it races the task's end (a small sprite takes
+    a tenth of a second), so each worker is paused first: frozen, it cannot finish what it
+    claimed, and its log says which tasks those were.
+    """
     for name in podman.run("ps", "--format", "{{.Names}}").split():
-        if "worker" in name:
-            top = podman.run("top", name, "args", check=False)
-            if "ffmpeg" in top or top.count("-m workers") > 0:
-                metrics = podman.run("exec", name, "python3", "-c",
-                                     "import urllib.request as u; print(u.urlopen("
-                                     "'http://127.0.0.1:9464/metrics').read().decode())",
-                                     check=False)  # fmt: skip
-                busy = [line for line in metrics.splitlines()
-                        if line.startswith("qthumb_worker_processes_busy ")]  # fmt: skip
-                if busy and float(busy[0].split()[1]) > 0:
-                    return name
+        if "_worker_" not in name:
+            continue
+        podman.run("pause", name)
+        claimed = set(re.findall(r"task (\S+) downloading \(attempt", podman.logs(name)))
+        held = claimed.intersection(tasks)
+        if held:
+            states = client.post("status", {"task_tokens": ",".join(held)})["statuses"]
+            if any(s["status"] in ("downloading", "encoding") for s in states.values()):
+                return name
+        podman.run("unpause", name)
     time.sleep(0.1)
     return None
 
