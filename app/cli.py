@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app import __version__
+import app
 
 if TYPE_CHECKING:  # the server's modules are imported when a server starts (see main)
     from app.backends import Backends
@@ -83,7 +83,7 @@ def banner(settings: Settings, backends: Backends, workers: int | None) -> str:
     )
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     lines = [
-        f"qthumb {__version__}: API on http://{host}:{settings.port}"
+        f"qthumb {app.__version__}: API on http://{host}:{settings.port}"
         + (f" (public URL {settings.public_base_url})" if settings.public_base_url else ""),
         f"  console: http://{host}:{settings.port}/ui/ (sign in with the API key)",
         f"  key:     {key}",
@@ -179,6 +179,18 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
             proc.wait()
 
 
+class _Version(argparse.Action):
+    """``--version``, read from the installed metadata only when asked for (``app.__init__``):
+    argparse's own action wants the string when the parser is built, at every command's start."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show qthumb's version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"qthumb {app.__version__}")
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qthumb",
@@ -186,7 +198,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"qthumb {__version__}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text in (
         ("serve", "the API and a worker pool, in one command (what `make run` starts)"),

@@ -59,7 +59,7 @@ def times() -> list[int]:
 
 
 def qthumb_cmd(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "app.cli", "thumbnails", str(FOLDER), "--interval",
+    return [str(Path(sys.executable).parent / "qthumb"), "thumbnails", str(FOLDER), "--interval",
             str(INTERVAL), "--sprite", "--columns", "10", "--width", str(TILE_WIDTH),
             "--format", "jpg", "-o", str(out), *extra]  # fmt: skip
 

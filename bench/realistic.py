@@ -64,7 +64,7 @@ def times() -> list[int]:
 
 
 def qthumb(out: Path, *extra: str) -> list[list[str]]:
-    return [[sys.executable, "-m", "app.cli", "thumbnails", str(HD), "--interval",
+    return [[str(Path(sys.executable).parent / "qthumb"), "thumbnails", str(HD), "--interval",
              str(INTERVAL), "--sprite", "--width", str(WIDTH), "--format", "jpg", "-o", str(out),
              *extra]]  # fmt: skip
 

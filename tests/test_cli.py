@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from tests.conftest import make_qthumb
+from tests.conftest import FPS, make_qthumb
+from tests.test_thumbnail import frame_index
 
 COMMANDS = ["serve", "api", "worker", "thumbnail", "thumbnails"]
 
@@ -66,3 +68,13 @@ def test_serve_prints_a_short_banner(tmp_path: Path, clips: Path):
     assert f"console: http://127.0.0.1:{server.port}/ui/" in banner[1]
     assert "tasks:   SQLite" in text and "queue:   SQLite" in text and "files:   folder" in text
     assert "workers: 1 processes" in text and "stop:    Ctrl-C" in text
+
+
+def test_offline_commands_also_run_through_app_cli(clips: Path, tmp_path: Path):
+    """``python -m app.cli thumbnail …`` (what the console script was before) starts the
+    offline command in a fresh interpreter, since ``app`` does not import ``workers``."""
+    out = tmp_path / "f.png"
+    subprocess.run([sys.executable, "-m", "app.cli", "thumbnail", str(clips / "index.mp4"),
+                    "--time", "1s", "-o", str(out)], check=True, timeout=60)  # fmt: skip
+    with Image.open(out) as image:
+        assert abs(frame_index(image) - FPS) < 0.5

@@ -23,11 +23,13 @@ from tests.test_pytest_plugin import ctrl_c_works
 from tests.test_s3 import bucket, moto_endpoint, s3_client  # noqa: F401 (fixtures they use)
 from tests.test_thumbnail import frame_index
 
+QTHUMB = str(Path(sys.executable).parent / "qthumb")  # the console script, as users start it
+
 
 def qthumb(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=cwd,
+    return subprocess.run([QTHUMB, *args], cwd=cwd,
                           capture_output=True, text=True, timeout=120,
                           env={**os.environ, **(env or {})})  # fmt: skip
 
@@ -141,7 +143,7 @@ def test_a_terminal_gets_bars_with_an_eta(clips: Path, tmp_path: Path):
     frame counts), then the same outcome lines and summary as in a pipe."""
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "thumbnails", str(clips / "testsrc.mp4"),
+        [QTHUMB, "thumbnails", str(clips / "testsrc.mp4"),
          str(clips / "index.mp4"), "--interval", "0.04", "--width", "32", "-o", "out"],
         cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave,
     )  # fmt: skip
@@ -183,7 +185,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_only_whole_files(tmp_path: Path):
     for i in range(6):
         os.link(long, folder / f"v{i}.mp4")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "thumbnails", str(folder), "--interval", "0.04",
+        [QTHUMB, "thumbnails", str(folder), "--interval", "0.04",
          "--width", "64", "--jobs", "1", "-o", "out"],
         cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, preexec_fn=ctrl_c_works,
@@ -246,15 +248,20 @@ def test_run_usage_errors(tmp_path: Path):
     assert qthumb("run", "missing.json", cwd=tmp_path).returncode == 2
 
 
-def test_a_command_loads_only_what_local_8bit_sources_need():
-    """Start-up is most of a short command's time (bench/RESULTS.md, keyframes_only): the
-    offline pipeline loads HTTP, metrics, S3, the terminal bars and NumPy only when a source,
-    a terminal or a frame needs them."""
-    heavy = ["numpy", "httpx", "rich", "prometheus_client", "boto3", "fastapi", "uvicorn"]
-    code = (
-        "import sys, workers.offline, workers.pipeline, workers.frames; "
-        f"print([m for m in {heavy!r} if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)  # fmt: skip
-    assert out.stdout.strip() == "[]"
+def test_a_command_loads_only_what_local_8bit_sources_need(clips: Path, tmp_path: Path):
+    """Start-up is most of a short command's time (bench/RESULTS.md, keyframes_only): a real
+    command on a local 8-bit clip loads HTTP, metrics, S3, the terminal bars and NumPy only
+    when a source, a terminal or a frame needs them, in the process the console script
+    started (no second interpreter). ``-X importtime`` lists every module it loaded."""
+    heavy = {"numpy", "httpx", "rich", "prometheus_client", "boto3", "fastapi", "uvicorn"}
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", QTHUMB, "thumbnails",
+         str(clips / "index.mp4"), "--interval", "1", "--sprite", "-o", "out"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = {line.split("|")[-1].strip() for line in done.stderr.splitlines()
+              if line.startswith("import time:")}  # fmt: skip
+    assert {"av", "workers.offline"} <= loaded, "the command ran in another process"
+    assert (tmp_path / "out" / "index" / "thumbnails.vtt").is_file()
+    assert sorted(heavy & loaded) == []
