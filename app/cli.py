@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import signal
@@ -14,12 +15,16 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import app
 
 if TYPE_CHECKING:  # the server's modules are imported when a server starts (see main)
+    import uvicorn
+
     from app.backends import Backends
     from app.settings import Settings
 
@@ -103,8 +108,14 @@ def _aligned(described: list[str]) -> list[str]:
 
 
 def _serve_api(
-    settings: Settings, sock: socket.socket, port_file: Path | None, workers: int | None
+    settings: Settings,
+    sock: socket.socket,
+    port_file: Path | None,
+    workers: int | None,
+    signals: ServeSignals | None = None,
 ) -> None:
+    """Serve the API until SIGINT or SIGTERM (``signals``: what ``serve`` does with them
+    besides; ``api`` leaves them to uvicorn)."""
     import uvicorn
 
     from app.backends import build
@@ -118,7 +129,80 @@ def _serve_api(
     config = uvicorn.Config(
         create_app(settings, backends), log_level="info", log_config=None, access_log=False
     )
-    uvicorn.Server(config).run(sockets=[sock])
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if signals is not None:
+                signals.stop_workers()
+            super().handle_exit(sig, frame)
+
+    server = Server(config)
+    if signals is not None:
+        signals.serving(server)
+    logging.getLogger("uvicorn.error").addFilter(_ForcedExitNote(server))
+    server.run(sockets=[sock])
+
+
+class ServeSignals:
+    """SIGINT and SIGTERM for ``serve``, from its first moment to its last.
+
+    uvicorn takes the signals over only once it runs, and raises the ones it caught again when
+    it gives them back. Before and after, they land here: the worker pool is told to stop
+    (gracefully, tasks handed back), and a server not yet running exits as soon as it has
+    started. A handler that ignored them lost a ``docker stop`` sent just after the start, and
+    ``serve`` ran on until SIGKILL. While uvicorn runs, it tells the pool the same at once, so
+    the pool stops while requests in flight finish and is not restarted as if it had crashed.
+    """
+
+    def __init__(self) -> None:
+        self.received = False
+        self._server: uvicorn.Server | None = None
+        self._stop_workers: Callable[[], None] = lambda: None
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_workers()
+        if self._server is not None:
+            self._server.should_exit = True
+
+    def stop_workers(self) -> None:
+        self.received = True
+        self._stop_workers()
+
+    def workers(self, stop: Callable[[], None]) -> None:
+        self._stop_workers = stop
+        if self.received:
+            stop()
+
+    def serving(self, server: uvicorn.Server) -> None:
+        self._server = server
+        if self.received:
+            server.should_exit = True
+
+
+class _ForcedExitNote(logging.Filter):
+    """A second Ctrl-C makes uvicorn exit at once: requests in flight are cancelled and the
+    application gets no shutdown event (its lifespan's cleanup still runs, on cancellation).
+    uvicorn logs each cancellation as a traceback of ``CancelledError``; once the exit is
+    forced, each becomes one plain line."""
+
+    def __init__(self, server: uvicorn.Server) -> None:
+        super().__init__()
+        self.server = server
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.server.force_exit:
+            return True
+        if record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
+            what = "a request in flight was cut off"
+        elif "CancelledError" in record.getMessage():  # the lifespan's, as text
+            what = "stopped at once"
+        else:
+            return True
+        record.msg, record.args, record.exc_info = f"second Ctrl-C: {what}", (), None
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
 
 
 def _start_workers(settings: Settings) -> subprocess.Popen[bytes]:
@@ -163,6 +247,10 @@ class WorkerSupervisor:
             delay = min(delay * 2, 30.0)
             proc = _start_workers(self.settings)
         _stop(proc, self.settings.shutdown_timeout)
+
+    def begin_stop(self) -> None:
+        """Stop the pool (gracefully, tasks handed back) without waiting for it."""
+        self._stopping.set()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -271,13 +359,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "api":
         _serve_api(settings, sock, args.port_file, None)
         return
-    # uvicorn handles SIGINT/SIGTERM, then raises the signal again once it has shut down;
-    # without a handler of ours that would end this process before the workers are stopped.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: None)
+    signals = ServeSignals()
     supervisor = WorkerSupervisor(settings)
+    signals.workers(supervisor.begin_stop)
     try:
-        _serve_api(settings, sock, args.port_file, settings.workers)
+        _serve_api(settings, sock, args.port_file, settings.workers, signals)
     finally:
         supervisor.stop()
 

@@ -3,15 +3,19 @@ with its help and default), `--version`, and the start banner."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tests.conftest import FPS, make_qthumb
+from tests.conftest import FPS, make_qthumb, wait_for
 from tests.test_thumbnail import frame_index
 
 COMMANDS = ["serve", "api", "worker", "thumbnail", "thumbnails"]
@@ -78,3 +82,57 @@ def test_offline_commands_also_run_through_app_cli(clips: Path, tmp_path: Path):
                     "--time", "1s", "-o", str(out)], check=True, timeout=60)  # fmt: skip
     with Image.open(out) as image:
         assert abs(frame_index(image) - FPS) < 0.5
+
+
+def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path: Path, clips: Path):
+    """Ctrl-C at a terminal reaches the whole process group. The first waits for a request
+    still in flight (here a body that never comes); the second stops everything at once, in
+    one plain line rather than the cancelled lifespan's traceback."""
+    server = make_qthumb(tmp_path, clips)
+    try:
+        server.serve(workers=1)
+        proc = server.procs[0]
+        with socket.create_connection(("127.0.0.1", server.port or 0), timeout=5) as stuck:
+            stuck.sendall(b"POST /v1/access_token HTTP/1.1\r\nHost: x\r\n"
+                          b"Content-Length: 100\r\n\r\napi_key=")  # fmt: skip
+            time.sleep(0.3)
+            os.killpg(proc.pid, signal.SIGINT)
+            wait_for(lambda: "Waiting for connections to close" in server.logs(), 10,
+                     server.logs)  # fmt: skip
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(timeout=30)
+        wait_for(lambda: not _group_alive(proc.pid), 30, lambda: "the worker pool outlived it")
+        log = server.logs()
+    finally:
+        server.stop()
+    assert "second Ctrl-C: a request in flight was cut off" in log
+    assert "second Ctrl-C: stopped at once" in log
+    assert "Traceback" not in log, log[-3000:]
+    assert "starting it again" not in log  # the pool was stopping, not crashed
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_sigterm_just_after_the_start_stops_serve(tmp_path: Path, clips: Path):
+    """``docker stop`` right after ``docker start``: the signal lands before uvicorn has taken
+    the signals over (the port is already bound). It once did nothing and ``serve`` ran on
+    until SIGKILL, 3 starts in 8 here; five starts give that no place to hide."""
+    server = make_qthumb(tmp_path, clips)
+    try:
+        for k in range(5):
+            port_file = tmp_path / f"port{k}"
+            proc = server.start("serve", "--port", "0", "--port-file", str(port_file),
+                                "--workers", "1")  # fmt: skip
+            wait_for(port_file.exists, 30, server.logs)
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+            wait_for(lambda p=proc.pid: not _group_alive(p), 20, lambda: "the pool outlived it")
+    finally:
+        server.stop()
+    assert "starting it again" not in server.logs()
