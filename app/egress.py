@@ -50,7 +50,7 @@ class EgressPolicy:
             kind = _non_public_kind(inner)
             if kind:
                 raise BlockedAddress(
-                    f"{host} is {ip}, which carries {inner}, {_article(kind)} {kind} address; "
+                    f"{_named(host, ip)}which carries {inner}, {_article(kind)} {kind} address; "
                     "set QTHUMB_ALLOWED_NETWORKS to allow it"
                 )
         if carried:
@@ -58,7 +58,7 @@ class EgressPolicy:
         kind = _non_public_kind(ip)
         if kind:
             raise BlockedAddress(
-                f"{host} is {ip}, {_article(kind)} {kind} address; "
+                f"{_named(host, ip)}{_article(kind)} {kind} address; "
                 "set QTHUMB_ALLOWED_NETWORKS to allow it"
             )
 
@@ -84,6 +84,15 @@ class EgressPolicy:
         for ip in addresses:
             self.check_ip(host, ip)
         return addresses[0]
+
+
+def _named(host: str, ip: IPAddress) -> str:
+    """``localhost is 127.0.0.1, `` or, for an address given as such, ``127.0.0.1 is ``."""
+    try:
+        literal = ipaddress.ip_address(host.strip("[]")) == ip
+    except ValueError:
+        literal = False
+    return f"{host} is " if literal else f"{host} is {ip}, "
 
 
 # IPv6 prefixes whose last 32 bits are an IPv4 address the packets are meant for.

@@ -164,12 +164,11 @@ def run(server: QthumbProcess, query: dict) -> dict:
 @pytest.mark.parametrize(
     ("source", "reason"),
     [
-        ("{origin}/clip.mp4", "127.0.0.1 is 127.0.0.1, a loopback address"),
-        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is 169.254.169.254, a "
-         "link-local address"),
+        ("{origin}/clip.mp4", "127.0.0.1 is a loopback address"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
         ("http://localhost:9/x.mp4", "a loopback address"),
-        ("http://[::1]:9/x.mp4", "a loopback address"),
-        ("http://10.0.0.1/x.mp4", "10.0.0.1 is 10.0.0.1, a private address"),
+        ("http://[::1]:9/x.mp4", "::1 is a loopback address"),
+        ("http://10.0.0.1/x.mp4", "10.0.0.1 is a private address"),
     ],
 )  # fmt: skip
 def test_sources_to_non_public_addresses_are_refused(
@@ -189,7 +188,7 @@ def test_redirects_are_checked_again(strict: QthumbProcess, canary: tuple[str, s
     _Recorder.redirect_to = f"{hidden}/secret"
     status = run(strict, {"source": f"{origin}/redirect", "format": [{"output": "thumbnail"}]})
     assert status["status"] == "error"
-    assert "127.0.0.2 is 127.0.0.2, a loopback address" in status["error_description"]
+    assert "127.0.0.2 is a loopback address" in status["error_description"]
     assert "127.0.0.1/redirect" in _Recorder.hits
     assert not any(hit.startswith("127.0.0.2") for hit in _Recorder.hits)
 
@@ -207,7 +206,7 @@ def test_callbacks_and_s3_to_non_public_addresses_are_refused(
     })  # fmt: skip
     assert status["status"] == "completed"
     assert status["images"][1]["error_description"].startswith(
-        "destination s3://127.0.0.1:9/bucket/k.png: 127.0.0.1 is 127.0.0.1, a loopback address"
+        "destination s3://127.0.0.1:9/bucket/k.png: 127.0.0.1 is a loopback address"
     )
     assert len(_Recorder.hits) == before
 
