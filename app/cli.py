@@ -44,14 +44,14 @@ examples:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from app.settings import Settings
+    from app.settings import settings_or_exit
 
     overrides: dict[str, object] = {}
     for name in ("host", "port", "workers"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
-    return Settings(**overrides)  # type: ignore[arg-type]
+    return settings_or_exit(**overrides)
 
 
 def _listen(settings: Settings) -> tuple[socket.socket, Settings]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import urllib.request
 
-from app.settings import Settings
+from app.settings import Settings, settings_or_exit
 
 
 def healthy(settings: Settings) -> bool:
@@ -27,4 +27,4 @@ def healthy(settings: Settings) -> bool:
 
 
 if __name__ == "__main__":
-    sys.exit(0 if healthy(Settings()) else 1)
+    sys.exit(0 if healthy(settings_or_exit()) else 1)

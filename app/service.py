@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from app.errors import (
     SystemBusy,
     TokenNotFound,
 )
+from app.keys import API_KEY_RE
 from app.limits import check_query
 from app.model import TaskStatus, is_token
 from app.outbox import CallbackOutbox
@@ -35,7 +35,6 @@ from app.wire import status_object
 
 log = logging.getLogger("qthumb.api")
 
-API_KEY_RE = re.compile(r"^[A-Za-z0-9_\-]{12,128}$")
 MAX_PAYLOAD = 1000
 
 

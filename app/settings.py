@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.keys import API_KEY_RE
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -72,12 +75,12 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="Address `qthumb worker` serves /metrics on."
     )
     metrics_port: int = Field(
-        default=0, ge=0, description="Port `qthumb worker` serves /metrics on (0: none)."
+        default=0, ge=0, le=65535, description="Port `qthumb worker` serves /metrics on (0: none)."
     )
     log_format: str = Field(
         default="text", pattern="^(text|json)$", description="Log lines as text or JSON."
     )
-    port: int = Field(default=8000, description="Port the API listens on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port the API listens on.")
 
     session_token_ttl: float = Field(
         default=24 * 3600, gt=0, description="Seconds a session token from access_token lives."
@@ -187,6 +190,17 @@ class Settings(BaseSettings):
     def _commas(cls, value: object) -> object:
         return _split_commas(value)
 
+    @field_validator("api_keys")
+    @classmethod
+    def _usable_keys(cls, value: list[str]) -> list[str]:
+        for n, key in enumerate(value, 1):
+            if not API_KEY_RE.match(key):  # said without a character of it: keys are secrets
+                raise ValueError(
+                    f"key {n} of {len(value)} could never be used: an API key is 12-128 "
+                    "letters, digits, '_' or '-'"
+                )
+        return value
+
     @field_validator("allowed_networks")
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
@@ -242,3 +256,17 @@ class Settings(BaseSettings):
     @property
     def dev_key_path(self) -> Path:
         return self.data_dir / "dev_api_key"
+
+
+def settings_or_exit(**overrides: Any) -> Settings:
+    """``Settings(**overrides)`` for a command's start; a value that cannot be used ends the
+    process with one line a person can act on (exit 2), not pydantic's traceback."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else ""
+            where = f"--{name.replace('_', '-')}" if name in overrides else f"QTHUMB_{name.upper()}"
+            message = error["msg"].removeprefix("Value error, ").removeprefix(f"{where} ")
+            print(f"qthumb: {where}: {message}", file=sys.stderr)
+        sys.exit(2)

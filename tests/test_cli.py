@@ -136,3 +136,32 @@ def test_a_sigterm_just_after_the_start_stops_serve(tmp_path: Path, clips: Path)
     finally:
         server.stop()
     assert "starting it again" not in server.logs()
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "said"),
+    [
+        (["serve"], {"QTHUMB_WORKERS": "0"}, "QTHUMB_WORKERS: Input should be greater than"),
+        (["serve", "--workers", "0"], {}, "--workers: Input should be greater than"),
+        (["api"], {"QTHUMB_PORT": "99999"}, "QTHUMB_PORT: Input should be less than"),
+        (["api"], {"QTHUMB_API_KEYS": "test-key-0123456789,secret"},
+         "QTHUMB_API_KEYS: key 2 of 2 could never be used"),
+        (["worker"], {"QTHUMB_ALLOWED_NETWORKS": "10.0.0.0/33"}, "QTHUMB_ALLOWED_NETWORKS: '10."),
+        (["thumbnail", "x.mp4", "-o", "x.png"], {"QTHUMB_MAX_SOURCE_PIXELS": "many"},
+         "QTHUMB_MAX_SOURCE_PIXELS: Input should be a valid integer"),
+    ],
+)  # fmt: skip
+def test_a_setting_that_cannot_be_used_is_one_line_and_exit_2(
+    command: list[str], env: dict[str, str], said: str, tmp_path: Path
+):
+    """Every command reads its settings first; a value pydantic refuses is named by its
+    variable (or option) in one line, never a traceback, and a refused key is not echoed."""
+    (tmp_path / "x.mp4").touch()  # the offline command looks for its source first
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "qthumb"), *command], cwd=tmp_path,
+        env={**os.environ, "QTHUMB_DATA_DIR": str(tmp_path / "data"), **env},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"qthumb: {said}"), done.stderr
+    assert "Traceback" not in done.stderr and "secret" not in done.stderr

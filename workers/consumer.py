@@ -25,7 +25,7 @@ from app.backends import Backends, build
 from app.orphans import children_die_with_this_process, die_with_parent
 from app.recovery import sweep_safely
 from app.redact import setup_logging
-from app.settings import Settings
+from app.settings import Settings, settings_or_exit
 from workers.task_run import clear_stale_work, run_task, worker_id
 
 log = logging.getLogger("qthumb.worker")
@@ -135,6 +135,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.parent_pid is not None:
         # SIGINT: huey's interrupt signal here; running tasks go back to the queue at once.
         die_with_parent(signal.SIGINT, expected_parent=args.parent_pid)
-    settings = Settings()
+    settings = settings_or_exit()
     setup_logging(settings.log_format)
     run_consumer(settings, args.workers or settings.workers)

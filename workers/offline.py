@@ -32,7 +32,7 @@ from app.media_files import VIDEO_SUFFIXES
 from app.model import TaskRecord, TaskStatus
 from app.query import Destination, FormatSpec, Query, decode_query, parse_query, url_scheme
 from app.results import Results
-from app.settings import Settings
+from app.settings import Settings, settings_or_exit
 from app.store import new_token
 from app.wire import output_arrays, status_object
 from workers.batch_progress import PlainProgress, progress_for
@@ -191,7 +191,7 @@ def _targets(sources: list[str], args: argparse.Namespace, ext: str) -> list[Pat
 
 def _settings(jobs: int) -> Settings:
     cores = os.cpu_count() or 1
-    return Settings(
+    return settings_or_exit(
         data_dir=Path(tempfile.gettempdir()) / f"qthumb-offline-{os.getpid()}",
         local_source_dirs=["/"],  # local files are the user's own here
         decode_threads=max(1, cores // jobs),
