@@ -27,7 +27,7 @@ from PIL import Image
 
 from workers.colour import to_rgb
 from workers.failures import MediaError
-from workers.probe import MediaInfo, limit_decoder, open_media
+from workers.probe import MediaInfo, limit_decoder, open_media, undecodable
 
 _ROTATIONS = {
     90: Image.Transpose.ROTATE_90,
@@ -207,7 +207,7 @@ class VideoReader:
             else:
                 yield from self._walk(targets)
         except av.FFmpegError as exc:  # whatever a damaged source does to a seek or a decode
-            raise MediaError(f"the video could not be decoded ({exc})") from None
+            raise undecodable(self.stream.codec_context, self.info.max_pixels, exc) from None
 
     def _keyframe_walk(self, targets: list[int]) -> Iterator[Picture]:
         """The keyframe before each target: one seek and one keyframe decode per distinct
@@ -236,7 +236,7 @@ class VideoReader:
                     frames = [*ctx.decode(packet), *ctx.decode(None)]
                     return frames[0] if frames else None
         except av.FFmpegError as exc:
-            raise MediaError(f"the video could not be decoded ({exc})") from None
+            raise undecodable(self.stream.codec_context, self.info.max_pixels, exc) from None
         return None
 
     def _on_keyframe(self, target: int, next_target: int | None) -> av.VideoFrame | None:
@@ -340,7 +340,10 @@ class VideoReader:
             seek_to = max(target - back, self.first_pts)
             self.container.seek(seek_to, stream=self.stream, backward=True)
             decoded = self._frames()
-            first = self._next(decoded, None)
+            try:
+                first = self._next(decoded, None)
+            except MediaError:  # a guessed offset in frames past decoding (damaged, too large)
+                first = None
             if first is not None and (first.pts or 0) <= target:
                 return decoded, first
             if seek_to <= self.first_pts:
@@ -381,7 +384,7 @@ class VideoReader:
             return None
         except av.FFmpegError as exc:
             if best is None:
-                raise MediaError(f"the video could not be decoded ({exc})") from None
+                raise undecodable(self.stream.codec_context, self.info.max_pixels, exc) from None
             return None  # a damaged tail: keep what was decoded
 
     def _picture(self, frame: av.VideoFrame) -> Picture:

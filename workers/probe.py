@@ -83,10 +83,7 @@ def probe(path: Path, max_pixels: int | None = None) -> MediaInfo:
             raise MediaError("source video stream has no frame size; the file may be corrupt")
         if max_pixels is not None:
             if ctx.width * ctx.height > max_pixels:
-                raise MediaError(
-                    f"source frames are {ctx.width}x{ctx.height}, {ctx.width * ctx.height} "
-                    f"pixels; the limit is {max_pixels} (QTHUMB_MAX_SOURCE_PIXELS)"
-                )
+                raise MediaError(_oversize(ctx, max_pixels))
             limit_decoder(ctx, max_pixels)
         tb = stream.time_base
         start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
@@ -124,6 +121,23 @@ def probe(path: Path, max_pixels: int | None = None) -> MediaInfo:
 def limit_decoder(ctx: av.VideoCodecContext, max_pixels: int) -> None:
     """FFmpeg's own guard: the decoder fails a frame of more pixels instead of allocating it."""
     ctx.options = {**ctx.options, "max_pixels": str(max_pixels)}
+
+
+def undecodable(ctx: av.VideoCodecContext, max_pixels: int | None, exc: Exception) -> MediaError:
+    """What a decoder's failure means: frames that grew past the limit mid-stream (the
+    decoder's context then holds their size, and ``limit_decoder`` made it refuse them), or
+    else a source the decoder cannot read."""
+    if max_pixels is not None and ctx.width * ctx.height > max_pixels:
+        return MediaError(_oversize(ctx, max_pixels))
+    return MediaError(f"the video could not be decoded ({exc})")
+
+
+def _oversize(ctx: av.VideoCodecContext, max_pixels: int) -> str:
+    pixels = ctx.width * ctx.height
+    return (
+        f"source frames are {ctx.width}x{ctx.height}, {pixels} pixels; the limit is "
+        f"{max_pixels} (QTHUMB_MAX_SOURCE_PIXELS)"
+    )
 
 
 def _frames_end(
