@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.load import write_section  # noqa: E402
 from bench.realistic import reader_seconds  # noqa: E402
-from bench.tools import VCSI, hms, timed  # noqa: E402
+from bench.tools import QTHUMB, VCSI, hms, timed  # noqa: E402
 
 FOLDER = ROOT / "bench" / "work" / "folder20"
 CLIPS = 20
@@ -59,7 +59,7 @@ def times() -> list[int]:
 
 
 def qthumb_cmd(out: Path, *extra: str) -> list[str]:
-    return [str(Path(sys.executable).parent / "qthumb"), "thumbnails", str(FOLDER), "--interval",
+    return [QTHUMB, "thumbnails", str(FOLDER), "--interval",
             str(INTERVAL), "--sprite", "--columns", "10", "--width", str(TILE_WIDTH),
             "--format", "jpg", "-o", str(out), *extra]  # fmt: skip
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,8 @@ from bench.sources import SOURCES, WORK, Scenario
 
 # vcsi pins Pillow 11.2: it lives in a venv of its own, made by `make bench`.
 VCSI = str(WORK / "vcsi-venv" / "bin" / "vcsi")
+# qthumb's console script, started as users start it (the offline commands run in it).
+QTHUMB = str(Path(sys.executable).parent / "qthumb")
 
 
 @dataclass

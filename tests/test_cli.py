@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import FPS, make_qthumb, wait_for
+from tests.test_offline import QTHUMB
 from tests.test_thumbnail import frame_index
 
 COMMANDS = ["serve", "api", "worker", "thumbnail", "thumbnails"]
@@ -158,7 +159,7 @@ def test_a_setting_that_cannot_be_used_is_one_line_and_exit_2(
     variable (or option) in one line, never a traceback, and a refused key is not echoed."""
     (tmp_path / "x.mp4").touch()  # the offline command looks for its source first
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "qthumb"), *command], cwd=tmp_path,
+        [QTHUMB, *command], cwd=tmp_path,
         env={**os.environ, "QTHUMB_DATA_DIR": str(tmp_path / "data"), **env},
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip

@@ -81,9 +81,10 @@ def probe(path: Path, max_pixels: int | None = None) -> MediaInfo:
         ctx = stream.codec_context
         if not ctx.width or not ctx.height:
             raise MediaError("source video stream has no frame size; the file may be corrupt")
+        too_large = _oversize(ctx, max_pixels)
+        if too_large:
+            raise MediaError(too_large)
         if max_pixels is not None:
-            if ctx.width * ctx.height > max_pixels:
-                raise MediaError(_oversize(ctx, max_pixels))
             limit_decoder(ctx, max_pixels)
         tb = stream.time_base
         start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
@@ -127,13 +128,14 @@ def undecodable(ctx: av.VideoCodecContext, max_pixels: int | None, exc: Exceptio
     """What a decoder's failure means: frames that grew past the limit mid-stream (the
     decoder's context then holds their size, and ``limit_decoder`` made it refuse them), or
     else a source the decoder cannot read."""
-    if max_pixels is not None and ctx.width * ctx.height > max_pixels:
-        return MediaError(_oversize(ctx, max_pixels))
-    return MediaError(f"the video could not be decoded ({exc})")
+    return MediaError(_oversize(ctx, max_pixels) or f"the video could not be decoded ({exc})")
 
 
-def _oversize(ctx: av.VideoCodecContext, max_pixels: int) -> str:
+def _oversize(ctx: av.VideoCodecContext, max_pixels: int | None) -> str | None:
+    """Why frames of ``ctx``'s size are refused, or None when they are within the limit."""
     pixels = ctx.width * ctx.height
+    if max_pixels is None or pixels <= max_pixels:
+        return None
     return (
         f"source frames are {ctx.width}x{ctx.height}, {pixels} pixels; the limit is "
         f"{max_pixels} (QTHUMB_MAX_SOURCE_PIXELS)"
