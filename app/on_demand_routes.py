@@ -15,12 +15,11 @@ from starlette.concurrency import run_in_threadpool
 
 from app.model import TaskStatus, is_token
 from app.on_demand import FrameRequest, FrameRequestError, OnDemand, parse_side, parse_time
-from app.query import ImageFormat, ResizeMode
+from app.query import ResizeMode
+from app.query_values import IMAGE_EXTENSIONS
 
 router = APIRouter()
 CACHE_CONTROL = "private, max-age=86400"
-_FORMATS = {"jpg": ImageFormat.JPG, "jpeg": ImageFormat.JPG, "png": ImageFormat.PNG,
-            "webp": ImageFormat.WEBP, "avif": ImageFormat.AVIF}  # fmt: skip
 
 
 def _error(status: int, message: str, code: int = 1) -> JSONResponse:
@@ -45,13 +44,13 @@ def _request(ext: str, request: Request) -> FrameRequest:
         width=parse_side(params.get("width"), "width"),
         height=parse_side(params.get("height"), "height"),
         fit=ResizeMode(fit),
-        image_format=_FORMATS[ext],
+        image_format=IMAGE_EXTENSIONS[ext],
     )
 
 
 @router.get("/v1/thumbnail.{ext}", response_model=None)
 async def thumbnail(ext: str, request: Request) -> Response:
-    if ext not in _FORMATS:
+    if ext not in IMAGE_EXTENSIONS:
         return _error(404, "thumbnails are .jpg, .png, .webp or .avif")
     token = request.query_params.get("task_token") or ""
     if not token:

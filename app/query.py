@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 from app.egress import url_problem
 from app.errors import BadQuery, FieldRequired
 from app.query_values import (
+    IMAGE_EXTENSIONS,
     MAX_SIDE,
     Destination,
     ImageFormat,
@@ -207,8 +208,6 @@ def _web_url(url: str, path: str) -> None:
         raise BadQuery(f"{path}: {problem}")
 
 
-_EXTENSIONS = {"png": ImageFormat.PNG, "jpg": ImageFormat.JPG, "jpeg": ImageFormat.JPG,
-               "webp": ImageFormat.WEBP, "avif": ImageFormat.AVIF}  # fmt: skip
 _OTHER_IMAGE_EXTENSIONS = frozenset({"gif", "bmp", "tif", "tiff", "heic", "jxl"})
 
 
@@ -221,7 +220,7 @@ def _image_encoding(
     said: list[tuple[ImageFormat, str]] = []
     extension = obj.get("file_extension")
     if extension not in (None, ""):
-        fmt = _EXTENSIONS.get(str(extension).lower().lstrip("."))
+        fmt = IMAGE_EXTENSIONS.get(str(extension).lower().lstrip("."))
         if fmt is None:
             raise BadQuery(
                 f"{path}.file_extension must be png, jpg, webp or avif, got {extension!r}"
@@ -235,8 +234,8 @@ def _image_encoding(
             if suffix in _OTHER_IMAGE_EXTENSIONS:
                 raise BadQuery(f"{where}: {name!r} names a .{suffix}; qthumb writes png, jpg, "
                                "webp or avif")  # fmt: skip
-            if suffix in _EXTENSIONS:
-                said.append((_EXTENSIONS[suffix], f"{where} {name!r}"))
+            if suffix in IMAGE_EXTENSIONS:
+                said.append((IMAGE_EXTENSIONS[suffix], f"{where} {name!r}"))
     explicit = obj.get("image_format")
     if explicit not in (None, ""):
         chosen = image_format(explicit, path)

@@ -38,6 +38,12 @@ class ImageFormat(StrEnum):
         return f"image/{'jpeg' if self is ImageFormat.JPG else self.value}"
 
 
+# What a file name's extension (lower case, no dot) says about the image it holds: for a
+# query's file_extension or destination, a /v1/thumbnail.<ext> URL and an offline OUT file.
+IMAGE_EXTENSIONS = {"png": ImageFormat.PNG, "jpg": ImageFormat.JPG, "jpeg": ImageFormat.JPG,
+                    "webp": ImageFormat.WEBP, "avif": ImageFormat.AVIF}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Destination:
     url: str

@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from app.query_values import IMAGE_EXTENSIONS, ImageFormat
+
 _SECONDS = re.compile(r"^(\d+(?:\.\d+)?)s$")
-FORMATS = ("png", "jpg", "webp", "avif")
-# What a ``thumbnail`` OUT file's suffix says about the format it should hold.
-_BY_SUFFIX = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".avif": "avif"}
+FORMATS = tuple(f.value for f in ImageFormat)
 _OTHER_IMAGES = (".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".jxl", ".ico", ".jp2")
 
 
@@ -36,12 +36,12 @@ def settle(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
         return
     if suffix in _OTHER_IMAGES:
         p.error(f"{out}: qthumb writes {', '.join(FORMATS)}, not {suffix[1:]}")
-    named = _BY_SUFFIX.get(suffix)
+    named = IMAGE_EXTENSIONS.get(suffix[1:])
     if named is None:
         return
     if args.format is None:
-        args.format = named
-    elif args.format != named:
+        args.format = named.value
+    elif args.format != named.value:
         p.error(f"--format {args.format} disagrees with the file name {out.name}")
 
 
