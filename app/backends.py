@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 from huey import RedisHuey, SqliteHuey
 
-from app.db import Database, PostgresDatabase, SqliteDatabase
-from app.files import Files, LocalFiles
-from app.outbox import CallbackOutbox
-from app.queue import HueyQueue
-from app.schema import MIGRATIONS
-from app.settings import Settings
-from app.store import SqlTaskStore
+from qthumb.app.db import Database, PostgresDatabase, SqliteDatabase
+from qthumb.app.files import Files, LocalFiles
+from qthumb.app.outbox import CallbackOutbox
+from qthumb.app.queue import HueyQueue
+from qthumb.app.schema import MIGRATIONS
+from qthumb.app.settings import Settings
+from qthumb.app.store import SqlTaskStore
 
 
 @dataclass
@@ -82,7 +82,7 @@ def build_queue(settings: Settings) -> HueyQueue:
 def build_files(settings: Settings) -> Files:
     if not settings.storage_url:
         return LocalFiles(settings)
-    from app.files_s3 import S3Files  # boto3 only where a bucket is used
+    from qthumb.app.files_s3 import S3Files  # boto3 only where a bucket is used
 
     return S3Files(settings)
 

@@ -17,15 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from app.egress import BlockedAddress, EgressPolicy, guarded_request
-from app.metrics import instruments
-from app.model import TaskRecord, TaskStatus
-from app.outbox import CallbackOutbox, PendingCallback
-from app.redact import redact
-from app.results import Notice
-from app.settings import Settings
-from app.store import TaskStore
-from app.wire import status_object
+from qthumb.app.egress import BlockedAddress, EgressPolicy, guarded_request
+from qthumb.app.metrics import instruments
+from qthumb.app.model import TaskRecord, TaskStatus
+from qthumb.app.outbox import CallbackOutbox, PendingCallback
+from qthumb.app.redact import redact
+from qthumb.app.results import Notice
+from qthumb.app.settings import Settings
+from qthumb.app.store import TaskStore
+from qthumb.app.wire import status_object
 
 log = logging.getLogger("qthumb.callbacks")
 

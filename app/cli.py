@@ -20,13 +20,14 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-import app
+from qthumb import app as qthumb_app
+from qthumb.app.orphans import qthumb_module
 
 if TYPE_CHECKING:  # the server's modules are imported when a server starts (see main)
     import uvicorn
 
-    from app.backends import Backends
-    from app.settings import Settings
+    from qthumb.app.backends import Backends
+    from qthumb.app.settings import Settings
 
 log = logging.getLogger("qthumb")
 
@@ -44,7 +45,7 @@ examples:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from app.settings import settings_or_exit
+    from qthumb.app.settings import settings_or_exit
 
     overrides: dict[str, object] = {}
     for name in ("host", "port", "workers"):
@@ -78,7 +79,7 @@ def _listen(settings: Settings) -> tuple[socket.socket, Settings]:
 
 def banner(settings: Settings, backends: Backends, workers: int | None) -> str:
     """What a person starting qthumb needs to know, in a few lines."""
-    from app.keys import resolve_api_keys
+    from qthumb.app.keys import resolve_api_keys
 
     keys, dev_key = resolve_api_keys(settings)
     key = (
@@ -88,7 +89,7 @@ def banner(settings: Settings, backends: Backends, workers: int | None) -> str:
     )
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     lines = [
-        f"qthumb {app.__version__}: API on http://{host}:{settings.port}"
+        f"qthumb {qthumb_app.__version__}: API on http://{host}:{settings.port}"
         + (f" (public URL {settings.public_base_url})" if settings.public_base_url else ""),
         f"  console: http://{host}:{settings.port}/ui/ (sign in with the API key)",
         f"  key:     {key}",
@@ -118,8 +119,8 @@ def _serve_api(
     besides; ``api`` leaves them to uvicorn)."""
     import uvicorn
 
-    from app.backends import build
-    from app.main import create_app
+    from qthumb.app.backends import build
+    from qthumb.app.main import create_app
 
     backends = build(settings)
     print(banner(settings, backends, workers), flush=True)
@@ -211,7 +212,7 @@ def _start_workers(settings: Settings) -> subprocess.Popen[bytes]:
         "QTHUMB_DATA_DIR": str(settings.data_dir.resolve()),
         "QTHUMB_PUBLIC_BASE_URL": settings.base_url,
     }
-    argv = [sys.executable, "-m", "workers", "--workers", str(settings.workers)]
+    argv = qthumb_module("workers", "--workers", str(settings.workers))
     # The pool is interrupted (tasks handed back) when this process dies, even by SIGKILL.
     return subprocess.Popen([*argv, "--parent-pid", str(os.getpid())], env=env)
 
@@ -275,7 +276,7 @@ class _Version(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, help="show qthumb's version and exit")
 
     def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
-        print(f"qthumb {app.__version__}")
+        print(f"qthumb {qthumb_app.__version__}")
         parser.exit()
 
 
@@ -339,17 +340,17 @@ OFFLINE = ("thumbnail", "thumbnails", "run")  # run by workers.offline: no serve
 def main(argv: list[str] | None = None) -> None:
     args_in = sys.argv[1:] if argv is None else argv
     if args_in[:1] and args_in[0] in OFFLINE:
-        os.execv(sys.executable, [sys.executable, "-m", "workers.offline", *args_in])
+        os.execv(sys.executable, qthumb_module("workers.offline", *args_in))
     parser = _parser()
     args = parser.parse_args(args_in)
 
     if args.command == "worker":
-        argv_ = [sys.executable, "-m", "workers"]
+        argv_ = qthumb_module("workers")
         if args.workers:
             argv_ += ["--workers", str(args.workers)]
         os.execv(sys.executable, argv_)
-    from app import metrics
-    from app.redact import setup_logging
+    from qthumb.app import metrics
+    from qthumb.app.redact import setup_logging
 
     settings = _settings(args)
     setup_logging(settings.log_format)

@@ -15,8 +15,8 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from app.model import is_token
-from app.store import TaskStore
+from qthumb.app.model import is_token
+from qthumb.app.store import TaskStore
 
 COOKIE = "qthumb_console"
 

@@ -12,14 +12,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.console_auth import Session, check_csrf, current_session
-from app.console_routes import page
-from app.console_views import curl_script
-from app.errors import QencodeError
-from app.media_files import list_media
-from app.model import TaskStatus, is_token
-from app.query import decode_query, parse_query
-from app.service import QencodeService
+from qthumb.app.console_auth import Session, check_csrf, current_session
+from qthumb.app.console_routes import page
+from qthumb.app.console_views import curl_script
+from qthumb.app.errors import QencodeError
+from qthumb.app.media_files import list_media
+from qthumb.app.model import TaskStatus, is_token
+from qthumb.app.query import decode_query, parse_query
+from qthumb.app.service import QencodeService
 
 router = APIRouter()
 

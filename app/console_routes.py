@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from app.console_auth import (
+from qthumb.app.console_auth import (
     BadCsrf,
     Session,
     check_csrf,
@@ -27,11 +27,11 @@ from app.console_auth import (
     current_session,
     set_cookie,
 )
-from app.console_views import curl_script, task_view
-from app.errors import QencodeError
-from app.model import TaskRecord, TaskStatus, is_token
-from app.on_demand import FrameRequestError, OnDemand
-from app.service import QencodeService
+from qthumb.app.console_views import curl_script, task_view
+from qthumb.app.errors import QencodeError
+from qthumb.app.model import TaskRecord, TaskStatus, is_token
+from qthumb.app.on_demand import FrameRequestError, OnDemand
+from qthumb.app.service import QencodeService
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")

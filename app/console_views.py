@@ -10,12 +10,12 @@ import shlex
 from typing import Any
 from urllib.parse import urljoin
 
-from app.files import FileError, Files, result_path
-from app.model import TaskRecord
-from app.outbox import CallbackOutbox
-from app.query import url_scheme
-from app.settings import Settings
-from app.wire import status_object
+from qthumb.app.files import FileError, Files, result_path
+from qthumb.app.model import TaskRecord
+from qthumb.app.outbox import CallbackOutbox
+from qthumb.app.query import url_scheme
+from qthumb.app.settings import Settings
+from qthumb.app.wire import status_object
 
 _CUE = re.compile(
     r"^(\d+):(\d\d):(\d\d)\.(\d{3}) --> (\d+):(\d\d):(\d\d)\.(\d{3})\n"

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from app.model import is_token
-from app.settings import Settings
+from qthumb.app.model import is_token
+from qthumb.app.settings import Settings
 
 if TYPE_CHECKING:  # tuspyserver brings FastAPI: imported where uploads are served, not here
     from tuspyserver.storage import TusStorage

@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.files import (
+from qthumb.app.files import (
     CHUNK,
     FileError,
     StoredFile,
     UploadState,
     result_path,
 )
-from app.model import is_token
-from app.s3 import S3Location, parse_s3_url, s3_client
-from app.settings import Settings
+from qthumb.app.model import is_token
+from qthumb.app.s3 import S3Location, parse_s3_url, s3_client
+from qthumb.app.settings import Settings
 
 if TYPE_CHECKING:
     from tuspyserver.storage import TusStorage

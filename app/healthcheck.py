@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import urllib.request
 
-from app.settings import Settings, settings_or_exit
+from qthumb.app.settings import Settings, settings_or_exit
 
 
 def healthy(settings: Settings) -> bool:

@@ -7,7 +7,7 @@ import secrets
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from app.settings import Settings
+    from qthumb.app.settings import Settings
 
 # What Qencode's SDKs send and qthumb accepts as an api_key (a longer or shorter one is
 # "Bad api_key"); settings refuse a configured key that could never be used.

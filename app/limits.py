@@ -4,10 +4,10 @@ its frame size) is checked by the worker once the source is probed (``workers.li
 
 from __future__ import annotations
 
-from app.errors import BadQuery
-from app.query import Query
-from app.settings import Settings
-from app.window import Window, series_count
+from qthumb.app.errors import BadQuery
+from qthumb.app.query import Query
+from qthumb.app.settings import Settings
+from qthumb.app.window import Window, series_count
 
 MAX_FRAME_RATE = 1000  # frames a second: past any camera's, so frame_number has a ceiling
 

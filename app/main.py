@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import (
+from qthumb.app import (
     __version__,
     console_playground,
     console_routes,
@@ -23,20 +23,20 @@ from app import (
     routes,
     storage_routes,
 )
-from app.backends import Backends, build
-from app.callbacks import deliver_due
-from app.console_auth import BadCsrf, SignInRequired
-from app.errors import QencodeError
-from app.keys import resolve_api_keys
-from app.metrics import instruments
-from app.on_demand import OnDemand
-from app.outbox import CallbackOutbox
-from app.recovery import sweep_safely
-from app.service import QencodeService
-from app.settings import Settings
-from app.store import TaskStore
-from app.uploads import PREFIX as UPLOAD_PREFIX
-from app.uploads import UploadLocation, upload_router
+from qthumb.app.backends import Backends, build
+from qthumb.app.callbacks import deliver_due
+from qthumb.app.console_auth import BadCsrf, SignInRequired
+from qthumb.app.errors import QencodeError
+from qthumb.app.keys import resolve_api_keys
+from qthumb.app.metrics import instruments
+from qthumb.app.on_demand import OnDemand
+from qthumb.app.outbox import CallbackOutbox
+from qthumb.app.recovery import sweep_safely
+from qthumb.app.service import QencodeService
+from qthumb.app.settings import Settings
+from qthumb.app.store import TaskStore
+from qthumb.app.uploads import PREFIX as UPLOAD_PREFIX
+from qthumb.app.uploads import UploadLocation, upload_router
 
 log = logging.getLogger("qthumb.api")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from app.results import Results
+from qthumb.app.results import Results
 
 # Session, task and upload tokens: 32 lowercase hex digits (uuid4().hex). The one definition.
 TOKEN_PATTERN = "[0-9a-f]{32}"

@@ -19,7 +19,6 @@ import pickle
 import secrets
 import select
 import subprocess
-import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -27,8 +26,9 @@ from multiprocessing.connection import Client
 from pathlib import Path
 from typing import Any
 
-from app.query import MAX_SIDE, ImageFormat, ResizeMode, upload_id
-from app.settings import Settings
+from qthumb.app.orphans import qthumb_module
+from qthumb.app.query import MAX_SIDE, ImageFormat, ResizeMode, upload_id
+from qthumb.app.settings import Settings
 
 log = logging.getLogger("qthumb.on_demand")
 
@@ -171,7 +171,7 @@ class FrameServer:
         self._address = f"\0qthumb-frames-{os.getpid()}-{secrets.token_hex(8)}"
         self._key = secrets.token_bytes(32)
         process = subprocess.Popen(
-            [sys.executable, "-m", "workers.frame_server"],
+            qthumb_module("workers.frame_server"),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )

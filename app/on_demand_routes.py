@@ -13,10 +13,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.model import TaskStatus, is_token
-from app.on_demand import FrameRequest, FrameRequestError, OnDemand, parse_side, parse_time
-from app.query import ResizeMode
-from app.query_values import IMAGE_EXTENSIONS
+from qthumb.app.model import TaskStatus, is_token
+from qthumb.app.on_demand import FrameRequest, FrameRequestError, OnDemand, parse_side, parse_time
+from qthumb.app.query import ResizeMode
+from qthumb.app.query_values import IMAGE_EXTENSIONS
 
 router = APIRouter()
 CACHE_CONTROL = "private, max-age=86400"

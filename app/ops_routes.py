@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from app.backends import Backends
-from app.metrics import StateCollector, exposition
+from qthumb.app.backends import Backends
+from qthumb.app.metrics import StateCollector, exposition
 
 router = APIRouter()
 

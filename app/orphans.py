@@ -54,3 +54,11 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:  # it exists, owned by someone else
         return True
     return True
+
+
+def qthumb_module(module: str, *args: str) -> list[str]:
+    """The argv that runs one of qthumb's own modules (``"workers.frame_server"``) in a new
+    interpreter. ``-I`` (isolated): neither the working directory nor ``PYTHONPATH`` comes
+    first on ``sys.path``, so a user's ``app/``, ``workers/`` or ``qthumb/`` folder there is
+    never imported instead of qthumb's code."""
+    return [sys.executable, "-I", "-m", f"qthumb.{module}", *args]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from app.db import Database
+from qthumb.app.db import Database
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.testing import QthumbServer, external_server, qthumb_server
+from qthumb.app.testing import QthumbServer, external_server, qthumb_server
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from app.egress import url_problem
-from app.errors import BadQuery, FieldRequired
-from app.query_values import (
+from qthumb.app.egress import url_problem
+from qthumb.app.errors import BadQuery, FieldRequired
+from qthumb.app.query_values import (
     IMAGE_EXTENSIONS,
     MAX_SIDE,
     Destination,

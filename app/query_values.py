@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from app.errors import BadQuery, FieldRequired
+from qthumb.app.errors import BadQuery, FieldRequired
 
 MAX_SIDE = 16_000
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")

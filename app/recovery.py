@@ -17,14 +17,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from app.callbacks import task_ended
-from app.files import Files
-from app.model import TaskStatus
-from app.outbox import CallbackOutbox
-from app.queue import TaskQueue
-from app.results import Results
-from app.settings import Settings
-from app.store import TaskStore
+from qthumb.app.callbacks import task_ended
+from qthumb.app.files import Files
+from qthumb.app.model import TaskStatus
+from qthumb.app.outbox import CallbackOutbox
+from qthumb.app.queue import TaskQueue
+from qthumb.app.results import Results
+from qthumb.app.settings import Settings
+from qthumb.app.store import TaskStore
 
 log = logging.getLogger("qthumb.recovery")
 

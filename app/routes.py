@@ -18,8 +18,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 
-from app.errors import QencodeError
-from app.service import QencodeService, split_task_tokens
+from qthumb.app.errors import QencodeError
+from qthumb.app.service import QencodeService, split_task_tokens
 
 router = APIRouter(prefix="/v1")
 

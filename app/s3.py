@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from app.egress import EgressPolicy
-from app.settings import Settings
+from qthumb.app.egress import EgressPolicy
+from qthumb.app.settings import Settings
 
 _AWS_REGION = re.compile(r"^s3[.-]([a-z0-9-]+)\.amazonaws\.com$")
 # S3's own rule (3-63 lowercase letters, digits, '.', '-') relaxed as compatible stores and

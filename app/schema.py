@@ -6,7 +6,7 @@ shipped. Version 1 uses ``IF NOT EXISTS`` so that SQLite files made before versi
 
 from __future__ import annotations
 
-from app.db import Dialect
+from qthumb.app.db import Dialect
 
 _SQLITE_1 = """
 CREATE TABLE IF NOT EXISTS sessions (

@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from app.callbacks import status_snapshot
-from app.errors import (
+from qthumb.app.callbacks import status_snapshot
+from qthumb.app.errors import (
     ApiKeyNotFound,
     BadApiKey,
     BadPayload,
@@ -23,15 +23,15 @@ from app.errors import (
     SystemBusy,
     TokenNotFound,
 )
-from app.keys import API_KEY_RE
-from app.limits import check_query
-from app.model import TaskStatus, is_token
-from app.outbox import CallbackOutbox
-from app.query import decode_query, parse_query
-from app.queue import TaskQueue
-from app.settings import Settings
-from app.store import TaskStore
-from app.wire import status_object
+from qthumb.app.keys import API_KEY_RE
+from qthumb.app.limits import check_query
+from qthumb.app.model import TaskStatus, is_token
+from qthumb.app.outbox import CallbackOutbox
+from qthumb.app.query import decode_query, parse_query
+from qthumb.app.queue import TaskQueue
+from qthumb.app.settings import Settings
+from qthumb.app.store import TaskStore
+from qthumb.app.wire import status_object
 
 log = logging.getLogger("qthumb.api")
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.keys import API_KEY_RE
+from qthumb.app.keys import API_KEY_RE
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -176,6 +176,11 @@ class Settings(BaseSettings):
     callback_timeout: float = Field(default=10.0, gt=0, description="Seconds per callback try.")
     video_timeout: float = Field(
         default=3600.0, gt=0, description="Seconds one mp4/webm output may take to encode."
+    )
+    ffmpeg: str = Field(
+        default="",
+        description="The ffmpeg that makes mp4/webm/gif outputs (empty: `ffmpeg` on PATH, else"
+        " the build imageio-ffmpeg ships, `pip install 'qthumb[ffmpeg]'`).",
     )
     decode_threads: int = Field(
         default=0,

@@ -20,7 +20,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.files import Files, result_path
+from qthumb.app.files import Files, result_path
 
 router = APIRouter()
 

@@ -14,9 +14,9 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from app.db import Database, as_json
-from app.model import TaskRecord, TaskStatus, sources_of
-from app.results import Notice, Results
+from qthumb.app.db import Database, as_json
+from qthumb.app.model import TaskRecord, TaskStatus, sources_of
+from qthumb.app.results import Notice, Results
 
 # The few statements whose JSON functions differ between the engines.
 _MERGE_WARNINGS = {

@@ -4,7 +4,7 @@ dir, with an API key of its own, and waits until the API answers and a worker is
 way out (or when the interpreter exits) it stops everything and removes the data dir. The
 pytest plugin (``app.pytest_plugin``) is this, as a session fixture.
 
-    from app.testing import qthumb_server
+    from qthumb.app.testing import qthumb_server
 
     with qthumb_server() as q:
         client = qencode3.client(q.api_key, api_url=q.url)
@@ -21,7 +21,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -31,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from qthumb.app.orphans import qthumb_module
 
 
 class QthumbNotReady(RuntimeError):
@@ -130,8 +131,8 @@ def qthumb_server(
     port_file = data / "port"
     with (data / "data" / "serve.log").open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", "0", "--port-file",
-             str(port_file), "--workers", str(workers)],
+            qthumb_module("app.cli", "serve", "--port", "0", "--port-file", str(port_file),
+                          "--workers", str(workers)),
             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )  # fmt: skip

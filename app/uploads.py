@@ -20,10 +20,10 @@ from fastapi.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tuspyserver import create_tus_router
 
-from app.files import Files
-from app.model import TOKEN_PATTERN, TaskStatus, is_token
-from app.settings import Settings
-from app.store import TaskStore
+from qthumb.app.files import Files
+from qthumb.app.model import TOKEN_PATTERN, TaskStatus, is_token
+from qthumb.app.settings import Settings
+from qthumb.app.store import TaskStore
 
 PREFIX = "/v1/upload_file"
 _PATH = re.compile(rf"/v1/upload_file/({TOKEN_PATTERN})/?")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from app.query import FormatSpec
+from qthumb.app.query import FormatSpec
 
 COUNT_CEILING = 2**62  # far past every limit, still an int that compares and prints
 

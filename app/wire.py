@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.model import TaskRecord, TaskStatus
-from app.query import IMAGE_OUTPUTS
-from app.results import FormatFailed, Results, StoredFile
+from qthumb.app.model import TaskRecord, TaskStatus
+from qthumb.app.query import IMAGE_OUTPUTS
+from qthumb.app.results import FormatFailed, Results, StoredFile
 
 ARRAYS = ("images", "videos", "audios", "texts")
 _AUDIO_OUTPUTS = frozenset({"mp3", "flac", "hls_audio"})

@@ -117,8 +117,8 @@ def reader_seconds(path: Path, targets: list[float]) -> float:
     """qthumb's own exact decoding of ``targets`` on one core: ``VideoReader`` with one decoder
     thread, no pixel conversion or encoding. It decodes the reference frames from the keyframe
     before each time (what any exact decoder needs) and every frame in the last 16 before it."""
-    from workers.frames import VideoReader
-    from workers.probe import probe
+    from qthumb.workers.frames import VideoReader
+    from qthumb.workers.probe import probe
 
     info = probe(path)
     start = time.perf_counter()

@@ -6,9 +6,9 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +20,9 @@ import av
 import pytest
 import uvicorn
 
+from qthumb.app.orphans import qthumb_module
 from tests.engines import Engines, postgres_server, redis_server, s3_server
+from tests.podman_images import ImageBuild
 from tests.qclient import QClient
 
 T = TypeVar("T")
@@ -32,6 +34,26 @@ API_KEY = "test-key-0123456789"
 FPS = 25
 INDEX_FRAMES = 100
 INDEX_GOP = 50
+
+
+IMAGE_BUILD = pytest.StashKey[ImageBuild]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The container tests run last, and their images start building now, in the background
+    (``tests/podman_images.py``): ~3.5 minutes of apt and PyPI that the other tests hide."""
+    containers = [item for item in items if item.path.name == "test_containers.py"]
+    if not containers or config.option.collectonly or shutil.which("podman") is None:
+        return
+    items[:] = [item for item in items if item.path.name != "test_containers.py"] + containers
+    config.stash[IMAGE_BUILD] = ImageBuild().start()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    build = session.config.stash.get(IMAGE_BUILD, None)
+    if build is not None:  # the fixture removes it too; this is for a session that stopped early
+        build.stop()
+        build.podman.remove()
 
 
 def free_port() -> int:
@@ -149,7 +171,7 @@ class QthumbProcess:
     def start(self, *command: str) -> subprocess.Popen[bytes]:
         with (self.data_dir / f"{command[0]}.log").open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", *command],
+                qthumb_module("app.cli", *command),
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from app.settings import Settings
+from qthumb.app.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = ROOT / "docs" / "ci"

@@ -9,6 +9,8 @@ inside the build borrows the host's CA bundle on the command line only.
   running a long task (an mp4 encode) among 30 others is killed, the task is queued again,
   and all 31 end with the right results;
 - hadolint and ``docker compose config -q`` pass on every file.
+
+They run last in the session: the images are built in the background from its start.
 """
 
 from __future__ import annotations
@@ -20,9 +22,7 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -30,109 +30,51 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.conftest import ffmpeg, wait_for
+from tests.conftest import IMAGE_BUILD, ffmpeg, wait_for
+from tests.podman_images import BIN, IMAGE, ImageBuild, Podman
 from tests.qclient import QClient
 from tests.test_readme import README, code_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 COMPOSE_BIN = next(Path(sys.prefix).glob("lib/python3*/site-packages/compose/docker-compose"))
-IMAGE, STANDINS = "localhost/qthumb:ci", "localhost/qthumb-standins:ci"
-# Building the base, the image and the stand-ins takes ~3 minutes on 2 cores, in the fixture.
+# Building the base, the image and the stand-ins takes ~3.5 minutes on 2 cores.
 pytestmark = pytest.mark.timeout(900)
 
 
-@dataclass
-class Podman:
-    root: Path
-    env: dict[str, str]
-
-    def run(self, *args: str, timeout: float = 600, check: bool = True) -> str:
-        done = subprocess.run(
-            ["podman", *args], env=self.env, capture_output=True, text=True, timeout=timeout
-        )
-        if check and done.returncode != 0:
-            raise AssertionError(f"podman {' '.join(args)}: {done.stderr[-3000:]}")
-        return done.stdout
-
-    def logs(self, name: str) -> str:
-        """A container's output: qthumb logs to stderr, which podman keeps apart."""
-        done = subprocess.run(["podman", "logs", name], env=self.env, capture_output=True,
-                              text=True, timeout=60)  # fmt: skip
-        return done.stdout + done.stderr
-
-    def compose(self, project: Path, *args: str, timeout: float = 600) -> str:
-        files = ["-f", str(project / "docker-compose.yml"), "-f",
-                 str(project / "docker" / "compose.ci.yml")]  # fmt: skip
-        done = subprocess.run(
-            [str(BIN / "podman-compose"), *files, *args], cwd=project,
-            env={**self.env, "PWD": str(project)}, capture_output=True, text=True,
-            timeout=timeout,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-        return done.stdout
-
-
 @pytest.fixture(scope="module")
-def podman() -> Iterator[Podman]:
-    """podman configured in a folder of this run's own (runc, capped ulimits), with the base
-    image, the qthumb image and the stand-ins built. The store is removed at the end."""
+def podman(request: pytest.FixtureRequest) -> Iterator[Podman]:
+    """podman with the base, the qthumb image and the stand-ins built (in the background since
+    the session started, see ``tests/podman_images.py``). The store is removed at the end."""
     if shutil.which("podman") is None:
         pytest.fail("podman is missing: `make test` installs it")
-    kept = os.environ.get("QTHUMB_TEST_PODMAN_STORE")  # a developer's cache between runs
-    root = Path(kept) if kept else Path(tempfile.mkdtemp(prefix="qthumb-podman-", dir="/tmp"))
-    (root / "tmp").mkdir(parents=True, exist_ok=True)
-    (root / "containers.conf").write_text(
-        '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n'
-        f'[network]\nnetwork_config_dir = "{root}/networks"\n'
-        f'[engine]\nruntime = "runc"\ntmp_dir = "{root}/run/libpod"\n'
-    )
-    (root / "storage.conf").write_text(
-        f'[storage]\ndriver = "overlay"\ngraphroot = "{root}/storage"\n'
-        f'runroot = "{root}/run/storage"\n'
-    )
-    env = {
-        **os.environ,
-        "CONTAINERS_CONF": str(root / "containers.conf"),
-        "CONTAINERS_STORAGE_CONF": str(root / "storage.conf"),
-        "TMPDIR": str(root / "tmp"),
-    }
-    p = Podman(root, env)
+    build = request.config.stash.get(IMAGE_BUILD, None) or ImageBuild().start()
     try:
-        base = "docker.io/library/debian:bookworm-slim"
-        cached = subprocess.run(["podman", "image", "exists", base], env=env).returncode == 0
-        if not (kept and cached):
-            tar = str(root / "rootfs.tar")
-            subprocess.run(["mmdebstrap", "-q", "--variant=minbase", "bookworm", tar],
-                           check=True, timeout=600, env=env)  # fmt: skip
-            p.run("import", "-q", "--change", 'CMD ["bash"]', str(root / "rootfs.tar"), base)
-            (root / "rootfs.tar").unlink()
-        ca = os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE")
-        lend: list[str] = []
-        if ca:  # this machine's proxy CA, for pip inside the build; never in the Dockerfile
-            (root / "pip.conf").write_text("[global]\ncert = /etc/ssl/certs/host-ca.crt\n")
-            lend = ["-v", f"{ca}:/etc/ssl/certs/host-ca.crt:ro",
-                    "-v", f"{root / 'pip.conf'}:/etc/pip.conf:ro"]  # fmt: skip
-        build = ["build", "-q", "--pull=never", "--network", "host", "--format", "docker", *lend]
-        p.run(*build, "-t", IMAGE, "-f", "docker/Dockerfile", str(ROOT))
-        standins = ROOT / "docker" / "standins"
-        p.run(*build, "-t", STANDINS, "-f", str(standins / "Dockerfile"), str(standins))
-        yield p
+        yield build.wait()
     finally:
-        subprocess.run(["podman", "rm", "-a", "-f", "-t", "0"], env=env, capture_output=True)
-        if not kept:
-            subprocess.run(["podman", "system", "reset", "-f"], env=env, capture_output=True)
-            shutil.rmtree(root, ignore_errors=True)
+        build.stop()
+        build.podman.remove()
 
 
 def test_the_image_is_lean_enough_and_runs_as_a_user(podman: Podman):
     size = int(podman.run("image", "inspect", IMAGE, "--format", "{{.Size}}").strip())
     print(f"image size: {size / 1e6:.0f} MB")
-    assert size < 1_300_000_000
+    assert size < 450_000_000  # 1.1-1.2 GB with Debian's ffmpeg package
     inspected = json.loads(podman.run("image", "inspect", IMAGE))[0]
     assert inspected["Config"]["User"] == "10001"
     health = inspected.get("Healthcheck") or inspected["Config"].get("Healthcheck")
-    assert health["Test"][-3:] == ["python3", "-m", "app.healthcheck"], inspected
+    assert health["Test"][-4:] == ["python3", "-I", "-m", "qthumb.app.healthcheck"], inspected
+    # no Debian ffmpeg: the mp4/webm/gif outputs run the build imageio-ffmpeg ships, which
+    # has every encoder and filter they use
+    found = podman.run("run", "--rm", "--entrypoint", "python3", IMAGE, "-I", "-c",
+                       "import shutil; from qthumb.workers.ffmpeg_run import ffmpeg_executable;"
+                       "print(shutil.which('ffmpeg'), ffmpeg_executable())")  # fmt: skip
+    on_path, used = found.split()
+    assert on_path == "None" and "imageio_ffmpeg" in used, found
+    encoders = podman.run("run", "--rm", "--entrypoint", used, IMAGE, "-hide_banner", "-encoders")
+    for name in ("libx264", "aac", "libvpx-vp9", "libopus", "gif", "libwebp_anim"):
+        assert f" {name} " in encoders, name
+    filters = podman.run("run", "--rm", "--entrypoint", used, IMAGE, "-hide_banner", "-filters")
+    assert " palettegen " in filters and " paletteuse " in filters
 
 
 def test_docker_run_serves_the_readme_session(podman: Podman, tmp_path: Path):
@@ -299,7 +241,7 @@ def test_the_github_recipe_runs_as_written(podman: Podman, tmp_path: Path):
         env = {**os.environ, **{k: here(str(v)) for k, v in job["env"].items()}}
         wait_for(lambda: _answers(f"{env['QTHUMB_TEST_URL']}/readyz"), 60,
                  lambda: podman.logs("qthumb"))  # fmt: skip
-        shutil.copy(ROOT / "tests" / "sample_project" / "test_sprites.py", tmp_path)
+        shutil.copy(ROOT / "tests" / "sample_project" / "tests" / "test_sprites.py", tmp_path)
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-k", "sprite_and_vtt",
              "test_sprites.py"], cwd=tmp_path, env=env, capture_output=True, text=True,

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import pytest
 
-from app.egress import BlockedAddress, EgressPolicy
+from qthumb.app.egress import BlockedAddress, EgressPolicy
 from tests.conftest import API_KEY, QthumbProcess, serving
 from tests.qclient import QClient
 
@@ -89,7 +89,7 @@ def test_localhost_resolves_to_a_refused_loopback_address():
      ("http://h:99999/", "out of range")],
 )  # fmt: skip
 def test_urls_no_request_could_be_made_to_are_named(url: str, problem: str):
-    from app.egress import url_problem
+    from qthumb.app.egress import url_problem
 
     assert problem in (url_problem(url) or "")
     assert url_problem("https://example.com:8443/a.mp4?x=1") is None
@@ -242,7 +242,7 @@ def test_https_goes_to_the_checked_address_and_still_verifies_the_name():
     import httpx
     import trustme
 
-    from app.egress import guarded_request
+    from qthumb.app.egress import guarded_request
 
     ca = trustme.CA()
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

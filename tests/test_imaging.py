@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.query import Sizing
-from workers.imaging import target_size
+from qthumb.app.query import Sizing
+from qthumb.workers.imaging import target_size
 
 
 @pytest.mark.parametrize(

@@ -22,14 +22,14 @@ import httpx
 import pytest
 from PIL import Image
 
-from app.files import LocalFiles
-from app.on_demand import FrameRequest, FrameRequestError, FrameServer, OnDemand
-from app.query import ImageFormat, ResizeMode
-from app.settings import Settings
+from qthumb.app.files import LocalFiles
+from qthumb.app.on_demand import FrameRequest, FrameRequestError, FrameServer, OnDemand
+from qthumb.app.query import ImageFormat, ResizeMode
+from qthumb.app.settings import Settings
+from qthumb.workers.on_demand import SourceCache
 from tests.conftest import API_KEY, FPS, QthumbProcess
 from tests.qclient import QClient
 from tests.test_thumbnail import frame_index
-from workers.on_demand import SourceCache
 
 
 def started(client: QClient, source: str) -> str:

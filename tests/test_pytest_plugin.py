@@ -1,5 +1,5 @@
-"""qthumb inside other people's test suites: the pytest plugin (run through pytester on a
-sample project, as a team's suite would run), ``qthumb_server()`` for scripts with the Node
+"""qthumb inside other people's test suites (a team's whole project from a fresh venv is
+tests/test_packaging.py): ``qthumb_server()`` for scripts with the Node
 SDK, an external qthumb named in the ini file, and nothing left behind."""
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from app.testing import qthumb_server
+from qthumb.app.testing import qthumb_server
 from tests.conftest import ffmpeg
 
-SAMPLE = Path(__file__).parent / "sample_project" / "test_sprites.py"
 JS_DIR = Path(__file__).parent / "js"
 
 
@@ -29,20 +28,6 @@ def leftovers() -> list[str]:
     ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     found += [line for line in ps.splitlines() if "qthumb-test-" in line]
     return found
-
-
-def test_the_fixture_in_a_users_suite(pytester: pytest.Pytester):
-    before = leftovers()
-    pytester.makepyfile(test_sprites=SAMPLE.read_text())
-    started = time.monotonic()
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--qthumb-workers", "1",
-                                           "-W", "ignore::DeprecationWarning")  # fmt: skip
-    took = time.monotonic() - started
-    result.assert_outcomes(passed=1, failed=1)
-    # the failing query shows qthumb's own words in the user's pytest output
-    result.stdout.fnmatch_lines(["*qthumb said: query.format[[]0[]].output: unknown output*"])
-    assert leftovers() == before, "the fixture left a server or its data behind"
-    print(f"a pytest session with the qthumb fixture: {took:.1f} s")
 
 
 def ctrl_c_works() -> None:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from app.errors import BadQuery, FieldRequired
-from app.query import Destination, ImageFormat, ResizeMode, decode_query, parse_query
+from qthumb.app.errors import BadQuery, FieldRequired
+from qthumb.app.query import Destination, ImageFormat, ResizeMode, decode_query, parse_query
 
 THUMB = {"output": "thumbnail"}
 

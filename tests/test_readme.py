@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from app.settings import Settings
+from qthumb.app.settings import Settings
 from tests.conftest import QthumbProcess
 
 README = Path(__file__).resolve().parent.parent / "README.md"

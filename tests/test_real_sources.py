@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageStat
 
-from app.files import LocalFiles
-from app.query import parse_query
-from app.results import Results
-from app.settings import Settings
+from qthumb.app.files import LocalFiles
+from qthumb.app.query import parse_query
+from qthumb.app.results import Results
+from qthumb.app.settings import Settings
+from qthumb.workers.pipeline import run_query
+from qthumb.workers.storage import FolderStorage
 from tests.conftest import set_rotation
-from workers.pipeline import run_query
-from workers.storage import FolderStorage
 
 FPS = 25
 FRAMES = 100

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from app.db import Database, PostgresDatabase, SqliteDatabase
-from app.model import TaskStatus
-from app.results import FormatFailed, Notice, Results, StoredFile
-from app.schema import MIGRATIONS
-from app.store import SqlTaskStore
-from app.wire import status_object
+from qthumb.app.db import Database, PostgresDatabase, SqliteDatabase
+from qthumb.app.model import TaskStatus
+from qthumb.app.results import FormatFailed, Notice, Results, StoredFile
+from qthumb.app.schema import MIGRATIONS
+from qthumb.app.store import SqlTaskStore
+from qthumb.app.wire import status_object
 from tests.engines import Engines
 
 

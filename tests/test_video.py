@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from app.query import parse_query
+from qthumb.app.query import parse_query
+from qthumb.workers.probe import MediaInfo
+from qthumb.workers.video import video_command
 from tests.conftest import ffmpeg
 from tests.qclient import QClient
-from workers.probe import MediaInfo
-from workers.video import video_command
 
 
 @pytest.fixture(scope="module")

@@ -1,3 +1,3 @@
-from workers.consumer import main
+from qthumb.workers.consumer import main
 
 main()

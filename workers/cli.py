@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import sys
 
-from app.cli import OFFLINE
+from qthumb.app.cli import OFFLINE
 
 
 def main() -> None:
     if sys.argv[1:2] and sys.argv[1] in OFFLINE:
-        from workers.offline import main as offline
+        from qthumb.workers.offline import main as offline
 
         sys.exit(offline(sys.argv[1:]))
-    from app.cli import main as serve
+    from qthumb.app.cli import main as serve
 
     serve()

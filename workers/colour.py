@@ -45,7 +45,7 @@ def to_rgb(frame: av.VideoFrame, width: int, height: int) -> Image.Image:
 
 def _progressive(frame: av.VideoFrame, width: int, height: int) -> Image.Image:
     if is_hdr(frame) or _deep(frame):
-        from workers import deep_colour
+        from qthumb.workers import deep_colour
 
         if is_hdr(frame):
             return deep_colour.tone_mapped(frame, width, height)

@@ -20,13 +20,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from app import metrics
-from app.backends import Backends, build
-from app.orphans import children_die_with_this_process, die_with_parent
-from app.recovery import sweep_safely
-from app.redact import setup_logging
-from app.settings import Settings, settings_or_exit
-from workers.task_run import clear_stale_work, run_task, worker_id
+from qthumb.app import metrics
+from qthumb.app.backends import Backends, build
+from qthumb.app.orphans import children_die_with_this_process, die_with_parent
+from qthumb.app.recovery import sweep_safely
+from qthumb.app.redact import setup_logging
+from qthumb.app.settings import Settings, settings_or_exit
+from qthumb.workers.task_run import clear_stale_work, run_task, worker_id
 
 log = logging.getLogger("qthumb.worker")
 

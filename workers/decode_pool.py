@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from workers.frames import Keyframe, Picture, VideoReader
-from workers.probe import MediaInfo
+from qthumb.workers.frames import Keyframe, Picture, VideoReader
+from qthumb.workers.probe import MediaInfo
 
 T = TypeVar("T")
 _DONE = object()

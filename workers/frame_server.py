@@ -22,12 +22,12 @@ from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection, Listener
 from typing import Any
 
-from app.backends import build_files
-from app.on_demand import FrameRequestError
-from app.redact import setup_logging
-from app.settings import Settings
-from workers.failures import FormatFailure, TaskFailure
-from workers.on_demand import OnDemandFrames
+from qthumb.app.backends import build_files
+from qthumb.app.on_demand import FrameRequestError
+from qthumb.app.redact import setup_logging
+from qthumb.app.settings import Settings
+from qthumb.workers.failures import FormatFailure, TaskFailure
+from qthumb.workers.on_demand import OnDemandFrames
 
 log = logging.getLogger("qthumb.frame_server")
 

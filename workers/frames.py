@@ -25,9 +25,9 @@ from types import TracebackType
 import av
 from PIL import Image
 
-from workers.colour import to_rgb
-from workers.failures import MediaError
-from workers.probe import MediaInfo, limit_decoder, open_media, undecodable
+from qthumb.workers.colour import to_rgb
+from qthumb.workers.failures import MediaError
+from qthumb.workers.probe import MediaInfo, limit_decoder, open_media, undecodable
 
 _ROTATIONS = {
     90: Image.Transpose.ROTATE_90,

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import ffmpeg  # ffmpeg-python
 
-from app.query import FormatSpec
-from app.window import clip_window
-from workers.imaging import target_size
-from workers.probe import MediaInfo
-from workers.products import Product
-from workers.video import run_ffmpeg, runner_argv, safe_input
+from qthumb.app.query import FormatSpec
+from qthumb.app.window import clip_window
+from qthumb.workers.ffmpeg_run import run_ffmpeg, runner_argv, safe_input
+from qthumb.workers.imaging import target_size
+from qthumb.workers.probe import MediaInfo
+from qthumb.workers.products import Product
 
 DEFAULT_FPS = 10.0
 
@@ -62,11 +62,13 @@ def make_gif(
     out_dir: Path,
     progress: Callable[[float], None],
     timeout: float,
+    executable: str = "",
 ) -> list[Product]:
     ext, content_type = ("webp", "image/webp") if spec.animated_webp else ("gif", "image/gif")
     path = out_dir / f"animation.{ext}"
     window = clip_window(spec, info.duration)
-    run_ffmpeg(gif_command(source, path, spec, info), window.length, progress, timeout)
+    argv = gif_command(source, path, spec, info)
+    run_ffmpeg(argv, window.length, progress, timeout, executable)
     width, height = target_size(info.display_size, spec.sizing)
     return [
         Product(

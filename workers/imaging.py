@@ -8,8 +8,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from app.query import ImageFormat, ResizeMode, Sizing
-from workers.frames import Picture
+from qthumb.app.query import ImageFormat, ResizeMode, Sizing
+from qthumb.workers.frames import Picture
 
 DEFAULT_QUALITY = {ImageFormat.JPG: 85, ImageFormat.WEBP: 80, ImageFormat.AVIF: 70}
 

@@ -3,13 +3,13 @@ error naming the setting that sets it)."""
 
 from __future__ import annotations
 
-from app.query import IMAGE_OUTPUTS, VIDEO_OUTPUTS, FormatSpec, Query
-from app.settings import Settings
-from workers.failures import FormatFailure, TaskFailure
-from workers.gif import gif_frames
-from workers.imaging import target_size
-from workers.probe import MediaInfo
-from workers.series import frame_count
+from qthumb.app.query import IMAGE_OUTPUTS, VIDEO_OUTPUTS, FormatSpec, Query
+from qthumb.app.settings import Settings
+from qthumb.workers.failures import FormatFailure, TaskFailure
+from qthumb.workers.gif import gif_frames
+from qthumb.workers.imaging import target_size
+from qthumb.workers.probe import MediaInfo
+from qthumb.workers.series import frame_count
 
 
 def _hms(seconds: float) -> str:

@@ -13,9 +13,9 @@ from typing import Any
 
 import av
 
-from workers.failures import MediaError
-from workers.probe import open_media
-from workers.products import Product
+from qthumb.workers.failures import MediaError
+from qthumb.workers.probe import open_media
+from qthumb.workers.products import Product
 
 NAME = "metadata.json"
 

@@ -26,23 +26,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.errors import QencodeError
-from app.files import LocalFiles
-from app.media_files import VIDEO_SUFFIXES
-from app.model import TaskRecord, TaskStatus
-from app.query import Destination, FormatSpec, Query, decode_query, parse_query, url_scheme
-from app.results import Results
-from app.settings import Settings, settings_or_exit
-from app.store import new_token
-from app.wire import output_arrays, status_object
-from workers.batch_progress import PlainProgress, progress_for
-from workers.failures import FormatFailure, NothingMade, TaskFailure
-from workers.offline_args import format_of, parser, settle
-from workers.pipeline import Hooks, StorageFor, run_query
-from workers.probe import MediaInfo
-from workers.s3 import destination_storage
-from workers.series import frame_count
-from workers.storage import FolderStorage, Storage
+from qthumb.app.errors import QencodeError
+from qthumb.app.files import LocalFiles
+from qthumb.app.media_files import VIDEO_SUFFIXES
+from qthumb.app.model import TaskRecord, TaskStatus
+from qthumb.app.query import Destination, FormatSpec, Query, decode_query, parse_query, url_scheme
+from qthumb.app.results import Results
+from qthumb.app.settings import Settings, settings_or_exit
+from qthumb.app.store import new_token
+from qthumb.app.wire import output_arrays, status_object
+from qthumb.workers.batch_progress import PlainProgress, progress_for
+from qthumb.workers.failures import FormatFailure, NothingMade, TaskFailure
+from qthumb.workers.offline_args import format_of, parser, settle
+from qthumb.workers.pipeline import Hooks, StorageFor, run_query
+from qthumb.workers.probe import MediaInfo
+from qthumb.workers.s3 import destination_storage
+from qthumb.workers.series import frame_count
+from qthumb.workers.storage import FolderStorage, Storage
 
 
 class UsageError(Exception):

@@ -19,14 +19,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
-from app.files import Files
-from app.on_demand import MAX_PIXELS, FrameRequest, FrameRequestError, RenderedFrame
-from app.query import Sizing, url_scheme
-from app.settings import Settings
-from workers.frames import VideoReader
-from workers.imaging import encode_bytes, render, target_size
-from workers.probe import MediaInfo, probe
-from workers.sources import fetch_source
+from qthumb.app.files import Files
+from qthumb.app.on_demand import MAX_PIXELS, FrameRequest, FrameRequestError, RenderedFrame
+from qthumb.app.query import Sizing, url_scheme
+from qthumb.app.settings import Settings
+from qthumb.workers.frames import VideoReader
+from qthumb.workers.imaging import encode_bytes, render, target_size
+from qthumb.workers.probe import MediaInfo, probe
+from qthumb.workers.sources import fetch_source
 
 
 class SourceCache:

@@ -17,21 +17,21 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.files import Files
-from app.model import TaskStatus
-from app.query import Destination, FormatSpec, Query
-from app.redact import redact
-from app.results import FormatFailed, Notice, Results, StoredFile
-from app.settings import Settings
-from app.wire import failure_tag
-from workers.failures import FormatFailure, NothingMade
-from workers.frames import VideoReader
-from workers.limits import check_format, check_task
-from workers.probe import MediaInfo, probe
-from workers.producers import Making, needs_video, producer_for
-from workers.products import Product
-from workers.sources import fetch_source
-from workers.storage import Storage
+from qthumb.app.files import Files
+from qthumb.app.model import TaskStatus
+from qthumb.app.query import Destination, FormatSpec, Query
+from qthumb.app.redact import redact
+from qthumb.app.results import FormatFailed, Notice, Results, StoredFile
+from qthumb.app.settings import Settings
+from qthumb.app.wire import failure_tag
+from qthumb.workers.failures import FormatFailure, NothingMade
+from qthumb.workers.frames import VideoReader
+from qthumb.workers.limits import check_format, check_task
+from qthumb.workers.probe import MediaInfo, probe
+from qthumb.workers.producers import Making, needs_video, producer_for
+from qthumb.workers.products import Product
+from qthumb.workers.sources import fetch_source
+from qthumb.workers.storage import Storage
 
 log = logging.getLogger("qthumb.pipeline")
 

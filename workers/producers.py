@@ -11,17 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.query import FormatSpec
-from app.settings import Settings
-from workers.failures import FormatFailure
-from workers.frames import VideoReader
-from workers.gif import make_gif
-from workers.metadata import make_metadata
-from workers.probe import MediaInfo
-from workers.products import Product
-from workers.series import make_thumbnails
-from workers.thumbnail import make_thumbnail
-from workers.video import make_video
+from qthumb.app.query import FormatSpec
+from qthumb.app.settings import Settings
+from qthumb.workers.failures import FormatFailure
+from qthumb.workers.frames import VideoReader
+from qthumb.workers.gif import make_gif
+from qthumb.workers.metadata import make_metadata
+from qthumb.workers.probe import MediaInfo
+from qthumb.workers.products import Product
+from qthumb.workers.series import make_thumbnails
+from qthumb.workers.thumbnail import make_thumbnail
+from qthumb.workers.video import make_video
 
 
 @dataclass
@@ -98,12 +98,14 @@ def _thumbnails(spec: FormatSpec, m: Making) -> list[Product]:
 
 @produces("mp4", "webm")
 def _video(spec: FormatSpec, m: Making) -> list[Product]:
-    return make_video(m.source, m.media, spec, m.out_dir, m.progress, m.settings.video_timeout)
+    s = m.settings
+    return make_video(m.source, m.media, spec, m.out_dir, m.progress, s.video_timeout, s.ffmpeg)
 
 
 @produces("gif")
 def _gif(spec: FormatSpec, m: Making) -> list[Product]:
-    return make_gif(m.source, m.media, spec, m.out_dir, m.progress, m.settings.video_timeout)
+    s = m.settings
+    return make_gif(m.source, m.media, spec, m.out_dir, m.progress, s.video_timeout, s.ffmpeg)
 
 
 @produces("metadata", needs_video=False)

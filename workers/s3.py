@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.egress import BlockedAddress
-from app.query import Destination, FormatSpec
-from app.s3 import check_endpoint, error_code, parse_s3_url, s3_client, s3_errors
-from app.settings import Settings
-from workers.failures import FormatFailure, SourceError
-from workers.storage import StoredObject
+from qthumb.app.egress import BlockedAddress
+from qthumb.app.query import Destination, FormatSpec
+from qthumb.app.s3 import check_endpoint, error_code, parse_s3_url, s3_client, s3_errors
+from qthumb.app.settings import Settings
+from qthumb.workers.failures import FormatFailure, SourceError
+from qthumb.workers.storage import StoredObject
 
 
 class S3Storage:

@@ -9,15 +9,15 @@ from pathlib import Path
 
 from PIL import Image
 
-from app.query import FormatSpec, Sizing
-from app.window import clip_window, series_count, series_times
-from workers.decode_pool import DecodePool
-from workers.frames import Picture
-from workers.imaging import encode, render, target_size
-from workers.probe import MediaInfo
-from workers.products import Product
-from workers.sprites import SheetComposer, SheetLayout
-from workers.webvtt import Cue, render_vtt, tile_cues
+from qthumb.app.query import FormatSpec, Sizing
+from qthumb.app.window import clip_window, series_count, series_times
+from qthumb.workers.decode_pool import DecodePool
+from qthumb.workers.frames import Picture
+from qthumb.workers.imaging import encode, render, target_size
+from qthumb.workers.probe import MediaInfo
+from qthumb.workers.products import Product
+from qthumb.workers.sprites import SheetComposer, SheetLayout
+from qthumb.workers.webvtt import Cue, render_vtt, tile_cues
 
 VTT_NAME = "thumbnails.vtt"
 STORYBOARD_NAME = "thumbnails.json"

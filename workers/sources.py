@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from app.egress import BlockedAddress, EgressPolicy, guarded_stream
-from app.files import FileError, Files
-from app.model import is_token
-from app.query import upload_id, url_scheme
-from app.settings import Settings
-from workers.failures import SourceError
-from workers.s3 import download_s3
+from qthumb.app.egress import BlockedAddress, EgressPolicy, guarded_stream
+from qthumb.app.files import FileError, Files
+from qthumb.app.model import is_token
+from qthumb.app.query import upload_id, url_scheme
+from qthumb.app.settings import Settings
+from qthumb.workers.failures import SourceError
+from qthumb.workers.s3 import download_s3
 
 CHUNK = 1024 * 1024
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from app.files import FileError, Files, result_url
-from app.settings import Settings
-from workers.failures import FormatFailure
+from qthumb.app.files import FileError, Files, result_url
+from qthumb.app.settings import Settings
+from qthumb.workers.failures import FormatFailure
 
 
 @dataclass(frozen=True)

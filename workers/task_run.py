@@ -18,24 +18,24 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from app.callbacks import task_ended
-from app.errors import QencodeError
-from app.files import Files
-from app.metrics import instruments
-from app.model import TaskStatus
-from app.orphans import pid_alive
-from app.outbox import CallbackOutbox
-from app.query import Destination, FormatSpec, parse_query
-from app.queue import TaskQueue
-from app.redact import redact
-from app.results import Results
-from app.settings import Settings
-from app.store import TaskStore
-from workers.failures import NothingMade, TaskFailure
-from workers.pipeline import Hooks, run_query, secrets_of
-from workers.probe import MediaInfo
-from workers.s3 import destination_storage
-from workers.storage import Storage, TemporaryStorage
+from qthumb.app.callbacks import task_ended
+from qthumb.app.errors import QencodeError
+from qthumb.app.files import Files
+from qthumb.app.metrics import instruments
+from qthumb.app.model import TaskStatus
+from qthumb.app.orphans import pid_alive
+from qthumb.app.outbox import CallbackOutbox
+from qthumb.app.query import Destination, FormatSpec, parse_query
+from qthumb.app.queue import TaskQueue
+from qthumb.app.redact import redact
+from qthumb.app.results import Results
+from qthumb.app.settings import Settings
+from qthumb.app.store import TaskStore
+from qthumb.workers.failures import NothingMade, TaskFailure
+from qthumb.workers.pipeline import Hooks, run_query, secrets_of
+from qthumb.workers.probe import MediaInfo
+from qthumb.workers.s3 import destination_storage
+from qthumb.workers.storage import Storage, TemporaryStorage
 
 log = logging.getLogger("qthumb.worker")
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from PIL import ImageStat
 
-from app.query import FormatSpec
-from app.window import thumbnail_time
-from workers.frames import Picture, VideoReader
-from workers.imaging import encode, render
-from workers.products import Product
+from qthumb.app.query import FormatSpec
+from qthumb.app.window import thumbnail_time
+from qthumb.workers.frames import Picture, VideoReader
+from qthumb.workers.imaging import encode, render
+from qthumb.workers.products import Product
 
 # A frame is blank when its mean luma is under DARK or over BRIGHT (0-255), or when it is flat
 # (standard deviation under FLAT): black frames, white flashes, fades, title-card blanks.

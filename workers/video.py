@@ -5,8 +5,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -15,13 +13,13 @@ from typing import Any
 
 import ffmpeg  # ffmpeg-python
 
-from app.orphans import dies_with_us
-from app.query import FormatSpec, VideoSettings
-from app.window import clip_window
-from workers.failures import FormatFailure
-from workers.imaging import target_size
-from workers.probe import SAFE_DEMUXERS, MediaInfo, open_media
-from workers.products import Product
+from qthumb.app.query import FormatSpec, VideoSettings
+from qthumb.app.window import clip_window
+from qthumb.workers.failures import FormatFailure
+from qthumb.workers.ffmpeg_run import run_ffmpeg, runner_argv, safe_input
+from qthumb.workers.imaging import target_size
+from qthumb.workers.probe import MediaInfo, open_media
+from qthumb.workers.products import Product
 
 CODECS = {
     "mp4": ("libx264", "aac", "video/mp4"),
@@ -97,58 +95,6 @@ def video_command(
     return VideoPlan(argv, width, height, duration, content_type)
 
 
-def safe_input(source: Path, start: float, max_pixels: int | None = None) -> Any:
-    """``ffmpeg.input`` of a local source, from ``start`` seconds (``-ss`` before ``-i``), with
-    the decoder's rules: the file protocol and single-file demuxers only, and no frame over
-    ``max_pixels`` (QTHUMB_MAX_SOURCE_PIXELS; ffmpeg skips such frames, never allocates them)."""
-    args: dict[str, Any] = {"protocol_whitelist": "file", "format_whitelist": SAFE_DEMUXERS}
-    if max_pixels is not None:
-        args["max_pixels"] = str(max_pixels)
-    if start:
-        args["ss"] = f"{start:.3f}"
-    return ffmpeg.input(str(source), **args)
-
-
-def runner_argv(output: Any) -> list[str]:
-    """The argv of an ffmpeg-python output, with what ``run_ffmpeg`` needs: progress on
-    stdout, no stdin, errors only. Global options go before the inputs: trailing ones are
-    ignored by ffmpeg."""
-    compiled: list[str] = output.compile()
-    return [compiled[0], "-nostdin", "-hide_banner", "-loglevel", "error", "-progress",
-            "pipe:1", "-y", *compiled[1:]]  # fmt: skip
-
-
-def run_ffmpeg(
-    argv: list[str], duration: float, progress: Callable[[float], None], timeout: float
-) -> None:
-    """Run one ffmpeg command; its ``-progress`` output drives ``progress`` (0-1). Fails with
-    the command's last error lines when ffmpeg fails or passes ``timeout`` seconds."""
-    proc = subprocess.Popen(
-        dies_with_us(argv),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    timer = threading.Timer(timeout, proc.kill)
-    timer.start()
-    try:
-        assert proc.stdout is not None and proc.stderr is not None
-        for line in proc.stdout:
-            if line.startswith("out_time_us=") and duration > 0:
-                value = line.split("=", 1)[1].strip()
-                if value.isdigit():
-                    progress(min(1.0, int(value) / 1e6 / duration))
-        errors = proc.stderr.read()
-        code = proc.wait()
-    finally:
-        timer.cancel()
-    if code != 0:
-        tail = " | ".join(errors.strip().splitlines()[-3:]) or f"exit code {code}"
-        reason = "timed out" if code == -9 else tail
-        raise FormatFailure(f"ffmpeg could not make the {argv[-1].rsplit('.', 1)[-1]}: {reason}")
-
-
 def make_video(
     source: Path,
     info: MediaInfo,
@@ -156,10 +102,11 @@ def make_video(
     out_dir: Path,
     progress: Callable[[float], None],
     timeout: float,
+    executable: str = "",
 ) -> list[Product]:
     name = f"video.{spec.output}"
     plan = video_command(source, out_dir / name, spec, info, info.has_audio)
-    run_ffmpeg(plan.argv, plan.duration, progress, timeout)
+    run_ffmpeg(plan.argv, plan.duration, progress, timeout, executable)
     path = out_dir / name
     return [
         Product(

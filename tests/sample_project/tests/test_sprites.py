@@ -1,6 +1,6 @@
 """What a team's own test looks like with qthumb's pytest plugin: the `qthumb` fixture is a
 local Qencode API; the official Python SDK talks to it unchanged. (Run by
-tests/test_pytest_plugin.py through pytester, as a user's suite would run it.)"""
+tests/test_packaging.py in a fresh venv where qthumb is installed from its wheel.)"""
 
 import io
 import subprocess

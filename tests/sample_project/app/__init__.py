@@ -1,0 +1,1 @@
+"""The team's own web app (the name FastAPI's tutorial gives it)."""

@@ -1,0 +1,5 @@
+OWNER = "the team's app"
+
+
+def create_app() -> dict[str, str]:
+    return {"title": OWNER}
