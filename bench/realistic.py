@@ -202,7 +202,7 @@ def main() -> None:
         ]
     )
     measured["startup"] = median_of(
-        lambda _: timed([[sys.executable, "-c", "import workers.offline"]])[0], 3
+        lambda _: timed([[sys.executable, "-c", "import qthumb.workers.offline"]])[0], 3
     )
     targets = [float(t) for t in times()]
     measured["floor"] = floor_seconds(HD, targets, skip_nonref=False)
@@ -304,7 +304,7 @@ def main() -> None:
             m["keyframes"],
         ),
         row(
-            "qthumb's interpreter and imports alone (`import workers.offline`)",
+            "qthumb's interpreter and imports alone (`import qthumb.workers.offline`)",
             m["startup"],
             m["keyframes"],
         ),

@@ -27,8 +27,15 @@ def operations(base_url: str) -> list[Any]:
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-def test_api_never_answers_500(qthumb: QthumbProcess, mode: GenerationMode) -> None:
-    """Every operation of the app's own OpenAPI schema, over real HTTP, 30 cases each."""
+def test_api_never_answers_500(
+    qthumb: QthumbProcess, backend: dict[str, str], mode: GenerationMode
+) -> None:
+    """Every operation of the app's own OpenAPI schema, over real HTTP, 30 cases each. Invalid
+    input (negative mode) is refused by the form and query layer, the same code on both
+    backends; what reaches an engine is at most the lookup of an unknown token, which the
+    positive cases send on both. So negative mode runs on the embedded backend only (~21 s)."""
+    if mode is GenerationMode.NEGATIVE and backend:
+        pytest.skip("invalid input is refused before the engines: fuzzed on the embedded one")
     ops = operations(qthumb.base_url)
     assert {op.path for op in ops} >= {"/v1/access_token", "/v1/status", "/v1/start_encode2"}
     for op in ops:

@@ -24,7 +24,7 @@ def command_of(pid: int) -> str:
 def pool_is_up(sid: int, workers: int) -> list[int] | None:
     """The session's processes once the consumer has forked its workers and scheduler."""
     pids = session_pids(sid)
-    pool = [p for p in pids if "-m workers" in command_of(p)]
+    pool = [p for p in pids if "-m qthumb.workers" in command_of(p)]
     # consumer + workers + scheduler, all with the consumer's command line
     return pids if len(pool) >= workers + 2 else None
 

@@ -94,7 +94,7 @@ def test_serve_restarts_a_worker_pool_that_died(tmp_path: Path, clips: Path):
         server.serve(workers=1)
         serve_pid = server.procs[0].pid
         pool = subprocess.run(
-            ["pgrep", "-P", str(serve_pid), "-f", "[-]m workers"],
+            ["pgrep", "-P", str(serve_pid), "-f", "[-]m qthumb[.]workers"],
             capture_output=True, text=True, check=True, timeout=10,
         ).stdout.split()  # fmt: skip
         assert len(pool) == 1
