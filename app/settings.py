@@ -177,11 +177,6 @@ class Settings(BaseSettings):
     video_timeout: float = Field(
         default=3600.0, gt=0, description="Seconds one mp4/webm output may take to encode."
     )
-    ffmpeg: str = Field(
-        default="",
-        description="The ffmpeg that makes mp4/webm/gif outputs (empty: `ffmpeg` on PATH, else"
-        " the build imageio-ffmpeg ships, `pip install 'qthumb[ffmpeg]'`).",
-    )
     decode_threads: int = Field(
         default=0,
         ge=0,

@@ -1,6 +1,6 @@
 """No qthumb process outlives the one that started it: SIGKILL of ``serve`` takes the worker
 pool with it (no second pool after a restart), and SIGKILL of the pool's consumer takes its
-workers, huey's scheduler and a running ffmpeg with it."""
+workers, huey's scheduler and a running encoder with it."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_sigkill_of_serve_takes_the_worker_pool_with_it(tmp_path: Path, clips: P
         server.stop()
 
 
-def test_sigkill_of_the_consumer_takes_workers_scheduler_and_ffmpeg(
+def test_sigkill_of_the_consumer_takes_workers_scheduler_and_encoder(
     tmp_path: Path,
     slow_clip: Path,  # noqa: F811
 ):
@@ -60,10 +60,10 @@ def test_sigkill_of_the_consumer_takes_workers_scheduler_and_ffmpeg(
         with QClient(server.base_url, API_KEY) as client:
             client.start({"source": str(slow_clip), "format": [{"output": "mp4"}]})
 
-            def ffmpeg_running() -> bool:
-                return any("ffmpeg" in command_of(p) for p in session_pids(sid))
+            def encoder_running() -> bool:
+                return any("qthumb.workers.encode" in command_of(p) for p in session_pids(sid))
 
-            wait_for(ffmpeg_running, 30, lambda: f"no ffmpeg started: {server.logs()}")
+            wait_for(encoder_running, 30, lambda: f"no encoder started: {server.logs()}")
         os.kill(sid, signal.SIGKILL)
         worker.wait()
         wait_for(lambda: gone(sid), 15, lambda: "left behind: " + ", ".join(

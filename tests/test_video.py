@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from qthumb.app.query import parse_query
+from qthumb.workers.encode import AudioPlan, EncodePlan
 from qthumb.workers.probe import MediaInfo
 from qthumb.workers.video import video_command
 from tests.conftest import ffmpeg
@@ -40,7 +41,7 @@ def ffprobe(data: bytes, tmp: Path, suffix: str) -> dict[str, Any]:
     return result
 
 
-def test_command_is_built_as_a_list():
+def test_encoding_is_planned_as_a_value():
     spec = parse_query({"source": "x", "format": [
         {"output": "mp4", "size": "320x240", "framerate": "15", "keyframe": "2s",
          "start_time": 1, "duration": 2, "bitrate": 500},
@@ -49,23 +50,22 @@ def test_command_is_built_as_a_list():
                      start_time=0.0, frame_rate=25.0, codec="h264", has_audio=True)  # fmt: skip
     plan = video_command(Path("/in.mp4"), Path("/out/video.mp4"), spec, info, True)
     assert (plan.width, plan.height, plan.duration) == (320, 240, 2.0)
-    argv = plan.argv
-    assert argv[0] == "ffmpeg" and argv[argv.index("-ss") + 1] == "1.000"
-    assert argv.index("-ss") < argv.index("-i")  # -ss before -i: a fast, exact input seek
-    assert argv[argv.index("-i") + 1] == "/in.mp4" and argv[-1] == "/out/video.mp4"
-    assert argv.index("-nostdin") < argv.index("-i")  # global options first
-    assert "[0:v]scale=320:240[s0];[s0]setsar=1[s1];[s1]fps=fps=15[s2]" in argv
-    for flag, value in (("-vcodec", "libx264"), ("-acodec", "aac"), ("-t", "2.000"),
-                        ("-b:v", "500k"), ("-force_key_frames", "expr:gte(t,n_forced*2)"),
-                        ("-pix_fmt", "yuv420p"), ("-movflags", "+faststart")):  # fmt: skip
-        assert argv[argv.index(flag) + 1] == value, flag
-    assert "-nostdin" in argv and "-progress" in argv
-    assert "-max_pixels" not in argv  # no limit given, none set
-    limited = replace(info, max_pixels=10_000_000)
-    argv = video_command(Path("/in.mp4"), Path("/out/video.mp4"), spec, limited, True).argv
-    # the decoder's limit is an input option: before -i, or ffmpeg applies it to the output
-    assert argv[argv.index("-max_pixels") + 1] == "10000000"
-    assert argv.index("-max_pixels") < argv.index("-i")
+    assert plan.encode == EncodePlan(
+        source="/in.mp4", out="/out/video.mp4", start=1.0, duration=2.0, width=320, height=240,
+        codec="libx264", fps="15", codec_options={"preset": "veryfast"}, bit_rate=500_000,
+        keyframe_every=2.0, container_options={"movflags": "+faststart"},
+        audio=AudioPlan("aac", 128_000),
+    )  # fmt: skip
+    assert EncodePlan.from_json(plan.encode.to_json()) == plan.encode  # what the child reads
+    limited = replace(info, max_pixels=10_000_000, rotation=90)
+    encode = video_command(Path("/in.mp4"), Path("/out/video.mp4"), spec, limited, False).encode
+    assert (encode.max_pixels, encode.rotation, encode.audio) == (10_000_000, 90, None)
+    webm = parse_query({"source": "x", "format": [{"output": "webm", "keyframe": "50"}]})
+    encode = video_command(Path("/in.mp4"), Path("/o.webm"), webm.formats[0], info, True).encode
+    assert (encode.codec, encode.gop) == ("libvpx-vp9", 50)
+    assert encode.audio == AudioPlan("libopus", 128_000)
+    assert encode.codec_options == {"crf": "32", "deadline": "realtime", "cpu-used": "8",
+                                    "row-mt": "1"}  # fmt: skip
 
 
 def test_seed_query_runs_whole(client: QClient, av_clip: Path, tmp_path: Path):

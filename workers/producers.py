@@ -99,13 +99,13 @@ def _thumbnails(spec: FormatSpec, m: Making) -> list[Product]:
 @produces("mp4", "webm")
 def _video(spec: FormatSpec, m: Making) -> list[Product]:
     s = m.settings
-    return make_video(m.source, m.media, spec, m.out_dir, m.progress, s.video_timeout, s.ffmpeg)
+    return make_video(m.source, m.media, spec, m.out_dir, m.progress, s.video_timeout)
 
 
 @produces("gif")
 def _gif(spec: FormatSpec, m: Making) -> list[Product]:
     s = m.settings
-    return make_gif(m.source, m.media, spec, m.out_dir, m.progress, s.video_timeout, s.ffmpeg)
+    return make_gif(m.source, m.media, spec, m.out_dir, m.progress, s.video_timeout)
 
 
 @produces("metadata", needs_video=False)

@@ -1,6 +1,6 @@
-"""``mp4`` and ``webm`` outputs beside thumbnails: the ffmpeg command is built by a pure function
-(``video_command``, through ffmpeg-python, tested by list equality) and run by one runner
-(``run_ffmpeg``) that reads ffmpeg's ``-progress`` lines for the task's percent."""
+"""``mp4`` and ``webm`` outputs beside thumbnails: what to encode is an ``EncodePlan`` built by a
+pure function (``video_command``, tested by equality) and made by one runner (``run_encoder``),
+whose child reports progress for the task's percent."""
 
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import ffmpeg  # ffmpeg-python
-
 from qthumb.app.query import FormatSpec, VideoSettings
 from qthumb.app.window import clip_window
+from qthumb.workers.encode import AudioPlan, EncodePlan
+from qthumb.workers.encode_run import run_encoder
 from qthumb.workers.failures import FormatFailure
-from qthumb.workers.ffmpeg_run import run_ffmpeg, runner_argv, safe_input
 from qthumb.workers.imaging import target_size
 from qthumb.workers.probe import MediaInfo, open_media
 from qthumb.workers.products import Product
@@ -31,7 +30,7 @@ _KEYFRAME_SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s\s*$")
 
 @dataclass(frozen=True)
 class VideoPlan:
-    argv: list[str]
+    encode: EncodePlan
     width: int
     height: int
     duration: float
@@ -45,7 +44,7 @@ def _even(n: int) -> int:
 def video_command(
     source: Path, out: Path, spec: FormatSpec, info: MediaInfo, has_audio: bool
 ) -> VideoPlan:
-    """The ffmpeg argv for one video output. Pure: no file is touched."""
+    """The encoding of one video output. Pure: no file is touched."""
     settings = spec.video or VideoSettings()
     vcodec_default, acodec, content_type = CODECS[spec.output]
     vcodec = settings.video_codec or vcodec_default
@@ -56,43 +55,49 @@ def video_command(
         )
     width, height = (_even(v) for v in target_size(info.display_size, spec.sizing))
     window = clip_window(spec, info.duration)
-    start, duration = window.start, window.length
-    stream = safe_input(source, start, info.max_pixels)
-    video = stream.video.filter("scale", width, height).filter("setsar", 1)
-    if settings.framerate:
-        video = video.filter("fps", fps=settings.framerate)
-    out_args: dict[str, Any] = {
-        "vcodec": vcodec,
-        "pix_fmt": "yuv420p",
-        "t": f"{duration:.3f}",
-        "map_metadata": -1,
-    }
+    options: dict[str, str] = {}
+    bit_rate = None
     if settings.bitrate:
-        out_args["video_bitrate"] = f"{settings.bitrate}k"
+        bit_rate = int(settings.bitrate) * 1000
     elif settings.quality is not None:
-        out_args["crf"] = settings.quality
-    elif vcodec == "libx264":
-        out_args["crf"] = 23
+        options["crf"] = str(settings.quality)
     else:
-        out_args.update({"crf": 32, "b:v": 0})
+        options["crf"] = "23" if vcodec == "libx264" else "32"
     if vcodec == "libx264":
-        out_args["preset"] = "veryfast"
-        out_args["movflags"] = "+faststart"
+        options["preset"] = "veryfast"
+        container = {"movflags": "+faststart"}
     else:
-        out_args.update({"deadline": "realtime", "cpu-used": 8, "row-mt": 1})
+        options.update({"deadline": "realtime", "cpu-used": "8", "row-mt": "1"})
+        container = {}
+    keyframe_every, gop = None, None
     if settings.keyframe:
         match = _KEYFRAME_SECONDS.match(settings.keyframe)
         if match:
-            out_args["force_key_frames"] = f"expr:gte(t,n_forced*{match.group(1)})"
+            keyframe_every = float(match.group(1))
         else:
-            out_args["g"] = int(float(settings.keyframe))
-    streams = [video]
+            gop = int(float(settings.keyframe))
+    audio = None
     if has_audio and settings.audio:
-        streams.append(stream.audio)
-        out_args["acodec"] = acodec
-        out_args["audio_bitrate"] = f"{settings.audio_bitrate or 128}k"
-    argv = runner_argv(ffmpeg.output(*streams, str(out), **out_args))
-    return VideoPlan(argv, width, height, duration, content_type)
+        audio = AudioPlan(acodec, int(settings.audio_bitrate or 128) * 1000)
+    plan = EncodePlan(
+        source=str(source),
+        out=str(out),
+        start=window.start,
+        duration=window.length,
+        width=width,
+        height=height,
+        codec=vcodec,
+        rotation=info.rotation,
+        fps=str(settings.framerate) if settings.framerate else None,
+        codec_options=options,
+        bit_rate=bit_rate,
+        gop=gop,
+        keyframe_every=keyframe_every,
+        container_options=container,
+        audio=audio,
+        max_pixels=info.max_pixels,
+    )
+    return VideoPlan(plan, width, height, window.length, content_type)
 
 
 def make_video(
@@ -102,11 +107,10 @@ def make_video(
     out_dir: Path,
     progress: Callable[[float], None],
     timeout: float,
-    executable: str = "",
 ) -> list[Product]:
     name = f"video.{spec.output}"
     plan = video_command(source, out_dir / name, spec, info, info.has_audio)
-    run_ffmpeg(plan.argv, plan.duration, progress, timeout, executable)
+    run_encoder(plan.encode, progress, timeout, spec.output)
     path = out_dir / name
     return [
         Product(
