@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from qthumb.app.keys import API_KEY_RE
+from qthumb.app.api.keys import API_KEY_RE
 
 CommaList = Annotated[list[str], NoDecode]
 

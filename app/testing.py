@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from qthumb.app.orphans import qthumb_module
+from qthumb.app.process.orphans import qthumb_module
 
 
 class QthumbNotReady(RuntimeError):
@@ -131,7 +131,7 @@ def qthumb_server(
     port_file = data / "port"
     with (data / "data" / "serve.log").open("ab") as log:
         process = subprocess.Popen(
-            qthumb_module("app.cli", "serve", "--port", "0", "--port-file", str(port_file),
+            qthumb_module("app.process.cli", "serve", "--port", "0", "--port-file", str(port_file),
                           "--workers", str(workers)),
             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,

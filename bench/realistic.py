@@ -117,8 +117,8 @@ def reader_seconds(path: Path, targets: list[float]) -> float:
     """qthumb's own exact decoding of ``targets`` on one core: ``VideoReader`` with one decoder
     thread, no pixel conversion or encoding. It decodes the reference frames from the keyframe
     before each time (what any exact decoder needs) and every frame in the last 16 before it."""
-    from qthumb.workers.frames import VideoReader
-    from qthumb.workers.probe import probe
+    from qthumb.workers.media.frames import VideoReader
+    from qthumb.workers.media.probe import probe
 
     info = probe(path)
     start = time.perf_counter()
@@ -202,7 +202,7 @@ def main() -> None:
         ]
     )
     measured["startup"] = median_of(
-        lambda _: timed([[sys.executable, "-c", "import qthumb.workers.offline"]])[0], 3
+        lambda _: timed([[sys.executable, "-c", "import qthumb.workers.commands.offline"]])[0], 3
     )
     targets = [float(t) for t in times()]
     measured["floor"] = floor_seconds(HD, targets, skip_nonref=False)
@@ -304,7 +304,7 @@ def main() -> None:
             m["keyframes"],
         ),
         row(
-            "qthumb's interpreter and imports alone (`import qthumb.workers.offline`)",
+            "qthumb's interpreter and imports alone (`import qthumb.workers.commands.offline`)",
             m["startup"],
             m["keyframes"],
         ),

@@ -39,9 +39,9 @@ def extraction_row(sc: Scenario) -> Row:
     code = f"""
 import time
 from pathlib import Path
-from qthumb.app.query import parse_query
-from qthumb.workers.probe import probe
-from qthumb.workers.series import make_thumbnails
+from qthumb.app.qencode.query import parse_query
+from qthumb.workers.media.probe import probe
+from qthumb.workers.outputs.series import make_thumbnails
 import tempfile, os
 path = Path({str(SOURCES[sc.source].path)!r})
 spec = parse_query({{"source": "x", "format": [{sprite_format(sc)!r}]}}).formats[0]

@@ -20,7 +20,7 @@ import av
 import pytest
 import uvicorn
 
-from qthumb.app.orphans import qthumb_module
+from qthumb.app.process.orphans import qthumb_module
 from tests.engines import Engines, postgres_server, redis_server, s3_server
 from tests.podman_images import ImageBuild
 from tests.qclient import QClient
@@ -171,7 +171,7 @@ class QthumbProcess:
     def start(self, *command: str) -> subprocess.Popen[bytes]:
         with (self.data_dir / f"{command[0]}.log").open("ab") as log:
             proc = subprocess.Popen(
-                qthumb_module("app.cli", *command),
+                qthumb_module("app.process.cli", *command),
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from qthumb.app.backends import build
-from qthumb.app.errors import TokenNotFound
-from qthumb.app.service import QencodeService
+from qthumb.app.api.errors import TokenNotFound
+from qthumb.app.api.service import QencodeService
 from qthumb.app.settings import Settings
+from qthumb.app.tasks.backends import build
 from tests.qclient import QClient
 
 GOOD_QUERY = json.dumps({"query": {"source": "/x.mp4", "format": [{"output": "thumbnail"}]}})

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from qthumb.app.orphans import qthumb_module
+from qthumb.app.process.orphans import qthumb_module
 from tests.conftest import FPS, make_qthumb, wait_for
 from tests.test_offline import QTHUMB
 from tests.test_thumbnail import frame_index
@@ -24,7 +24,7 @@ COMMANDS = ["serve", "api", "worker", "thumbnail", "thumbnails"]
 
 def qthumb(*args: str) -> str:
     done = subprocess.run(
-        qthumb_module("app.cli", *args),
+        qthumb_module("app.process.cli", *args),
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     return done.stdout
@@ -76,10 +76,10 @@ def test_serve_prints_a_short_banner(tmp_path: Path, clips: Path):
 
 
 def test_offline_commands_also_run_through_app_cli(clips: Path, tmp_path: Path):
-    """``python -m app.cli thumbnail …`` (what the console script was before) starts the
+    """``python -m app.process.cli thumbnail …`` (what the console script was before) starts the
     offline command in a fresh interpreter, since ``app`` does not import ``workers``."""
     out = tmp_path / "f.png"
-    subprocess.run(qthumb_module("app.cli", "thumbnail", str(clips / "index.mp4"),
+    subprocess.run(qthumb_module("app.process.cli", "thumbnail", str(clips / "index.mp4"),
                     "--time", "1s", "-o", str(out)), check=True, timeout=60)  # fmt: skip
     with Image.open(out) as image:
         assert abs(frame_index(image) - FPS) < 0.5

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from qthumb.workers.colour import to_rgb
+from qthumb.workers.media.colour import to_rgb
 
 BARS = "smptehdbars=s=640x360:r=25:d=1"
 TO_HDR = ("zscale=tin=bt709:min=bt709:pin=bt709:rin=tv:t={trc}:p=bt2020:m=bt2020nc:r=tv:"

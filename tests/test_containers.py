@@ -64,7 +64,9 @@ def test_the_image_is_lean_enough_and_runs_as_a_user(podman: Podman):
     inspected = json.loads(podman.run("image", "inspect", IMAGE))[0]
     assert inspected["Config"]["User"] == "10001"
     health = inspected.get("Healthcheck") or inspected["Config"].get("Healthcheck")
-    assert health["Test"][-4:] == ["python3", "-I", "-m", "qthumb.app.healthcheck"], inspected
+    assert health["Test"][-4:] == ["python3", "-I", "-m", "qthumb.app.process.healthcheck"], (
+        inspected
+    )
     # no ffmpeg program at all: the mp4/webm/gif outputs are encoded by PyAV's own FFmpeg, which
     # has every encoder and filter they use
     found = podman.run("run", "--rm", "--entrypoint", "python3", IMAGE, "-I", "-c",

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 
-from qthumb.app.errors import QencodeError
-from qthumb.app.query import decode_query, parse_query
+from qthumb.app.api.errors import QencodeError
+from qthumb.app.qencode.query import decode_query, parse_query
 from tests.conftest import QthumbProcess
 
 QENCODE_PATHS = {f"/v1/{m}" for m in ("access_token", "create_task", "start_encode2",
@@ -111,9 +111,9 @@ def test_query_limits_and_window_maths_never_overflow(
 ) -> None:
     """What start_encode2 accepts, the worker's maths can compute: no OverflowError, no
     infinite or negative time, no count past the limit that builds a list."""
-    from qthumb.app.limits import check_query
+    from qthumb.app.qencode.limits import check_query
+    from qthumb.app.qencode.window import clip_window, series_count, thumbnail_time
     from qthumb.app.settings import Settings
-    from qthumb.app.window import clip_window, series_count, thumbnail_time
 
     raw = json.dumps({"source": "/x.mp4", "format": [{"output": output, **values}]})
     try:
@@ -142,7 +142,7 @@ TOKENS_TEXT = st.one_of(
 def test_task_tokens_parser_only_raises_qencode_errors(
     single: list[str], bracketed: list[str]
 ) -> None:
-    from qthumb.app.service import split_task_tokens
+    from qthumb.app.api.service import split_task_tokens
 
     try:
         tokens = split_task_tokens(single, bracketed)

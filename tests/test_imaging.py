@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from qthumb.app.query import Sizing
-from qthumb.workers.imaging import target_size
+from qthumb.app.qencode.query import Sizing
+from qthumb.workers.media.imaging import target_size
 
 
 @pytest.mark.parametrize(

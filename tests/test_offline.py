@@ -262,6 +262,6 @@ def test_a_command_loads_only_what_local_8bit_sources_need(clips: Path, tmp_path
     assert done.returncode == 0, done.stderr[-2000:]
     loaded = {line.split("|")[-1].strip() for line in done.stderr.splitlines()
               if line.startswith("import time:")}  # fmt: skip
-    assert {"av", "qthumb.workers.offline"} <= loaded, "the command ran in another process"
+    assert {"av", "qthumb.workers.commands.offline"} <= loaded, "the command ran in another process"
     assert (tmp_path / "out" / "index" / "thumbnails.vtt").is_file()
     assert sorted(heavy & loaded) == []

@@ -22,11 +22,11 @@ import httpx
 import pytest
 from PIL import Image
 
-from qthumb.app.files import LocalFiles
-from qthumb.app.on_demand import FrameRequest, FrameRequestError, FrameServer, OnDemand
-from qthumb.app.query import ImageFormat, ResizeMode
+from qthumb.app.api.on_demand import FrameRequest, FrameRequestError, FrameServer, OnDemand
+from qthumb.app.qencode.query import ImageFormat, ResizeMode
 from qthumb.app.settings import Settings
-from qthumb.workers.on_demand import SourceCache
+from qthumb.app.storage.files import LocalFiles
+from qthumb.workers.on_demand.frames import SourceCache
 from tests.conftest import API_KEY, FPS, QthumbProcess
 from tests.qclient import QClient
 from tests.test_thumbnail import frame_index
@@ -155,7 +155,7 @@ def test_frames_are_made_outside_the_api_process(qthumb: QthumbProcess, task: st
     """The API process never loads the decoder: its frame server, a child, does."""
     assert get(qthumb, f"/v1/thumbnail.jpg?task_token={task}&time=0.7").status_code == 200
     api = qthumb.procs[0].pid
-    servers = _children(api, "qthumb.workers.frame_server")
+    servers = _children(api, "qthumb.workers.on_demand.frame_server")
     assert len(servers) == 1
     assert "libavcodec" not in _maps(api) and "PIL/_imaging" not in _maps(api)
     assert "libavcodec" in _maps(servers[0])
@@ -166,13 +166,13 @@ def test_a_crashed_frame_server_is_started_again(qthumb: QthumbProcess, task: st
     request starts a new frame server and gets its frame."""
     assert get(qthumb, f"/v1/thumbnail.png?task_token={task}&time=0.9").status_code == 200
     api = qthumb.procs[0].pid
-    (old,) = _children(api, "qthumb.workers.frame_server")
+    (old,) = _children(api, "qthumb.workers.on_demand.frame_server")
     os.kill(old, signal.SIGSEGV)
     answer = get(qthumb, f"/v1/thumbnail.png?task_token={task}&time=1.14")
     assert answer.status_code == 200, answer.text
     with Image.open(io.BytesIO(answer.content)) as image:
         assert abs(frame_index(image) - 28) < 0.5  # 1.14 s: frame 28 (1.12-1.16 s)
-    assert _children(api, "qthumb.workers.frame_server") not in ([], [old])
+    assert _children(api, "qthumb.workers.on_demand.frame_server") not in ([], [old])
     assert get(qthumb, "/readyz").status_code == 200
 
 
@@ -237,7 +237,7 @@ def test_the_frame_server_ends_with_its_api_process(tmp_path: Path):
     """Even an API process killed outright leaves no frame server behind."""
     script = (
         "import os, sys, time\n"
-        "from qthumb.app.on_demand import FrameServer\n"
+        "from qthumb.app.api.on_demand import FrameServer\n"
         "from qthumb.app.settings import Settings\n"
         f"server = FrameServer(Settings(data_dir={str(tmp_path)!r}))\n"
         "print(server._ensure()[2].pid, flush=True)\n"

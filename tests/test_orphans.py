@@ -61,7 +61,9 @@ def test_sigkill_of_the_consumer_takes_workers_scheduler_and_encoder(
             client.start({"source": str(slow_clip), "format": [{"output": "mp4"}]})
 
             def encoder_running() -> bool:
-                return any("qthumb.workers.encode" in command_of(p) for p in session_pids(sid))
+                return any(
+                    "qthumb.workers.outputs.encode" in command_of(p) for p in session_pids(sid)
+                )
 
             wait_for(encoder_running, 30, lambda: f"no encoder started: {server.logs()}")
         os.kill(sid, signal.SIGKILL)

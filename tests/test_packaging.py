@@ -109,7 +109,7 @@ def test_the_wheel_holds_only_qthumb(installed: Installed):
     for path in tracked_files():
         if path.startswith(("app/", "workers/")) and path.endswith(".py"):
             assert f"qthumb/{path}" in names, path
-    assert "qthumb/app/templates/console/task.html" in names
+    assert "qthumb/app/console/templates/task.html" in names
 
 
 def test_site_packages_has_no_generic_names(installed: Installed):

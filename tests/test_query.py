@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from qthumb.app.errors import BadQuery, FieldRequired
-from qthumb.app.query import Destination, ImageFormat, ResizeMode, decode_query, parse_query
+from qthumb.app.api.errors import BadQuery, FieldRequired
+from qthumb.app.qencode.query import Destination, ImageFormat, ResizeMode, decode_query, parse_query
 
 THUMB = {"output": "thumbnail"}
 

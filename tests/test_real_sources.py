@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageStat
 
-from qthumb.app.files import LocalFiles
-from qthumb.app.query import parse_query
-from qthumb.app.results import Results
+from qthumb.app.qencode.query import parse_query
 from qthumb.app.settings import Settings
-from qthumb.workers.pipeline import run_query
-from qthumb.workers.storage import FolderStorage
+from qthumb.app.storage.files import LocalFiles
+from qthumb.app.tasks.results import Results
+from qthumb.workers.tasks.pipeline import run_query
+from qthumb.workers.tasks.storage import FolderStorage
 from tests.conftest import set_rotation
 
 FPS = 25

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from qthumb.workers.decode_pool import split
-from qthumb.workers.sprites import MAX_SHEET_SIDE, SheetComposer, SheetLayout
-from qthumb.workers.webvtt import render_vtt, tile_cues, timestamp
+from qthumb.workers.media.decode_pool import split
+from qthumb.workers.outputs.sprites import MAX_SHEET_SIDE, SheetComposer, SheetLayout
+from qthumb.workers.outputs.webvtt import render_vtt, tile_cues, timestamp
 
 
 @pytest.mark.parametrize(

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from qthumb.app.db import Database, PostgresDatabase, SqliteDatabase
-from qthumb.app.model import TaskStatus
-from qthumb.app.results import FormatFailed, Notice, Results, StoredFile
-from qthumb.app.schema import MIGRATIONS
-from qthumb.app.store import SqlTaskStore
-from qthumb.app.wire import status_object
+from qthumb.app.qencode.wire import status_object
+from qthumb.app.tasks.db import Database, PostgresDatabase, SqliteDatabase
+from qthumb.app.tasks.model import TaskStatus
+from qthumb.app.tasks.results import FormatFailed, Notice, Results, StoredFile
+from qthumb.app.tasks.schema import MIGRATIONS
+from qthumb.app.tasks.store import SqlTaskStore
 from tests.engines import Engines
 
 

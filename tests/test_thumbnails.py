@@ -319,8 +319,8 @@ def test_percent_is_a_float_that_reaches_100(client: QClient, clips: Path):
 def test_reader_is_exact_at_every_stride(clips: Path, stride: int):
     """In-process, on the B-frame index clip: whatever mix of seeking, decoding on, and
     skipping unreferenced frames the plan picks, each picture is the frame at its time."""
-    from qthumb.workers.frames import VideoReader
-    from qthumb.workers.probe import probe
+    from qthumb.workers.media.frames import VideoReader
+    from qthumb.workers.media.probe import probe
 
     path = clips / "index.mp4"
     frames = list(range(0, INDEX_FRAMES, stride))
@@ -337,9 +337,9 @@ def test_keyframes_only_readers_share_out_keyframes(clips: Path, readers: int):
     """Several readers take keyframe groups as they come free: every time still gets exactly
     one picture, the keyframe it falls on (index clip: keyframes every 50 frames), and a
     keyframe is decoded by one reader only."""
-    from qthumb.workers.decode_pool import DecodePool
-    from qthumb.workers.frames import VideoReader
-    from qthumb.workers.probe import probe
+    from qthumb.workers.media.decode_pool import DecodePool
+    from qthumb.workers.media.frames import VideoReader
+    from qthumb.workers.media.probe import probe
 
     path = clips / "index.mp4"
     info = probe(path)
@@ -362,8 +362,8 @@ def test_keyframes_only_readers_share_out_keyframes(clips: Path, readers: int):
 def test_readers_taking_pieces_give_the_exact_frames(clips: Path, readers: int, stride: int):
     """Exact frames with several readers taking runs of GOPs as they come free: every time
     gets its own frame, whatever the pieces, dense (every frame) or sparse."""
-    from qthumb.workers.decode_pool import DecodePool
-    from qthumb.workers.probe import probe
+    from qthumb.workers.media.decode_pool import DecodePool
+    from qthumb.workers.media.probe import probe
 
     path = clips / "index.mp4"
     frames = list(range(0, INDEX_FRAMES, stride))

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from qthumb.app.query import parse_query
-from qthumb.workers.encode import AudioPlan, EncodePlan
-from qthumb.workers.probe import MediaInfo
-from qthumb.workers.video import video_command
+from qthumb.app.qencode.query import parse_query
+from qthumb.workers.media.probe import MediaInfo
+from qthumb.workers.outputs.encode import AudioPlan, EncodePlan
+from qthumb.workers.outputs.video import video_command
 from tests.conftest import ffmpeg
 from tests.qclient import QClient
 

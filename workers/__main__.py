@@ -1,3 +1,3 @@
-from qthumb.workers.consumer import main
+from qthumb.workers.tasks.consumer import main
 
 main()

@@ -2,9 +2,8 @@
 
 from pathlib import Path
 
-import workers.jobs
-
 import app.main
+import workers.jobs
 
 PROJECT = Path(__file__).resolve().parent.parent
 

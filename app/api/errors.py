@@ -1,0 +1,82 @@
+"""Qencode API errors: one class tree, rendered in one place (``app.api.routes``).
+
+    QencodeError (code 1, internal / generic request failure)
+    ├── BadApiKey            2
+    ├── ApiKeyNotFound       3
+    ├── BadToken             4
+    ├── TokenNotFound        5   message is exactly "Token not found" (the Node SDK matches it)
+    ├── SystemBusy           8
+    ├── BadPayload           9
+    ├── ProfileNotFound     12
+    ├── BadTaskTokens       13
+    ├── FieldRequired       14   message names the field
+    └── BadQuery             1   a query that cannot run; message names the field path
+
+API-level errors are answered with HTTP 200 and ``{"error": code, "message": ...}`` (§2.8, §11.10).
+Task failures are not exceptions of this tree: they end a task with ``status: "error"``.
+"""
+
+from __future__ import annotations
+
+
+class QencodeError(Exception):
+    code = 1
+    default_message = "Internal error"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+
+class BadApiKey(QencodeError):
+    code = 2
+    default_message = "Bad api_key"
+
+
+class ApiKeyNotFound(QencodeError):
+    code = 3
+    default_message = "api_key not found"
+
+
+class BadToken(QencodeError):
+    code = 4
+    default_message = "Bad token"
+
+
+class TokenNotFound(QencodeError):
+    code = 5
+    default_message = "Token not found"
+
+
+class SystemBusy(QencodeError):
+    code = 8
+    default_message = "System is busy, retry later"
+
+
+class BadPayload(QencodeError):
+    code = 9
+    default_message = "payload is too long (1000 characters at most)"
+
+
+class ProfileNotFound(QencodeError):
+    code = 12
+    default_message = "Profile not found"
+
+
+class BadTaskTokens(QencodeError):
+    code = 13
+    default_message = "Bad task_tokens"
+
+
+class FieldRequired(QencodeError):
+    code = 14
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"{field} field is required")
+        self.field = field
+
+
+class BadQuery(QencodeError):
+    """The query parsed but asks for something qthumb cannot do; the message says where."""
+
+    code = 1

@@ -1,0 +1,201 @@
+"""The ASGI application: ``create_app(settings)`` wires settings, store, queue and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from qthumb.app import __version__
+from qthumb.app.api import on_demand_routes, ops_routes, routes, storage_routes
+from qthumb.app.api.errors import QencodeError
+from qthumb.app.api.keys import resolve_api_keys
+from qthumb.app.api.on_demand import OnDemand
+from qthumb.app.api.service import QencodeService
+from qthumb.app.api.uploads import PREFIX as UPLOAD_PREFIX
+from qthumb.app.api.uploads import UploadLocation, upload_router
+from qthumb.app.console import playground as console_playground
+from qthumb.app.console import routes as console_routes
+from qthumb.app.console.auth import BadCsrf, SignInRequired
+from qthumb.app.process.metrics import instruments
+from qthumb.app.settings import Settings
+from qthumb.app.tasks.backends import Backends, build
+from qthumb.app.tasks.callbacks import deliver_due
+from qthumb.app.tasks.outbox import CallbackOutbox
+from qthumb.app.tasks.recovery import sweep_safely
+from qthumb.app.tasks.store import TaskStore
+
+log = logging.getLogger("qthumb.api")
+
+
+class CollapseSlashes:
+    """``//v1/status`` is ``/v1/status``: several SDKs build double slashes (§1)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            path = "/" + "/".join(part for part in scope["path"].split("/") if part)
+            scope = {**scope, "path": path, "raw_path": path.encode()}
+        await self.app(scope, receive, send)
+
+
+async def _deliver_forever(settings: Settings, store: TaskStore, outbox: CallbackOutbox) -> None:
+    while True:
+        try:
+            sent = await asyncio.to_thread(deliver_due, settings, store, outbox)
+        except Exception:  # a receiver or a locked database must not stop deliveries for good
+            log.exception("callback delivery failed; trying again")
+            sent = 0
+        if not sent:
+            await asyncio.sleep(0.2)
+
+
+class BodyLimit:
+    """API requests carry forms of a few KB: a body over ``limit`` bytes gets HTTP 413 (with
+    Qencode's JSON) before any of it is parsed. Uploads (tus) are limited by their own size."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(UPLOAD_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.limit:
+                response = JSONResponse(
+                    {"error": 1, "message": f"request body is over {self.limit} bytes"},
+                    status_code=413,
+                )
+                await response(scope, receive, send)
+                return
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+class RequestMetrics:
+    """Counts API requests by endpoint and HTTP code (``app.process.metrics``). Endpoints are a
+    fixed
+    set of names, never raw paths, so a scanner cannot grow the label set."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        code = 500
+
+        async def record(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            endpoint = endpoint_name(scope.get("path", ""))
+            instruments().requests.labels(endpoint, str(code)).inc()
+
+
+_ENDPOINTS = frozenset({"access_token", "create_task", "start_encode2", "start_encode", "status"})
+
+
+def endpoint_name(path: str) -> str:
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 2 and parts[0] == "v1":
+        if parts[1] in _ENDPOINTS:
+            return parts[1]
+        return "upload_file" if parts[1] == "upload_file" else "v1_other"
+    if parts and parts[0] in ("storage", "healthz", "readyz", "metrics", "ui"):
+        return parts[0]
+    return "other"
+
+
+async def _sweep_forever(settings: Settings, backends: Backends) -> None:
+    b = backends
+    while True:
+        now = time.time()
+        await asyncio.to_thread(sweep_safely, settings, b.store, b.queue, b.outbox, b.files, now)
+        await asyncio.sleep(settings.sweep_interval)
+
+
+def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
+    backends = backends or build(settings)
+    store, outbox, queue = backends.store, backends.outbox, backends.queue
+    keys, dev_key = resolve_api_keys(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if dev_key:
+            log.warning("no QTHUMB_API_KEYS set; dev API key: %s", dev_key)
+        loops = [
+            asyncio.create_task(_sweep_forever(settings, backends)),
+            asyncio.create_task(_deliver_forever(settings, store, outbox)),
+        ]
+        try:
+            yield
+        finally:
+            for loop in loops:
+                loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop
+            app.state.on_demand.close()  # its frame server, if one was started
+
+    app = FastAPI(title="qthumb", version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.store = store
+    app.state.files = backends.files
+    app.state.backends = backends
+    app.state.outbox = outbox
+    app.state.on_demand = OnDemand(settings)
+
+    app.state.service = QencodeService(settings, store, queue, keys, outbox)
+    app.add_exception_handler(QencodeError, routes.qencode_error_handler)
+    app.add_exception_handler(StarletteHTTPException, routes.unknown_path_handler)
+    app.include_router(routes.router)
+    app.include_router(storage_routes.router)
+    app.include_router(on_demand_routes.router)
+    app.include_router(console_routes.router)
+    app.include_router(console_playground.router)
+    app.mount("/ui/static", console_routes.static_app(), name="console-static")
+    app.add_exception_handler(SignInRequired, console_routes.console_error)
+    app.add_exception_handler(BadCsrf, console_routes.console_error)
+    app.include_router(ops_routes.router)
+    app.include_router(upload_router(settings, store, backends.files))
+    app.add_middleware(UploadLocation, base_url=lambda: settings.base_url)
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    app.add_middleware(CollapseSlashes)
+    app.add_middleware(RequestMetrics)
+    return app

@@ -1,0 +1,238 @@
+"""Thumbnails on demand, the API's side: what a ``/v1/thumbnail.*`` URL asks for, the encoded
+frames kept in memory, and the frame server that makes the others.
+
+The frame server (``workers.on_demand.frame_server``) is a child process of this API process,
+reached
+over a local socket. A frame on demand must come back in about one seek and decode, which a
+queue round trip to a worker would more than double; made in the API process it would put PyAV
+and Pillow there, and a decoder that crashes on a hostile source would take the API down with
+it. So: the child is started on the first frame asked for, answers each request on its own
+connection (one decode a core at once), stops when this process stops (it watches its stdin),
+and is started again when it has died. The request that was running when it died gets a 422.
+A repeated request never leaves this process: it comes from ``ResultCache``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import secrets
+import select
+import subprocess
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from multiprocessing.connection import Client
+from pathlib import Path
+from typing import Any
+
+from qthumb.app.process.orphans import qthumb_module
+from qthumb.app.qencode.query import MAX_SIDE, ImageFormat, ResizeMode, upload_id
+from qthumb.app.settings import Settings
+
+log = logging.getLogger("qthumb.on_demand")
+
+# An on-demand image is for a page or a player: 4096x4096 at most (a 64-Mpx one, which a task
+# may make, would cost ~200 MB of memory a request, asked for by anyone holding the token).
+MAX_PIXELS = 4096 * 4096
+STARTUP_SECONDS = 60.0  # the child's imports, on a loaded machine
+REQUEST_SECONDS = 300.0  # one frame (a source fetched first, when not cached): then it is stuck
+
+
+class FrameRequestError(Exception):
+    """The request cannot be answered; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
+@dataclass(frozen=True)
+class FrameRequest:
+    seconds: float | None  # `time=12.5`
+    fraction: float | None  # `time=50%`, as 0.5
+    width: int | None
+    height: int | None
+    fit: ResizeMode
+    image_format: ImageFormat
+
+    def key(self, token: str) -> str:
+        return f"{token}|{self.seconds}|{self.fraction}|{self.width}|{self.height}|" + (
+            f"{self.fit.value}|{self.image_format.value}"
+        )
+
+
+@dataclass(frozen=True)
+class RenderedFrame:
+    data: bytes
+    content_type: str
+    etag: str
+    time: float  # the frame's own time in the source
+
+
+def parse_time(value: str | None) -> tuple[float | None, float | None]:
+    """``12.5`` seconds or ``50%``; none: the middle, as Mux's image API does."""
+    if value is None or value == "":
+        return None, 0.5
+    text = value.strip()
+    try:
+        number = float(text[:-1] if text.endswith("%") else text)
+    except ValueError:
+        shown = value[:40]
+        raise FrameRequestError(
+            f"time must be seconds (12.5) or a percent (50%), not {shown!r}"
+        ) from None
+    if not 0 <= number < float("inf") or (text.endswith("%") and number > 100):
+        raise FrameRequestError(f"time {value[:40]!r} is out of range")
+    return (None, number / 100) if text.endswith("%") else (number, None)
+
+
+def parse_side(value: str | None, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= MAX_SIDE:
+        raise FrameRequestError(f"{name} must be a whole number of pixels, 1 to {MAX_SIDE}")
+    return int(value)
+
+
+class ResultCache:
+    """Encoded frames, most recently used last, dropped from the front past ``limit`` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.size = limit, 0
+        self.items: OrderedDict[str, RenderedFrame] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: str) -> RenderedFrame | None:
+        with self.lock:
+            found = self.items.get(key)
+            if found is not None:
+                self.items.move_to_end(key)
+            return found
+
+    def put(self, key: str, value: RenderedFrame) -> None:
+        if len(value.data) > self.limit:
+            return
+        with self.lock:
+            old = self.items.pop(key, None)
+            self.size -= len(old.data) if old else 0
+            self.items[key] = value
+            self.size += len(value.data)
+            while self.size > self.limit:
+                _, dropped = self.items.popitem(last=False)
+                self.size -= len(dropped.data)
+
+
+def upload_owners(source: str, upload_owner: Any) -> dict[str, str | None]:
+    """For a ``tus:<uuid>`` source, whose upload it is (the child has no store to ask)."""
+    uid = upload_id(source)
+    return {} if uid is None else {uid: upload_owner(uid)}
+
+
+class FrameServer:
+    """The child process that makes frames, started when first needed and again after it
+    died. ``call`` sends one request on a connection of its own and returns the reply:
+    ``("ok", value)`` or ``("error", http status, message)``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._address = ""
+        self._key = b""
+
+    def call(self, message: tuple[Any, ...]) -> tuple[Any, ...]:
+        address, key, process = self._ensure()
+        try:
+            with Client(address, family="AF_UNIX", authkey=key) as conn:
+                conn.send(message)
+                if not conn.poll(REQUEST_SECONDS):
+                    log.error("the frame server took over %.0f s; stopping it", REQUEST_SECONDS)
+                    self._stop(process)
+                    return ("error", 504, f"the frame took over {REQUEST_SECONDS:.0f} s")
+                reply: tuple[Any, ...] = conn.recv()
+                return reply
+        except (EOFError, OSError) as exc:  # it died under this request (or just before)
+            code = process.poll()
+            log.error("the frame server stopped (exit %s, %s); it starts again on the next "
+                      "request", code, type(exc).__name__)  # fmt: skip
+            self._stop(process)
+            why = f"signal {-code}" if code is not None and code < 0 else f"exit {code}"
+            return ("error", 422, f"the frame could not be made: the decoder stopped ({why})")
+
+    def _ensure(self) -> tuple[str, bytes, subprocess.Popen[bytes]]:
+        with self._lock:
+            if self._process is None or self._process.poll() is not None:
+                self._start()
+            assert self._process is not None
+            return self._address, self._key, self._process
+
+    def _start(self) -> None:
+        self._address = f"\0qthumb-frames-{os.getpid()}-{secrets.token_hex(8)}"
+        self._key = secrets.token_bytes(32)
+        process = subprocess.Popen(
+            qthumb_module("workers.on_demand.frame_server"),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert process.stdin is not None and process.stdout is not None
+        # The settings (S3 secrets among them) and the key go through the pipe, never argv.
+        payload = pickle.dumps((self._address, self._key, self.settings))
+        process.stdin.write(len(payload).to_bytes(8, "big") + payload)
+        process.stdin.flush()  # kept open: its end is the child's signal to stop
+        ready, _, _ = select.select([process.stdout], [], [], STARTUP_SECONDS)
+        line = process.stdout.readline() if ready else b""
+        if line.strip() != b"ready":
+            self._stop(process)
+            raise FrameRequestError("the frame server did not start", status=503)
+        self._process = process
+        log.info("frame server started (pid %d)", process.pid)
+
+    def _stop(self, process: subprocess.Popen[bytes]) -> None:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        for pipe in (process.stdin, process.stdout):
+            if pipe is not None:
+                pipe.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._process is not None:
+                self._stop(self._process)
+                self._process = None
+
+
+class OnDemand:
+    """What the routes use: frames from memory when made before, else from the frame server;
+    and a task's source as a local file (the console's player streams it)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.results = ResultCache(settings.on_demand_result_cache_bytes)
+        self.server = FrameServer(settings)
+
+    def cached(self, token: str, request: FrameRequest) -> RenderedFrame | None:
+        return self.results.get(request.key(token))
+
+    def render(
+        self, token: str, source: str, request: FrameRequest, upload_owner: Any
+    ) -> RenderedFrame:
+        """Raises ``FrameRequestError`` with the status to answer when no frame comes."""
+        uploads = upload_owners(source, upload_owner)
+        frame: RenderedFrame = self._ask(("render", token, source, request, uploads))
+        self.results.put(request.key(token), frame)
+        return frame
+
+    def source_path(self, token: str, source: str, upload_owner: Any) -> Path:
+        return Path(self._ask(("source", token, source, upload_owners(source, upload_owner))))
+
+    def _ask(self, message: tuple[Any, ...]) -> Any:
+        """The frame server's answer, or its error as ``FrameRequestError``."""
+        reply = self.server.call(message)
+        if reply[0] != "ok":
+            raise FrameRequestError(reply[2], status=reply[1])
+        return reply[1]
+
+    def close(self) -> None:
+        self.server.close()

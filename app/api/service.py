@@ -1,0 +1,167 @@
+"""The rules behind the four Qencode endpoints. Routes parse the form and call one method here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from qthumb.app.api.errors import (
+    ApiKeyNotFound,
+    BadApiKey,
+    BadPayload,
+    BadQuery,
+    BadTaskTokens,
+    BadToken,
+    FieldRequired,
+    ProfileNotFound,
+    QencodeError,
+    SystemBusy,
+    TokenNotFound,
+)
+from qthumb.app.api.keys import API_KEY_RE
+from qthumb.app.qencode.limits import check_query
+from qthumb.app.qencode.query import decode_query, parse_query
+from qthumb.app.qencode.wire import status_object
+from qthumb.app.settings import Settings
+from qthumb.app.tasks.callbacks import status_snapshot
+from qthumb.app.tasks.model import TaskStatus, is_token
+from qthumb.app.tasks.outbox import CallbackOutbox
+from qthumb.app.tasks.queue import TaskQueue
+from qthumb.app.tasks.store import TaskStore
+
+log = logging.getLogger("qthumb.api")
+
+MAX_PAYLOAD = 1000
+
+
+class QencodeService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: TaskStore,
+        queue: TaskQueue,
+        api_keys: Iterable[str],
+        outbox: CallbackOutbox,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.queue = queue
+        self.api_keys = frozenset(api_keys)
+        self.clock = clock
+        self.outbox = outbox
+
+    @property
+    def status_url(self) -> str:
+        return self.settings.status_url
+
+    @property
+    def upload_url(self) -> str:
+        return f"{self.settings.base_url}/v1/upload_file"
+
+    def access_token(self, api_key: str | None) -> dict[str, Any]:
+        if not api_key:
+            raise FieldRequired("api_key")
+        if not API_KEY_RE.match(api_key):
+            raise BadApiKey()
+        if api_key not in self.api_keys:
+            raise ApiKeyNotFound()
+        expires_at = self.clock() + self.settings.session_token_ttl
+        token = self.store.create_session(api_key, expires_at)
+        expire = datetime.fromtimestamp(expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return {"error": 0, "token": token, "expire": expire}
+
+    def create_task(self, token: str | None) -> dict[str, Any]:
+        if not token:
+            raise FieldRequired("token")
+        if not is_token(token):
+            raise BadToken()
+        api_key = self.store.session_owner(token, self.clock())
+        if api_key is None:
+            raise TokenNotFound()
+        task_token = self.store.create_task(api_key, self.clock())
+        log.info("task %s created", task_token)
+        return {"error": 0, "upload_url": self.upload_url, "task_token": task_token}
+
+    def start_encode2(
+        self, task_token: str | None, query: str | None, payload: str | None
+    ) -> dict[str, Any]:
+        if not task_token:
+            raise FieldRequired("task_token")
+        if not is_token(task_token):
+            raise BadToken("Bad task_token")
+        if query is None or not query.strip():
+            raise FieldRequired("query")
+        if payload is not None and len(payload) > MAX_PAYLOAD:
+            raise BadPayload()
+        task = self.store.get(task_token)
+        if task is None:
+            raise TokenNotFound()
+        if task.status is not TaskStatus.CREATED:
+            raise QencodeError("task already started")
+        inner = decode_query(query)
+        formats = inner.get("format")
+        if isinstance(formats, list) and len(formats) > self.settings.max_formats:
+            raise BadQuery(
+                f"query.format has {len(formats)} formats; the limit is "
+                f"{self.settings.max_formats} (QTHUMB_MAX_FORMATS)"
+            )
+        parsed = parse_query(inner)  # refuse a bad query now, not in the worker
+        check_query(parsed, self.settings)
+        active = self.store.active_tasks(task.api_key)
+        if active >= self.settings.max_active_tasks_per_key:
+            raise SystemBusy(
+                f"this API key has {active} tasks queued or running; the limit is "
+                f"{self.settings.max_active_tasks_per_key}: retry when some have finished"
+            )
+        if not self.store.start(task_token, json.dumps(inner), payload, self.clock()):
+            raise QencodeError("task already started")
+        self.queue.enqueue(task_token)
+        log.info("task %s queued", task_token)
+        if parsed.callback_url:
+            queued = self.store.get(task_token)
+            snapshot = None if queued is None else status_snapshot(queued, self.status_url)
+            self.outbox.add(task_token, ["queued"], self.clock(), snapshot)
+        return {"error": 0, "status_url": self.status_url}
+
+    def start_encode(self) -> dict[str, Any]:
+        raise ProfileNotFound(
+            "Profile not found: qthumb has no encoding profiles, send a custom query to"
+            " start_encode2 instead"
+        )
+
+    def status(self, tokens: list[str]) -> dict[str, Any]:
+        if not tokens:
+            raise FieldRequired("task_tokens")
+        for token in tokens:
+            if not is_token(token):
+                raise BadTaskTokens(f"Bad task_tokens: {token[:64]!r} is not a task token")
+        records = self.store.get_many(tokens)
+        statuses: dict[str, Any] = {}
+        for token in tokens:
+            record = records.get(token)
+            statuses[token] = None if record is None else status_object(record, self.status_url)
+        return {"error": 0, "statuses": statuses}
+
+
+def split_task_tokens(single: list[str], bracketed: list[str]) -> list[str]:
+    """``task_tokens`` (one, comma list or JSON array) and repeated ``task_tokens[]`` (§2.5)."""
+    found: list[str] = []
+    for value in [*single, *bracketed]:
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                items = json.loads(text)
+            except (ValueError, RecursionError):  # ValueError: JSON errors, giant numbers
+                raise BadTaskTokens("Bad task_tokens: not a JSON list") from None
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise BadTaskTokens("Bad task_tokens: a JSON list of task tokens (strings)")
+            parts = [item.strip() for item in items]
+        else:
+            parts = [part.strip() for part in text.split(",")]
+        found.extend(part for part in parts if part)
+    return list(dict.fromkeys(found))

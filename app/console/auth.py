@@ -1,0 +1,76 @@
+"""Who is signed in to the console (``/ui/``): a session cookie holding a session token, the
+same tokens ``/v1/access_token`` gives out (same store, same lifetime,
+``QTHUMB_SESSION_TOKEN_TTL``). The cookie is HttpOnly and SameSite=Strict, Secure over HTTPS.
+Forms that change something also carry a CSRF token derived from the session token, which a
+page of another site can neither read nor guess."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from qthumb.app.tasks.model import is_token
+from qthumb.app.tasks.store import TaskStore
+
+COOKIE = "qthumb_console"
+
+
+class SignInRequired(Exception):
+    """No valid session: pages redirect to sign-in, endpoints answer 401."""
+
+
+class BadCsrf(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Session:
+    token: str
+    api_key: str
+
+    @property
+    def csrf(self) -> str:
+        return csrf_for(self.token)
+
+
+def csrf_for(session_token: str) -> str:
+    return hashlib.sha256(f"qthumb-console-csrf:{session_token}".encode()).hexdigest()
+
+
+async def current_session(request: Request) -> Session:
+    """The request's session, or ``SignInRequired``."""
+    token = request.cookies.get(COOKIE, "")
+    if not is_token(token):
+        raise SignInRequired()
+    store: TaskStore = request.app.state.store
+    api_key = await run_in_threadpool(store.session_owner, token, time.time())
+    if api_key is None:
+        raise SignInRequired()
+    return Session(token, api_key)
+
+
+def check_csrf(session: Session, sent: object) -> None:
+    if not isinstance(sent, str) or not hmac.compare_digest(sent, session.csrf):
+        raise BadCsrf()
+
+
+def set_cookie(response: Response, request: Request, token: str, max_age: int) -> None:
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+
+
+def clear_cookie(response: Response) -> None:
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")

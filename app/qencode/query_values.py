@@ -1,0 +1,208 @@
+"""Readers of Qencode's lenient field values (numbers as strings, ``1``/``"1"``/``true``
+flags, ``320x240`` sizes, destinations as an object or a list…) and the small value types
+they produce. ``app.qencode.query`` puts them together into a ``FormatSpec``; each reader raises
+``BadQuery`` / ``FieldRequired`` naming the field path."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from qthumb.app.api.errors import BadQuery, FieldRequired
+
+MAX_SIDE = 16_000
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+
+class ResizeMode(StrEnum):
+    SCALE = "scale"
+    CROP = "crop"
+
+
+class ImageFormat(StrEnum):
+    PNG = "png"
+    JPG = "jpg"
+    WEBP = "webp"
+    AVIF = "avif"  # qthumb's extension: Qencode documents png, jpg and webp
+
+    @property
+    def extension(self) -> str:
+        return self.value
+
+    @property
+    def content_type(self) -> str:
+        return f"image/{'jpeg' if self is ImageFormat.JPG else self.value}"
+
+
+# What a file name's extension (lower case, no dot) says about the image it holds: for a
+# query's file_extension or destination, a /v1/thumbnail.<ext> URL and an offline OUT file.
+IMAGE_EXTENSIONS = {"png": ImageFormat.PNG, "jpg": ImageFormat.JPG, "jpeg": ImageFormat.JPG,
+                    "webp": ImageFormat.WEBP, "avif": ImageFormat.AVIF}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Destination:
+    url: str
+    key: str | None = None
+    secret: str | None = None
+    permissions: str | None = None
+    storage_class: str | None = None
+    cache_control: str | None = None
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """Requested output size. ``None`` sides follow the display aspect of the source."""
+
+    width: int | None = None
+    height: int | None = None
+    resolution: int | None = None
+    mode: ResizeMode = ResizeMode.SCALE
+
+
+def read_number(value: object, path: str) -> float:
+    if isinstance(value, bool):
+        raise BadQuery(f"{path} must be a number, not {json.dumps(value)}")
+    if isinstance(value, int | float):
+        try:
+            number = float(value)
+        except OverflowError:  # an int past float's range
+            raise BadQuery(f"{path} must be a finite number") from None
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise BadQuery(f"{path} must be a number, got {value[:100]!r}") from None
+    else:
+        raise BadQuery(f"{path} must be a number, got {shown(value)}")
+    if not math.isfinite(number):
+        raise BadQuery(f"{path} must be a finite number")
+    return number
+
+
+def shown(value: object) -> str:
+    """A short JSON rendering of a client value for a message (never the whole of it)."""
+    try:
+        text = json.dumps(value)
+    except (ValueError, RecursionError):
+        text = type(value).__name__
+    return text if len(text) <= 100 else f"{text[:100]}…"
+
+
+def opt_float(
+    obj: dict[str, Any], key: str, path: str, *, minimum: float, exclusive: bool = False
+) -> float | None:
+    value = obj.get(key)
+    if value is None or value == "":
+        return None
+    number = read_number(value, f"{path}.{key}")
+    if number < minimum or (exclusive and number == minimum):
+        relation = "greater than" if exclusive else "at least"
+        raise BadQuery(f"{path}.{key} must be {relation} {minimum:g}, got {number:g}")
+    return number
+
+
+def opt_int(obj: dict[str, Any], key: str, path: str, *, minimum: int) -> int | None:
+    value = obj.get(key)
+    if value is None or value == "":
+        return None
+    number = read_number(value, f"{path}.{key}")
+    if not number.is_integer():
+        raise BadQuery(f"{path}.{key} must be a whole number, got {number:g}")
+    if number < minimum:
+        raise BadQuery(f"{path}.{key} must be at least {minimum}, got {number:g}")
+    return int(number)
+
+
+def flag(value: object, path: str) -> bool:
+    if value is None or value == "":
+        return False
+    if isinstance(value, bool):
+        return value
+    number = read_number(value, path)
+    if number not in (0.0, 1.0):
+        raise BadQuery(f"{path} must be 0 or 1")
+    return number == 1.0
+
+
+def time_fraction(value: object, path: str) -> float:
+    """``time`` in [0, 1] is a fraction of the duration; in (1, 100] a percent (§11.3)."""
+    if value is None or value == "":
+        return 0.5
+    number = read_number(value, path)
+    if 0.0 <= number <= 1.0:
+        return number
+    if 1.0 < number <= 100.0:
+        return number / 100.0
+    raise BadQuery(f"{path} must be a fraction 0-1 or a percent 1-100, got {number:g}")
+
+
+def image_format(value: object, path: str) -> ImageFormat:
+    if value is None or value == "":
+        return ImageFormat.PNG
+    name = str(value).lower().strip()
+    if name == "jpeg":
+        name = "jpg"
+    try:
+        return ImageFormat(name)
+    except ValueError:
+        raise BadQuery(
+            f"{path}.image_format must be png, jpg, webp or avif, got {value!r}"
+        ) from None
+
+
+def sizing(obj: dict[str, Any], path: str) -> Sizing:
+    width = opt_int(obj, "width", path, minimum=1)
+    height = opt_int(obj, "height", path, minimum=1)
+    size = obj.get("size")
+    if size not in (None, ""):
+        match = _SIZE_RE.match(str(size))
+        if not match:
+            raise BadQuery(f"{path}.size must look like 320x240, got {size!r}")
+        width, height = int(match.group(1)), int(match.group(2))
+        if width < 1 or height < 1:
+            raise BadQuery(f"{path}.size sides must be at least 1, got {size!r}")
+    resolution = opt_int(obj, "resolution", path, minimum=1)
+    for name, side in (("width", width), ("height", height), ("resolution", resolution)):
+        if side is not None and side > MAX_SIDE:
+            raise BadQuery(f"{path}.{name} must be at most {MAX_SIDE}, got {side}")
+    mode_value = obj.get("resize_mode") or "scale"
+    try:
+        mode = ResizeMode(str(mode_value).lower())
+    except ValueError:
+        raise BadQuery(f"{path}.resize_mode must be scale or crop, got {mode_value!r}") from None
+    return Sizing(width=width, height=height, resolution=resolution, mode=mode)
+
+
+def destinations(value: object, path: str) -> tuple[Destination, ...]:
+    if value is None or value == "" or value == {} or value == []:
+        return ()
+    items = value if isinstance(value, list) else [value]
+    result = []
+    for i, item in enumerate(items):
+        item_path = f"{path}[{i}]" if isinstance(value, list) else path
+        if not isinstance(item, dict):
+            raise BadQuery(f"{item_path} must be an object with a url")
+        url = item.get("url")
+        if not isinstance(url, str) or not url.strip():
+            raise FieldRequired(f"{item_path}.url")
+        result.append(
+            Destination(
+                url=url.strip(),
+                key=opt_str(item, "key"),
+                secret=opt_str(item, "secret"),
+                permissions=opt_str(item, "permissions"),
+                storage_class=opt_str(item, "storage_class"),
+                cache_control=opt_str(item, "cache_control"),
+            )
+        )
+    return tuple(result)
+
+
+def opt_str(obj: dict[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    return None if value is None or value == "" else str(value)

@@ -1,0 +1,107 @@
+"""Qencode's wire format for results, the one place it is written (§5.1, §5.3, §11.6): the
+status object and its ``images[]``/``videos[]``/``audios[]``/``texts[]`` entries, rendered from
+the typed ``app.tasks.results`` the pipeline returns and the store keeps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qthumb.app.qencode.query import IMAGE_OUTPUTS
+from qthumb.app.tasks.model import TaskRecord, TaskStatus
+from qthumb.app.tasks.results import FormatFailed, Results, StoredFile
+
+ARRAYS = ("images", "videos", "audios", "texts")
+_AUDIO_OUTPUTS = frozenset({"mp3", "flac", "hls_audio"})
+
+
+def array_of(output: str) -> str:
+    """Which array an output's entries go in."""
+    if output in IMAGE_OUTPUTS:
+        return "images"
+    if output in _AUDIO_OUTPUTS:
+        return "audios"
+    return "texts" if output == "speech_to_text" else "videos"
+
+
+def _file_entry(item: StoredFile, tag: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "url": item.url,
+        "tag": tag,
+        "user_tag": item.user_tag,
+        "profile": None,
+        "storage": item.storage,
+    }
+    if array_of(item.output) == "images":
+        entry.update(type=item.kind, width=item.width, height=item.height, size=item.size)
+        if item.time is not None:
+            entry["time"] = round(item.time, 6)
+        # under both names the SDKs read: `storage` (.NET, PHP) and `storage_info` (Java)
+        entry["storage_info"] = item.storage
+        return entry
+    duration = item.duration or 0.0
+    entry.update(
+        status="completed",
+        percent="100",
+        error=0,
+        error_description=None,
+        # Qencode reports video sizes in MB and bitrates in kbit/s.
+        size=round(item.size / 1_000_000, 6),
+        duration=f"{duration:.3f}",
+        bitrate=round(item.size * 8 / 1000 / duration) if duration else None,
+        meta=item.meta or {"width": item.width, "height": item.height},
+    )
+    return entry
+
+
+def _failed_entry(item: FormatFailed, tag: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "url": None,
+        "tag": tag,
+        "user_tag": item.user_tag,
+        "profile": None,
+        "storage": None,
+        "status": "error",
+        "error": 1,
+        "error_description": item.description,
+    }
+    if array_of(item.output) == "images":
+        entry["storage_info"] = None
+    return entry
+
+
+def failure_tag(item: FormatFailed) -> str:
+    """The tag of a failed format's entry, which its warning names too."""
+    return f"{array_of(item.output)[:-1]}-{item.index}-0"
+
+
+def output_arrays(results: Results) -> dict[str, list[dict[str, Any]]]:
+    """``images[]`` and the others. Tags are ``<image|video|…>-<format index>-<n>``, ``n``
+    counting the format's entries over all its destinations."""
+    arrays: dict[str, list[dict[str, Any]]] = {name: [] for name in ARRAYS}
+    counts: dict[int, int] = {}
+    for item in results.made:
+        array = array_of(item.output)
+        if isinstance(item, FormatFailed):
+            arrays[array].append(_failed_entry(item, failure_tag(item)))
+            continue
+        n = counts.get(item.index, 0)
+        counts[item.index] = n + 1
+        arrays[array].append(_file_entry(item, f"{array[:-1]}-{item.index}-{n}"))
+    return arrays
+
+
+def status_object(task: TaskRecord, status_url: str | None) -> dict[str, Any]:
+    """The ``statuses[token]`` entry (§5.1). ``error`` is always an int, arrays never null."""
+    failed = task.status is TaskStatus.ERROR
+    return {
+        "status": task.status.value,
+        "percent": 100.0 if task.status is TaskStatus.COMPLETED else float(task.percent),
+        "error": 1 if failed else 0,
+        "error_description": task.error_description if failed else None,
+        "status_url": status_url,
+        "duration": None if task.duration is None else f"{task.duration:.3f}",
+        "source_size": task.source_size,
+        "payload": task.payload,
+        **output_arrays(task.results),
+        "warnings": [w.to_json() for w in task.results.warnings],
+    }

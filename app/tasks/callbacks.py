@@ -1,0 +1,131 @@
+"""Task callbacks (§6): form POSTs to the query's ``callback_url``.
+
+Events go into the outbox (``app.tasks.outbox``) when they happen: ``queued`` when start_encode2
+accepts a task, ``error`` (failed tasks) and ``saved`` when it ends. The API delivers them
+(``deliver_due``, from its background loop), in order per task, each retried with backoff on
+its own schedule, so no worker waits on a slow or dead receiver. A delivery that still fails
+adds a ``Callback delivery error`` warning and never fails the task. No signature scheme
+exists upstream, so none is added.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from qthumb.app.egress import BlockedAddress, EgressPolicy, guarded_request
+from qthumb.app.process.metrics import instruments
+from qthumb.app.qencode.wire import status_object
+from qthumb.app.redact import redact
+from qthumb.app.settings import Settings
+from qthumb.app.tasks.model import TaskRecord, TaskStatus
+from qthumb.app.tasks.outbox import CallbackOutbox, PendingCallback
+from qthumb.app.tasks.results import Notice
+from qthumb.app.tasks.store import TaskStore
+
+log = logging.getLogger("qthumb.callbacks")
+
+
+def callback_url(task: TaskRecord) -> str | None:
+    url = task.query_object().get("callback_url")
+    return url if isinstance(url, str) and url else None
+
+
+def status_snapshot(task: TaskRecord, status_url: str) -> str:
+    """The status object as JSON, taken when an event happens and sent with it."""
+    return json.dumps(status_object(task, status_url))
+
+
+def callback_form(
+    task: TaskRecord, event: str, status_url: str, snapshot: str | None = None
+) -> dict[str, str]:
+    """The form POSTed for ``event``. ``snapshot``: the status as of the event (older rows
+    have none: then the status now)."""
+    form = {
+        "task_token": task.token,
+        "event": event,
+        "payload": task.payload or "",
+        "status": snapshot or status_snapshot(task, status_url),
+        "callback_type": "task",
+    }
+    if event == "error":
+        form["error_code"] = "1"
+        form["error_message"] = task.error_description or ""
+    return form
+
+
+def post_once(url: str, form: dict[str, str], policy: EgressPolicy, timeout: float) -> str | None:
+    """One POST; ``None`` on a 2xx, else what went wrong."""
+    try:
+        with httpx.Client(timeout=timeout) as client:
+            response = guarded_request(client, "POST", url, policy, data=form)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if 200 <= response.status_code < 300:
+        return None
+    return f"{response.status_code}: {response.text[:200]}"
+
+
+def events_for_end(task: TaskRecord) -> list[str]:
+    return ["error", "saved"] if task.status is TaskStatus.ERROR else ["saved"]
+
+
+def task_ended(
+    store: TaskStore, outbox: CallbackOutbox, token: str, now: float, status_url: str
+) -> None:
+    """Queue ``error`` (failed tasks) and ``saved`` once a task has ended, with its final
+    status."""
+    task = store.get(token)
+    if task is not None and callback_url(task) is not None:
+        outbox.add(token, events_for_end(task), now, status_snapshot(task, status_url))
+
+
+def deliver_one(
+    settings: Settings, store: TaskStore, outbox: CallbackOutbox, item: PendingCallback
+) -> None:
+    now = time.time()
+    if not outbox.claim(item, now, lease=settings.callback_timeout * 3):
+        return  # another API process has it
+    task = store.get(item.token)
+    url = None if task is None else callback_url(task)
+    if task is None or url is None:
+        outbox.settle(item, "no_url")
+        return
+    form = callback_form(task, item.event, settings.status_url, item.status)
+    try:
+        problem = post_once(url, form, EgressPolicy.from_cidrs(settings.allowed_networks),
+                            settings.callback_timeout)  # fmt: skip
+    except BlockedAddress as exc:
+        problem, attempts_left = f"refused: {exc}", 0
+    else:
+        attempts_left = settings.callback_attempts - item.attempts - 1
+    counter = instruments().callbacks
+    if problem is None:
+        outbox.settle(item)
+        counter.labels(item.event, "delivered").inc()
+        log.info("task %s callback %s delivered", item.token, item.event)
+    elif attempts_left > 0:
+        counter.labels(item.event, "retried").inc()
+        delay = settings.callback_backoff * 2**item.attempts
+        outbox.retry_at(item, time.time() + delay)
+        log.info("task %s callback %s failed (%s); again in %.1f s", item.token, item.event,
+                 problem, delay)  # fmt: skip
+    else:
+        outbox.settle(item, "given_up")
+        counter.labels(item.event, "given_up").inc()
+        details = redact(f"Error sending callback to {url} {problem}")
+        store.add_warning(item.token, Notice("Callback delivery error", details, item.event))
+        log.warning("task %s callback %s not delivered: %s", item.token, item.event, problem)
+
+
+def deliver_due(settings: Settings, store: TaskStore, outbox: CallbackOutbox) -> int:
+    """Send every callback that is due now, several receivers at once. Returns how many."""
+    items = outbox.due(time.time(), limit=64)
+    if items:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda item: deliver_one(settings, store, outbox, item), items))
+    return len(items)

@@ -1,0 +1,88 @@
+"""The task model: its states, the legal changes between them, and its stored record."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from qthumb.app.tasks.results import Results
+
+# Session, task and upload tokens: 32 lowercase hex digits (uuid4().hex). The one definition.
+TOKEN_PATTERN = "[0-9a-f]{32}"
+_TOKEN = re.compile(TOKEN_PATTERN)
+
+
+def is_token(value: str) -> bool:
+    """Exactly a token: no trailing newline, no other digits than ASCII."""
+    return _TOKEN.fullmatch(value) is not None
+
+
+class TaskStatus(StrEnum):
+    CREATED = "created"  # create_task done, start_encode2 not yet (qthumb's name, §5.2 has none)
+    QUEUED = "queued"
+    DOWNLOADING = "downloading"
+    ENCODING = "encoding"
+    SAVING = "saving"
+    COMPLETED = "completed"
+    ERROR = "error"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (TaskStatus.COMPLETED, TaskStatus.ERROR)
+
+    @property
+    def running(self) -> bool:
+        return self in (TaskStatus.DOWNLOADING, TaskStatus.ENCODING, TaskStatus.SAVING)
+
+
+# Where each state may go. Running states may fall back to QUEUED only through recovery, when
+# the worker that held the task stopped beating.
+LEGAL_CHANGES: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.CREATED: frozenset({TaskStatus.QUEUED}),
+    TaskStatus.QUEUED: frozenset({TaskStatus.DOWNLOADING, TaskStatus.ERROR}),
+    TaskStatus.DOWNLOADING: frozenset({TaskStatus.ENCODING, TaskStatus.ERROR, TaskStatus.QUEUED}),
+    TaskStatus.ENCODING: frozenset({TaskStatus.SAVING, TaskStatus.ERROR, TaskStatus.QUEUED}),
+    TaskStatus.SAVING: frozenset({TaskStatus.COMPLETED, TaskStatus.ERROR, TaskStatus.QUEUED}),
+    TaskStatus.COMPLETED: frozenset(),
+    TaskStatus.ERROR: frozenset(),
+}
+
+
+def sources_of(target: TaskStatus) -> tuple[TaskStatus, ...]:
+    """The states from which ``target`` may be reached (including itself for progress)."""
+    found = [s for s, targets in LEGAL_CHANGES.items() if target in targets]
+    if target.running:
+        found.append(target)
+    return tuple(found)
+
+
+@dataclass
+class TaskRecord:
+    token: str
+    api_key: str
+    status: TaskStatus
+    created_at: float
+    percent: float = 0.0
+    error_description: str | None = None
+    query: str | None = None
+    payload: str | None = None
+    attempts: int = 0
+    worker_id: str | None = None
+    heartbeat_at: float | None = None
+    queued_at: float | None = None
+    finished_at: float | None = None
+    duration: float | None = None
+    source_size: float | None = None
+    results: Results = field(default_factory=Results)
+
+    def query_object(self) -> dict[str, Any]:
+        """The stored query (already checked by start_encode2), or ``{}`` before it starts."""
+        value = json.loads(self.query) if self.query else {}
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def source(self) -> str:
+        return str(self.query_object().get("source") or "")

@@ -1,0 +1,60 @@
+"""The task queue, behind a small interface, on huey.
+
+The API only enqueues task tokens; the worker side binds the function that runs one task
+(``bind``) and runs huey's consumer. The huey task is registered here under one fixed name on
+both sides, so ``app`` never imports ``workers``: the worker hands its handler in.
+
+The queue only delivers; the task store is the truth. A message lost with a dying worker is
+recovered by ``app.tasks.recovery`` from the store, and a duplicate is harmless because a worker
+must
+claim a queued task in the store before it runs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from huey import Huey
+
+TASK_NAME = "process_task"
+
+
+class TaskQueue(Protocol):
+    def enqueue(self, token: str) -> None: ...
+    def pending_tokens(self) -> set[str]: ...
+    def depth(self) -> int: ...
+
+
+class HueyQueue:
+    """On any huey storage: ``SqliteHuey`` or ``RedisHuey`` (built by ``app.tasks.backends``)."""
+
+    def __init__(self, huey: Huey, description: str) -> None:
+        self.huey = huey
+        self.description = description
+        self._handler: Callable[[str], None] | None = None
+        self._task = self.huey.task(name=TASK_NAME)(self._dispatch)
+
+    def bind(self, handler: Callable[[str], None]) -> None:
+        """Worker side: the function that runs one task, given its token."""
+        self._handler = handler
+
+    def _dispatch(self, token: str) -> None:
+        if self._handler is None:
+            raise RuntimeError("no task handler bound: this process only enqueues")
+        self._handler(token)
+
+    def enqueue(self, token: str) -> None:
+        self._task(token)
+
+    def depth(self) -> int:
+        """Messages waiting (a round trip to the queue's storage: also its health check)."""
+        return int(self.huey.pending_count())
+
+    def pending_tokens(self) -> set[str]:
+        tokens: set[str] = set()
+        for task in self.huey.pending():
+            args: Any = getattr(task, "args", ())
+            if args:
+                tokens.add(str(args[0]))
+        return tokens

@@ -1,0 +1,133 @@
+"""What a task produced, as typed values: each stored file, each format that failed, and the
+warnings. The pipeline returns these, the store keeps them (as this module's own JSON, not
+Qencode's), and ``app.qencode.wire`` alone turns them into ``images[]``/``videos[]`` at the edge.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# The JSON shape a row's ``outputs`` column holds. Rows written before it held Qencode's wire
+# arrays (``images``, ``videos``, …): ``Results.from_json`` still reads those.
+FORMAT_VERSION = 2
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """One file of one format, stored in one destination."""
+
+    index: int  # the format's place in query.format
+    output: str  # thumbnail | thumbnails | mp4 | webm | gif | metadata
+    user_tag: str | None
+    url: str
+    storage: dict[str, Any] | None  # where it is, for S3 destinations (§11.6)
+    kind: str  # thumbnail | frame | sprite | vtt | storyboard | mp4 | …
+    size: int  # bytes
+    width: int | None = None
+    height: int | None = None
+    time: float | None = None  # images: the frame's time in the source
+    duration: float | None = None  # videos
+    meta: dict[str, Any] | None = None  # videos: what the encoded file is
+
+
+@dataclass(frozen=True)
+class FormatFailed:
+    """A format that made nothing in one destination; the task's other formats still count."""
+
+    index: int
+    output: str
+    user_tag: str | None
+    description: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A warning: something the user should know that did not fail the task."""
+
+    message: str
+    details: str
+    tag: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"message": self.message, "details": self.details, "tag": self.tag}
+
+
+Made = StoredFile | FormatFailed
+
+
+@dataclass
+class Results:
+    made: list[Made] = field(default_factory=list)  # in the order they happened
+    warnings: list[Notice] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[StoredFile]:
+        return [m for m in self.made if isinstance(m, StoredFile)]
+
+    @property
+    def failures(self) -> list[FormatFailed]:
+        return [m for m in self.made if isinstance(m, FormatFailed)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": FORMAT_VERSION,
+            "made": [
+                {"failed" if isinstance(m, FormatFailed) else "file": asdict(m)} for m in self.made
+            ],
+            "warnings": [w.to_json() for w in self.warnings],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Results:
+        warnings = [_notice(w) for w in data.get("warnings") or [] if isinstance(w, dict)]
+        if data.get("version") != FORMAT_VERSION:
+            return cls(made=_from_wire(data), warnings=warnings)
+        made: list[Made] = []
+        for item in data.get("made") or []:
+            if "file" in item:
+                made.append(StoredFile(**item["file"]))
+            else:
+                made.append(FormatFailed(**item["failed"]))
+        return cls(made=made, warnings=warnings)
+
+
+def _notice(data: dict[str, Any]) -> Notice:
+    return Notice(str(data.get("message", "")), str(data.get("details", "")), str(data.get("tag")))
+
+
+_WIRE_TAG = re.compile(r"^[a-z]+-(\d+)-\d+$")
+_WIRE_OUTPUT = {"images": "thumbnails", "videos": "mp4", "audios": "mp3", "texts": "speech_to_text"}
+
+
+def _from_wire(data: dict[str, Any]) -> list[Made]:
+    """Entries of a row written by qthumb before typed results (its ``images[]`` and so on)."""
+    made: list[Made] = []
+    for array, output in _WIRE_OUTPUT.items():
+        for entry in data.get(array) or []:
+            found = _WIRE_TAG.match(str(entry.get("tag", "")))
+            index = int(found.group(1)) if found else 0
+            user_tag = entry.get("user_tag")
+            if entry.get("error"):
+                made.append(FormatFailed(index, output, user_tag, entry.get("error_description")))
+                continue
+            video = array != "images"
+            size = entry.get("size") or 0
+            made.append(
+                StoredFile(
+                    index=index,
+                    output=output,
+                    user_tag=user_tag,
+                    url=entry.get("url") or "",
+                    storage=entry.get("storage"),
+                    kind=entry.get("type") or output,
+                    size=round(float(size) * 1_000_000) if video else int(size),
+                    width=entry.get("width"),
+                    height=entry.get("height"),
+                    time=entry.get("time"),
+                    duration=float(entry["duration"]) if video and entry.get("duration") else None,
+                    meta=entry.get("meta"),
+                )
+            )
+    return made

@@ -1,0 +1,284 @@
+"""The task store: sessions, tasks and uploads' ownership, behind a small interface.
+
+``SqlTaskStore`` is one implementation over ``app.tasks.db.Database``: SQLite (embedded default, one
+file in the data dir, WAL so the API and every worker process can use it at once) or PostgreSQL
+(several machines). Every state change is one conditional UPDATE that checks the legal source
+states and, for a running task, the attempt number that claimed it: a worker that was presumed
+dead and replaced cannot overwrite its successor's result, on either engine.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from qthumb.app.tasks.db import Database, as_json
+from qthumb.app.tasks.model import TaskRecord, TaskStatus, sources_of
+from qthumb.app.tasks.results import Notice, Results
+
+# The few statements whose JSON functions differ between the engines.
+_MERGE_WARNINGS = {
+    # outputs := ? with its warnings appended to those already recorded (callback warnings)
+    "sqlite": "json_set(?, '$.warnings', (SELECT json_group_array(json(value)) FROM ("
+    "SELECT value FROM json_each(coalesce(json_extract(outputs, '$.warnings'), '[]')) "
+    "UNION ALL SELECT value FROM json_each(?))))",
+    "postgresql": "jsonb_set(?::jsonb, '{warnings}', "
+    "coalesce(outputs->'warnings', '[]'::jsonb) || ?::jsonb)",
+}
+_APPEND_WARNING = {
+    "sqlite": "json_set(outputs, '$.warnings', json_insert("
+    "coalesce(json_extract(outputs, '$.warnings'), json('[]')), '$[#]', json(?)))",
+    "postgresql": "jsonb_set(outputs, '{warnings}', "
+    "coalesce(outputs->'warnings', '[]'::jsonb) || jsonb_build_array(?::jsonb))",
+}
+
+
+def new_token() -> str:
+    """128 random bits as 32 hex characters: the shape of every Qencode token."""
+    return secrets.token_hex(16)
+
+
+class TaskStore(Protocol):
+    def create_session(self, api_key: str, expires_at: float) -> str: ...
+    def session_owner(self, token: str, now: float) -> str | None: ...
+    def end_session(self, token: str) -> None: ...
+    def create_task(self, api_key: str, now: float) -> str: ...
+    def get(self, token: str) -> TaskRecord | None: ...
+    def get_many(self, tokens: Sequence[str]) -> dict[str, TaskRecord]: ...
+    def recent(
+        self, api_key: str, status: TaskStatus | None, limit: int, offset: int
+    ) -> tuple[list[TaskRecord], int]: ...
+    def start(self, token: str, query: str, payload: str | None, now: float) -> bool: ...
+    def claim(self, token: str, worker_id: str, now: float) -> int | None: ...
+    def advance(self, token: str, attempt: int, status: TaskStatus, percent: float) -> bool: ...
+    def set_source_info(self, token: str, attempt: int, duration: float, size: float) -> bool: ...
+    def heartbeat(self, token: str, attempt: int, now: float) -> bool: ...
+    def finish(
+        self,
+        token: str,
+        attempt: int | None,
+        status: TaskStatus,
+        results: Results,
+        error_description: str | None,
+        now: float,
+    ) -> bool: ...
+    def requeue(self, token: str, attempt: int, now: float) -> bool: ...
+    def stale_running(self, beat_before: float) -> list[TaskRecord]: ...
+    def queued_before(self, when: float) -> list[str]: ...
+    def expired_results(self, finished_before: float) -> list[str]: ...
+    def mark_purged(self, token: str) -> None: ...
+    def add_warning(self, token: str, warning: Notice) -> None: ...
+    def add_upload(self, uuid: str, token: str, now: float) -> None: ...
+    def upload_owner(self, uuid: str) -> str | None: ...
+    def active_tasks(self, api_key: str) -> int: ...
+    def count_by_status(self) -> dict[str, int]: ...
+
+
+class SqlTaskStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db  # its schema is applied when it is opened (app.tasks.backends)
+
+    def _update(self, sql: str, params: Sequence[Any]) -> bool:
+        return self.db.execute(sql, params).rowcount == 1
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> Sequence[Mapping[str, Any]]:
+        return self.db.execute(sql, params).rows
+
+    # sessions -------------------------------------------------------------------------------
+    def create_session(self, api_key: str, expires_at: float) -> str:
+        token = new_token()
+        self.db.execute("INSERT INTO sessions VALUES (?, ?, ?)", (token, api_key, expires_at))
+        self.db.execute("DELETE FROM sessions WHERE expires_at < ?", (expires_at - 7 * 86400,))
+        return token
+
+    def session_owner(self, token: str, now: float) -> str | None:
+        row = self.db.execute(
+            "SELECT api_key FROM sessions WHERE token = ? AND expires_at > ?", (token, now)
+        ).first()
+        return None if row is None else str(row["api_key"])
+
+    def end_session(self, token: str) -> None:
+        self.db.execute("DELETE FROM sessions WHERE token = ?", (token,))
+
+    # tasks ----------------------------------------------------------------------------------
+    def create_task(self, api_key: str, now: float) -> str:
+        token = new_token()
+        self.db.execute(
+            "INSERT INTO tasks (token, api_key, status, created_at) VALUES (?, ?, ?, ?)",
+            (token, api_key, TaskStatus.CREATED.value, now),
+        )
+        return token
+
+    def get(self, token: str) -> TaskRecord | None:
+        return self.get_many([token]).get(token)
+
+    def get_many(self, tokens: Sequence[str]) -> dict[str, TaskRecord]:
+        if not tokens:
+            return {}
+        marks = ",".join("?" * len(tokens))
+        rows = self._rows(f"SELECT * FROM tasks WHERE token IN ({marks})", list(tokens))
+        return {row["token"]: _record(row) for row in rows}
+
+    def recent(
+        self, api_key: str, status: TaskStatus | None, limit: int, offset: int
+    ) -> tuple[list[TaskRecord], int]:
+        """A key's tasks, newest first (a page of them), and how many there are in all."""
+        where, args = "api_key = ?", [api_key]
+        if status is not None:
+            where, args = where + " AND status = ?", [*args, status.value]
+        rows = self._rows(
+            f"SELECT * FROM tasks WHERE {where} ORDER BY created_at DESC, token LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        )
+        total = self.db.execute(f"SELECT count(*) AS n FROM tasks WHERE {where}", args).first()
+        return [_record(row) for row in rows], int(total["n"]) if total else 0
+
+    def start(self, token: str, query: str, payload: str | None, now: float) -> bool:
+        return self._update(
+            "UPDATE tasks SET status = ?, query = ?, payload = ?, queued_at = ? "
+            "WHERE token = ? AND status = ?",
+            (TaskStatus.QUEUED.value, query, payload, now, token, TaskStatus.CREATED.value),
+        )
+
+    def claim(self, token: str, worker_id: str, now: float) -> int | None:
+        row = self.db.execute(
+            "UPDATE tasks SET status = ?, attempts = attempts + 1, worker_id = ?, "
+            "heartbeat_at = ?, percent = 0 WHERE token = ? AND status = ? RETURNING attempts",
+            (TaskStatus.DOWNLOADING.value, worker_id, now, token, TaskStatus.QUEUED.value),
+        ).first()
+        return None if row is None else int(row["attempts"])
+
+    def advance(self, token: str, attempt: int, status: TaskStatus, percent: float) -> bool:
+        sources = [s.value for s in sources_of(status)]
+        marks = ",".join("?" * len(sources))
+        return self._update(
+            f"UPDATE tasks SET status = ?, percent = ? "
+            f"WHERE token = ? AND attempts = ? AND status IN ({marks})",
+            (status.value, percent, token, attempt, *sources),
+        )
+
+    def set_source_info(self, token: str, attempt: int, duration: float, size: float) -> bool:
+        return self._update(
+            "UPDATE tasks SET duration = ?, source_size = ? WHERE token = ? AND attempts = ?",
+            (duration, size, token, attempt),
+        )
+
+    def heartbeat(self, token: str, attempt: int, now: float) -> bool:
+        running = [s.value for s in TaskStatus if s.running]
+        return self._update(
+            "UPDATE tasks SET heartbeat_at = ? WHERE token = ? AND attempts = ? "
+            "AND status IN (?, ?, ?)",
+            (now, token, attempt, *running),
+        )
+
+    def finish(
+        self,
+        token: str,
+        attempt: int | None,
+        status: TaskStatus,
+        results: Results,
+        error_description: str | None,
+        now: float,
+    ) -> bool:
+        """End a task. ``attempt=None`` is recovery's verdict on a task nobody holds."""
+        sources = [s.value for s in sources_of(status)]
+        marks = ",".join("?" * len(sources))
+        fence, fence_args = ("", ()) if attempt is None else (" AND attempts = ?", (attempt,))
+        return self._update(
+            f"UPDATE tasks SET status = ?, error_description = ?, finished_at = ?, "
+            f"outputs = {_MERGE_WARNINGS[self.db.dialect]}, "
+            f"worker_id = NULL WHERE token = ? AND status IN ({marks}){fence}",
+            (
+                status.value,
+                error_description,
+                now,
+                json.dumps(results.to_json()),
+                json.dumps(results.to_json()["warnings"]),
+                token,
+                *sources,
+                *fence_args,
+            ),
+        )
+
+    def requeue(self, token: str, attempt: int, now: float) -> bool:
+        running = [s.value for s in TaskStatus if s.running]
+        return self._update(
+            "UPDATE tasks SET status = ?, worker_id = NULL, queued_at = ?, percent = 0 "
+            "WHERE token = ? AND attempts = ? AND status IN (?, ?, ?)",
+            (TaskStatus.QUEUED.value, now, token, attempt, *running),
+        )
+
+    def stale_running(self, beat_before: float) -> list[TaskRecord]:
+        running = [s.value for s in TaskStatus if s.running]
+        rows = self._rows(
+            "SELECT * FROM tasks WHERE status IN (?, ?, ?) AND heartbeat_at < ?",
+            (*running, beat_before),
+        )
+        return [_record(row) for row in rows]
+
+    def queued_before(self, when: float) -> list[str]:
+        rows = self._rows(
+            "SELECT token FROM tasks WHERE status = ? AND queued_at < ?",
+            (TaskStatus.QUEUED.value, when),
+        )
+        return [str(row["token"]) for row in rows]
+
+    def expired_results(self, finished_before: float) -> list[str]:
+        rows = self._rows(
+            "SELECT token FROM tasks WHERE finished_at < ? AND storage_purged = 0",
+            (finished_before,),
+        )
+        return [str(row["token"]) for row in rows]
+
+    def mark_purged(self, token: str) -> None:
+        self._update("UPDATE tasks SET storage_purged = 1 WHERE token = ?", (token,))
+
+    def add_upload(self, uuid: str, token: str, now: float) -> None:
+        self.db.execute("INSERT INTO uploads VALUES (?, ?, ?)", (uuid, token, now))
+
+    def active_tasks(self, api_key: str) -> int:
+        active = [TaskStatus.QUEUED.value, *(s.value for s in TaskStatus if s.running)]
+        row = self.db.execute(
+            "SELECT count(*) AS n FROM tasks WHERE api_key = ? AND status IN (?, ?, ?, ?)",
+            (api_key, *active),
+        ).first()
+        return int(row["n"]) if row else 0
+
+    def count_by_status(self) -> dict[str, int]:
+        rows = self._rows("SELECT status, count(*) AS n FROM tasks GROUP BY status", ())
+        counts = {status.value: 0 for status in TaskStatus}
+        counts.update({str(r["status"]): int(r["n"]) for r in rows})
+        return counts
+
+    def upload_owner(self, uuid: str) -> str | None:
+        row = self.db.execute("SELECT task_token FROM uploads WHERE uuid = ?", (uuid,)).first()
+        return None if row is None else str(row["task_token"])
+
+    def add_warning(self, token: str, warning: Notice) -> None:
+        self._update(
+            f"UPDATE tasks SET outputs = {_APPEND_WARNING[self.db.dialect]} WHERE token = ?",
+            (json.dumps(warning.to_json()), token),
+        )
+
+
+def _record(row: Mapping[str, Any]) -> TaskRecord:
+    return TaskRecord(
+        token=row["token"],
+        api_key=row["api_key"],
+        status=TaskStatus(row["status"]),
+        created_at=row["created_at"],
+        percent=row["percent"],
+        error_description=row["error_description"],
+        query=row["query"],
+        payload=row["payload"],
+        attempts=row["attempts"],
+        worker_id=row["worker_id"],
+        heartbeat_at=row["heartbeat_at"],
+        queued_at=row["queued_at"],
+        finished_at=row["finished_at"],
+        duration=row["duration"],
+        source_size=row["source_size"],
+        results=Results.from_json(as_json(row["outputs"]) or {}),
+    )

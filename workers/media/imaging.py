@@ -1,0 +1,78 @@
+"""Size and encode pictures (Pillow): the Qencode sizing rules in one place."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from qthumb.app.qencode.query import ImageFormat, ResizeMode, Sizing
+from qthumb.workers.media.frames import Picture
+
+DEFAULT_QUALITY = {ImageFormat.JPG: 85, ImageFormat.WEBP: 80, ImageFormat.AVIF: 70}
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    path: Path
+    width: int
+    height: int
+    size: int
+
+
+def target_size(display: tuple[int, int], sizing: Sizing) -> tuple[int, int]:
+    """Output size for a picture shown at ``display`` (§3.2).
+
+    ``resolution`` (the smaller side) wins; then both sides as given; one side alone keeps the
+    display aspect; nothing keeps the display size.
+    """
+    dw, dh = display
+    if sizing.resolution is not None:
+        r = sizing.resolution
+        return (r, _side(dh, dw, r)) if dw <= dh else (_side(dw, dh, r), r)
+    if sizing.width is not None and sizing.height is not None:
+        return sizing.width, sizing.height
+    if sizing.width is not None:
+        return sizing.width, _side(dh, dw, sizing.width)
+    if sizing.height is not None:
+        return _side(dw, dh, sizing.height), sizing.height
+    return dw, dh
+
+
+def _side(other: int, given_source: int, given: int) -> int:
+    return max(1, round(other * given / given_source))
+
+
+def render(picture: Picture, sizing: Sizing) -> Image.Image:
+    """Resize to the asked size: ``scale`` stretches, ``crop`` fills and crops the centre."""
+    width, height = target_size(picture.display_size, sizing)
+    if sizing.mode is ResizeMode.CROP and sizing.width and sizing.height:
+        dw, dh = picture.display_size
+        cover = max(width / dw, height / dh)
+        cw, ch = max(width, round(dw * cover)), max(height, round(dh * cover))
+        left, top = (cw - width) // 2, (ch - height) // 2
+        return picture.to_image(cw, ch).crop((left, top, left + width, top + height))
+    return picture.to_image(width, height)
+
+
+def encode(image: Image.Image, fmt: ImageFormat, quality: int | None, path: Path) -> EncodedImage:
+    data = encode_bytes(image, fmt, quality)
+    path.write_bytes(data)
+    return EncodedImage(path=path, width=image.width, height=image.height, size=len(data))
+
+
+def encode_bytes(image: Image.Image, fmt: ImageFormat, quality: int | None) -> bytes:
+    buffer = io.BytesIO()
+    if fmt is ImageFormat.PNG:
+        image.save(buffer, "PNG", compress_level=6)
+    elif fmt is ImageFormat.JPG:
+        q = quality or DEFAULT_QUALITY[fmt]
+        rgb = image if image.mode == "RGB" else image.convert("RGB")  # no 100 MB sheet copy
+        rgb.save(buffer, "JPEG", quality=q, optimize=False)
+    elif fmt is ImageFormat.AVIF:  # libavif in Pillow's wheels; speed 8 of 0-10 (default 6)
+        image.save(buffer, "AVIF", quality=quality or DEFAULT_QUALITY[fmt], speed=8)
+    else:
+        image.save(buffer, "WEBP", quality=quality or DEFAULT_QUALITY[fmt], method=4)
+    return buffer.getvalue()

@@ -1,0 +1,1 @@
+"""Frames on demand: the frame server each API process starts, and the source cache it reads."""

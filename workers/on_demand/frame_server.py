@@ -1,0 +1,85 @@
+"""The frame server: ``python -m workers.on_demand.frame_server``, a child of an API process
+(``app.api.on_demand.FrameServer`` starts it and says why it is a process of its own).
+
+Reads its address, key and settings from stdin (a length and a pickle), listens on that
+abstract Unix socket, says ``ready`` on stdout, and answers each connection in a thread of its
+own: ``("render", token, source, FrameRequest, uploads)`` → ``("ok", RenderedFrame)``,
+``("source", token, source, uploads)`` → ``("ok", path)``, or ``("error", http status,
+message)``. Only a client holding the key gets in (``multiprocessing.connection``'s HMAC
+challenge), so the pickles come from the API alone. When stdin closes (the API stopped, even
+by SIGKILL) the process ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import sys
+import threading
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Connection, Listener
+from typing import Any
+
+from qthumb.app.api.on_demand import FrameRequestError
+from qthumb.app.redact import setup_logging
+from qthumb.app.settings import Settings
+from qthumb.app.tasks.backends import build_files
+from qthumb.workers.on_demand.frames import OnDemandFrames
+from qthumb.workers.tasks.failures import FormatFailure, TaskFailure
+
+log = logging.getLogger("qthumb.frame_server")
+
+
+def _answer(frames: OnDemandFrames, message: tuple[Any, ...]) -> tuple[Any, ...]:
+    kind, token, source = message[0], message[1], message[2]
+    uploads: dict[str, str | None] = message[-1]
+    try:
+        if kind == "render":
+            return ("ok", frames.render(token, source, message[3], uploads.get))
+        if kind == "source":
+            return ("ok", str(frames.sources.path(token, source, uploads.get)))
+        return ("error", 400, f"unknown request {kind!r}")
+    except FrameRequestError as exc:
+        return ("error", exc.status, exc.message)
+    except (TaskFailure, FormatFailure) as exc:
+        return ("error", 422, exc.description)
+    except Exception as exc:  # whatever a source does to a decoder: the request's error, not ours
+        log.exception("on-demand frame for task %s failed", token)
+        return ("error", 422, f"the frame could not be made ({type(exc).__name__})")
+
+
+def _serve(frames: OnDemandFrames, conn: Connection) -> None:
+    with conn, contextlib.suppress(EOFError, OSError):  # the API gave up on this request
+        conn.send(_answer(frames, conn.recv()))
+
+
+def _exit_with_parent() -> None:
+    while sys.stdin.buffer.read(65536):
+        pass
+    os._exit(0)
+
+
+def main() -> None:
+    size = int.from_bytes(sys.stdin.buffer.read(8), "big")
+    address, key, settings = pickle.loads(sys.stdin.buffer.read(size))
+    assert isinstance(settings, Settings)
+    setup_logging(settings.log_format)
+    frames = OnDemandFrames(settings, build_files(settings))
+    listener = Listener(address, family="AF_UNIX", authkey=key)
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # nobody reads the pipe from now on
+    while True:
+        try:
+            conn = listener.accept()
+        except (AuthenticationError, OSError, EOFError) as exc:  # a wrong key, or gone
+            log.warning("frame server refused a connection: %s", type(exc).__name__)
+            continue
+        threading.Thread(target=_serve, args=(frames, conn), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Running an ``EncodePlan`` (mp4, webm, gif and animated WebP outputs) in a child process of
+its own, ``python -I -m qthumb.workers.outputs.encode``: one runner, with a deadline and both pipes
+drained as they come (a full stderr pipe would stop the child until the deadline)."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import IO
+
+from qthumb.app.process.orphans import dies_with_us, qthumb_module
+from qthumb.workers.outputs.encode import EncodePlan
+from qthumb.workers.tasks.failures import FormatFailure
+
+ERROR_LINES = 20  # of the encoder's error output, kept for the failure's description
+
+
+def _keep_tail(stream: IO[str], tail: deque[str]) -> None:
+    for line in stream:  # read as it comes: a full pipe would stop the encoder
+        tail.append(line.rstrip("\n")[:2000])
+
+
+def _progress(lines: Iterable[str], duration: float, progress: Callable[[float], None]) -> None:
+    for line in lines:
+        if line.startswith("out_time_us=") and duration > 0:
+            value = line.split("=", 1)[1].strip()
+            if value.isdigit():
+                progress(min(1.0, int(value) / 1e6 / duration))
+
+
+def run_encoder(
+    plan: EncodePlan, progress: Callable[[float], None], timeout: float, what: str
+) -> None:
+    """Make ``plan.out`` in a child process; its progress lines drive ``progress`` (0-1).
+    Fails with the child's last error line when it fails or passes ``timeout`` seconds."""
+    proc = subprocess.Popen(
+        dies_with_us(qthumb_module("workers.outputs.encode", plan.to_json())),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    tail: deque[str] = deque(maxlen=ERROR_LINES)
+    drain = threading.Thread(target=_keep_tail, args=(proc.stderr, tail), daemon=True)
+    drain.start()
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        _progress(proc.stdout, plan.duration, progress)
+        code = proc.wait()
+        drain.join(timeout=5)
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if code != 0:
+        lines = [line for line in tail if line.strip()]
+        reason = "timed out" if code == -9 else (" | ".join(lines[-3:]) or f"exit code {code}")
+        raise FormatFailure(f"could not make the {what}: {reason}")

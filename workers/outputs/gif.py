@@ -1,0 +1,94 @@
+"""``output: "gif"``: an animated GIF of the clip window (``start_time``, ``duration``) at
+``framerate`` (default 10) and ``size``/``width``/``height``, palette-optimised by FFmpeg's
+palettegen/paletteuse in two passes (no frame held); or an animated WebP with
+``image_format: "webp"`` (qthumb's extension).
+The frame count counts against ``QTHUMB_MAX_FRAMES_PER_TASK``, each frame against
+``QTHUMB_MAX_OUTPUT_PIXELS``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
+
+from qthumb.app.qencode.query import FormatSpec
+from qthumb.app.qencode.window import clip_window
+from qthumb.workers.media.imaging import target_size
+from qthumb.workers.media.probe import MediaInfo
+from qthumb.workers.outputs.encode import EncodePlan
+from qthumb.workers.outputs.encode_run import run_encoder
+from qthumb.workers.outputs.products import Product
+
+DEFAULT_FPS = 10.0
+
+
+def gif_fps(spec: FormatSpec) -> float:
+    rate = spec.video.framerate if spec.video else None
+    return float(Fraction(rate)) if rate else DEFAULT_FPS
+
+
+def gif_frames(spec: FormatSpec, info: MediaInfo) -> int:
+    """Frames the animation will hold, counted before anything is made."""
+    return max(1, math.ceil(clip_window(spec, info.duration).length * gif_fps(spec)))
+
+
+def gif_command(source: Path, out: Path, spec: FormatSpec, info: MediaInfo) -> EncodePlan:
+    """What to encode (pure: no file is touched)."""
+    window = clip_window(spec, info.duration)
+    width, height = target_size(info.display_size, spec.sizing)
+    plan = EncodePlan(
+        source=str(source),
+        out=str(out),
+        start=window.start,
+        duration=max(window.length, 0.001),
+        width=width,
+        height=height,
+        codec="gif",
+        pix_fmt="pal8",
+        palette=True,
+        rotation=info.rotation,
+        fps=f"{gif_fps(spec):g}",
+        scale_flags="lanczos",
+        container_options={"loop": "0"},
+        max_pixels=info.max_pixels,
+    )
+    if spec.animated_webp:
+        options = {"lossless": "0", "quality": str(spec.quality or 75)}
+        return replace(plan, codec="libwebp", pix_fmt="yuv420p", palette=False,
+                       codec_options=options)  # fmt: skip
+    return plan
+
+
+def make_gif(
+    source: Path,
+    info: MediaInfo,
+    spec: FormatSpec,
+    out_dir: Path,
+    progress: Callable[[float], None],
+    timeout: float,
+) -> list[Product]:
+    ext, content_type = ("webp", "image/webp") if spec.animated_webp else ("gif", "image/gif")
+    path = out_dir / f"animation.{ext}"
+    window = clip_window(spec, info.duration)
+    run_encoder(gif_command(source, path, spec, info), progress, timeout, ext)
+    width, height = target_size(info.display_size, spec.sizing)
+    return [
+        Product(
+            path=path,
+            name=path.name,
+            kind="gif",
+            content_type=content_type,
+            width=width,
+            height=height,
+            size=path.stat().st_size,
+            duration=window.length,
+            meta={
+                "width": width,
+                "height": height,
+                "framerate": f"{gif_fps(spec):g}",
+                "frames": gif_frames(spec, info),
+            },
+        )
+    ]

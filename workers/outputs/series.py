@@ -1,0 +1,180 @@
+"""``output: "thumbnails"``: a frame every ``interval`` seconds, as files or sprite sheets, and
+the WebVTT file that players read for seek-bar previews (§3.4, §11.5, §11.7, §11.8)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from PIL import Image
+
+from qthumb.app.qencode.query import FormatSpec, Sizing
+from qthumb.app.qencode.window import clip_window, series_count, series_times
+from qthumb.workers.media.decode_pool import DecodePool
+from qthumb.workers.media.frames import Picture
+from qthumb.workers.media.imaging import encode, render, target_size
+from qthumb.workers.media.probe import MediaInfo
+from qthumb.workers.outputs.products import Product
+from qthumb.workers.outputs.sprites import SheetComposer, SheetLayout
+from qthumb.workers.outputs.webvtt import Cue, render_vtt, tile_cues
+
+VTT_NAME = "thumbnails.vtt"
+STORYBOARD_NAME = "thumbnails.json"
+TILES_IN_FLIGHT_BYTES = 256 * 1024 * 1024  # decoded RGB tiles held between readers and sheet
+
+
+def frame_count(spec: FormatSpec, info: MediaInfo) -> int:
+    """Frames the series asks for, counted without building the list of times."""
+    assert spec.interval is not None
+    return series_count(spec.interval, clip_window(spec, info.duration))
+
+
+def make_thumbnails(
+    source: Path,
+    info: MediaInfo,
+    spec: FormatSpec,
+    out_dir: Path,
+    progress: Callable[[float], None],
+    readers: int,
+    max_frames: int,
+    max_pixels: int,
+) -> list[Product]:
+    """Frames (``sprite: 0``) or sheets (``sprite: 1``), then ``thumbnails.vtt``. The count
+    of frames has been checked against ``max_frames`` (``check_task``) before this runs."""
+    assert spec.interval is not None
+    window = clip_window(spec, info.duration)
+    times = series_times(spec.interval, window, max_frames)
+    ext = spec.image_format.extension
+    products: list[Product] = []
+    texts = [""] * len(times)
+    tile = target_size(info.display_size, spec.sizing)  # CSS pixels: what the VTT says
+    dpr = spec.dpr
+    pixels = Sizing(width=tile[0] * dpr, height=tile[1] * dpr, mode=spec.sizing.mode)
+    layout = SheetLayout.plan((tile[0] * dpr, tile[1] * dpr), spec.columns, len(times),
+                              max_pixels)  # fmt: skip
+    names = (
+        [f"sprite.{ext}"]
+        if layout.sheets == 1
+        else [f"sprite_{i + 1:02d}.{ext}" for i in range(layout.sheets)]
+    )
+
+    def emit(sheet: int, image: Image.Image) -> None:
+        encoded = encode(image, spec.image_format, spec.quality, out_dir / names[sheet])
+        products.append(_product(encoded.path, "sprite", spec, encoded.size, image.size))
+
+    composer = SheetComposer(layout, emit) if spec.sprite else None
+
+    def frame_out(picture: Picture) -> tuple[Image.Image, float]:
+        return render(picture, pixels), picture.time
+
+    # Tiles in flight (one a reader, and those queued) stay within a budget: 160x90 tiles keep
+    # every core busy, a 64-Mpx tile is made one at a time.
+    in_flight = max(1, TILES_IN_FLIGHT_BYTES // (tile[0] * tile[1] * dpr * dpr * 3))
+    readers = max(1, min(readers, in_flight))
+    decoded = _decoded(source, info, times, frame_out, readers, spec, layout, in_flight)
+    for done, (k, (image, shown_at)) in enumerate(decoded, start=1):
+        if composer is None:
+            name = f"thumb_{k + 1:05d}.{ext}"
+            encoded = encode(image, spec.image_format, spec.quality, out_dir / name)
+            products.append(
+                _product(encoded.path, "frame", spec, encoded.size, image.size, shown_at)
+            )
+            texts[k] = name
+        else:
+            sheet, x, y = composer.put(k, image)
+            # HiDPI: the sheet has dpr pixels a CSS pixel; the VTT speaks CSS pixels
+            texts[k] = f"{names[sheet]}#xywh={x // dpr},{y // dpr},{tile[0]},{tile[1]}"
+        progress(done / len(times))
+    products.sort(key=lambda p: p.name)
+    cues = tile_cues(times, window.end, texts)
+    if spec.storyboard:
+        products.append(_storyboard(out_dir, cues, tile, layout, names, dpr))
+    vtt = out_dir / VTT_NAME
+    vtt.write_text(render_vtt(cues), encoding="utf-8", newline="\n")
+    products.append(
+        Product(
+            path=vtt, name=VTT_NAME, kind="vtt", content_type="text/vtt", size=vtt.stat().st_size
+        )
+    )
+    return products
+
+
+def _decoded(
+    source: Path,
+    info: MediaInfo,
+    times: list[float],
+    frame_out: Callable[[Picture], tuple[Image.Image, float]],
+    readers: int,
+    spec: FormatSpec,
+    layout: SheetLayout,
+    in_flight: int,
+) -> Iterator[tuple[int, tuple[Image.Image, float]]]:
+    """(index, tile) for every time. Sheets are filled one after another, all readers working
+    on the same sheet, so only one sheet is ever held (a 16,000-px sheet is ~100 MB)."""
+    batches = [range(len(times))]
+    if spec.sprite and layout.sheets > 1:
+        n = layout.per_sheet
+        batches = [range(s * n, min(len(times), (s + 1) * n)) for s in range(layout.sheets)]
+    for batch in batches:
+        chunk = times[batch.start : batch.stop]
+        pool = DecodePool(
+            source, info, chunk, frame_out, readers, spec.keyframes_only, queued=in_flight
+        )
+        for k, item in pool:
+            yield batch.start + k, item
+
+
+def _product(
+    path: Path,
+    kind: str,
+    spec: FormatSpec,
+    size: int,
+    dims: tuple[int, int],
+    time: float | None = None,
+) -> Product:
+    return Product(
+        path=path,
+        name=path.name,
+        kind=kind,
+        content_type=spec.image_format.content_type,
+        width=dims[0],
+        height=dims[1],
+        size=size,
+        time=time,
+    )
+
+
+def _storyboard(
+    out_dir: Path,
+    cues: list[Cue],
+    tile: tuple[int, int],
+    layout: SheetLayout,
+    names: list[str],
+    dpr: int,
+) -> Product:
+    """``thumbnails.json``: what the VTT says, for players and UIs that do not read WebVTT.
+    Sizes and positions in CSS pixels (the sheets hold ``dpr`` pixels a CSS pixel); sheet
+    names relative to this file, as the VTT's are."""
+    tiles = []
+    for k, cue in enumerate(cues):
+        sheet, x, y = layout.place(k)  # where the composer put tile k, in the sheet's pixels
+        tiles.append({"start": round(cue.start, 3), "end": round(cue.end, 3),
+                      "sheet": sheet, "x": x // dpr, "y": y // dpr})  # fmt: skip
+    board = {
+        "version": 1,
+        "tile_width": tile[0],
+        "tile_height": tile[1],
+        "dpr": dpr,
+        "columns": layout.columns,
+        "rows": layout.rows_per_sheet,
+        "sheets": [
+            {"url": name, "width": w // dpr, "height": h // dpr}
+            for name, (w, h) in ((n, layout.sheet_size(i)) for i, n in enumerate(names))
+        ],
+        "tiles": tiles,
+    }
+    path = out_dir / STORYBOARD_NAME
+    path.write_text(json.dumps(board, separators=(",", ":")), encoding="utf-8")
+    return Product(path=path, name=STORYBOARD_NAME, kind="storyboard",
+                   content_type="application/json", size=path.stat().st_size)  # fmt: skip

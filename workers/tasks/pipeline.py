@@ -1,0 +1,208 @@
+"""The pipeline as a library: a parsed query, run against its source and a storage, returns
+typed results. No store, queue or HTTP here: the worker (``workers.tasks.task_run``), the offline
+commands (``workers.commands.offline``) and tests call ``run_query`` alike.
+
+fetch → probe (unless only metadata is asked) → check limits → each format, by the producer
+``workers.outputs.producers`` registers for its output → every file into each of the format's
+destinations. A format that fails is a ``FormatFailed`` entry and the others still count; a
+task that can make nothing raises ``TaskFailure``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qthumb.app.qencode.query import Destination, FormatSpec, Query
+from qthumb.app.qencode.wire import failure_tag
+from qthumb.app.redact import redact
+from qthumb.app.settings import Settings
+from qthumb.app.storage.files import Files
+from qthumb.app.tasks.model import TaskStatus
+from qthumb.app.tasks.results import FormatFailed, Notice, Results, StoredFile
+from qthumb.workers.media.frames import VideoReader
+from qthumb.workers.media.probe import MediaInfo, probe
+from qthumb.workers.outputs.producers import Making, needs_video, producer_for
+from qthumb.workers.outputs.products import Product
+from qthumb.workers.tasks.failures import FormatFailure, NothingMade
+from qthumb.workers.tasks.limits import check_format, check_task
+from qthumb.workers.tasks.sources import fetch_source
+from qthumb.workers.tasks.storage import Storage
+
+log = logging.getLogger("qthumb.pipeline")
+
+StorageFor = Callable[[FormatSpec, Destination | None], Storage]
+
+
+def _ignore(*_: object) -> None:
+    return None
+
+
+def _untimed(_: str) -> AbstractContextManager[object]:
+    return contextlib.nullcontext()
+
+
+@dataclass
+class Hooks:
+    """What a caller may watch or supply; each does nothing by default."""
+
+    progress: Callable[[TaskStatus, float], None] = _ignore  # state and percent, 0..100
+    probed: Callable[[MediaInfo, int], None] = _ignore  # what the source is, its size in bytes
+    upload_owner: Callable[[str], str | None] = lambda _: None  # tus uploads: whose it is
+    task_token: str = ""  # whose uploads this run may read (uploads are the server's only)
+    label: str = ""  # names the run in log lines
+    # Measuring (the worker's Prometheus metrics): a context around each stage (download,
+    # probe, encode, save), and the bytes stored in each kind of storage.
+    stage: Callable[[str], AbstractContextManager[object]] = _untimed
+    stored: Callable[[str, int], None] = _ignore
+
+
+def secrets_of(query: Query | None, settings: Settings) -> list[str]:
+    """Values masked in every description a run records (``app.redact``): the configured S3
+    credentials, and the query's own once it is parsed."""
+    configured = [v for creds in settings.s3_credentials.values() for v in creds.values()]
+    return configured + (query.secrets() if query is not None else [])
+
+
+@dataclass
+class _Run:
+    query: Query
+    settings: Settings
+    storage_for: StorageFor
+    hooks: Hooks
+    results: Results = field(default_factory=Results)
+    secrets: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.secrets = secrets_of(self.query, self.settings)
+
+    def failed(self, spec: FormatSpec, description: str) -> None:
+        description = redact(description, self.secrets)
+        item = FormatFailed(spec.index, spec.output, spec.user_tag, description)
+        self.results.made.append(item)
+        self.results.warnings.append(
+            Notice(f"format {spec.index} ({spec.output}) failed", description, failure_tag(item))
+        )
+        log.warning("%s format %d (%s) failed: %s", self.hooks.label, spec.index, spec.output,
+                    description)  # fmt: skip
+
+    def make_all(
+        self, source: Path, info: MediaInfo | None, work: Path
+    ) -> list[tuple[FormatSpec, list[Product]]]:
+        made: list[tuple[FormatSpec, list[Product]]] = []
+        total = len(self.query.formats)
+        with contextlib.ExitStack() as stack:
+            opened: list[VideoReader] = []
+
+            def reader() -> VideoReader:
+                if not opened:
+                    assert info is not None
+                    opened.append(stack.enter_context(VideoReader(source, info)))
+                return opened[0]
+
+            for done, spec in enumerate(self.query.formats):
+                out_dir = work / f"out{spec.index}"
+                out_dir.mkdir()
+
+                def progress(fraction: float, done: int = done) -> None:
+                    self.hooks.progress(TaskStatus.ENCODING, 100.0 * (done + fraction) / total)
+
+                making = Making(source, info, out_dir, progress, self.settings, reader)
+                try:
+                    producer = producer_for(spec.output)
+                    if producer.needs_video and info is not None:
+                        check_format(spec, info, self.settings)
+                    made.append((spec, producer.make(spec, making)))
+                except FormatFailure as exc:
+                    self.failed(spec, exc.description)
+                self.hooks.progress(TaskStatus.ENCODING, 100.0 * (done + 1) / total)
+        return made
+
+    def save(self, spec: FormatSpec, products: list[Product]) -> None:
+        """The format's files into each destination (the same files in every one). A failed
+        destination fails the format with its own entry; the others still count."""
+        destinations: list[Destination | None] = [*spec.destinations] or [None]
+        for destination in destinations:
+            try:
+                storage = self.storage_for(spec, destination)
+                # Entries only once every file is stored: a destination is whole or absent.
+                stored = [storage.put(p.path, p.name, p.content_type) for p in products]
+            except FormatFailure as exc:
+                self.failed(spec, exc.description)
+                continue
+            kind = "temporary" if destination is None else "s3"
+            self.hooks.stored(kind, sum(p.size for p in products))
+            for product, obj in zip(products, stored, strict=True):
+                self.results.made.append(
+                    StoredFile(
+                        index=spec.index,
+                        output=spec.output,
+                        user_tag=spec.user_tag,
+                        url=obj.url,
+                        storage=obj.storage,
+                        kind=product.kind,
+                        size=product.size,
+                        width=product.width,
+                        height=product.height,
+                        time=product.time,
+                        duration=product.duration,
+                        meta=product.meta,
+                    )
+                )
+
+
+def run_query(
+    query: Query,
+    settings: Settings,
+    files: Files,
+    work: Path,
+    storage_for: StorageFor,
+    hooks: Hooks | None = None,
+) -> Results:
+    """Run ``query`` in the empty folder ``work`` (the caller removes it). Raises
+    ``TaskFailure`` when the source cannot be used, ``NothingMade`` (with the results, every
+    format's failure) when no format could be made."""
+    hooks = hooks or Hooks()
+    run = _Run(query, settings, storage_for, hooks)
+    with hooks.stage("download"):
+        fetched = fetch_source(
+            query.source,
+            work,
+            settings,
+            files,
+            lambda _: hooks.progress(TaskStatus.DOWNLOADING, 0.0),
+            hooks.upload_owner,
+            hooks.task_token,
+        )
+    info: MediaInfo | None = None
+    if any(needs_video(spec.output) for spec in query.formats):
+        with hooks.stage("probe"):
+            info = probe(fetched.path, settings.max_source_pixels)
+        hooks.probed(info, fetched.size)
+        if info.claimed_duration is not None:
+            run.results.warnings.append(
+                Notice(
+                    "source is shorter than its header says",
+                    f"the header says {info.claimed_duration:.3f} s; its frames end at "
+                    f"{info.duration:.3f} s, so outputs cover {info.duration:.3f} s",
+                    "source",
+                )
+            )
+        check_task(query, info, settings)
+    hooks.progress(TaskStatus.ENCODING, 0.0)
+    with hooks.stage("encode"):
+        made = run.make_all(fetched.path, info, work)
+    hooks.progress(TaskStatus.SAVING, 100.0)
+    with hooks.stage("save"):
+        for spec, products in made:
+            run.save(spec, products)
+    if not run.results.files:
+        reasons = [f.description for f in run.results.failures]
+        if len(reasons) == 1:
+            raise NothingMade(reasons[0], run.results)
+        raise NothingMade(f"no format could be made: {'; '.join(reasons)}", run.results)
+    return run.results

@@ -1,0 +1,250 @@
+"""One task as the worker runs it: claim → heartbeat → ``workers.tasks.pipeline.run_query`` →
+fenced finish (completed or error) → the ``saved``/``error`` callback.
+
+Every change goes through the store with the attempt number this worker claimed, so a worker
+that was presumed dead cannot overwrite its successor. The task's files live in one temporary
+folder removed whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+from qthumb.app.api.errors import QencodeError
+from qthumb.app.process.metrics import instruments
+from qthumb.app.process.orphans import pid_alive
+from qthumb.app.qencode.query import Destination, FormatSpec, parse_query
+from qthumb.app.redact import redact
+from qthumb.app.settings import Settings
+from qthumb.app.storage.files import Files
+from qthumb.app.tasks.callbacks import task_ended
+from qthumb.app.tasks.model import TaskStatus
+from qthumb.app.tasks.outbox import CallbackOutbox
+from qthumb.app.tasks.queue import TaskQueue
+from qthumb.app.tasks.results import Results
+from qthumb.app.tasks.store import TaskStore
+from qthumb.workers.media.probe import MediaInfo
+from qthumb.workers.tasks.failures import NothingMade, TaskFailure
+from qthumb.workers.tasks.pipeline import Hooks, run_query, secrets_of
+from qthumb.workers.tasks.s3 import destination_storage
+from qthumb.workers.tasks.storage import Storage, TemporaryStorage
+
+log = logging.getLogger("qthumb.worker")
+
+
+class LostClaim(Exception):
+    """Recovery gave this task to another worker: stop without writing anything."""
+
+
+class Heartbeat:
+    """Beats for a running task from a thread, so a long decode still looks alive."""
+
+    def __init__(self, store: TaskStore, token: str, attempt: int, interval: float) -> None:
+        self.store, self.token, self.attempt, self.interval = store, token, attempt, interval
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"beat-{token[:8]}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if not self.store.heartbeat(self.token, self.attempt, time.time()):
+                    self.lost = True
+                    return
+            except Exception:  # a locked database now must not stop the beats for good
+                log.exception("task %s heartbeat failed", self.token)
+
+
+class TaskRun:
+    """The state of one attempt at one task; ``run_task`` drives it. Its progress goes to the
+    store fenced by the attempt, so losing the claim stops the run at the next report."""
+
+    def __init__(
+        self, settings: Settings, store: TaskStore, files: Files, token: str, attempt: int
+    ) -> None:
+        self.settings, self.store, self.token, self.attempt = settings, store, token, attempt
+        self.files = files
+        self.results = Results()
+        self.beat: Heartbeat | None = None
+        # Masked in every description this attempt records (app.redact); the query's own
+        # secrets join once it is parsed.
+        self.secrets = secrets_of(None, settings)
+        self._last_write: tuple[TaskStatus | None, float] = (None, 0.0)
+
+    def advance(self, status: TaskStatus, percent: float) -> None:
+        if self.beat is not None and self.beat.lost:
+            raise LostClaim()
+        now = time.monotonic()
+        # A new state is written at once; progress within a state at most twice a second.
+        last_status, last_at = self._last_write
+        if status is last_status and now - last_at < 0.5:
+            return
+        self._last_write = (status, now)
+        if not self.store.advance(self.token, self.attempt, status, round(percent, 4)):
+            raise LostClaim()
+
+    def run(self, work: Path) -> None:
+        task = self.store.get(self.token)
+        if task is None or task.query is None:
+            raise TaskFailure("task has no query")
+        try:
+            query = parse_query(json.loads(task.query))
+        except QencodeError as exc:
+            raise TaskFailure(f"query: {exc.message}") from None
+        self.secrets = secrets_of(query, self.settings)
+        hooks = Hooks(
+            progress=self.advance,
+            probed=self._probed,
+            upload_owner=self.store.upload_owner,
+            task_token=self.token,
+            label=f"task {self.token}",
+            stage=lambda name: instruments().stage_seconds.labels(name).time(),
+            stored=lambda kind, size: instruments().stored_bytes.labels(kind).inc(size),
+        )
+        try:
+            self.results = run_query(query, self.settings, self.files, work, self._storage, hooks)
+        except NothingMade as exc:
+            assert isinstance(exc.results, Results)
+            self.results = exc.results
+            raise
+        log.info("task %s saved", self.token)
+
+    def _probed(self, info: MediaInfo, size: int) -> None:
+        self.store.set_source_info(self.token, self.attempt, info.duration, size)
+        log.info(
+            "task %s source %.3fs %dx%d %s",
+            self.token,
+            info.duration,
+            info.coded_width,
+            info.coded_height,
+            info.codec,
+        )
+
+    def _storage(self, spec: FormatSpec, destination: Destination | None) -> Storage:
+        if destination is None:
+            return TemporaryStorage(self.settings, self.files, self.token, spec.index)
+        return destination_storage(spec, destination, self.settings)
+
+
+def run_task(
+    settings: Settings,
+    store: TaskStore,
+    queue: TaskQueue,
+    outbox: CallbackOutbox,
+    files: Files,
+    token: str,
+    worker_id: str,
+) -> None:
+    """Run one task if it can still be claimed. Never raises for a task's own failure."""
+    attempt = store.claim(token, worker_id, time.time())
+    if attempt is None:
+        log.info("task %s not claimable (done, running elsewhere or unknown): skipped", token)
+        return
+    log.info("task %s downloading (attempt %d, %s)", token, attempt, worker_id)
+    run = TaskRun(settings, store, files, token, attempt)
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    work = work_folder(settings, token, attempt)
+    for stale in settings.work_dir.glob(f"{token}-*"):  # left by a killed earlier attempt
+        shutil.rmtree(stale, ignore_errors=True)
+    metrics = instruments()
+    metrics.workers_busy.inc()
+    started, outcome = time.monotonic(), "interrupted"
+    try:
+        work.mkdir()
+        with Heartbeat(store, token, attempt, settings.heartbeat_interval) as beat:
+            run.beat = beat
+            run.run(work)
+        _end(store, outbox, run, TaskStatus.COMPLETED, None)
+        outcome = "completed"
+    except LostClaim:
+        outcome = "lost"
+        log.warning("task %s: claim lost to recovery; this attempt stops", token)
+    except TaskFailure as exc:
+        outcome = "error"
+        _end(store, outbox, run, TaskStatus.ERROR, exc.description)
+    except (KeyboardInterrupt, SystemExit):
+        # Shut down mid-task: hand the task back rather than leave it to the heartbeat timeout.
+        if store.requeue(token, attempt, time.time()):
+            queue.enqueue(token)
+            log.warning("task %s handed back to the queue at shutdown", token)
+        raise
+    except Exception as exc:
+        outcome = "error"
+        log.exception("task %s failed unexpectedly", token)
+        _end(store, outbox, run, TaskStatus.ERROR, f"internal error: {type(exc).__name__}: {exc}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        metrics.workers_busy.dec()
+        metrics.task_seconds.labels(outcome).observe(time.monotonic() - started)
+
+
+def _end(
+    store: TaskStore,
+    outbox: CallbackOutbox,
+    run: TaskRun,
+    status: TaskStatus,
+    description: str | None,
+) -> None:
+    if description is not None:
+        description = redact(description, run.secrets)
+    if store.finish(run.token, run.attempt, status, run.results, description, time.time()):
+        log.info("task %s %s%s", run.token, status.value, f": {description}" if description else "")
+        task_ended(store, outbox, run.token, time.time(), run.settings.status_url)
+    else:
+        log.warning(
+            "task %s: result of attempt %d not recorded (claim lost)", run.token, run.attempt
+        )
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def work_folder(settings: Settings, token: str, attempt: int) -> Path:
+    """Where one attempt works, on this machine: ``<work dir>/<token>-<attempt>``."""
+    return settings.work_dir / f"{token}-{attempt}"
+
+
+def clear_stale_work(settings: Settings, store: TaskStore) -> None:
+    """Remove work folders left by attempts that no live process on this machine runs (a
+    SIGKILLed pool, a machine that rebooted). Folders of live attempts are kept, so several
+    pools may share one data dir."""
+    if not settings.work_dir.is_dir():
+        return
+    host = socket.gethostname()
+    for folder in settings.work_dir.iterdir():
+        token, _, attempt = folder.name.rpartition("-")
+        task = store.get(token) if attempt.isdigit() else None
+        owner = (task.worker_id or "") if task is not None else ""
+        owner_host, _, owner_pid = owner.rpartition(":")
+        alive = (
+            task is not None
+            and task.status.running
+            and task.attempts == int(attempt)
+            and owner_host == host
+            and owner_pid.isdigit()
+            and pid_alive(int(owner_pid))
+        )
+        if not alive:
+            shutil.rmtree(folder, ignore_errors=True)
