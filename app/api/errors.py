@@ -12,20 +12,32 @@
     ├── FieldRequired       14   message names the field
     └── BadQuery             1   a query that cannot run; message names the field path
 
-API-level errors are answered with HTTP 200 and ``{"error": code, "message": ...}`` (§2.8, §11.10).
-Task failures are not exceptions of this tree: they end a task with ``status: "error"``.
+API-level errors are answered with HTTP 200 and ``{"error": code, "message": ...}`` (§2.8, §11.10);
+qthumb's own GET URLs (frames on demand) answer the same body with a real HTTP status, which
+an error carries as ``http_status``. ``render`` is the one place the envelope is written: the
+app's handler calls it for every raised error, and so does the body-size middleware, which
+runs outside the handlers. Task failures are not exceptions of this tree: they end a task
+with ``status: "error"``.
 """
 
 from __future__ import annotations
+
+from fastapi.responses import JSONResponse
 
 
 class QencodeError(Exception):
     code = 1
     default_message = "Internal error"
 
-    def __init__(self, message: str | None = None) -> None:
+    def __init__(self, message: str | None = None, *, http_status: int = 200) -> None:
         self.message = message or self.default_message
+        self.http_status = http_status
         super().__init__(self.message)
+
+
+def render(exc: QencodeError) -> JSONResponse:
+    """The Qencode error envelope of ``exc``."""
+    return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.http_status)
 
 
 class BadApiKey(QencodeError):
@@ -71,8 +83,8 @@ class BadTaskTokens(QencodeError):
 class FieldRequired(QencodeError):
     code = 14
 
-    def __init__(self, field: str) -> None:
-        super().__init__(f"{field} field is required")
+    def __init__(self, field: str, *, http_status: int = 200) -> None:
+        super().__init__(f"{field} field is required", http_status=http_status)
         self.field = field
 
 

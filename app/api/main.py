@@ -10,13 +10,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qthumb.app import __version__
 from qthumb.app.api import on_demand_routes, ops_routes, routes, storage_routes
-from qthumb.app.api.errors import QencodeError
+from qthumb.app.api.errors import QencodeError, render
 from qthumb.app.api.keys import resolve_api_keys
 from qthumb.app.api.on_demand import OnDemand
 from qthumb.app.api.service import QencodeService
@@ -83,10 +82,8 @@ class BodyLimit:
             size += len(chunks[-1])
             more = message.get("more_body", False)
             if size > self.limit:
-                response = JSONResponse(
-                    {"error": 1, "message": f"request body is over {self.limit} bytes"},
-                    status_code=413,
-                )
+                too_large = f"request body is over {self.limit} bytes"
+                response = render(QencodeError(too_large, http_status=413))
                 await response(scope, receive, send)
                 return
         body = b"".join(chunks)

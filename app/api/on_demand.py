@@ -27,6 +27,7 @@ from multiprocessing.connection import Client
 from pathlib import Path
 from typing import Any
 
+from qthumb.app.api.errors import QencodeError
 from qthumb.app.process.orphans import qthumb_module
 from qthumb.app.qencode.query import MAX_SIDE, ImageFormat, ResizeMode, upload_id
 from qthumb.app.settings import Settings
@@ -40,12 +41,11 @@ STARTUP_SECONDS = 60.0  # the child's imports, on a loaded machine
 REQUEST_SECONDS = 300.0  # one frame (a source fetched first, when not cached): then it is stuck
 
 
-class FrameRequestError(Exception):
-    """The request cannot be answered; ``status`` is the HTTP status to answer with."""
+class FrameRequestError(QencodeError):
+    """A frame request that cannot be answered (error 1), with the HTTP status to answer."""
 
     def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message, self.status = message, status
+        super().__init__(message, http_status=status)
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,10 @@ status (an ``<img>`` must not take an error for a picture).
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from qthumb.app.api.errors import BadToken, FieldRequired, TokenNotFound
 from qthumb.app.api.on_demand import (
     FrameRequest,
     FrameRequestError,
@@ -26,10 +27,6 @@ from qthumb.app.tasks.model import TaskStatus, is_token
 
 router = APIRouter()
 CACHE_CONTROL = "private, max-age=86400"
-
-
-def _error(status: int, message: str, code: int = 1) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status)
 
 
 def frames(request: Request) -> OnDemand:
@@ -57,31 +54,25 @@ def _request(ext: str, request: Request) -> FrameRequest:
 @router.get("/v1/thumbnail.{ext}", response_model=None)
 async def thumbnail(ext: str, request: Request) -> Response:
     if ext not in IMAGE_EXTENSIONS:
-        return _error(404, "thumbnails are .jpg, .png, .webp or .avif")
+        raise FrameRequestError("thumbnails are .jpg, .png, .webp or .avif", status=404)
     token = request.query_params.get("task_token") or ""
     if not token:
-        return _error(400, "task_token is required", code=14)
+        raise FieldRequired("task_token", http_status=400)
     if not is_token(token):
-        return _error(400, "Bad task_token", code=4)
-    try:
-        wanted = _request(ext, request)
-    except FrameRequestError as exc:
-        return _error(exc.status, exc.message)
+        raise BadToken("Bad task_token", http_status=400)
+    wanted = _request(ext, request)
     service = frames(request)
     frame = service.cached(token, wanted)
     if frame is None:
         store = request.app.state.store
         task = await run_in_threadpool(store.get, token)
         if task is None:
-            return _error(404, "Token not found", code=5)
+            raise TokenNotFound(http_status=404)
         if task.status is TaskStatus.CREATED or not task.query:
-            return _error(409, "the task has not been started: it has no source yet")
-        try:
-            frame = await run_in_threadpool(
-                service.render, token, task.source, wanted, store.upload_owner
-            )
-        except FrameRequestError as exc:
-            return _error(exc.status, exc.message)
+            raise FrameRequestError("the task has not been started: it has no source yet", 409)
+        frame = await run_in_threadpool(
+            service.render, token, task.source, wanted, store.upload_owner
+        )
     headers = {"ETag": frame.etag, "Cache-Control": CACHE_CONTROL,
                "X-Frame-Time": f"{frame.time:.6f}"}  # fmt: skip
     if request.headers.get("if-none-match") == frame.etag:

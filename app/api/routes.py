@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 
-from qthumb.app.api.errors import QencodeError
+from qthumb.app.api.errors import QencodeError, render
 from qthumb.app.api.service import QencodeService, split_task_tokens
 
 router = APIRouter(prefix="/v1")
@@ -136,9 +136,9 @@ async def unknown_path_handler(request: Request, exc: Exception) -> Response:
         )
     else:
         return await http_exception_handler(request, exc)
-    return JSONResponse({"error": 1, "message": message}, status_code=200)
+    return render(QencodeError(message))
 
 
 async def qencode_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, QencodeError)
-    return JSONResponse({"error": exc.code, "message": exc.message}, status_code=200)
+    return render(exc)

@@ -42,7 +42,7 @@ def _answer(frames: OnDemandFrames, message: tuple[Any, ...]) -> tuple[Any, ...]
             return ("ok", str(frames.sources.path(token, source, uploads.get)))
         return ("error", 400, f"unknown request {kind!r}")
     except FrameRequestError as exc:
-        return ("error", exc.status, exc.message)
+        return ("error", exc.http_status, exc.message)
     except (TaskFailure, FormatFailure) as exc:
         return ("error", 422, exc.description)
     except Exception as exc:  # whatever a source does to a decoder: the request's error, not ours
