@@ -227,7 +227,7 @@ def test_a_request_in_flight_when_its_server_dies_gets_a_422(tmp_path: Path,
         process.kill()
         asking.join(timeout=30)
         (error,) = outcome
-        assert isinstance(error, FrameRequestError) and error.status == 422
+        assert isinstance(error, FrameRequestError) and error.http_status == 422
         assert "the decoder stopped (signal 9)" in error.message
     finally:
         on_demand.close()

@@ -22,8 +22,6 @@ with ``status: "error"``.
 
 from __future__ import annotations
 
-from fastapi.responses import JSONResponse
-
 
 class QencodeError(Exception):
     code = 1
@@ -33,11 +31,6 @@ class QencodeError(Exception):
         self.message = message or self.default_message
         self.http_status = http_status
         super().__init__(self.message)
-
-
-def render(exc: QencodeError) -> JSONResponse:
-    """The Qencode error envelope of ``exc``."""
-    return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.http_status)
 
 
 class BadApiKey(QencodeError):
@@ -83,8 +76,8 @@ class BadTaskTokens(QencodeError):
 class FieldRequired(QencodeError):
     code = 14
 
-    def __init__(self, field: str, *, http_status: int = 200) -> None:
-        super().__init__(f"{field} field is required", http_status=http_status)
+    def __init__(self, field: str, message: str | None = None, *, http_status: int = 200) -> None:
+        super().__init__(message or f"{field} field is required", http_status=http_status)
         self.field = field
 
 

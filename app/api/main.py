@@ -15,9 +15,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qthumb.app import __version__
 from qthumb.app.api import on_demand_routes, ops_routes, routes, storage_routes
-from qthumb.app.api.errors import QencodeError, render
+from qthumb.app.api.errors import QencodeError
 from qthumb.app.api.keys import resolve_api_keys
 from qthumb.app.api.on_demand import OnDemand
+from qthumb.app.api.routes import render
 from qthumb.app.api.service import QencodeService
 from qthumb.app.api.uploads import PREFIX as UPLOAD_PREFIX
 from qthumb.app.api.uploads import UploadLocation, upload_router

@@ -154,7 +154,10 @@ class FrameServer:
                 reply: tuple[Any, ...] = conn.recv()
                 return reply
         except (EOFError, OSError) as exc:  # it died under this request (or just before)
-            code = process.poll()
+            try:  # the socket closes a moment before the process is reaped
+                code: int | None = process.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                code = None
             log.error("the frame server stopped (exit %s, %s); it starts again on the next "
                       "request", code, type(exc).__name__)  # fmt: skip
             self._stop(process)

@@ -57,7 +57,7 @@ async def thumbnail(ext: str, request: Request) -> Response:
         raise FrameRequestError("thumbnails are .jpg, .png, .webp or .avif", status=404)
     token = request.query_params.get("task_token") or ""
     if not token:
-        raise FieldRequired("task_token", http_status=400)
+        raise FieldRequired("task_token", "task_token is required", http_status=400)
     if not is_token(token):
         raise BadToken("Bad task_token", http_status=400)
     wanted = _request(ext, request)

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 
-from qthumb.app.api.errors import QencodeError, render
+from qthumb.app.api.errors import QencodeError
 from qthumb.app.api.service import QencodeService, split_task_tokens
 
 router = APIRouter(prefix="/v1")
@@ -137,6 +137,11 @@ async def unknown_path_handler(request: Request, exc: Exception) -> Response:
     else:
         return await http_exception_handler(request, exc)
     return render(QencodeError(message))
+
+
+def render(exc: QencodeError) -> JSONResponse:
+    """The Qencode error envelope of ``exc``: the one place it is written."""
+    return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.http_status)
 
 
 async def qencode_error_handler(request: Request, exc: Exception) -> JSONResponse:

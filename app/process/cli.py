@@ -217,6 +217,12 @@ def _start_workers(settings: Settings) -> subprocess.Popen[bytes]:
     return subprocess.Popen([*argv, "--parent-pid", str(os.getpid())], env=env)
 
 
+# A pool ended by SIGTERM or SIGINT was most likely signalled with its whole process group
+# (``docker stop``, Ctrl-C): ``serve`` gets the same signal and may take a moment to act on it,
+# above all right after its start. So long is waited for that before the pool counts as crashed.
+STOP_GRACE = 3.0
+
+
 class WorkerSupervisor:
     """Keeps the worker pool running beside the API: a pool that exits on its own (a crash, an
     import error, the OOM killer) is started again, with backoff, so queued tasks never wait on
@@ -242,6 +248,8 @@ class WorkerSupervisor:
             if code is None:
                 delay = 1.0
                 continue
+            if code in (-signal.SIGTERM, -signal.SIGINT) and self._stopping.wait(STOP_GRACE):
+                break  # the signal went to the whole group: serve is stopping too, a moment later
             log.error("worker pool exited with code %s; starting it again in %.0f s", code, delay)
             if self._stopping.wait(delay):
                 break
