@@ -177,9 +177,11 @@ def guarded_stream(
     method: str,
     url: str,
     policy: EgressPolicy,
+    max_redirects: int = MAX_REDIRECTS,
     **kwargs: Any,
 ) -> Iterator[httpx.Response]:
-    """``client.stream`` to a checked, pinned address, following redirects hop by hop."""
+    """``client.stream`` to a checked, pinned address, following at most ``max_redirects``
+    redirects hop by hop."""
     import httpx
 
     problem = url_problem(url)
@@ -187,7 +189,7 @@ def guarded_stream(
         raise BlockedAddress(problem)
     current = httpx.URL(url)
     headers = dict(kwargs.pop("headers", None) or {})
-    for _ in range(MAX_REDIRECTS + 1):
+    for _ in range(max_redirects + 1):
         target, extensions, host_header = _pinned(current, policy)
         request = client.build_request(
             method, target, headers={**headers, "Host": host_header}, extensions=extensions,
@@ -208,7 +210,7 @@ def guarded_stream(
         finally:
             response.close()
         return
-    raise BlockedAddress(f"{url}: more than {MAX_REDIRECTS} redirects")
+    raise BlockedAddress(f"{url}: more than {max_redirects} redirects")
 
 
 def guarded_request(

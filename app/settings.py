@@ -97,6 +97,15 @@ class Settings(BaseSettings):
     source_read_timeout: float = Field(
         default=60.0, gt=0, description="Seconds without a byte from a source before giving up."
     )
+    download_deadline: float = Field(
+        default=600.0,
+        gt=0,
+        description="Seconds one source download may take in all (a source that trickles bytes"
+        " under the read timeout fails here), past it by at most the read timeout.",
+    )
+    max_redirects: int = Field(
+        default=5, ge=0, le=50, description="Redirects a source download follows at most."
+    )
     max_source_seconds: float = Field(
         default=24 * 3600, gt=0, description="Longest source accepted, in seconds."
     )

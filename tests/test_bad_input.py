@@ -4,6 +4,7 @@ of a failed format carries a URL."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import shutil
@@ -33,6 +34,23 @@ class _Origin(http.server.SimpleHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
+        if self.path.startswith("/trickle"):  # a byte every 0.3 s, never idle a whole second
+            self.send_response(200)
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                for _ in range(100):  # 30 s at most, then it stops by itself
+                    self.wfile.write(b"\x00")
+                    self.wfile.flush()
+                    time.sleep(0.3)
+            return
+        if self.path.startswith("/redirect/"):  # /redirect/N: N more hops, then a 404
+            hops = int(self.path.rsplit("/", 1)[1])
+            self.send_response(302)
+            self.send_header("Location", f"/redirect/{hops - 1}" if hops else "/missing.mp4")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path.startswith("/slow"):
             self.send_response(200)
             self.send_header("Content-Length", "1000000")
@@ -76,6 +94,7 @@ def guarded(
     with serving(
         tmp_path_factory.mktemp("bad-input"), clips,
         QTHUMB_LOCAL_SOURCE_DIRS=f"{clips},{bad_sources}", QTHUMB_SOURCE_READ_TIMEOUT="1",
+        QTHUMB_DOWNLOAD_DEADLINE="3", QTHUMB_MAX_REDIRECTS="2",
         QTHUMB_MAX_SOURCE_SECONDS=str(4 * 3600), QTHUMB_MAX_FRAMES_PER_TASK="1000",
     ) as server:  # fmt: skip
         yield server
@@ -157,6 +176,12 @@ def test_api_refusals(c: QClient, data: dict[str, Any], code: int, message: str)
 TASK_CASES: list[tuple[str, Any, Any, str]] = [
     ("source 404", "{origin}/missing.mp4", THUMB, "source: HTTP 404 from {origin}/missing.mp4"),
     ("source times out", "{origin}/slow.mp4", THUMB, "source {origin}/slow.mp4: timed out"),
+    ("source trickles past the deadline", "{origin}/trickle.mp4", THUMB,
+     "source {origin}/trickle.mp4: not downloaded within 3 s (QTHUMB_DOWNLOAD_DEADLINE)"),
+    ("source redirects too often", "{origin}/redirect/9", THUMB,
+     "source {origin}/redirect/9: {origin}/redirect/9: more than 2 redirects"),
+    ("source redirects within the cap", "{origin}/redirect/1", THUMB,
+     "source: HTTP 404 from {origin}/redirect/1"),
     ("source is HTML", "{origin}/page.html", THUMB, "source is not a media file qthumb can read"),
     ("source is empty", "{origin}/empty.mp4", THUMB, "source {origin}/empty.mp4: the response "
      "was empty"),

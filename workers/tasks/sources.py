@@ -3,6 +3,8 @@ or a local path inside ``QTHUMB_LOCAL_SOURCE_DIRS`` (``file:///abs/path`` or ``/
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,13 +108,33 @@ def _download(
     )
     cap = settings.max_source_bytes
     policy = EgressPolicy.from_cidrs(settings.allowed_networks)
+    deadline = settings.download_deadline
+    late = (f"source {url}: not downloaded within {deadline:g} s "
+            "(QTHUMB_DOWNLOAD_DEADLINE)")  # fmt: skip
+    started = time.monotonic()
+    client = httpx.Client(timeout=timeout)
+    # A source that trickles (a byte now and then, never idle past the read timeout) would hold
+    # the worker for ever: the body is checked against the deadline as it comes, and a timer
+    # closes the client for a trickle before the body (the headers), waking the read within
+    # one read timeout.
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        client.close()
+
+    timer = threading.Timer(deadline, expire)
+    timer.daemon = True
+    timer.start()
+    written = 0
     try:
         with (
-            httpx.Client(timeout=timeout) as client,
+            client,
             guarded_stream(
-                client, "GET", url, policy, headers={"User-Agent": "qthumb"}
+                client, "GET", url, policy, max_redirects=settings.max_redirects,
+                headers={"User-Agent": "qthumb"},
             ) as response,
-        ):
+        ):  # fmt: skip
             if response.status_code != 200:
                 raise SourceError(f"source: HTTP {response.status_code} from {url}")
             declared = response.headers.get("content-length")
@@ -120,20 +142,25 @@ def _download(
                 raise SourceError(
                     f"source {url}: {int(declared)} bytes is over the limit of {cap} bytes"
                 )
-            written = 0
             with target.open("wb") as out:
-                for chunk in response.iter_bytes(CHUNK):
+                for chunk in response.iter_bytes():  # as each read returns: checked as it comes
                     written += len(chunk)
                     if written > cap:
                         raise SourceError(f"source {url}: larger than the limit of {cap} bytes")
+                    if expired.is_set() or time.monotonic() - started > deadline:
+                        raise SourceError(late)
                     out.write(chunk)
                     progress(written)
     except BlockedAddress as exc:
         raise SourceError(f"source {url}: {exc}") from None
     except httpx.TimeoutException:
-        raise SourceError(f"source {url}: timed out") from None
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        raise SourceError(late if expired.is_set() else f"source {url}: timed out") from None
+    except (httpx.HTTPError, httpx.InvalidURL, RuntimeError) as exc:
+        if expired.is_set():
+            raise SourceError(late) from None
         raise SourceError(f"source {url}: {type(exc).__name__}: {exc}") from None
+    finally:
+        timer.cancel()
     if written == 0:
         raise SourceError(f"source {url}: the response was empty")
     return FetchedSource(path=target, size=written)
