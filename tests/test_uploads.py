@@ -98,6 +98,24 @@ def test_uploads_of_another_task_are_refused(qthumb: QthumbProcess, clips: Path)
     assert post.status_code == 409
 
 
+def test_an_upload_length_no_upload_may_have_is_refused(qthumb: QthumbProcess):
+    """tus creations with a negative, malformed or oversized ``Upload-Length`` are refused
+    before an upload is recorded: no ``Location`` to PATCH into."""
+    task = make_client(API_KEY, api_url=qthumb.base_url).create_task()
+    url = f"{task.upload_url}/{task.task_token}"
+    for length, code, words in (
+        ("-5", 400, "whole number of bytes"),
+        ("12abc", 400, "whole number of bytes"),
+        ("1" + "0" * 15, 413, "(QTHUMB_MAX_SOURCE_BYTES)"),
+        ("9" * 40, 400, "whole number of bytes"),
+    ):
+        post = httpx.post(url, headers={"Tus-Resumable": "1.0.0", "Upload-Length": length})
+        assert post.status_code == code and words in post.text, (length, post.text)
+        assert "location" not in post.headers
+    post = httpx.post(url, headers={"Tus-Resumable": "1.0.0", "Upload-Length": "10"})
+    assert post.status_code == 201 and post.headers["location"].startswith(url)
+
+
 def test_a_frame_on_demand_leaves_the_upload_where_the_task_reads_it(
     qthumb: QthumbProcess, clips: Path
 ):

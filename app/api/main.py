@@ -192,7 +192,9 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
     app.add_exception_handler(BadCsrf, console_routes.console_error)
     app.include_router(ops_routes.router)
     app.include_router(upload_router(settings, store, backends.files))
-    app.add_middleware(UploadLocation, base_url=lambda: settings.base_url)
+    app.add_middleware(
+        UploadLocation, base_url=lambda: settings.base_url, max_bytes=settings.max_source_bytes
+    )
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     app.add_middleware(CollapseSlashes)
     app.add_middleware(RequestMetrics)

@@ -94,9 +94,10 @@ class UploadLocation:
     ``{base}/v1/upload_file/<task_token>/<uuid>``, which ends with the uuid as the SDKs need.
     Creation requests also get default metadata (``with_default_metadata``)."""
 
-    def __init__(self, app: ASGIApp, base_url: Callable[[], str]) -> None:
+    def __init__(self, app: ASGIApp, base_url: Callable[[], str], max_bytes: int) -> None:
         self.app = app
         self.base_url = base_url
+        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
@@ -108,6 +109,10 @@ class UploadLocation:
             await self.app(scope, receive, send)
             return
         token = match.group(1)
+        refused = self.length_problem(scope)
+        if refused is not None:
+            await PlainTextResponse(refused[1], status_code=refused[0])(scope, receive, send)
+            return
         scope = {**scope, "headers": with_default_metadata(list(scope.get("headers", [])))}
 
         async def rewrite(message: Message) -> None:
@@ -122,3 +127,20 @@ class UploadLocation:
             await send(message)
 
         await self.app(scope, receive, rewrite)
+
+    def length_problem(self, scope: Scope) -> tuple[int, str] | None:
+        """A creation's ``Upload-Length`` that no upload may have: not a whole number of bytes
+        (400), or more than ``QTHUMB_MAX_SOURCE_BYTES`` (413, as tus 1.0 says), refused before
+        an upload is recorded."""
+        values = [v for k, v in scope.get("headers", []) if k.lower() == b"upload-length"]
+        if not values:
+            return None  # Upload-Defer-Length, or tuspyserver's own refusal
+        raw = values[0].decode("latin-1").strip()
+        if not raw.isdigit() or len(raw) > 20:
+            return 400, f"Upload-Length must be a whole number of bytes, not {raw[:40]!r}"
+        if int(raw) > self.max_bytes:
+            return 413, (
+                f"Upload-Length {raw} is over the limit of {self.max_bytes} bytes "
+                "(QTHUMB_MAX_SOURCE_BYTES)"
+            )
+        return None
