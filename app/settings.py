@@ -115,6 +115,13 @@ class Settings(BaseSettings):
     max_output_pixels: int = Field(
         default=64_000_000, ge=1, description="Most pixels of one output image or video frame."
     )
+    max_format_pixels: int = Field(
+        default=10_000_000_000,
+        ge=1,
+        description="Most pixels one format may make in all: frames x pixels of each, for a"
+        " gif or animated WebP and for a series of thumbnails alike (a 7900x7900 gif of 600"
+        " frames is 37.4G).",
+    )
     max_source_pixels: int = Field(
         default=40_000_000,
         ge=1,

@@ -95,6 +95,7 @@ def guarded(
         tmp_path_factory.mktemp("bad-input"), clips,
         QTHUMB_LOCAL_SOURCE_DIRS=f"{clips},{bad_sources}", QTHUMB_SOURCE_READ_TIMEOUT="1",
         QTHUMB_DOWNLOAD_DEADLINE="3", QTHUMB_MAX_REDIRECTS="2",
+        QTHUMB_MAX_FORMAT_PIXELS="1000000000",
         QTHUMB_MAX_SOURCE_SECONDS=str(4 * 3600), QTHUMB_MAX_FRAMES_PER_TASK="1000",
     ) as server:  # fmt: skip
         yield server
@@ -195,6 +196,13 @@ TASK_CASES: list[tuple[str, Any, Any, str]] = [
      "limit is 4:00:00 (QTHUMB_MAX_SOURCE_SECONDS)"),
     ("too many frames", "{clips}/testsrc.mp4", {"output": "thumbnails", "interval": 0.001},
      "the query asks for 6000 frames; the limit is 1000 (QTHUMB_MAX_FRAMES_PER_TASK)"),
+    ("gif past the pixel budget", "{clips}/testsrc.mp4",
+     {"output": "gif", "size": "4000x4000", "framerate": 60, "duration": 5},
+     "300 frames of 4000x4000 are 4800000000 pixels in all; the limit is 1000000000 "
+     "(QTHUMB_MAX_FORMAT_PIXELS): fewer or smaller frames"),
+    ("series past the pixel budget", "{clips}/testsrc.mp4",
+     {"output": "thumbnails", "interval": 0.05, "size": "4000x4000"},
+     "120 frames of 4000x4000 are 1920000000 pixels in all; the limit is 1000000000"),
     ("too many pixels", "{clips}/testsrc.mp4", {**THUMB, "size": "16000x16000"},
      "output of 16000x16000 is 256000000 pixels; the limit is 64000000"),
     ("destination s3:// alone", "{clips}/testsrc.mp4", {**THUMB, "destination": {"url": "s3://"}},

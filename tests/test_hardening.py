@@ -130,6 +130,19 @@ def test_interval_past_the_frame_limit_fails_at_once_with_the_setting(
     assert hostile[1].peak_mb < 500, hostile[1].peak_mb
 
 
+def test_a_large_gif_is_made_without_holding_its_frames(
+    c: QClient, hostile: tuple[QthumbProcess, MemoryWatchdog], clips: Path
+):
+    """The gif bomb scaled down: 40 frames of 2000x2000 (each within this server's 4 Mpx). A
+    palette from every frame used to hold them all (640 MB of frames); two passes hold none."""
+    status = c.run({"source": str(clips / "testsrc.mp4"), "format": [
+        {"output": "gif", "size": "2000x2000", "framerate": 10, "duration": 4}]})  # fmt: skip
+    assert status["status"] == "completed", status["error_description"]
+    [gif] = status["videos"]
+    assert gif["meta"]["frames"] == 40 and gif["meta"]["width"] == 2000
+    assert hostile[1].peak_mb < 400, hostile[1].peak_mb
+
+
 def test_times_past_the_source_give_its_last_frame(c: QClient, clips: Path):
     source = str(clips / "index.mp4")  # 100 frames at 25 fps
     status = c.run({"source": source, "format": [

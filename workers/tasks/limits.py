@@ -54,3 +54,12 @@ def check_format(spec: FormatSpec, info: MediaInfo, settings: Settings) -> None:
             f"output of {width}x{height} is {width * height} pixels; the limit is "
             f"{settings.max_output_pixels} (QTHUMB_MAX_OUTPUT_PIXELS)"
         )
+    frames = {"gif": gif_frames, "thumbnails": frame_count}.get(spec.output)
+    if frames is not None:
+        count = frames(spec, info)
+        if count * width * height > settings.max_format_pixels:
+            raise FormatFailure(
+                f"{count} frames of {width}x{height} are {count * width * height} pixels in all;"
+                f" the limit is {settings.max_format_pixels} (QTHUMB_MAX_FORMAT_PIXELS): fewer"
+                " or smaller frames"
+            )
