@@ -20,12 +20,14 @@ import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import av
 import av.filter
 
-from qthumb.workers.media.probe import OPEN_OPTIONS
+from qthumb.workers.media.probe import limit_decoder, open_media
+from qthumb.workers.tasks.failures import MediaError
 
 
 @dataclass(frozen=True)
@@ -85,17 +87,14 @@ class _Window:
 
     def __init__(self, plan: EncodePlan) -> None:
         self.plan = plan
-        try:
-            self.container = av.open(plan.source, options=dict(OPEN_OPTIONS))
-        except av.FFmpegError as exc:
-            raise EncodeError(f"the source could not be opened ({exc})") from None
+        self.container = open_media(Path(plan.source))  # the decoder's own safe options
         if not self.container.streams.video:
             raise EncodeError("the source has no video stream")
         self.video = self.container.streams.video[0]
         ctx = self.video.codec_context
         ctx.thread_type = "AUTO"
         if plan.max_pixels is not None:
-            ctx.options = {**ctx.options, "max_pixels": str(plan.max_pixels)}
+            limit_decoder(ctx, plan.max_pixels)
         streams = self.container.streams
         self.audio = streams.audio[0] if plan.audio is not None and streams.audio else None
         tb = self.video.time_base or Fraction(1, 90000)
@@ -366,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     try:
         encode(EncodePlan.from_json(args[0]))
-    except (EncodeError, av.FFmpegError, ValueError, OSError) as exc:
+    except (EncodeError, MediaError, av.FFmpegError, ValueError, OSError) as exc:
         print(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, file=sys.stderr)
         return 1
     return 0
