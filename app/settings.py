@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from qthumb.app.api.keys import API_KEY_RE
+from qthumb.app.egress import MAX_REDIRECTS
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -104,7 +105,10 @@ class Settings(BaseSettings):
         " under the read timeout fails here), past it by at most the read timeout.",
     )
     max_redirects: int = Field(
-        default=5, ge=0, le=50, description="Redirects a source download follows at most."
+        default=MAX_REDIRECTS,
+        ge=0,
+        le=50,
+        description="Redirects a source download follows at most.",
     )
     max_source_seconds: float = Field(
         default=24 * 3600, gt=0, description="Longest source accepted, in seconds."

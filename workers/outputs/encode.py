@@ -68,10 +68,6 @@ class EncodePlan:
         return cls(**raw, audio=AudioPlan(**audio) if audio else None)
 
 
-class EncodeError(Exception):
-    """What went wrong, in a line for the format's error."""
-
-
 def _rotation_filters(rotation: int) -> list[tuple[str, str]]:
     """ffmpeg's autorotate: a counter-clockwise display rotation turned back upright."""
     return {
@@ -89,7 +85,7 @@ class _Window:
         self.plan = plan
         self.container = open_media(Path(plan.source))  # the decoder's own safe options
         if not self.container.streams.video:
-            raise EncodeError("the source has no video stream")
+            raise MediaError("the source has no video stream")
         self.video = self.container.streams.video[0]
         ctx = self.video.codec_context
         ctx.thread_type = "AUTO"
@@ -134,13 +130,22 @@ class _Window:
                 if video_done and audio_done:
                     return
         except av.FFmpegError as exc:
-            raise EncodeError(f"the source could not be decoded ({exc})") from None
+            raise MediaError(f"the source could not be decoded ({exc})") from None
+
+
+def _link(graph: Any, node: Any, steps: list[tuple[str, str]]) -> Any:
+    """``steps`` (filter name, arguments) linked one after another from ``node``; the last."""
+    for name, args in steps:
+        nxt = graph.add(name, args) if args else graph.add(name)
+        node.link_to(nxt)
+        node = nxt
+    return node
 
 
 def _video_graph(plan: EncodePlan, stream: av.VideoStream) -> tuple[Any, Any, Any]:
     """buffer → rotation → scale → setsar → fps: the graph, its source and its last node."""
     graph = av.filter.Graph()
-    src = node = graph.add_buffer(template=stream)
+    src = graph.add_buffer(template=stream)
     flags = f":flags={plan.scale_flags}" if plan.scale_flags else ""
     chain = [
         *_rotation_filters(plan.rotation),
@@ -149,19 +154,12 @@ def _video_graph(plan: EncodePlan, stream: av.VideoStream) -> tuple[Any, Any, An
     ]
     if plan.fps:
         chain.append(("fps", f"fps={plan.fps}"))
-    for name, args in chain:
-        nxt = graph.add(name, args) if args else graph.add(name)
-        node.link_to(nxt)
-        node = nxt
-    return graph, src, node
+    return graph, src, _link(graph, src, chain)
 
 
 def _end(graph: Any, node: Any, *tail: tuple[str, str]) -> None:
     """``tail`` filters after ``node``, then the sink; the graph configured."""
-    for name, args in [*tail, ("buffersink", "")]:
-        nxt = graph.add(name, args) if args else graph.add(name)
-        node.link_to(nxt)
-        node = nxt
+    _link(graph, node, [*tail, ("buffersink", "")])
     graph.configure()
 
 
@@ -199,7 +197,7 @@ def _palette(plan: EncodePlan) -> av.VideoFrame:
     finally:
         window.close()
     if not palettes:
-        raise EncodeError("the window holds no frame")
+        raise MediaError("the window holds no frame")
     palette: av.VideoFrame = palettes[-1]
     return palette
 
@@ -346,7 +344,7 @@ def _video(plan: EncodePlan, out: av.container.OutputContainer, progress: _Progr
 
 
 def encode(plan: EncodePlan) -> None:
-    """Make ``plan.out``; ``EncodeError`` (or FFmpeg's own) says why not."""
+    """Make ``plan.out``; ``MediaError`` (or FFmpeg's own) says why not."""
     progress = _Progress()
     kind = "gif" if plan.codec == "gif" else ("webp" if plan.codec == "libwebp" else None)
     out = av.open(plan.out, "w", format=kind, options=dict(plan.container_options))
@@ -365,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     try:
         encode(EncodePlan.from_json(args[0]))
-    except (EncodeError, MediaError, av.FFmpegError, ValueError, OSError) as exc:
+    except (MediaError, av.FFmpegError, ValueError, OSError) as exc:
         print(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, file=sys.stderr)
         return 1
     return 0
