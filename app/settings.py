@@ -50,8 +50,8 @@ class Settings(BaseSettings):
     )
     public_base_url: str = Field(
         default="",
-        description="Absolute base of status_url, upload_url and temporary-storage URLs "
-        "(default: http://HOST:PORT).",
+        description="Absolute base of status_url, upload_url and temporary-storage URLs in "
+        "this API's replies and callbacks (default: http://HOST:PORT). Workers do not read it.",
     )
     api_keys: CommaList = Field(
         default_factory=list,
@@ -263,11 +263,6 @@ class Settings(BaseSettings):
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "[::]", "") else self.host
         host = f"[{host}]" if ":" in host and not host.startswith("[") else host
         return f"http://{host}:{self.port}"
-
-    @property
-    def status_url(self) -> str:
-        """Where tasks' status is read (``status_url`` in replies and callbacks)."""
-        return f"{self.base_url}/v1/status"
 
     @property
     def work_dir(self) -> Path:

@@ -3,7 +3,7 @@ empty data dir and working folder, sharing nothing but PostgreSQL, Redis and an 
 50 tasks (thumbnails, sprites, slow ones, one tus upload received by one replica and run
 through the other); one worker SIGKILLed mid-task and one API replica killed. Every task ends
 with the right result, readable through the surviving replica; no message is left in Redis and
-no row is stuck."""
+no row is stuck. Workers are not told any public URL: each replica answers with its own."""
 
 from __future__ import annotations
 
@@ -23,12 +23,13 @@ from tests.qclient import QClient
 from tests.test_restart import slow_clip  # noqa: F401  (fixture)
 from tests.watchdog import session_pids
 
-LOAD_BALANCER = "http://qthumb.invalid"  # the one public URL every process reports
+# the public URL each API replica is reached by (and reports); workers are given none
+PUBLIC = ("http://one.qthumb.invalid", "http://two.qthumb.invalid")
 
 
 def machine(tmp: Path, name: str, clips: Path, shared: dict[str, str]) -> QthumbProcess:
     (tmp / name).mkdir()
-    return make_qthumb(tmp / name, clips, QTHUMB_PUBLIC_BASE_URL=LOAD_BALANCER, **shared)
+    return make_qthumb(tmp / name, clips, **shared)
 
 
 def query(k: int, clips: Path, slow: Path) -> dict[str, Any]:
@@ -75,7 +76,10 @@ def test_two_apis_three_workers_share_only_the_three_urls(
 ):
     shared = engines.settings()
     env = {**shared, "QTHUMB_LOCAL_SOURCE_DIRS": f"{clips},{slow_clip.parent}"}
-    apis = [machine(tmp_path, f"api{i}", clips, env) for i in range(2)]
+    apis = [
+        machine(tmp_path, f"api{i}", clips, {**env, "QTHUMB_PUBLIC_BASE_URL": PUBLIC[i]})
+        for i in range(2)
+    ]
     workers = [machine(tmp_path, f"worker{i}", clips, env) for i in range(3)]
     try:
         for api in apis:
@@ -95,6 +99,12 @@ def test_two_apis_three_workers_share_only_the_three_urls(
             )})  # fmt: skip
             assert started["error"] == 0, started
             tasks[upload_task] = 49
+            # one result, two replicas: each names it under its own public URL
+            done = next(t for t, k in tasks.items() if k == 2)
+            via_a, via_b = a.wait(done, timeout=120), b.wait(done, timeout=10)
+            assert via_a["images"][0]["url"] == via_b["images"][0]["url"].replace(*PUBLIC[::-1])
+            assert via_a["images"][0]["url"].startswith(f"{PUBLIC[0]}/storage/{done}/0/")
+            assert via_a["status_url"] == f"{PUBLIC[0]}/v1/status"
 
             def a_worker_runs_a_slow_task() -> QthumbProcess | None:
                 states = b.post("status", {"task_tokens": ",".join(tasks)})["statuses"]
@@ -115,9 +125,9 @@ def test_two_apis_three_workers_share_only_the_three_urls(
                 status = statuses[token]
                 assert status["status"] == "completed", (k, status["error_description"])
                 images = status["images"]
-                assert images and all(i["url"].startswith(LOAD_BALANCER) for i in images)
+                assert images and all(i["url"].startswith(PUBLIC[1]) for i in images)
                 for image in images:
-                    body = b.fetch(image["url"].replace(LOAD_BALANCER, second.base_url))
+                    body = b.fetch(image["url"].replace(PUBLIC[1], second.base_url))
                     assert body.status_code == 200 and len(body.content) == image["size"]
                     if image["type"] in ("thumbnail", "sprite"):
                         with Image.open(io.BytesIO(body.content)) as picture:

@@ -113,7 +113,7 @@ def test_rows_written_in_the_wire_shape_are_still_read(database: Database):
     database.execute("UPDATE tasks SET outputs = ? WHERE token = ?", (json.dumps(legacy), token))
     task = store.get(token)
     assert task is not None
-    wire = status_object(task, "http://x/status")
+    wire = status_object(task, "http://x")
     image = {**legacy["images"][0], "storage_info": None}
     assert wire["images"] == [image]
     assert wire["videos"] == legacy["videos"]
@@ -163,3 +163,31 @@ def test_migrations_apply_once_when_processes_start_together(
         versions = [r["version"] for r in db.execute("SELECT version FROM schema_version").rows]
         db.close()
         assert versions == [v for v, _ in MIGRATIONS[db.dialect]], kind
+
+
+def test_rows_with_absolute_urls_read_back_the_same_and_locations_follow_the_api(
+    database: Database,
+):
+    """Rows written before locations held the URL the worker made (under the API's public URL
+    of the time): they answer it unchanged. New rows hold ``/storage/…`` and each API answers
+    with its own public URL."""
+    store = SqlTaskStore(database)
+    token, attempt = running_task(store)
+    assert store.advance(token, attempt, TaskStatus.ENCODING, 0.0)
+    assert store.advance(token, attempt, TaskStatus.SAVING, 100.0)
+    assert store.finish(token, attempt, TaskStatus.COMPLETED, Results(), None, 3.0)
+    old = {"index": 0, "output": "thumbnail", "user_tag": None, "url":
+           f"http://old.example/storage/{token}/0/thumbnail.png", "storage": None, "kind":
+           "thumbnail", "size": 5, "width": 2, "height": 2, "time": 1.0, "duration": None,
+           "meta": None}  # fmt: skip
+    new = {**old, "index": 1, "location": f"/storage/{token}/1/thumbnail.png"}
+    del new["url"]
+    outputs = {"version": 2, "made": [{"file": old}, {"file": new}], "warnings": []}
+    database.execute("UPDATE tasks SET outputs = ? WHERE token = ?", (json.dumps(outputs), token))
+    task = store.get(token)
+    assert task is not None
+    for base in ("http://one.example", "https://two.example/qthumb"):
+        urls = [i["url"] for i in status_object(task, base)["images"]]
+        assert urls == [old["url"], f"{base}/storage/{token}/1/thumbnail.png"]
+        assert status_object(task, base)["status_url"] == f"{base}/v1/status"
+    assert [i["url"] for i in status_object(task, None)["images"]][1].startswith("/storage/")

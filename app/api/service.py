@@ -25,7 +25,7 @@ from qthumb.app.api.errors import (
 from qthumb.app.api.keys import API_KEY_RE
 from qthumb.app.qencode.limits import check_query
 from qthumb.app.qencode.query import decode_query, parse_query
-from qthumb.app.qencode.wire import status_object
+from qthumb.app.qencode.wire import status_object, status_url
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.callbacks import status_snapshot
 from qthumb.app.tasks.model import TaskStatus, is_token
@@ -57,7 +57,7 @@ class QencodeService:
 
     @property
     def status_url(self) -> str:
-        return self.settings.status_url
+        return status_url(self.settings.base_url)
 
     @property
     def upload_url(self) -> str:
@@ -124,7 +124,7 @@ class QencodeService:
         log.info("task %s queued", task_token)
         if parsed.callback_url:
             queued = self.store.get(task_token)
-            snapshot = None if queued is None else status_snapshot(queued, self.status_url)
+            snapshot = None if queued is None else status_snapshot(queued)
             self.outbox.add(task_token, ["queued"], self.clock(), snapshot)
         return {"error": 0, "status_url": self.status_url}
 
@@ -142,9 +142,10 @@ class QencodeService:
                 raise BadTaskTokens(f"Bad task_tokens: {token[:64]!r} is not a task token")
         records = self.store.get_many(tokens)
         statuses: dict[str, Any] = {}
+        base = self.settings.base_url
         for token in tokens:
             record = records.get(token)
-            statuses[token] = None if record is None else status_object(record, self.status_url)
+            statuses[token] = None if record is None else status_object(record, base)
         return {"error": 0, "statuses": statuses}
 
 

@@ -69,7 +69,7 @@ def _name(url: str) -> str:
 def task_view(
     task: TaskRecord, settings: Settings, files: Files, outbox: CallbackOutbox
 ) -> dict[str, Any]:
-    status = status_object(task, settings.status_url)
+    status = status_object(task, settings.base_url)
     source = task.source
     images = [i for i in status["images"] if i.get("url")]
     vtts, sheets = [], []

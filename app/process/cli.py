@@ -207,11 +207,7 @@ class _ForcedExitNote(logging.Filter):
 
 
 def _start_workers(settings: Settings) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "QTHUMB_DATA_DIR": str(settings.data_dir.resolve()),
-        "QTHUMB_PUBLIC_BASE_URL": settings.base_url,
-    }
+    env = {**os.environ, "QTHUMB_DATA_DIR": str(settings.data_dir.resolve())}
     argv = qthumb_module("workers", "--workers", str(settings.workers))
     # The pool is interrupted (tasks handed back) when this process dies, even by SIGKILL.
     return subprocess.Popen([*argv, "--parent-pid", str(os.getpid())], env=env)

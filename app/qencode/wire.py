@@ -8,7 +8,7 @@ from typing import Any
 
 from qthumb.app.qencode.query import IMAGE_OUTPUTS
 from qthumb.app.tasks.model import TaskRecord, TaskStatus
-from qthumb.app.tasks.results import FormatFailed, Results, StoredFile
+from qthumb.app.tasks.results import FormatFailed, Results, StoredFile, absolute_url
 
 ARRAYS = ("images", "videos", "audios", "texts")
 _AUDIO_OUTPUTS = frozenset({"mp3", "flac", "hls_audio"})
@@ -23,9 +23,9 @@ def array_of(output: str) -> str:
     return "texts" if output == "speech_to_text" else "videos"
 
 
-def _file_entry(item: StoredFile, tag: str) -> dict[str, Any]:
+def _file_entry(item: StoredFile, tag: str, base_url: str | None) -> dict[str, Any]:
     entry: dict[str, Any] = {
-        "url": item.url,
+        "url": absolute_url(item.location, base_url),
         "tag": tag,
         "user_tag": item.user_tag,
         "profile": None,
@@ -74,9 +74,10 @@ def failure_tag(item: FormatFailed) -> str:
     return f"{array_of(item.output)[:-1]}-{item.index}-0"
 
 
-def output_arrays(results: Results) -> dict[str, list[dict[str, Any]]]:
+def output_arrays(results: Results, base_url: str | None) -> dict[str, list[dict[str, Any]]]:
     """``images[]`` and the others. Tags are ``<image|video|…>-<format index>-<n>``, ``n``
-    counting the format's entries over all its destinations."""
+    counting the format's entries over all its destinations. ``base_url``: the public URL of
+    the API answering, which temporary-storage locations are made absolute against."""
     arrays: dict[str, list[dict[str, Any]]] = {name: [] for name in ARRAYS}
     counts: dict[int, int] = {}
     for item in results.made:
@@ -86,22 +87,28 @@ def output_arrays(results: Results) -> dict[str, list[dict[str, Any]]]:
             continue
         n = counts.get(item.index, 0)
         counts[item.index] = n + 1
-        arrays[array].append(_file_entry(item, f"{array[:-1]}-{item.index}-{n}"))
+        arrays[array].append(_file_entry(item, f"{array[:-1]}-{item.index}-{n}", base_url))
     return arrays
 
 
-def status_object(task: TaskRecord, status_url: str | None) -> dict[str, Any]:
-    """The ``statuses[token]`` entry (§5.1). ``error`` is always an int, arrays never null."""
+def status_url(base_url: str) -> str:
+    """Where tasks' status is read (``status_url`` in replies and callbacks)."""
+    return f"{base_url.rstrip('/')}/v1/status"
+
+
+def status_object(task: TaskRecord, base_url: str | None) -> dict[str, Any]:
+    """The ``statuses[token]`` entry (§5.1), as the API at ``base_url`` answers it (``None``:
+    no API, as offline). ``error`` is always an int, arrays never null."""
     failed = task.status is TaskStatus.ERROR
     return {
         "status": task.status.value,
         "percent": 100.0 if task.status is TaskStatus.COMPLETED else float(task.percent),
         "error": 1 if failed else 0,
         "error_description": task.error_description if failed else None,
-        "status_url": status_url,
+        "status_url": None if base_url is None else status_url(base_url),
         "duration": None if task.duration is None else f"{task.duration:.3f}",
         "source_size": task.source_size,
         "payload": task.payload,
-        **output_arrays(task.results),
+        **output_arrays(task.results, base_url),
         "warnings": [w.to_json() for w in task.results.warnings],
     }

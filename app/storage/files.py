@@ -56,8 +56,9 @@ def result_path(token: str, index: int | str, name: str) -> str | None:
     return f"{token}/{int(index)}/{name}"
 
 
-def result_url(base_url: str, token: str, index: int, name: str) -> str:
-    return f"{base_url}/storage/{token}/{index}/{name}"
+def result_location(token: str, index: int, name: str) -> str:
+    """Where the API serves a result: a path, made absolute by whichever API answers."""
+    return f"/storage/{token}/{index}/{name}"
 
 
 class Files(Protocol):

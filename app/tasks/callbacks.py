@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import httpx
 
@@ -24,7 +25,7 @@ from qthumb.app.redact import redact
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.model import TaskRecord, TaskStatus
 from qthumb.app.tasks.outbox import CallbackOutbox, PendingCallback
-from qthumb.app.tasks.results import Notice
+from qthumb.app.tasks.results import Notice, Results
 from qthumb.app.tasks.store import TaskStore
 
 log = logging.getLogger("qthumb.callbacks")
@@ -35,21 +36,53 @@ def callback_url(task: TaskRecord) -> str | None:
     return url if isinstance(url, str) and url else None
 
 
-def status_snapshot(task: TaskRecord, status_url: str) -> str:
-    """The status object as JSON, taken when an event happens and sent with it."""
-    return json.dumps(status_object(task, status_url))
+_SNAPSHOT = 2  # what the outbox keeps; rows of older versions hold the rendered JSON
+
+
+def status_snapshot(task: TaskRecord) -> str:
+    """The task as of an event, kept with the event in the outbox: typed values, no URLs, so
+    whichever API sends it renders it with its own public URL (``sent_status``)."""
+    return json.dumps(
+        {
+            "snapshot": _SNAPSHOT,
+            "status": task.status.value,
+            "percent": task.percent,
+            "error_description": task.error_description,
+            "duration": task.duration,
+            "source_size": task.source_size,
+            "results": task.results.to_json(),
+        }
+    )
+
+
+def sent_status(task: TaskRecord, snapshot: str | None, base_url: str) -> str:
+    """The ``status`` field POSTed: the task as of the event (``snapshot``; rows without one:
+    as it is now), rendered as the API at ``base_url`` answers it."""
+    data = json.loads(snapshot) if snapshot else {}
+    if snapshot and data.get("snapshot") != _SNAPSHOT:
+        return snapshot  # rendered by the qthumb that queued it
+    if data:
+        task = replace(
+            task,
+            status=TaskStatus(data["status"]),
+            percent=data["percent"],
+            error_description=data["error_description"],
+            duration=data["duration"],
+            source_size=data["source_size"],
+            results=Results.from_json(data["results"]),
+        )
+    return json.dumps(status_object(task, base_url))
 
 
 def callback_form(
-    task: TaskRecord, event: str, status_url: str, snapshot: str | None = None
+    task: TaskRecord, event: str, base_url: str, snapshot: str | None = None
 ) -> dict[str, str]:
-    """The form POSTed for ``event``. ``snapshot``: the status as of the event (older rows
-    have none: then the status now)."""
+    """The form POSTed for ``event``, ``snapshot`` the task as of the event."""
     form = {
         "task_token": task.token,
         "event": event,
         "payload": task.payload or "",
-        "status": snapshot or status_snapshot(task, status_url),
+        "status": sent_status(task, snapshot, base_url),
         "callback_type": "task",
     }
     if event == "error":
@@ -74,14 +107,12 @@ def events_for_end(task: TaskRecord) -> list[str]:
     return ["error", "saved"] if task.status is TaskStatus.ERROR else ["saved"]
 
 
-def task_ended(
-    store: TaskStore, outbox: CallbackOutbox, token: str, now: float, status_url: str
-) -> None:
+def task_ended(store: TaskStore, outbox: CallbackOutbox, token: str, now: float) -> None:
     """Queue ``error`` (failed tasks) and ``saved`` once a task has ended, with its final
     status."""
     task = store.get(token)
     if task is not None and callback_url(task) is not None:
-        outbox.add(token, events_for_end(task), now, status_snapshot(task, status_url))
+        outbox.add(token, events_for_end(task), now, status_snapshot(task))
 
 
 def deliver_one(
@@ -95,7 +126,7 @@ def deliver_one(
     if task is None or url is None:
         outbox.settle(item, "no_url")
         return
-    form = callback_form(task, item.event, settings.status_url, item.status)
+    form = callback_form(task, item.event, settings.base_url, item.status)
     try:
         problem = post_once(url, form, EgressPolicy.from_cidrs(settings.allowed_networks),
                             settings.callback_timeout)  # fmt: skip

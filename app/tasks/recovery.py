@@ -54,7 +54,7 @@ def sweep(
                 "the source may crash the decoder or exhaust memory"
             )
             if store.finish(task.token, task.attempts, TaskStatus.ERROR, Results(), reason, now):
-                task_ended(store, outbox, task.token, now, settings.status_url)
+                task_ended(store, outbox, task.token, now)
                 report.failed += 1
                 log.warning("task %s error: %s", task.token, reason)
         elif store.requeue(task.token, task.attempts, now):

@@ -21,7 +21,10 @@ class StoredFile:
     index: int  # the format's place in query.format
     output: str  # thumbnail | thumbnails | mp4 | webm | gif | metadata
     user_tag: str | None
-    url: str
+    # Where the file is: an absolute URL (a user's bucket; a file: URI offline), or a path on
+    # whichever API serves qthumb's temporary storage (``/storage/…``), made absolute at the
+    # edge from that API's own public URL (``absolute_url``), so no worker needs to know it.
+    location: str
     storage: dict[str, Any] | None  # where it is, for S3 destinations (§11.6)
     kind: str  # thumbnail | frame | sprite | vtt | storyboard | mp4 | …
     size: int  # bytes
@@ -87,10 +90,21 @@ class Results:
         made: list[Made] = []
         for item in data.get("made") or []:
             if "file" in item:
-                made.append(StoredFile(**item["file"]))
+                file = dict(item["file"])
+                if "url" in file:  # rows written before locations: an absolute URL
+                    file["location"] = file.pop("url")
+                made.append(StoredFile(**file))
             else:
                 made.append(FormatFailed(**item["failed"]))
         return cls(made=made, warnings=warnings)
+
+
+def absolute_url(location: str, base_url: str | None) -> str:
+    """The URL a client is given for ``location``: paths on the API (``/storage/…``) are put
+    under ``base_url``, the public URL of the API answering; absolute URLs stay as they are."""
+    if base_url is not None and location.startswith("/"):
+        return f"{base_url.rstrip('/')}{location}"
+    return location
 
 
 def _notice(data: dict[str, Any]) -> Notice:
@@ -119,7 +133,7 @@ def _from_wire(data: dict[str, Any]) -> list[Made]:
                     index=index,
                     output=output,
                     user_tag=user_tag,
-                    url=entry.get("url") or "",
+                    location=entry.get("url") or "",
                     storage=entry.get("storage"),
                     kind=entry.get("type") or output,
                     size=round(float(size) * 1_000_000) if video else int(size),

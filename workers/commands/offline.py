@@ -73,7 +73,7 @@ class Outcome:
         return f"{self.source} {where} ({self.seconds:.2f} s)"
 
     def to_json(self) -> dict[str, Any]:
-        arrays = output_arrays(self.results)
+        arrays = output_arrays(self.results, None)
         return {
             "source": self.source,
             "output": str(self.output) if self.output else None,

@@ -142,7 +142,7 @@ class _Run:
                         index=spec.index,
                         output=spec.output,
                         user_tag=spec.user_tag,
-                        url=obj.url,
+                        location=obj.location,
                         storage=obj.storage,
                         kind=product.kind,
                         size=product.size,

@@ -73,7 +73,7 @@ class S3Storage:
                 f"destination {self.location.describe(key)}: {error_code(cause)}"
             ) from None
         return StoredObject(
-            url=self.location.url(key),
+            location=self.location.url(key),
             storage={
                 "type": "amazon_s3" if self.location.is_aws else "custom_s3",
                 "host": self.location.host,

@@ -1,7 +1,8 @@
 """Where results go, behind one small interface: ``Storage.put(file, name) -> StoredObject``.
 
 ``TemporaryStorage`` hands files to qthumb's own store (``app.storage.files``: the data dir or a
-bucket), served by the API at ``/storage/<task_token>/<index>/<name>`` (§11.4) and removed
+bucket), served by any API at ``/storage/<task_token>/<index>/<name>`` (§11.4), a location each API
+makes absolute with its own public URL and removed
 after ``storage_ttl``; ``workers.tasks.s3.S3Storage`` puts them in a user's bucket.
 """
 
@@ -14,13 +15,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from qthumb.app.settings import Settings
-from qthumb.app.storage.files import FileError, Files, result_url
+from qthumb.app.storage.files import FileError, Files, result_location
 from qthumb.workers.tasks.failures import FormatFailure
 
 
 @dataclass(frozen=True)
 class StoredObject:
-    url: str
+    location: str  # see app.tasks.results.StoredFile.location
     storage: dict[str, Any] | None
 
 
@@ -37,8 +38,7 @@ class TemporaryStorage:
             self.files.put_result(self.token, self.index, local, name, content_type)
         except FileError as exc:
             raise FormatFailure(str(exc)) from None
-        url = result_url(self.settings.base_url, self.token, self.index, name)
-        return StoredObject(url=url, storage=None)
+        return StoredObject(location=result_location(self.token, self.index, name), storage=None)
 
 
 class FolderStorage:
@@ -59,4 +59,4 @@ class FolderStorage:
         except OSError as exc:
             partial.unlink(missing_ok=True)
             raise FormatFailure(f"{final}: {exc.strerror or exc}") from None
-        return StoredObject(url=final.resolve().as_uri(), storage=None)
+        return StoredObject(location=final.resolve().as_uri(), storage=None)

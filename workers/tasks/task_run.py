@@ -210,7 +210,7 @@ def _end(
         description = redact(description, run.secrets)
     if store.finish(run.token, run.attempt, status, run.results, description, time.time()):
         log.info("task %s %s%s", run.token, status.value, f": {description}" if description else "")
-        task_ended(store, outbox, run.token, time.time(), run.settings.status_url)
+        task_ended(store, outbox, run.token, time.time())
     else:
         log.warning(
             "task %s: result of attempt %d not recorded (claim lost)", run.token, run.attempt
