@@ -111,6 +111,7 @@ def test_query_limits_and_window_maths_never_overflow(
 ) -> None:
     """What start_encode2 accepts, the worker's maths can compute: no OverflowError, no
     infinite or negative time, no count past the limit that builds a list."""
+    from qthumb.app.qencode.formats import ThumbnailSpec, ThumbnailsSpec
     from qthumb.app.qencode.limits import check_query
     from qthumb.app.qencode.window import clip_window, series_count, thumbnail_time
     from qthumb.app.settings import Settings
@@ -124,10 +125,11 @@ def test_query_limits_and_window_maths_never_overflow(
     spec = query.formats[0]
     window = clip_window(spec, source_seconds)
     assert 0.0 <= window.start <= window.end <= source_seconds
-    if spec.interval is not None:
+    if isinstance(spec, ThumbnailsSpec):
         assert series_count(spec.interval, window) >= 1
-    t = thumbnail_time(spec, source_seconds, frame_rate)
-    assert 0.0 <= t <= source_seconds
+    if isinstance(spec, ThumbnailSpec):
+        t = thumbnail_time(spec, source_seconds, frame_rate)
+        assert 0.0 <= t <= source_seconds
 
 
 TOKENS_TEXT = st.one_of(

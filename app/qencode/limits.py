@@ -6,10 +6,7 @@ from __future__ import annotations
 
 from qthumb.app.api.errors import BadQuery
 from qthumb.app.qencode.query import Query
-from qthumb.app.qencode.window import Window, series_count
 from qthumb.app.settings import Settings
-
-MAX_FRAME_RATE = 1000  # frames a second: past any camera's, so frame_number has a ceiling
 
 
 def check_query(query: Query, settings: Settings) -> None:
@@ -22,22 +19,12 @@ def check_query(query: Query, settings: Settings) -> None:
                 f"{path}.start_time is {spec.start_time:g} s, past the longest source qthumb "
                 f"accepts ({longest:g} s, QTHUMB_MAX_SOURCE_SECONDS)"
             )
-        if spec.frame_number is not None and spec.frame_number > longest * MAX_FRAME_RATE:
+        spec.check(path, longest)
+        count, why = spec.frames_asked(longest)
+        frames += count
+        if frames > settings.max_frames_per_task:
             raise BadQuery(
-                f"{path}.frame_number is {spec.frame_number}, past the last frame of the "
-                f"longest source qthumb accepts ({longest:g} s at {MAX_FRAME_RATE} frames a "
-                "second, QTHUMB_MAX_SOURCE_SECONDS)"
+                f"{path} asks for {count} frames ({why}); the limit is "
+                f"{settings.max_frames_per_task} frames a task (QTHUMB_MAX_FRAMES_PER_TASK): "
+                "use a longer interval"
             )
-        if spec.output == "thumbnail":
-            frames += 1
-        elif spec.interval is not None and spec.duration is not None:
-            # With a duration the count hardly depends on the source: past the limit here, it
-            # is past it for every source long enough to fill that duration.
-            count = series_count(spec.interval, Window(0.0, min(longest, spec.duration)))
-            frames += count
-            if frames > settings.max_frames_per_task:
-                raise BadQuery(
-                    f"{path} asks for {count} frames ({spec.duration:g} s every "
-                    f"{spec.interval:g} s); the limit is {settings.max_frames_per_task} frames a "
-                    "task (QTHUMB_MAX_FRAMES_PER_TASK): use a longer interval"
-                )

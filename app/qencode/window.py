@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from qthumb.app.qencode.query import FormatSpec
+if TYPE_CHECKING:  # the formats count their frames with this module
+    from qthumb.app.qencode.formats import FormatSpec, ThumbnailSpec
 
 COUNT_CEILING = 2**62  # far past every limit, still an int that compares and prints
 
@@ -52,7 +54,7 @@ def series_times(interval: float, window: Window, limit: int) -> list[float]:
     return [window.start + k * interval for k in range(count)]
 
 
-def thumbnail_time(spec: FormatSpec, duration: float, frame_rate: float | None) -> float:
+def thumbnail_time(spec: ThumbnailSpec, duration: float, frame_rate: float | None) -> float:
     """Seconds from the first frame. ``frame_number`` wins over ``time`` (§11.3); a frame past
     the end is the last frame."""
     if spec.frame_number is not None and frame_rate:

@@ -6,21 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from qthumb.app.qencode.query import IMAGE_OUTPUTS
+from qthumb.app.qencode.formats import array_of
 from qthumb.app.tasks.model import TaskRecord, TaskStatus
 from qthumb.app.tasks.results import FormatFailed, Results, StoredFile, absolute_url
 
 ARRAYS = ("images", "videos", "audios", "texts")
-_AUDIO_OUTPUTS = frozenset({"mp3", "flac", "hls_audio"})
-
-
-def array_of(output: str) -> str:
-    """Which array an output's entries go in."""
-    if output in IMAGE_OUTPUTS:
-        return "images"
-    if output in _AUDIO_OUTPUTS:
-        return "audios"
-    return "texts" if output == "speech_to_text" else "videos"
 
 
 def _file_entry(item: StoredFile, tag: str, base_url: str | None) -> dict[str, Any]:

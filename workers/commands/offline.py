@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from qthumb.app.api.errors import QencodeError
+from qthumb.app.qencode.formats import FormatSpec, ImageSpec
 from qthumb.app.qencode.query import (
     Destination,
-    FormatSpec,
     Query,
     decode_query,
     parse_query,
@@ -45,7 +45,7 @@ from qthumb.app.tasks.store import new_token
 from qthumb.workers.commands.offline_args import format_of, parser, settle
 from qthumb.workers.commands.progress import PlainProgress, progress_for
 from qthumb.workers.media.probe import MediaInfo
-from qthumb.workers.outputs.series import frame_count
+from qthumb.workers.outputs.producers import PRODUCERS
 from qthumb.workers.tasks.failures import FormatFailure, NothingMade, TaskFailure
 from qthumb.workers.tasks.pipeline import Hooks, StorageFor, run_query
 from qthumb.workers.tasks.s3 import destination_storage
@@ -139,8 +139,9 @@ class Batch:
 
         def probed(info: MediaInfo, size: int) -> None:
             self.sources[key] = (info.duration, size)
-            if spec is not None and spec.output == "thumbnails":
-                self.display.sized(key, frame_count(spec, info))
+            producer = None if spec is None else PRODUCERS.get(type(spec))
+            if spec is not None and producer is not None and producer.count(spec, info) > 1:
+                self.display.sized(key, producer.count(spec, info))
 
         return Hooks(progress=progress, probed=probed)
 
@@ -170,10 +171,8 @@ def run_one(batch: Batch, key: int, source: str, spec: FormatSpec, target: Path)
     started = time.monotonic()
     batch.display.started(key, source)
     outcome = Outcome(source=source, output=target)
-    if spec.output == "thumbnail":
-        storage = FolderStorage(target.parent, single=target)
-    else:
-        storage = FolderStorage(target)
+    # the kind's layout: one file takes the target's name, several go into it as a folder
+    storage = FolderStorage(target) if spec.folder else FolderStorage(target.parent, single=target)
     query = Query(source=located(source), formats=(spec,))
     results, outcome.error = batch.run(key, query, lambda spec, destination: storage)
     outcome.results = results or Results()
@@ -227,6 +226,7 @@ def thumbnails_command(args: argparse.Namespace) -> int:
         print(f"qthumb: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 2
     fmt = spec.formats[0]
+    assert isinstance(fmt, ImageSpec)  # format_of asks for a thumbnail or thumbnails
     cores = os.cpu_count() or 1
     # Sources side by side, one a core: a folder of clips decodes faster so than with each
     # clip split between readers (each range would decode again from its keyframe). One

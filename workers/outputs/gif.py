@@ -13,7 +13,7 @@ from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
-from qthumb.app.qencode.query import FormatSpec
+from qthumb.app.qencode.formats import GifSpec
 from qthumb.app.qencode.window import clip_window
 from qthumb.workers.media.imaging import target_size
 from qthumb.workers.media.probe import MediaInfo
@@ -24,17 +24,17 @@ from qthumb.workers.outputs.products import Product
 DEFAULT_FPS = 10.0
 
 
-def gif_fps(spec: FormatSpec) -> float:
+def gif_fps(spec: GifSpec) -> float:
     rate = spec.video.framerate if spec.video else None
     return float(Fraction(rate)) if rate else DEFAULT_FPS
 
 
-def gif_frames(spec: FormatSpec, info: MediaInfo) -> int:
+def gif_frames(spec: GifSpec, info: MediaInfo) -> int:
     """Frames the animation will hold, counted before anything is made."""
     return max(1, math.ceil(clip_window(spec, info.duration).length * gif_fps(spec)))
 
 
-def gif_command(source: Path, out: Path, spec: FormatSpec, info: MediaInfo) -> EncodePlan:
+def gif_command(source: Path, out: Path, spec: GifSpec, info: MediaInfo) -> EncodePlan:
     """What to encode (pure: no file is touched)."""
     window = clip_window(spec, info.duration)
     width, height = target_size(info.display_size, spec.sizing)
@@ -64,7 +64,7 @@ def gif_command(source: Path, out: Path, spec: FormatSpec, info: MediaInfo) -> E
 def make_gif(
     source: Path,
     info: MediaInfo,
-    spec: FormatSpec,
+    spec: GifSpec,
     out_dir: Path,
     progress: Callable[[float], None],
     timeout: float,

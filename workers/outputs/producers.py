@@ -1,5 +1,6 @@
-"""Which producer makes each ``output``: one registry, so a new output is one function and one
-``@produces`` line, not another branch in the pipeline. A producer gets its format and a
+"""Which producer makes each kind of output (``app.qencode.formats``): one registry, so a new
+output is one function and one ``PRODUCERS`` line, not another branch in the pipeline or the
+limits. A producer gets its format and a
 ``Making`` (the source, what the probe found, a folder to write into, a progress callback) and
 returns the files it made (``workers.outputs.products.Product``), raising ``FormatFailure`` when the
 format cannot be made."""
@@ -10,15 +11,23 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
-from qthumb.app.qencode.query import FormatSpec
+from qthumb.app.qencode.formats import (
+    FormatSpec,
+    GifSpec,
+    MetadataSpec,
+    ThumbnailSpec,
+    ThumbnailsSpec,
+    VideoSpec,
+)
 from qthumb.app.settings import Settings
 from qthumb.workers.media.frames import VideoReader
 from qthumb.workers.media.probe import MediaInfo
-from qthumb.workers.outputs.gif import make_gif
+from qthumb.workers.outputs.gif import gif_frames, make_gif
 from qthumb.workers.outputs.metadata import make_metadata
 from qthumb.workers.outputs.products import Product
-from qthumb.workers.outputs.series import make_thumbnails
+from qthumb.workers.outputs.series import frame_count, make_thumbnails
 from qthumb.workers.outputs.thumbnail import make_thumbnail
 from qthumb.workers.outputs.video import make_video
 from qthumb.workers.tasks.failures import FormatFailure
@@ -40,47 +49,37 @@ class Making:
         return self.info
 
 
-Make = Callable[[FormatSpec, Making], list[Product]]
+S = TypeVar("S", bound=FormatSpec)
 
 
 @dataclass(frozen=True)
-class Producer:
-    make: Make
-    needs_video: bool  # probe the source for frames (and check the frame limits) first
+class Producer(Generic[S]):
+    """How one kind of output (``app.qencode.formats``) is made, and what it will cost."""
+
+    kind: type[S]
+    make: Callable[[S, Making], list[Product]]
+    # Frames it will decode, counted against the probed source before anything is made; None:
+    # no frames of its own to count (a video streams through the encoder).
+    frames: Callable[[S, MediaInfo], int] | None = None
+    fewer: str = ""  # how to ask for fewer frames, for the limit's message
+    needs_video: bool = True  # probe the source for frames (and check the limits) first
+
+    def run(self, spec: FormatSpec, making: Making) -> list[Product]:
+        if not isinstance(spec, self.kind):  # the registry is keyed by kind: cannot happen
+            raise FormatFailure(f"output '{spec.output}' is not a {self.kind.__name__}")
+        return self.make(spec, making)
+
+    def count(self, spec: FormatSpec, info: MediaInfo) -> int:
+        if self.frames is None or not isinstance(spec, self.kind):
+            return 0
+        return self.frames(spec, info)
 
 
-PRODUCERS: dict[str, Producer] = {}
-
-
-def produces(*outputs: str, needs_video: bool = True) -> Callable[[Make], Make]:
-    def register(make: Make) -> Make:
-        for output in outputs:
-            PRODUCERS[output] = Producer(make, needs_video)
-        return make
-
-    return register
-
-
-def producer_for(output: str) -> Producer:
-    found = PRODUCERS.get(output)
-    if found is None:
-        raise FormatFailure(f"output '{output}' is not supported yet")
-    return found
-
-
-def needs_video(output: str) -> bool:
-    """Whether the source must be probed for frames before this output (unknown: yes)."""
-    found = PRODUCERS.get(output)
-    return found is None or found.needs_video
-
-
-@produces("thumbnail")
-def _thumbnail(spec: FormatSpec, m: Making) -> list[Product]:
+def _thumbnail(spec: ThumbnailSpec, m: Making) -> list[Product]:
     return make_thumbnail(m.reader(), spec, m.out_dir)
 
 
-@produces("thumbnails")
-def _thumbnails(spec: FormatSpec, m: Making) -> list[Product]:
+def _thumbnails(spec: ThumbnailsSpec, m: Making) -> list[Product]:
     # One reader a core: more only adds containers (~20 MB each for long files) and
     # contention when decoding dominates (measured in bench/RESULTS.md).
     readers = m.settings.decode_threads or os.cpu_count() or 1
@@ -96,18 +95,37 @@ def _thumbnails(spec: FormatSpec, m: Making) -> list[Product]:
     )
 
 
-@produces("mp4", "webm")
-def _video(spec: FormatSpec, m: Making) -> list[Product]:
+def _video(spec: VideoSpec, m: Making) -> list[Product]:
     s = m.settings
     return make_video(m.source, m.media, spec, m.out_dir, m.progress, s.video_timeout)
 
 
-@produces("gif")
-def _gif(spec: FormatSpec, m: Making) -> list[Product]:
+def _gif(spec: GifSpec, m: Making) -> list[Product]:
     s = m.settings
     return make_gif(m.source, m.media, spec, m.out_dir, m.progress, s.video_timeout)
 
 
-@produces("metadata", needs_video=False)
-def _metadata(spec: FormatSpec, m: Making) -> list[Product]:
+def _metadata(spec: MetadataSpec, m: Making) -> list[Product]:
     return make_metadata(m.source, m.out_dir)
+
+
+PRODUCERS: dict[type[FormatSpec], Producer[Any]] = {
+    ThumbnailSpec: Producer(ThumbnailSpec, _thumbnail, frames=lambda spec, info: 1),
+    ThumbnailsSpec: Producer(ThumbnailsSpec, _thumbnails, frame_count, "a longer interval"),
+    VideoSpec: Producer(VideoSpec, _video),
+    GifSpec: Producer(GifSpec, _gif, gif_frames, "a shorter or slower gif"),
+    MetadataSpec: Producer(MetadataSpec, _metadata, needs_video=False),
+}
+
+
+def producer_for(spec: FormatSpec) -> Producer[Any]:
+    found = PRODUCERS.get(type(spec))
+    if found is None:
+        raise FormatFailure(f"output '{spec.output}' is not supported yet")
+    return found
+
+
+def needs_video(spec: FormatSpec) -> bool:
+    """Whether the source must be probed for frames before this output (unknown: yes)."""
+    found = PRODUCERS.get(type(spec))
+    return found is None or found.needs_video

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from qthumb.app.qencode.query import FormatSpec, Sizing
+from qthumb.app.qencode.formats import ThumbnailsSpec
+from qthumb.app.qencode.query import Sizing
 from qthumb.app.qencode.window import clip_window, series_count, series_times
 from qthumb.workers.media.decode_pool import DecodePool
 from qthumb.workers.media.frames import Picture
@@ -24,16 +25,15 @@ STORYBOARD_NAME = "thumbnails.json"
 TILES_IN_FLIGHT_BYTES = 256 * 1024 * 1024  # decoded RGB tiles held between readers and sheet
 
 
-def frame_count(spec: FormatSpec, info: MediaInfo) -> int:
+def frame_count(spec: ThumbnailsSpec, info: MediaInfo) -> int:
     """Frames the series asks for, counted without building the list of times."""
-    assert spec.interval is not None
     return series_count(spec.interval, clip_window(spec, info.duration))
 
 
 def make_thumbnails(
     source: Path,
     info: MediaInfo,
-    spec: FormatSpec,
+    spec: ThumbnailsSpec,
     out_dir: Path,
     progress: Callable[[float], None],
     readers: int,
@@ -42,7 +42,6 @@ def make_thumbnails(
 ) -> list[Product]:
     """Frames (``sprite: 0``) or sheets (``sprite: 1``), then ``thumbnails.vtt``. The count
     of frames has been checked against ``max_frames`` (``check_task``) before this runs."""
-    assert spec.interval is not None
     window = clip_window(spec, info.duration)
     times = series_times(spec.interval, window, max_frames)
     ext = spec.image_format.extension
@@ -106,7 +105,7 @@ def _decoded(
     times: list[float],
     frame_out: Callable[[Picture], tuple[Image.Image, float]],
     readers: int,
-    spec: FormatSpec,
+    spec: ThumbnailsSpec,
     layout: SheetLayout,
     in_flight: int,
 ) -> Iterator[tuple[int, tuple[Image.Image, float]]]:
@@ -128,7 +127,7 @@ def _decoded(
 def _product(
     path: Path,
     kind: str,
-    spec: FormatSpec,
+    spec: ThumbnailsSpec,
     size: int,
     dims: tuple[int, int],
     time: float | None = None,

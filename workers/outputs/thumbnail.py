@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import ImageStat
 
-from qthumb.app.qencode.query import FormatSpec
+from qthumb.app.qencode.formats import ThumbnailSpec
 from qthumb.app.qencode.window import thumbnail_time
 from qthumb.workers.media.frames import Picture, VideoReader
 from qthumb.workers.media.imaging import encode, render
@@ -52,7 +52,7 @@ def smart_pick(reader: VideoReader, seconds: float) -> Picture:
     return picture  # all blank: the frame asked for
 
 
-def make_thumbnail(reader: VideoReader, spec: FormatSpec, out_dir: Path) -> list[Product]:
+def make_thumbnail(reader: VideoReader, spec: ThumbnailSpec, out_dir: Path) -> list[Product]:
     info = reader.info
     seconds = thumbnail_time(spec, info.duration, info.frame_rate)
     picture = smart_pick(reader, seconds) if spec.smart else reader.frame_at(seconds)

@@ -11,7 +11,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from qthumb.app.qencode.query import FormatSpec, VideoSettings
+from qthumb.app.qencode.formats import VideoSettings, VideoSpec
 from qthumb.app.qencode.window import clip_window
 from qthumb.workers.media.imaging import target_size
 from qthumb.workers.media.probe import MediaInfo, open_media
@@ -42,7 +42,7 @@ def _even(n: int) -> int:
 
 
 def video_command(
-    source: Path, out: Path, spec: FormatSpec, info: MediaInfo, has_audio: bool
+    source: Path, out: Path, spec: VideoSpec, info: MediaInfo, has_audio: bool
 ) -> VideoPlan:
     """The encoding of one video output. Pure: no file is touched."""
     settings = spec.video or VideoSettings()
@@ -103,7 +103,7 @@ def video_command(
 def make_video(
     source: Path,
     info: MediaInfo,
-    spec: FormatSpec,
+    spec: VideoSpec,
     out_dir: Path,
     progress: Callable[[float], None],
     timeout: float,

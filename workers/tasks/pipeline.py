@@ -17,7 +17,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qthumb.app.qencode.query import Destination, FormatSpec, Query
+from qthumb.app.qencode.formats import FormatSpec
+from qthumb.app.qencode.query import Destination, Query
 from qthumb.app.qencode.wire import failure_tag
 from qthumb.app.redact import redact
 from qthumb.app.settings import Settings
@@ -113,10 +114,10 @@ class _Run:
 
                 making = Making(source, info, out_dir, progress, self.settings, reader)
                 try:
-                    producer = producer_for(spec.output)
+                    producer = producer_for(spec)
                     if producer.needs_video and info is not None:
                         check_format(spec, info, self.settings)
-                    made.append((spec, producer.make(spec, making)))
+                    made.append((spec, producer.run(spec, making)))
                 except FormatFailure as exc:
                     self.failed(spec, exc.description)
                 self.hooks.progress(TaskStatus.ENCODING, 100.0 * (done + 1) / total)
@@ -179,7 +180,7 @@ def run_query(
             hooks.task_token,
         )
     info: MediaInfo | None = None
-    if any(needs_video(spec.output) for spec in query.formats):
+    if any(needs_video(spec) for spec in query.formats):
         with hooks.stage("probe"):
             info = probe(fetched.path, settings.max_source_pixels)
         hooks.probed(info, fetched.size)

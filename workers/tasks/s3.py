@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from qthumb.app.egress import BlockedAddress
-from qthumb.app.qencode.query import Destination, FormatSpec
+from qthumb.app.qencode.formats import FormatSpec
+from qthumb.app.qencode.query import Destination
 from qthumb.app.settings import Settings
 from qthumb.app.storage.s3 import check_endpoint, error_code, parse_s3_url, s3_client, s3_errors
 from qthumb.workers.tasks.failures import FormatFailure, SourceError
@@ -18,8 +19,8 @@ from qthumb.workers.tasks.storage import StoredObject
 
 
 class S3Storage:
-    """One destination. ``folder=True`` (``thumbnails``): files go under the URL's key as a
-    prefix; otherwise (``thumbnail``) the URL's key is the object's full key."""
+    """One destination. ``folder=True`` (the format's kind makes several files): files go
+    under the URL's key as a prefix; otherwise the URL's key is the object's full key."""
 
     def __init__(self, destination: Destination, settings: Settings, folder: bool) -> None:
         try:
@@ -121,7 +122,7 @@ def destination_storage(
 ) -> S3Storage:
     """The storage for a destination the query names (only s3:// ones are supported)."""
     if destination.url.lower().startswith("s3://"):
-        return S3Storage(destination, settings, folder=spec.output == "thumbnails")
+        return S3Storage(destination, settings, folder=spec.folder)
     if "://" not in destination.url:
         raise FormatFailure(f"destination {destination.url[:200]!r} is not a URL")
     scheme = destination.url.split(":", 1)[0]

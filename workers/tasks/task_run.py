@@ -21,7 +21,8 @@ from types import TracebackType
 from qthumb.app.api.errors import QencodeError
 from qthumb.app.process.metrics import instruments
 from qthumb.app.process.orphans import pid_alive
-from qthumb.app.qencode.query import Destination, FormatSpec, parse_query
+from qthumb.app.qencode.formats import FormatSpec
+from qthumb.app.qencode.query import Destination, parse_query
 from qthumb.app.redact import redact
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import Files
