@@ -25,7 +25,7 @@ from PIL import Image
 from qthumb.app.api.on_demand import FrameRequest, FrameRequestError, FrameServer, OnDemand
 from qthumb.app.qencode.query import ImageFormat, ResizeMode
 from qthumb.app.settings import Settings
-from qthumb.app.storage.files import LocalFiles
+from qthumb.app.storage.files import open_files
 from qthumb.workers.on_demand.frames import SourceCache
 from tests.conftest import API_KEY, FPS, QthumbProcess
 from tests.qclient import QClient
@@ -125,7 +125,7 @@ def test_the_source_cache_keeps_within_its_bytes(tmp_path: Path, clips: Path, so
     settings = Settings(data_dir=tmp_path, allowed_networks=["127.0.0.0/8"],
                         local_source_dirs=[str(clips)])  # fmt: skip
     one = (clips / "testsrc.mp4").stat().st_size
-    cache = SourceCache(tmp_path / "sources", one + 1, settings, LocalFiles(settings))
+    cache = SourceCache(tmp_path / "sources", one + 1, settings, open_files(settings))
     first = cache.path("a" * 32, f"{source_server}/testsrc.mp4", lambda _: None)
     assert first.is_file()
     second = cache.path("b" * 32, f"{source_server}/testsrc.mp4", lambda _: None)

@@ -22,10 +22,10 @@ from PIL import Image, ImageStat
 
 from qthumb.app.qencode.query import parse_query
 from qthumb.app.settings import Settings
-from qthumb.app.storage.files import LocalFiles
+from qthumb.app.storage.files import open_files
 from qthumb.app.tasks.results import Results
 from qthumb.workers.tasks.pipeline import run_query
-from qthumb.workers.tasks.storage import FolderStorage
+from qthumb.workers.tasks.storage import folder_storage
 from tests.conftest import set_rotation
 
 FPS = 25
@@ -96,8 +96,8 @@ def run(settings: Settings, source: Path, formats: list[dict[str, object]]) -> P
     out = Path(tempfile.mkdtemp(dir=settings.data_dir))
     query = parse_query({"source": str(source), "format": formats})
     with tempfile.TemporaryDirectory(dir=settings.work_dir) as work:
-        results = run_query(query, settings, LocalFiles(settings), Path(work),
-                            lambda spec, _: FolderStorage(out / str(spec.index)))  # fmt: skip
+        results = run_query(query, settings, open_files(settings), Path(work),
+                            lambda spec, _: folder_storage(out / str(spec.index)))  # fmt: skip
     assert isinstance(results, Results) and not results.failures, results.failures
     return out
 

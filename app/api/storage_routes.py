@@ -62,10 +62,11 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 @router.get("/storage/{token}/{index}/{filename}")
 async def stored_file(request: Request, token: str, index: str, filename: str) -> Response:
-    if result_path(token, index, filename) is None:
+    key = result_path(token, index, filename)
+    if key is None:
         raise HTTPException(status_code=404)
     files: Files = request.app.state.files
-    stored = await run_in_threadpool(files.stat_result, token, index, filename)
+    stored = await run_in_threadpool(files.results.stat, key)
     if stored is None:
         raise HTTPException(status_code=404)
     suffix = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
@@ -85,7 +86,7 @@ async def stored_file(request: Request, token: str, index: str, filename: str) -
         headers["Content-Range"] = f"bytes {start}-{end}/{stored.size}"
     if stored.size == 0:
         return Response(b"", media_type=media_type, headers={**headers, "Content-Length": "0"})
-    chunks = files.read_result(token, index, filename, start, end)
+    chunks = files.results.open(key, start, end)
     return StreamingResponse(
         chunks, status_code=206 if span else 200, media_type=media_type, headers=headers
     )

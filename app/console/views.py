@@ -13,7 +13,8 @@ from urllib.parse import urljoin
 from qthumb.app.qencode.query import url_scheme
 from qthumb.app.qencode.wire import status_object
 from qthumb.app.settings import Settings
-from qthumb.app.storage.files import FileError, Files, result_path
+from qthumb.app.storage.files import Files, result_path
+from qthumb.app.storage.objects import read_all
 from qthumb.app.tasks.model import TaskRecord
 from qthumb.app.tasks.outbox import CallbackOutbox
 
@@ -49,17 +50,11 @@ def parse_vtt(text: str) -> list[dict[str, Any]]:
 def _read_stored(url: str, files: Files) -> str | None:
     """A temporary-storage file's text (VTT), read from qthumb's own store."""
     found = _STORAGE.search(url)
-    if found is None or result_path(*found.groups()) is None:
+    if found is None:
         return None
-    token, index, name = found.groups()
-    stat = files.stat_result(token, index, name)
-    if stat is None or stat.size > MAX_VTT_BYTES:
-        return None
-    try:
-        data = b"".join(files.read_result(token, index, name, 0, stat.size - 1))
-    except FileError:
-        return None
-    return data.decode("utf-8", "replace")
+    key = result_path(*found.groups())
+    data = None if key is None else read_all(files.results, key, MAX_VTT_BYTES)
+    return None if data is None else data.decode("utf-8", "replace")
 
 
 def _name(url: str) -> str:

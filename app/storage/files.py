@@ -1,6 +1,7 @@
 """qthumb's own files: temporary results (§11.4) and tus uploads, in the data dir or in an S3
-bucket (``QTHUMB_STORAGE_URL``), behind one interface used by the worker (put, read an upload),
-the ``/storage`` route (stat, read a range) and the recovery sweep (delete).
+bucket (``QTHUMB_STORAGE_URL``): two ``Objects`` (``app.storage.objects``) used by the worker
+(put a result, read an upload), the ``/storage`` route (stat, read a range), the console and the
+recovery sweep (delete).
 
 The one owner of the layout:
 
@@ -14,33 +15,24 @@ what any worker wrote, and a worker reads an upload any replica received.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from qthumb.app.settings import Settings
+from qthumb.app.storage.objects import FileError, LocalObjects, Objects, read_all
 from qthumb.app.tasks.model import is_token
 
 if TYPE_CHECKING:  # tuspyserver brings FastAPI: imported where uploads are served, not here
     from tuspyserver.storage import TusStorage
 
-CHUNK = 1024 * 1024
+__all__ = ["FileError", "Files", "UploadState", "open_files", "result_location", "result_path"]
+
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 _INDEX = re.compile(r"[0-9]{1,6}")  # ASCII digits: "²".isdigit() is true, int("²") fails
-
-
-class FileError(Exception):
-    """The store could not be read or written; the message says why."""
-
-
-@dataclass(frozen=True)
-class StoredFile:
-    size: int
-    local_path: Path | None = None  # set when the file is on this machine's disk
+_INFO_BYTES = 1024 * 1024  # tuspyserver's .info is a few hundred bytes
 
 
 @dataclass(frozen=True)
@@ -61,100 +53,84 @@ def result_location(token: str, index: int, name: str) -> str:
     return f"/storage/{token}/{index}/{name}"
 
 
-class Files(Protocol):
-    def put_result(self, token: str, index: int, local: Path, name: str, content_type: str) -> None:
-        """Store a result; readers never see half a file."""
+class Files:
+    """qthumb's own files, two ``Objects`` in the same place: ``results`` (keys
+    ``<token>/<index>/<name>``, served at ``/storage``) and ``uploads`` (``<uuid>`` and
+    tuspyserver's ``<uuid>.info``, written by tuspyserver's storage of the same place)."""
 
-    def stat_result(self, token: str, index: str, name: str) -> StoredFile | None: ...
-
-    def read_result(
-        self, token: str, index: str, name: str, start: int, end: int
-    ) -> Iterator[bytes]:
-        """Bytes ``start`` to ``end`` inclusive."""
-
-    def delete_results(self, token: str) -> None: ...
-
-    def tus_storage(self) -> TusStorage: ...
-
-    def upload_state(self, uid: str) -> UploadState | None: ...
-
-    def fetch_upload(self, uid: str, work_dir: Path) -> Path:
-        """A local file holding the upload: in place on disk, or downloaded into ``work_dir``."""
-
-    def describe(self) -> str: ...
-
-    def check(self) -> None:
-        """Raise when the store cannot be reached or written."""
-
-
-class LocalFiles:
-    def __init__(self, settings: Settings) -> None:
-        self.results = settings.data_dir / "storage"
-        self.uploads = settings.data_dir / "uploads"
-        self.results.mkdir(parents=True, exist_ok=True)
-        self.uploads.mkdir(parents=True, exist_ok=True)
-
-    def put_result(self, token: str, index: int, local: Path, name: str, content_type: str) -> None:
-        key = result_path(token, index, name)
-        if key is None:
-            raise FileError(f"unsafe result name {name!r}")
-        target = self.results / key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{name}.part")
-        shutil.copyfile(local, partial)
-        os.replace(partial, target)
-
-    def stat_result(self, token: str, index: str, name: str) -> StoredFile | None:
-        key = result_path(token, index, name)
-        path = None if key is None else self.results / key
-        if path is None or not path.is_file():
-            return None
-        return StoredFile(size=path.stat().st_size, local_path=path)
-
-    def read_result(
-        self, token: str, index: str, name: str, start: int, end: int
-    ) -> Iterator[bytes]:
-        stored = self.stat_result(token, index, name)
-        if stored is None or stored.local_path is None:
-            raise FileError("no such result")
-        with stored.local_path.open("rb") as f:
-            f.seek(start)
-            left = end - start + 1
-            while left > 0:
-                chunk = f.read(min(CHUNK, left))
-                if not chunk:
-                    return
-                left -= len(chunk)
-                yield chunk
-
-    def delete_results(self, token: str) -> None:
-        if is_token(token):
-            shutil.rmtree(self.results / token, ignore_errors=True)
+    def __init__(
+        self, results: Objects, uploads: Objects, tus: Callable[[], TusStorage], where: str
+    ) -> None:
+        self.results, self.uploads, self._tus, self.where = results, uploads, tus, where
 
     def tus_storage(self) -> TusStorage:
-        from tuspyserver.storage.local import LocalFileStorage
-
-        return LocalFileStorage(str(self.uploads))
+        return self._tus()
 
     def upload_state(self, uid: str) -> UploadState | None:
         if not is_token(uid):
             return None
+        data = read_all(self.uploads, f"{uid}.info", _INFO_BYTES)
         try:
-            info = json.loads((self.uploads / f"{uid}.info").read_text())
-            on_disk = (self.uploads / uid).stat().st_size
-        except (OSError, ValueError):
+            info = json.loads(data) if data is not None else None
+        except ValueError:
             return None
+        if not isinstance(info, dict):
+            return None
+        offset = int(info.get("offset") or 0)
+        stored = self.uploads.stat(uid)
+        if stored is not None:  # a folder's file grows chunk by chunk: what is really there
+            offset = min(offset, stored.size)
         size = info.get("size")
-        offset = min(int(info.get("offset") or 0), on_disk)
         return UploadState(size=None if size is None else int(size), offset=offset)
 
     def fetch_upload(self, uid: str, work_dir: Path) -> Path:
-        return self.uploads / uid
+        """A local file holding the upload: in place on disk, or downloaded into ``work_dir``."""
+        return self.uploads.get(uid, work_dir / "source")
+
+    def delete_results(self, token: str) -> None:
+        if is_token(token):
+            self.results.delete(token)
 
     def describe(self) -> str:
-        return f"folder {self.results.parent.resolve()}"
+        return self.where
 
     def check(self) -> None:
-        for folder in (self.results, self.uploads):
-            if not os.access(folder, os.W_OK):
-                raise FileError(f"{folder} is not writable")
+        self.results.check()
+        self.uploads.check()
+
+
+def open_files(settings: Settings) -> Files:
+    """The data dir's ``storage/`` and ``uploads/``, or the same under the bucket and prefix
+    of ``QTHUMB_STORAGE_URL``."""
+    if not settings.storage_url:
+        uploads = settings.data_dir / "uploads"
+
+        def local_tus() -> TusStorage:
+            from tuspyserver.storage.local import LocalFileStorage
+
+            return LocalFileStorage(str(uploads))
+
+        return Files(
+            LocalObjects(settings.data_dir / "storage"),
+            LocalObjects(uploads),
+            local_tus,
+            f"folder {settings.data_dir.resolve()}",
+        )
+    # boto3 only where a bucket is used
+    from qthumb.app.storage.s3 import credentials, parse_s3_url
+    from qthumb.app.storage.s3_objects import S3Objects
+
+    location, user, password = parse_s3_url(settings.storage_url, settings)
+    user, password = credentials(location, user, password, settings)
+    prefix = location.key.strip("/")
+    results, in_bucket = (
+        S3Objects(location, user, password, settings, prefix=f"{prefix}/{folder}".lstrip("/"))
+        for folder in ("storage", "uploads")
+    )
+
+    def s3_tus() -> TusStorage:
+        from tuspyserver.storage.s3 import S3Storage as TusS3Storage
+
+        return TusS3Storage(in_bucket.bucket, in_bucket.client, prefix=in_bucket.prefix + "/")
+
+    return Files(results, in_bucket, s3_tus, f"bucket {location.describe(prefix)}")

@@ -1,6 +1,7 @@
 """S3 primitives shared by every part that talks to an S3-compatible store: ``s3://`` URLs
-and boto3 clients. The one module that builds boto3 clients; destinations and sources
-(``workers.tasks.s3``) and qthumb's own temporary storage (``app.storage.files``) use it.
+and boto3 clients. The one module that builds boto3 clients (one per endpoint, credentials and
+process); ``app.storage.s3_objects`` (qthumb's own store in a bucket, and S3 destinations) and
+S3 sources (``workers.tasks.sources``) use it.
 
 ``s3://host[:port]/bucket/key`` is path-style: the host is the endpoint (§4). HTTPS unless the
 ``host:port`` is listed in ``QTHUMB_S3_INSECURE_ENDPOINTS``. botocore's standard retry mode
@@ -9,7 +10,9 @@ retries timeouts, throttling and 5xx with backoff, ``s3_max_attempts`` times at 
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -105,7 +108,37 @@ def check_endpoint(location: S3Location, settings: Settings) -> None:
     policy.resolve(location.host, location.port or (443 if location.secure else 80))
 
 
+def credentials(
+    location: S3Location, key: str | None, secret: str | None, settings: Settings
+) -> tuple[str | None, str | None]:
+    """The URL's own ``key:secret`` when it has one, else ``QTHUMB_S3_CREDENTIALS``' for its
+    endpoint (none: boto3's own chain, environment and instance roles)."""
+    if key is not None:
+        return key, secret
+    known = settings.s3_credentials.get(location.netloc) or {}
+    return known.get("key"), known.get("secret")
+
+
+_CLIENTS: dict[tuple[object, ...], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
 def s3_client(location: S3Location, key: str | None, secret: str | None, settings: Settings) -> Any:
+    """One client per endpoint, credentials and process: built on first use (so after any
+    fork: a forked child builds its own), then shared by every thread (boto3 clients are
+    thread-safe) and every task of the process."""
+    knobs = (settings.s3_max_attempts, settings.s3_connect_timeout, settings.s3_read_timeout)
+    cache_key = (os.getpid(), location.endpoint, location.region, key, secret, knobs)
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(cache_key)
+        if client is None:
+            client = _CLIENTS[cache_key] = _new_client(location, key, secret, settings)
+        return client
+
+
+def _new_client(
+    location: S3Location, key: str | None, secret: str | None, settings: Settings
+) -> Any:
     # boto3 takes a quarter of a second to import: only where a bucket is used (the offline
     # commands on local files start without it)
     import boto3

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from huey import RedisHuey, SqliteHuey
 
 from qthumb.app.settings import Settings
-from qthumb.app.storage.files import Files, LocalFiles
+from qthumb.app.storage.files import Files, open_files
 from qthumb.app.tasks.db import Database, PostgresDatabase, SqliteDatabase
 from qthumb.app.tasks.outbox import CallbackOutbox
 from qthumb.app.tasks.queue import HueyQueue
@@ -80,11 +80,7 @@ def build_queue(settings: Settings) -> HueyQueue:
 
 
 def build_files(settings: Settings) -> Files:
-    if not settings.storage_url:
-        return LocalFiles(settings)
-    from qthumb.app.storage.files_s3 import S3Files  # boto3 only where a bucket is used
-
-    return S3Files(settings)
+    return open_files(settings)
 
 
 def build(settings: Settings) -> Backends:

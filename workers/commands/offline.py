@@ -37,7 +37,7 @@ from qthumb.app.qencode.query import (
 )
 from qthumb.app.qencode.wire import output_arrays, status_object
 from qthumb.app.settings import Settings, settings_or_exit
-from qthumb.app.storage.files import LocalFiles
+from qthumb.app.storage.files import Files, open_files
 from qthumb.app.storage.media_files import VIDEO_SUFFIXES
 from qthumb.app.tasks.model import TaskRecord, TaskStatus
 from qthumb.app.tasks.results import Results
@@ -49,7 +49,7 @@ from qthumb.workers.outputs.producers import PRODUCERS
 from qthumb.workers.tasks.failures import FormatFailure, NothingMade, TaskFailure
 from qthumb.workers.tasks.pipeline import Hooks, StorageFor, run_query
 from qthumb.workers.tasks.s3 import destination_storage
-from qthumb.workers.tasks.storage import FolderStorage, Storage
+from qthumb.workers.tasks.storage import Storage, folder_storage
 
 
 class UsageError(Exception):
@@ -125,7 +125,7 @@ class Batch:
     """What every source of one command shares."""
 
     settings: Settings
-    files: LocalFiles
+    files: Files
     display: PlainProgress
     cancel: threading.Event
     sources: dict[int, tuple[float, int]] = field(default_factory=dict)  # duration, bytes
@@ -172,7 +172,7 @@ def run_one(batch: Batch, key: int, source: str, spec: FormatSpec, target: Path)
     batch.display.started(key, source)
     outcome = Outcome(source=source, output=target)
     # the kind's layout: one file takes the target's name, several go into it as a folder
-    storage = FolderStorage(target) if spec.folder else FolderStorage(target.parent, single=target)
+    storage = folder_storage(target) if spec.folder else folder_storage(target, single=target)
     query = Query(source=located(source), formats=(spec,))
     results, outcome.error = batch.run(key, query, lambda spec, destination: storage)
     outcome.results = results or Results()
@@ -200,6 +200,7 @@ def _settings(jobs: int) -> Settings:
     return settings_or_exit(
         data_dir=Path(tempfile.gettempdir()) / f"qthumb-offline-{os.getpid()}",
         local_source_dirs=["/"],  # local files are the user's own here
+        storage_url="",  # and so is the temporary data dir, whatever the environment says
         decode_threads=max(1, cores // jobs),
     )
 
@@ -211,7 +212,7 @@ def _batch(total: int, jobs: int) -> Iterator[Batch]:
     try:
         settings.work_dir.mkdir(parents=True, exist_ok=True)
         with progress_for(total) as display:
-            yield Batch(settings, LocalFiles(settings), display, threading.Event())
+            yield Batch(settings, open_files(settings), display, threading.Event())
     finally:
         shutil.rmtree(settings.data_dir, ignore_errors=True)
 
@@ -282,7 +283,7 @@ def run_command(args: argparse.Namespace) -> int:
 
         def storage_for(spec: FormatSpec, destination: Destination | None) -> Storage:
             if destination is None:
-                return FolderStorage(out / str(spec.index))
+                return folder_storage(out / str(spec.index))
             return destination_storage(spec, destination, batch.settings)
 
         batch.display.started(0, query.source)

@@ -1,21 +1,22 @@
-"""Where results go, behind one small interface: ``Storage.put(file, name) -> StoredObject``.
+"""Where one format's files go in one destination: ``Storage``, a place (``Objects``:
+a folder or a bucket, ``app.storage.objects``) and the format's layout in it.
 
-``TemporaryStorage`` hands files to qthumb's own store (``app.storage.files``: the data dir or a
-bucket), served by any API at ``/storage/<task_token>/<index>/<name>`` (§11.4), a location each API
-makes absolute with its own public URL and removed
-after ``storage_ttl``; ``workers.tasks.s3.S3Storage`` puts them in a user's bucket.
+The layouts: qthumb's own temporary storage (``temporary_storage``: ``<token>/<index>/<name>``
+in ``app.storage.files``' results, reported as ``/storage/…``, a location each API makes
+absolute with its own public URL, §11.4); a user's bucket (``workers.tasks.s3``); a folder on
+this machine (the offline commands). A kind that makes several files (``FormatSpec.folder``)
+puts them under a prefix; one that makes one file may be given its exact key instead.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from qthumb.app.settings import Settings
-from qthumb.app.storage.files import FileError, Files, result_location
+from qthumb.app.storage.files import Files, result_location
+from qthumb.app.storage.objects import FileError, LocalObjects, Objects
 from qthumb.workers.tasks.failures import FormatFailure
 
 
@@ -25,38 +26,46 @@ class StoredObject:
     storage: dict[str, Any] | None
 
 
-class Storage(Protocol):
-    def put(self, local: Path, name: str, content_type: str) -> StoredObject: ...
+@dataclass(frozen=True)
+class Storage:
+    objects: Objects
+    prefix: str = ""  # files go under this key prefix, by their own names
+    single: str | None = None  # or: the one file takes exactly this key
+    # The location a result reports, by key (default: where the object is)
+    located: Callable[[str], str] | None = None
+    report_storage: bool = True  # the storage object in images[]/videos[] (§11.6)
+    label: str = ""  # how a failure names the place ("destination ")
 
-
-class TemporaryStorage:
-    def __init__(self, settings: Settings, files: Files, token: str, index: int) -> None:
-        self.settings, self.files, self.token, self.index = settings, files, token, index
+    def key(self, name: str) -> str:
+        if self.single:
+            return self.single
+        return f"{self.prefix.strip('/')}/{name}" if self.prefix.strip("/") else name
 
     def put(self, local: Path, name: str, content_type: str) -> StoredObject:
+        key = self.key(name)
         try:
-            self.files.put_result(self.token, self.index, local, name, content_type)
+            self.objects.put(key, local, content_type)
         except FileError as exc:
-            raise FormatFailure(str(exc)) from None
-        return StoredObject(location=result_location(self.token, self.index, name), storage=None)
+            raise FormatFailure(f"{self.label}{exc}") from None
+        return StoredObject(
+            location=(self.located or self.objects.location)(key),
+            storage=self.objects.storage_info(key) if self.report_storage else None,
+        )
 
 
-class FolderStorage:
-    """Files into a folder on this machine (the offline commands): each appears under its
-    final name only when whole (written beside it, then renamed). ``single``: the one file a
-    ``thumbnail`` makes takes exactly that path instead."""
+def temporary_storage(files: Files, token: str, index: int) -> Storage:
+    """Results of a format with no destination, removed after ``storage_ttl``."""
+    return Storage(
+        files.results,
+        prefix=f"{token}/{index}",
+        located=lambda key: result_location(token, index, key.rsplit("/", 1)[-1]),
+        report_storage=False,
+    )
 
-    def __init__(self, folder: Path, single: Path | None = None) -> None:
-        self.folder, self.single = folder, single
 
-    def put(self, local: Path, name: str, content_type: str) -> StoredObject:
-        final = self.single or self.folder / name
-        final.parent.mkdir(parents=True, exist_ok=True)
-        partial = final.with_name(f".{final.name}.partial")
-        try:
-            shutil.copyfile(local, partial)  # same folder as the final name: the rename is atomic
-            os.replace(partial, final)
-        except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise FormatFailure(f"{final}: {exc.strerror or exc}") from None
-        return StoredObject(location=final.resolve().as_uri(), storage=None)
+def folder_storage(folder: Path, single: Path | None = None) -> Storage:
+    """Files into a folder on this machine (the offline commands), each under its final name
+    only when whole. ``single``: the one file a ``thumbnail`` makes takes exactly that path."""
+    if single is not None:
+        return Storage(LocalObjects(single.parent, create=False), single=single.name)
+    return Storage(LocalObjects(folder, create=False))

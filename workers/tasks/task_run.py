@@ -36,7 +36,7 @@ from qthumb.workers.media.probe import MediaInfo
 from qthumb.workers.tasks.failures import NothingMade, TaskFailure
 from qthumb.workers.tasks.pipeline import Hooks, run_query, secrets_of
 from qthumb.workers.tasks.s3 import destination_storage
-from qthumb.workers.tasks.storage import Storage, TemporaryStorage
+from qthumb.workers.tasks.storage import Storage, temporary_storage
 
 log = logging.getLogger("qthumb.worker")
 
@@ -144,7 +144,7 @@ class TaskRun:
 
     def _storage(self, spec: FormatSpec, destination: Destination | None) -> Storage:
         if destination is None:
-            return TemporaryStorage(self.settings, self.files, self.token, spec.index)
+            return temporary_storage(self.files, self.token, spec.index)
         return destination_storage(spec, destination, self.settings)
 
 

@@ -1,0 +1,131 @@
+"""``Objects`` in an S3-compatible bucket, under a key prefix: qthumb's own store on several
+machines (``QTHUMB_STORAGE_URL=s3://…``) and every S3 destination a query names.
+
+Uploads go through boto3's transfer manager (multipart above ``s3_multipart_threshold``; one PUT
+or one completed multipart creates the object whole). A store's refusal is a ``FileError`` with
+the store's own error code (a wrong secret, an unknown key, a missing bucket, a refused ACL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from qthumb.app.settings import Settings
+from qthumb.app.storage.objects import CHUNK, FileError, ObjectStat
+from qthumb.app.storage.s3 import S3Location, error_code, s3_client, s3_errors
+
+
+class S3Objects:
+    """``extra``: what every object put here is stored with (``ACL``, ``StorageClass``,
+    ``CacheControl``: a destination's ``permissions``, ``storage_class``, ``cache_control``)."""
+
+    def __init__(
+        self,
+        location: S3Location,
+        key: str | None,
+        secret: str | None,
+        settings: Settings,
+        prefix: str = "",
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        from boto3.s3.transfer import TransferConfig
+
+        self.bucket_location = location
+        self.prefix = prefix.strip("/")
+        self.extra = extra or {}
+        self.client = s3_client(location, key, secret, settings)
+        self.transfer = TransferConfig(
+            multipart_threshold=settings.s3_multipart_threshold,
+            multipart_chunksize=settings.s3_multipart_threshold,
+            use_threads=True,
+            max_concurrency=4,
+        )
+
+    @property
+    def bucket(self) -> str:
+        return self.bucket_location.bucket
+
+    def full_key(self, key: str) -> str:
+        return "/".join(p for p in (self.prefix, key.strip("/")) if p)
+
+    def _failed(self, key: str, exc: Exception) -> FileError:
+        # boto3 wraps the store's ClientError while transferring: report the store's own code
+        inner = exc.__cause__ or exc.__context__
+        cause = inner if isinstance(inner, s3_errors()[0]) else exc
+        return FileError(f"{self.bucket_location.describe(key)}: {error_code(cause)}")
+
+    def put(self, key: str, local: Path, content_type: str) -> None:
+        full = self.full_key(key)
+        try:
+            self.client.upload_file(
+                str(local),
+                self.bucket,
+                full,
+                ExtraArgs={"ContentType": content_type, **self.extra},
+                Config=self.transfer,
+            )
+        except s3_errors() as exc:
+            raise self._failed(full, exc) from None
+
+    def get(self, key: str, target: Path) -> Path:
+        full = self.full_key(key)
+        try:
+            self.client.download_file(self.bucket, full, str(target), Config=self.transfer)
+        except s3_errors() as exc:
+            raise self._failed(full, exc) from None
+        return target
+
+    def open(self, key: str, start: int, end: int) -> Iterator[bytes]:
+        try:
+            reply = self.client.get_object(
+                Bucket=self.bucket, Key=self.full_key(key), Range=f"bytes={start}-{end}"
+            )
+        except s3_errors() as exc:
+            raise self._failed(self.full_key(key), exc) from None
+        body = reply["Body"]
+        try:
+            yield from body.iter_chunks(CHUNK)
+        finally:
+            body.close()
+
+    def stat(self, key: str) -> ObjectStat | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.full_key(key))
+        except s3_errors():
+            return None
+        return ObjectStat(size=int(head["ContentLength"]))
+
+    def delete(self, prefix: str) -> None:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.full_key(prefix) + "/"
+        )
+        for page in pages:
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True}
+                )
+
+    def location(self, key: str) -> str:
+        return self.bucket_location.url(self.full_key(key))
+
+    def storage_info(self, key: str) -> dict[str, Any] | None:
+        where, full = self.bucket_location, self.full_key(key)
+        return {
+            "type": "amazon_s3" if where.is_aws else "custom_s3",
+            "host": where.host,
+            "bucket": where.bucket,
+            "key": full,
+            # the endpoint's own scheme and port (defaults spelled out), the file's format
+            "scheme": "https" if where.secure else "http",
+            "port": where.port or (443 if where.secure else 80),
+            "format": full.rsplit(".", 1)[-1].lower() if "." in full.rsplit("/", 1)[-1] else None,
+        }
+
+    def describe(self) -> str:
+        return f"bucket {self.bucket_location.describe(self.prefix)}"
+
+    def check(self) -> None:
+        self.client.head_bucket(Bucket=self.bucket)
