@@ -135,3 +135,25 @@ def test_contradicting_names_and_formats_are_refused(fmt: dict, message: str):
     with pytest.raises(BadQuery) as caught:
         parse_query({"source": "/x", "format": [fmt]})
     assert caught.value.message == message
+
+
+def test_the_stored_form_reads_back_every_kind_equal():
+    """``Query.to_json`` is what the worker runs: every kind, every field, through JSON."""
+    from qthumb.app.qencode.formats import KINDS
+    from qthumb.app.qencode.query import Query
+
+    query = parse_query({"source": "https://a.example/x.mp4", "callback_url":
+        "https://c.example/cb", "format": [
+        {"output": "thumbnail", "time": 30, "width": 100, "image_format": "webp", "smart": 1,
+         "destination": {"url": "s3://h/b/k.webp", "key": "a", "secret": "b",
+                         "permissions": "public-read"}},
+        {"output": "thumbnails", "interval": 2, "sprite": 1, "resize_mode": "crop", "width": 50,
+         "height": 50, "dpr": 2, "storyboard": 1, "start_time": 1, "duration": 9},
+        {"output": "mp4", "stream": [{"size": "320x240", "framerate": "25", "keyframe": "2s"}]},
+        {"output": "gif", "image_format": "webp", "quality": 60},
+        *({"output": name} for name in KINDS if name not in
+          ("thumbnail", "thumbnails", "mp4", "gif"))]})  # fmt: skip
+    stored = json.loads(json.dumps(query.to_json()))
+    again = Query.from_json(stored)
+    assert again == query
+    assert [type(spec) for spec in again.formats] == [type(spec) for spec in query.formats]

@@ -39,17 +39,18 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
 def running_task(store: SqlTaskStore) -> tuple[str, int]:
     token = store.create_task("key", 0.0)
     assert store.start(token, "{}", None, 1.0)
-    attempt = store.claim(token, "host:1", 2.0)
-    assert attempt == 1
-    return token, attempt
+    claimed = store.claim(token, "host:1", 2.0)
+    assert claimed is not None and claimed.attempts == 1
+    return token, claimed.attempts
 
 
 def test_changes_are_fenced_by_the_attempt(database: Database):
     store = SqlTaskStore(database)
     token, attempt = running_task(store)
     assert store.requeue(token, attempt, 3.0)  # recovery took it back
-    second = store.claim(token, "host:2", 4.0)
-    assert second == 2
+    claimed = store.claim(token, "host:2", 4.0)
+    assert claimed is not None and claimed.attempts == 2
+    second = claimed.attempts
     # the first worker, presumed dead, wakes up: nothing it writes lands
     assert not store.advance(token, attempt, TaskStatus.ENCODING, 50.0)
     assert not store.heartbeat(token, attempt, 5.0)
@@ -191,3 +192,26 @@ def test_rows_with_absolute_urls_read_back_the_same_and_locations_follow_the_api
         assert urls == [old["url"], f"{base}/storage/{token}/1/thumbnail.png"]
         assert status_object(task, base)["status_url"] == f"{base}/v1/status"
     assert [i["url"] for i in status_object(task, None)["images"]][1].startswith("/storage/")
+
+
+def test_claim_returns_the_row_with_the_query_the_api_parsed(database: Database):
+    """The worker runs the typed query stored when the task started (one parse, in the
+    API); a task started before plans were stored is parsed from its query as it was."""
+    from qthumb.app.qencode.query import parse_query
+    from qthumb.workers.tasks.task_run import task_query
+
+    store = SqlTaskStore(database)
+    raw = {"source": "/x.mp4", "format": [{"output": "thumbnails", "interval": "2", "sprite": 1,
+                                          "width": 64}]}  # fmt: skip
+    parsed = parse_query(raw)
+    new, old = store.create_task("key", 0.0), store.create_task("key", 0.0)
+    assert store.start(new, json.dumps(raw), "p", 1.0, json.dumps(parsed.to_json()))
+    assert store.start(old, json.dumps(raw), None, 1.0)  # as before schema version 4
+    claimed = store.claim(new, "host:1", 2.0)
+    assert claimed is not None and claimed.status is TaskStatus.DOWNLOADING
+    assert (claimed.attempts, claimed.worker_id, claimed.payload) == (1, "host:1", "p")
+    assert task_query(claimed) == parsed
+    assert claimed.plan is not None and "interval" in claimed.plan
+    before = store.claim(old, "host:1", 2.0)
+    assert before is not None and before.plan is None and task_query(before) == parsed
+    assert store.claim(new, "host:2", 3.0) is None  # running: not claimable again

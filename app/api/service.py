@@ -118,7 +118,8 @@ class QencodeService:
                 f"this API key has {active} tasks queued or running; the limit is "
                 f"{self.settings.max_active_tasks_per_key}: retry when some have finished"
             )
-        if not self.store.start(task_token, json.dumps(inner), payload, self.clock()):
+        plan = json.dumps(parsed.to_json())
+        if not self.store.start(task_token, json.dumps(inner), payload, self.clock(), plan):
             raise QencodeError("task already started")
         self.queue.enqueue(task_token)
         log.info("task %s queued", task_token)

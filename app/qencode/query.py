@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields, is_dataclass
+from enum import Enum
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 from urllib.parse import unquote, urlsplit
 
 from qthumb.app.api.errors import BadQuery, FieldRequired
@@ -68,6 +70,48 @@ class Query:
             except ValueError:
                 continue
         return [s for s in found if s]
+
+    def to_json(self) -> dict[str, Any]:
+        """The canonical stored form: the typed values, every default spelled out, read back
+        by ``from_json`` without parsing the user's query again."""
+        return {"version": PLAN_VERSION, **_encode(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Query:
+        if data.get("version") != PLAN_VERSION:
+            raise ValueError(f"not a stored query of version {PLAN_VERSION}")
+        formats = tuple(_decode(KINDS[f["output"]], f) for f in data["formats"])
+        return cls(data["source"], formats, data["callback_url"])
+
+
+PLAN_VERSION = 1
+
+
+def _encode(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _encode(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple | list):
+        return [_encode(v) for v in value]
+    return value.value if isinstance(value, Enum) else value
+
+
+def _decode(cls: type[Any], data: dict[str, Any]) -> Any:
+    hints = get_type_hints(cls)
+    return cls(**{f.name: _decode_value(hints[f.name], data[f.name]) for f in fields(cls)})
+
+
+def _decode_value(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    if get_origin(hint) in (UnionType, Union):  # X | None: the one that is not None
+        hint = next(arg for arg in get_args(hint) if arg is not type(None))
+    if get_origin(hint) is tuple:
+        return tuple(_decode_value(get_args(hint)[0], v) for v in value)
+    if isinstance(hint, type) and is_dataclass(hint):
+        return _decode(hint, value)
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return hint(value)
+    return value
 
 
 def decode_query(raw: str) -> dict[str, Any]:

@@ -67,7 +67,7 @@ class TaskRecord:
     created_at: float
     percent: float = 0.0
     error_description: str | None = None
-    query: str | None = None
+    query: str | None = None  # the user's query, as sent (the console shows it back)
     payload: str | None = None
     attempts: int = 0
     worker_id: str | None = None
@@ -77,6 +77,7 @@ class TaskRecord:
     duration: float | None = None
     source_size: float | None = None
     results: Results = field(default_factory=Results)
+    plan: str | None = None  # the query as parsed when it started (Query.to_json), as JSON
 
     def query_object(self) -> dict[str, Any]:
         """The stored query (already checked by start_encode2), or ``{}`` before it starts."""

@@ -106,7 +106,11 @@ ALTER TABLE callbacks ADD COLUMN outcome TEXT;
 CREATE INDEX IF NOT EXISTS tasks_key_created ON tasks(api_key, created_at)
 """
 
+# 4: the query as the API parsed it (``Query.to_json``), which the worker runs without parsing
+# the user's text again; NULL for tasks started before version 4 (the worker parses those).
+_BOTH_4 = "ALTER TABLE tasks ADD COLUMN plan TEXT"
+
 MIGRATIONS: dict[Dialect, list[tuple[int, str]]] = {
-    "sqlite": [(1, _SQLITE_1), (2, _BOTH_2), (3, _BOTH_3)],
-    "postgresql": [(1, _POSTGRES_1), (2, _BOTH_2), (3, _BOTH_3)],
+    "sqlite": [(1, _SQLITE_1), (2, _BOTH_2), (3, _BOTH_3), (4, _BOTH_4)],
+    "postgresql": [(1, _POSTGRES_1), (2, _BOTH_2), (3, _BOTH_3), (4, _BOTH_4)],
 }

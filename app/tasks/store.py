@@ -50,8 +50,16 @@ class TaskStore(Protocol):
     def recent(
         self, api_key: str, status: TaskStatus | None, limit: int, offset: int
     ) -> tuple[list[TaskRecord], int]: ...
-    def start(self, token: str, query: str, payload: str | None, now: float) -> bool: ...
-    def claim(self, token: str, worker_id: str, now: float) -> int | None: ...
+    def start(
+        self, token: str, query: str, payload: str | None, now: float, plan: str | None = None
+    ) -> bool:
+        """``query``: the user's own (shown back, as sent); ``plan``: the parsed query's
+        stored form (``Query.to_json``), which the worker runs."""
+
+    def claim(self, token: str, worker_id: str, now: float) -> TaskRecord | None:
+        """The task, claimed for a new attempt (its ``attempts`` is that attempt's number);
+        ``None`` when it is not queued (done, running elsewhere or unknown)."""
+
     def advance(self, token: str, attempt: int, status: TaskStatus, percent: float) -> bool: ...
     def set_source_info(self, token: str, attempt: int, duration: float, size: float) -> bool: ...
     def heartbeat(self, token: str, attempt: int, now: float) -> bool: ...
@@ -135,20 +143,22 @@ class SqlTaskStore:
         total = self.db.execute(f"SELECT count(*) AS n FROM tasks WHERE {where}", args).first()
         return [_record(row) for row in rows], int(total["n"]) if total else 0
 
-    def start(self, token: str, query: str, payload: str | None, now: float) -> bool:
+    def start(
+        self, token: str, query: str, payload: str | None, now: float, plan: str | None = None
+    ) -> bool:
         return self._update(
-            "UPDATE tasks SET status = ?, query = ?, payload = ?, queued_at = ? "
+            "UPDATE tasks SET status = ?, query = ?, payload = ?, queued_at = ?, plan = ? "
             "WHERE token = ? AND status = ?",
-            (TaskStatus.QUEUED.value, query, payload, now, token, TaskStatus.CREATED.value),
+            (TaskStatus.QUEUED.value, query, payload, now, plan, token, TaskStatus.CREATED.value),
         )
 
-    def claim(self, token: str, worker_id: str, now: float) -> int | None:
+    def claim(self, token: str, worker_id: str, now: float) -> TaskRecord | None:
         row = self.db.execute(
             "UPDATE tasks SET status = ?, attempts = attempts + 1, worker_id = ?, "
-            "heartbeat_at = ?, percent = 0 WHERE token = ? AND status = ? RETURNING attempts",
+            "heartbeat_at = ?, percent = 0 WHERE token = ? AND status = ? RETURNING *",
             (TaskStatus.DOWNLOADING.value, worker_id, now, token, TaskStatus.QUEUED.value),
         ).first()
-        return None if row is None else int(row["attempts"])
+        return None if row is None else _record(row)
 
     def advance(self, token: str, attempt: int, status: TaskStatus, percent: float) -> bool:
         sources = [s.value for s in sources_of(status)]
@@ -272,6 +282,7 @@ def _record(row: Mapping[str, Any]) -> TaskRecord:
         percent=row["percent"],
         error_description=row["error_description"],
         query=row["query"],
+        plan=row.get("plan"),
         payload=row["payload"],
         attempts=row["attempts"],
         worker_id=row["worker_id"],

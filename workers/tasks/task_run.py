@@ -22,12 +22,12 @@ from qthumb.app.api.errors import QencodeError
 from qthumb.app.process.metrics import instruments
 from qthumb.app.process.orphans import pid_alive
 from qthumb.app.qencode.formats import FormatSpec
-from qthumb.app.qencode.query import Destination, parse_query
+from qthumb.app.qencode.query import Destination, Query, parse_query
 from qthumb.app.redact import redact
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import Files
 from qthumb.app.tasks.callbacks import task_ended
-from qthumb.app.tasks.model import TaskStatus
+from qthumb.app.tasks.model import TaskRecord, TaskStatus
 from qthumb.app.tasks.outbox import CallbackOutbox
 from qthumb.app.tasks.queue import TaskQueue
 from qthumb.app.tasks.results import Results
@@ -82,10 +82,10 @@ class TaskRun:
     store fenced by the attempt, so losing the claim stops the run at the next report."""
 
     def __init__(
-        self, settings: Settings, store: TaskStore, files: Files, token: str, attempt: int
+        self, settings: Settings, store: TaskStore, files: Files, task: TaskRecord
     ) -> None:
-        self.settings, self.store, self.token, self.attempt = settings, store, token, attempt
-        self.files = files
+        self.settings, self.store, self.files, self.task = settings, store, files, task
+        self.token, self.attempt = task.token, task.attempts
         self.results = Results()
         self.beat: Heartbeat | None = None
         # Masked in every description this attempt records (app.redact); the query's own
@@ -106,13 +106,7 @@ class TaskRun:
             raise LostClaim()
 
     def run(self, work: Path) -> None:
-        task = self.store.get(self.token)
-        if task is None or task.query is None:
-            raise TaskFailure("task has no query")
-        try:
-            query = parse_query(json.loads(task.query))
-        except QencodeError as exc:
-            raise TaskFailure(f"query: {exc.message}") from None
+        query = task_query(self.task)
         self.secrets = secrets_of(query, self.settings)
         hooks = Hooks(
             progress=self.advance,
@@ -158,12 +152,13 @@ def run_task(
     worker_id: str,
 ) -> None:
     """Run one task if it can still be claimed. Never raises for a task's own failure."""
-    attempt = store.claim(token, worker_id, time.time())
-    if attempt is None:
+    task = store.claim(token, worker_id, time.time())
+    if task is None:
         log.info("task %s not claimable (done, running elsewhere or unknown): skipped", token)
         return
+    attempt = task.attempts
     log.info("task %s downloading (attempt %d, %s)", token, attempt, worker_id)
-    run = TaskRun(settings, store, files, token, attempt)
+    run = TaskRun(settings, store, files, task)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     work = work_folder(settings, token, attempt)
     for stale in settings.work_dir.glob(f"{token}-*"):  # left by a killed earlier attempt
@@ -198,6 +193,19 @@ def run_task(
         shutil.rmtree(work, ignore_errors=True)
         metrics.workers_busy.dec()
         metrics.task_seconds.labels(outcome).observe(time.monotonic() - started)
+
+
+def task_query(task: TaskRecord) -> Query:
+    """The typed query the API parsed when the task started; tasks started before it was
+    stored (schema version 4) have their query parsed here, as it was then."""
+    try:
+        if task.plan:
+            return Query.from_json(json.loads(task.plan))
+        if task.query is None:
+            raise TaskFailure("task has no query")
+        return parse_query(json.loads(task.query))
+    except QencodeError as exc:
+        raise TaskFailure(f"query: {exc.message}") from None
 
 
 def _end(
