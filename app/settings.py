@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,7 +14,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from qthumb.app.api.keys import API_KEY_RE
-from qthumb.app.egress import MAX_REDIRECTS
+from qthumb.app.egress import MAX_REDIRECTS, EgressPolicy
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -253,6 +254,12 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @cached_property
+    def egress(self) -> EgressPolicy:
+        """Where sources, callbacks and S3 endpoints may connect: built once, with the
+        settings (once a process), not again for every request."""
+        return EgressPolicy.from_cidrs(self.allowed_networks)
 
     @property
     def base_url(self) -> str:

@@ -100,11 +100,10 @@ def parse_s3_url(url: str, settings: Settings) -> tuple[S3Location, str | None, 
     return location, user, password
 
 
-def check_endpoint(location: S3Location, settings: Settings) -> None:
+def check_endpoint(location: S3Location, policy: EgressPolicy) -> None:
     """Refuse endpoints that resolve to non-public addresses (unless allowed). botocore
     resolves the name again when it connects: a DNS answer that changes in between is not
     caught here, unlike sources and callbacks, which connect to the checked address."""
-    policy = EgressPolicy.from_cidrs(settings.allowed_networks)
     policy.resolve(location.host, location.port or (443 if location.secure else 80))
 
 

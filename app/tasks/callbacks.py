@@ -128,8 +128,7 @@ def deliver_one(
         return
     form = callback_form(task, item.event, settings.base_url, item.status)
     try:
-        problem = post_once(url, form, EgressPolicy.from_cidrs(settings.allowed_networks),
-                            settings.callback_timeout)  # fmt: skip
+        problem = post_once(url, form, settings.egress, settings.callback_timeout)
     except BlockedAddress as exc:
         problem, attempts_left = f"refused: {exc}", 0
     else:

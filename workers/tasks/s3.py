@@ -27,7 +27,7 @@ def download_s3(source: str, target: Path, settings: Settings) -> int:
     except ValueError as exc:
         raise SourceError(f"source: {exc}") from None
     try:
-        check_endpoint(location, settings)
+        check_endpoint(location, settings.egress)
     except BlockedAddress as exc:
         raise SourceError(f"source {location.describe()}: {exc}") from None
     bucket = S3Objects(location, *credentials(location, user, password, settings), settings)
@@ -61,7 +61,7 @@ def destination_storage(spec: FormatSpec, destination: Destination, settings: Se
         shown = destination.url.encode("unicode_escape").decode("ascii")
         raise FormatFailure(f"destination {shown}: {exc}") from None
     try:
-        check_endpoint(location, settings)
+        check_endpoint(location, settings.egress)
     except BlockedAddress as exc:
         raise FormatFailure(f"destination {destination.url}: {exc}") from None
     extra = {

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from qthumb.app.egress import BlockedAddress, EgressPolicy, guarded_stream
+from qthumb.app.egress import BlockedAddress, guarded_stream
 from qthumb.app.qencode.query import upload_id, url_scheme
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import FileError, Files
@@ -107,7 +107,7 @@ def _download(
         pool=settings.source_connect_timeout,
     )
     cap = settings.max_source_bytes
-    policy = EgressPolicy.from_cidrs(settings.allowed_networks)
+    policy = settings.egress
     deadline = settings.download_deadline
     late = (f"source {url}: not downloaded within {deadline:g} s "
             "(QTHUMB_DOWNLOAD_DEADLINE)")  # fmt: skip
