@@ -8,9 +8,9 @@ import re
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -96,7 +96,8 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path: Path, clips
         with socket.create_connection(("127.0.0.1", server.port or 0), timeout=5) as stuck:
             stuck.sendall(b"POST /v1/access_token HTTP/1.1\r\nHost: x\r\n"
                           b"Content-Length: 100\r\n\r\napi_key=")  # fmt: skip
-            time.sleep(0.3)
+            # the server has read it once a later request on another connection is answered
+            assert httpx.get(f"{server.base_url}/healthz", timeout=10).status_code == 200
             os.killpg(proc.pid, signal.SIGINT)
             wait_for(lambda: "Waiting for connections to close" in server.logs(), 10,
                      server.logs)  # fmt: skip

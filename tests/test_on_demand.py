@@ -12,8 +12,8 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client
 from pathlib import Path
@@ -22,12 +22,20 @@ import httpx
 import pytest
 from PIL import Image
 
-from qthumb.app.api.on_demand import FrameRequest, FrameRequestError, FrameServer, OnDemand
+from qthumb.app.api.on_demand import (
+    Failed,
+    FrameRequest,
+    FrameRequestError,
+    FrameServer,
+    OnDemand,
+    SourceAsk,
+)
 from qthumb.app.qencode.query import ImageFormat, ResizeMode
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import open_files
+from qthumb.workers.on_demand.frame_server import LocalFrames
 from qthumb.workers.on_demand.frames import SourceCache
-from tests.conftest import API_KEY, FPS, QthumbProcess
+from tests.conftest import API_KEY, FPS, QthumbProcess, wait_for
 from tests.qclient import QClient
 from tests.test_thumbnail import frame_index
 
@@ -176,8 +184,14 @@ def test_a_crashed_frame_server_is_started_again(qthumb: QthumbProcess, task: st
     assert get(qthumb, "/readyz").status_code == 200
 
 
+@dataclass
+class Stalling:
+    url: str
+    held: list[socket.socket]  # the connections it accepted
+
+
 @pytest.fixture()
-def stalling_source() -> Iterator[str]:
+def stalling_source() -> Iterator[Stalling]:
     """An origin that accepts connections and never answers."""
     listener = socket.create_server(("127.0.0.1", 0))
     held: list[socket.socket] = []
@@ -191,7 +205,7 @@ def stalling_source() -> Iterator[str]:
 
     thread = threading.Thread(target=hold, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}/slow.mp4"
+    yield Stalling(f"http://127.0.0.1:{listener.getsockname()[1]}/slow.mp4", held)
     stop.set()
     thread.join()
     for conn in held:
@@ -199,32 +213,29 @@ def stalling_source() -> Iterator[str]:
     listener.close()
 
 
-def test_a_request_in_flight_when_its_server_dies_gets_a_422(tmp_path: Path,
-                                                             stalling_source: str):  # fmt: skip
+def test_a_request_in_flight_when_its_server_dies_gets_a_422(
+    tmp_path: Path, stalling_source: Stalling
+):
     settings = Settings(data_dir=tmp_path, allowed_networks=["127.0.0.0/8"],
                         source_read_timeout=60)  # fmt: skip
-    on_demand = OnDemand(settings)
+    server = FrameServer(settings)
+    on_demand = OnDemand(settings, server)
     request = FrameRequest(1.0, None, None, None, ResizeMode.SCALE, ImageFormat.JPG)
     outcome: list[BaseException | object] = []
 
     def ask() -> None:
         try:
-            outcome.append(on_demand.render("t" * 32, stalling_source, request, lambda _: None))
+            outcome.append(on_demand.render("t" * 32, stalling_source.url, request, lambda _: None))
         except FrameRequestError as exc:
             outcome.append(exc)
 
     try:
         asking = threading.Thread(target=ask)
         asking.start()
-        process = None
-        for _ in range(200):  # started by the request
-            process = on_demand.server._process
-            if process is not None:
-                break
-            time.sleep(0.05)
-        assert process is not None
-        time.sleep(0.5)  # the request is in the server, waiting on the origin
-        process.kill()
+        pid = wait_for(lambda: server.pid, 30, lambda: "the request started no frame server")
+        # the request is in the server, waiting on the origin
+        wait_for(lambda: stalling_source.held, 30, lambda: "the source was never asked for")
+        os.kill(pid, signal.SIGKILL)
         asking.join(timeout=30)
         (error,) = outcome
         assert isinstance(error, FrameRequestError) and error.http_status == 422
@@ -240,7 +251,7 @@ def test_the_frame_server_ends_with_its_api_process(tmp_path: Path):
         "from qthumb.app.api.on_demand import FrameServer\n"
         "from qthumb.app.settings import Settings\n"
         f"server = FrameServer(Settings(data_dir={str(tmp_path)!r}))\n"
-        "print(server._ensure()[2].pid, flush=True)\n"
+        "print(server.start(), flush=True)\n"
         "time.sleep(60)\n"
     )
     api = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
@@ -253,19 +264,30 @@ def test_the_frame_server_ends_with_its_api_process(tmp_path: Path):
         api.wait()
         assert api.stdout is not None
         api.stdout.close()
-    for _ in range(100):
-        if not Path(f"/proc/{child}").exists():
-            break
-        time.sleep(0.05)
-    assert not Path(f"/proc/{child}").exists()
+    wait_for(lambda: not Path(f"/proc/{child}").exists(), 5, lambda: "the frame server lives")
 
 
 def test_only_the_api_gets_into_its_frame_server(tmp_path: Path):
     server = FrameServer(Settings(data_dir=tmp_path))
     try:
-        address, _, _ = server._ensure()
+        server.start()
         with pytest.raises(AuthenticationError):
-            Client(address, family="AF_UNIX", authkey=b"not the key")
-        assert server.call(("source", "t" * 32, "/nonexistent.mp4", {}))[0] == "error"
+            Client(server.address, family="AF_UNIX", authkey=b"not the key")
+        assert isinstance(server.answer(SourceAsk("t" * 32, "/nonexistent.mp4", {})), Failed)
     finally:
         server.close()
+
+
+def test_the_same_answers_in_process(tmp_path: Path, clips: Path):
+    """``LocalFrames`` is the frame server's code behind the same protocol, in this process:
+    the exact frame, the cache in front of it, and a refusal as a typed ``Failed``."""
+    settings = Settings(data_dir=tmp_path, local_source_dirs=[str(clips)])
+    on_demand = OnDemand(settings, LocalFrames(settings))
+    request = FrameRequest(2.0, None, None, None, ResizeMode.SCALE, ImageFormat.PNG)
+    frame = on_demand.render("t" * 32, str(clips / "index.mp4"), request, lambda _: None)
+    with Image.open(io.BytesIO(frame.data)) as picture:
+        assert abs(frame_index(picture) - 2 * FPS) < 0.5
+    assert on_demand.cached("t" * 32, request) == frame
+    with pytest.raises(FrameRequestError) as refused:
+        on_demand.source_path("t" * 32, "/nonexistent.mp4", lambda _: None)
+    assert refused.value.http_status >= 400

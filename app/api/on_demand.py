@@ -25,7 +25,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from multiprocessing.connection import Client
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from qthumb.app.api.errors import QencodeError
 from qthumb.app.process.orphans import qthumb_module
@@ -130,28 +130,87 @@ def upload_owners(source: str, upload_owner: Any) -> dict[str, str | None]:
     return {} if uid is None else {uid: upload_owner(uid)}
 
 
+# What the API asks the frame server, and what it answers: typed values, pickled over a
+# connection only the API can open.
+
+
+@dataclass(frozen=True)
+class RenderAsk:
+    """The frame ``request`` asks for, of the task's ``source``."""
+
+    token: str
+    source: str
+    request: FrameRequest
+    uploads: dict[str, str | None]  # upload_owners(source)
+
+
+@dataclass(frozen=True)
+class SourceAsk:
+    """The task's source as a file on this machine (fetched into the cache if need be)."""
+
+    token: str
+    source: str
+    uploads: dict[str, str | None]
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    """No answer: the HTTP status to answer with, and why."""
+
+    status: int
+    message: str
+
+
+Ask = RenderAsk | SourceAsk
+Answer = RenderedFrame | SourceFile | Failed
+
+
+class Frames(Protocol):
+    """Whatever answers frame requests: the frame server (``FrameServer``, a child process),
+    or the same code in this process (``workers.on_demand.frame_server.LocalFrames``)."""
+
+    def answer(self, ask: Ask) -> Answer: ...
+
+    def close(self) -> None: ...
+
+
 class FrameServer:
     """The child process that makes frames, started when first needed and again after it
-    died. ``call`` sends one request on a connection of its own and returns the reply:
-    ``("ok", value)`` or ``("error", http status, message)``."""
+    died. ``answer`` sends one request on a connection of its own and returns the reply."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
-        self._address = ""
+        self.address = ""
         self._key = b""
 
-    def call(self, message: tuple[Any, ...]) -> tuple[Any, ...]:
+    @property
+    def pid(self) -> int | None:
+        """The running child's process id; ``None`` before the first request or after it
+        died."""
+        process = self._process
+        return None if process is None or process.poll() is not None else process.pid
+
+    def start(self) -> int:
+        """Start the child unless it runs; its process id."""
+        return self._ensure()[2].pid
+
+    def answer(self, ask: Ask) -> Answer:
         address, key, process = self._ensure()
         try:
             with Client(address, family="AF_UNIX", authkey=key) as conn:
-                conn.send(message)
+                conn.send(ask)
                 if not conn.poll(REQUEST_SECONDS):
                     log.error("the frame server took over %.0f s; stopping it", REQUEST_SECONDS)
                     self._stop(process)
-                    return ("error", 504, f"the frame took over {REQUEST_SECONDS:.0f} s")
-                reply: tuple[Any, ...] = conn.recv()
+                    return Failed(504, f"the frame took over {REQUEST_SECONDS:.0f} s")
+                reply: Answer = conn.recv()
                 return reply
         except (EOFError, OSError) as exc:  # it died under this request (or just before)
             try:  # the socket closes a moment before the process is reaped
@@ -162,17 +221,17 @@ class FrameServer:
                       "request", code, type(exc).__name__)  # fmt: skip
             self._stop(process)
             why = f"signal {-code}" if code is not None and code < 0 else f"exit {code}"
-            return ("error", 422, f"the frame could not be made: the decoder stopped ({why})")
+            return Failed(422, f"the frame could not be made: the decoder stopped ({why})")
 
     def _ensure(self) -> tuple[str, bytes, subprocess.Popen[bytes]]:
         with self._lock:
             if self._process is None or self._process.poll() is not None:
                 self._start()
             assert self._process is not None
-            return self._address, self._key, self._process
+            return self.address, self._key, self._process
 
     def _start(self) -> None:
-        self._address = f"\0qthumb-frames-{os.getpid()}-{secrets.token_hex(8)}"
+        self.address = f"\0qthumb-frames-{os.getpid()}-{secrets.token_hex(8)}"
         self._key = secrets.token_bytes(32)
         process = subprocess.Popen(
             qthumb_module("workers.on_demand.frame_server"),
@@ -181,7 +240,7 @@ class FrameServer:
         )
         assert process.stdin is not None and process.stdout is not None
         # The settings (S3 secrets among them) and the key go through the pipe, never argv.
-        payload = pickle.dumps((self._address, self._key, self.settings))
+        payload = pickle.dumps((self.address, self._key, self.settings))
         process.stdin.write(len(payload).to_bytes(8, "big") + payload)
         process.stdin.flush()  # kept open: its end is the child's signal to stop
         ready, _, _ = select.select([process.stdout], [], [], STARTUP_SECONDS)
@@ -211,9 +270,9 @@ class OnDemand:
     """What the routes use: frames from memory when made before, else from the frame server;
     and a task's source as a local file (the console's player streams it)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, frames: Frames | None = None) -> None:
         self.results = ResultCache(settings.on_demand_result_cache_bytes)
-        self.server = FrameServer(settings)
+        self.frames: Frames = frames or FrameServer(settings)
 
     def cached(self, token: str, request: FrameRequest) -> RenderedFrame | None:
         return self.results.get(request.key(token))
@@ -222,20 +281,25 @@ class OnDemand:
         self, token: str, source: str, request: FrameRequest, upload_owner: Any
     ) -> RenderedFrame:
         """Raises ``FrameRequestError`` with the status to answer when no frame comes."""
-        uploads = upload_owners(source, upload_owner)
-        frame: RenderedFrame = self._ask(("render", token, source, request, uploads))
-        self.results.put(request.key(token), frame)
-        return frame
+        reply = self.frames.answer(
+            RenderAsk(token, source, request, upload_owners(source, upload_owner))
+        )
+        if not isinstance(reply, RenderedFrame):
+            raise _refused(reply)
+        self.results.put(request.key(token), reply)
+        return reply
 
     def source_path(self, token: str, source: str, upload_owner: Any) -> Path:
-        return Path(self._ask(("source", token, source, upload_owners(source, upload_owner))))
-
-    def _ask(self, message: tuple[Any, ...]) -> Any:
-        """The frame server's answer, or its error as ``FrameRequestError``."""
-        reply = self.server.call(message)
-        if reply[0] != "ok":
-            raise FrameRequestError(reply[2], status=reply[1])
-        return reply[1]
+        reply = self.frames.answer(SourceAsk(token, source, upload_owners(source, upload_owner)))
+        if not isinstance(reply, SourceFile):
+            raise _refused(reply)
+        return Path(reply.path)
 
     def close(self) -> None:
-        self.server.close()
+        self.frames.close()
+
+
+def _refused(reply: Answer) -> FrameRequestError:
+    if isinstance(reply, Failed):
+        return FrameRequestError(reply.message, status=reply.status)
+    return FrameRequestError(f"the frame server answered {type(reply).__name__}", status=500)

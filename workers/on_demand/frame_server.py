@@ -3,9 +3,10 @@
 
 Reads its address, key and settings from stdin (a length and a pickle), listens on that
 abstract Unix socket, says ``ready`` on stdout, and answers each connection in a thread of its
-own: ``("render", token, source, FrameRequest, uploads)`` → ``("ok", RenderedFrame)``,
-``("source", token, source, uploads)`` → ``("ok", path)``, or ``("error", http status,
-message)``. Only a client holding the key gets in (``multiprocessing.connection``'s HMAC
+own: a ``RenderAsk`` → a ``RenderedFrame``, a ``SourceAsk`` → a ``SourceFile``, or a
+``Failed`` (``app.api.on_demand``'s typed messages). ``LocalFrames`` answers the same in the
+calling process (tests, and callers that need no isolation). Only a client holding the key
+gets in (``multiprocessing.connection``'s HMAC
 challenge), so the pickles come from the API alone. When stdin closes (the API stopped, even
 by SIGKILL) the process ends.
 """
@@ -20,9 +21,16 @@ import sys
 import threading
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection, Listener
-from typing import Any
 
-from qthumb.app.api.on_demand import FrameRequestError
+from qthumb.app.api.on_demand import (
+    Answer,
+    Ask,
+    Failed,
+    FrameRequestError,
+    RenderAsk,
+    SourceAsk,
+    SourceFile,
+)
 from qthumb.app.redact import setup_logging
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.backends import build_files
@@ -32,27 +40,38 @@ from qthumb.workers.tasks.failures import FormatFailure, TaskFailure
 log = logging.getLogger("qthumb.frame_server")
 
 
-def _answer(frames: OnDemandFrames, message: tuple[Any, ...]) -> tuple[Any, ...]:
-    kind, token, source = message[0], message[1], message[2]
-    uploads: dict[str, str | None] = message[-1]
+def answer(frames: OnDemandFrames, ask: object) -> Answer:
     try:
-        if kind == "render":
-            return ("ok", frames.render(token, source, message[3], uploads.get))
-        if kind == "source":
-            return ("ok", str(frames.sources.path(token, source, uploads.get)))
-        return ("error", 400, f"unknown request {kind!r}")
+        if isinstance(ask, RenderAsk):
+            return frames.render(ask.token, ask.source, ask.request, ask.uploads.get)
+        if isinstance(ask, SourceAsk):
+            return SourceFile(str(frames.sources.path(ask.token, ask.source, ask.uploads.get)))
+        return Failed(400, f"unknown request {type(ask).__name__}")
     except FrameRequestError as exc:
-        return ("error", exc.http_status, exc.message)
+        return Failed(exc.http_status, exc.message)
     except (TaskFailure, FormatFailure) as exc:
-        return ("error", 422, exc.description)
+        return Failed(422, exc.description)
     except Exception as exc:  # whatever a source does to a decoder: the request's error, not ours
-        log.exception("on-demand frame for task %s failed", token)
-        return ("error", 422, f"the frame could not be made ({type(exc).__name__})")
+        log.exception("on-demand frame for task %s failed", getattr(ask, "token", "?"))
+        return Failed(422, f"the frame could not be made ({type(exc).__name__})")
+
+
+class LocalFrames:
+    """The frame server's answers, made in this process (``app.api.on_demand.Frames``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.frames = OnDemandFrames(settings, build_files(settings))
+
+    def answer(self, ask: Ask) -> Answer:
+        return answer(self.frames, ask)
+
+    def close(self) -> None:
+        return None
 
 
 def _serve(frames: OnDemandFrames, conn: Connection) -> None:
     with conn, contextlib.suppress(EOFError, OSError):  # the API gave up on this request
-        conn.send(_answer(frames, conn.recv()))
+        conn.send(answer(frames, conn.recv()))
 
 
 def _exit_with_parent() -> None:

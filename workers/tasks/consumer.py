@@ -17,6 +17,7 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -85,10 +86,28 @@ def worker_started(settings: Settings) -> None:
     """In each worker process once it can take tasks: counted in /metrics, and marked in
     ``<data dir>/ready/`` (one file a process on this machine), which ``qthumb_server()`` and
     the pytest plugin wait on before a test may start tasks."""
+    # Born with SIGINT blocked (``_born_deaf``): huey's handler is in place now.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     metrics.instruments().workers.set(1)
     ready = settings.data_dir / "ready"
     ready.mkdir(parents=True, exist_ok=True)
     (ready / f"worker-{os.getpid()}").touch()
+
+
+def _born_deaf(start: Callable[[], None]) -> Callable[[], None]:
+    """``start`` forking a child with SIGINT blocked: a Ctrl-C (sent to the whole group) that
+    lands while the child is still in multiprocessing's start-up, before huey's handler, would
+    print a traceback from there. A worker unblocks it once started (``worker_started``); the
+    scheduler, which huey has ignore it anyway, keeps it blocked."""
+
+    def started() -> None:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    return started
 
 
 def run_consumer(settings: Settings, workers: int) -> None:
@@ -114,6 +133,8 @@ def run_consumer(settings: Settings, workers: int) -> None:
         graceful_signal="TERM",
         shutdown_timeout=settings.shutdown_timeout,
     )
+    for process in [consumer.scheduler, *(p for _, p in consumer.worker_threads)]:
+        process.start = _born_deaf(process.start)
     log.info("worker pool: %d processes; %s", workers, "; ".join(backends.describe()))
     sweeper = SweepThread(settings, backends)
     sweeper.start()
