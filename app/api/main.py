@@ -19,7 +19,7 @@ from qthumb.app.api.errors import QencodeError
 from qthumb.app.api.keys import resolve_api_keys
 from qthumb.app.api.on_demand import OnDemand
 from qthumb.app.api.routes import render
-from qthumb.app.api.service import QencodeService
+from qthumb.app.api.service import METHODS, UPLOAD_PATH, QencodeService
 from qthumb.app.api.uploads import PREFIX as UPLOAD_PREFIX
 from qthumb.app.api.uploads import UploadLocation, upload_router
 from qthumb.app.console import playground as console_playground
@@ -127,15 +127,13 @@ class RequestMetrics:
             instruments().requests.labels(endpoint, str(code)).inc()
 
 
-_ENDPOINTS = frozenset({"access_token", "create_task", "start_encode2", "start_encode", "status"})
-
-
 def endpoint_name(path: str) -> str:
     parts = [p for p in path.split("/") if p]
     if len(parts) >= 2 and parts[0] == "v1":
-        if parts[1] in _ENDPOINTS:
+        if parts[1] in METHODS:
             return parts[1]
-        return "upload_file" if parts[1] == "upload_file" else "v1_other"
+        upload = UPLOAD_PATH.rsplit("/", 1)[-1]
+        return upload if parts[1] == upload else "v1_other"
     if parts and parts[0] in ("storage", "healthz", "readyz", "metrics", "ui"):
         return parts[0]
     return "other"

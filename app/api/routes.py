@@ -19,7 +19,7 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 
 from qthumb.app.api.errors import QencodeError
-from qthumb.app.api.service import QencodeService, split_task_tokens
+from qthumb.app.api.service import METHODS, UPLOAD_PATH, QencodeService, split_task_tokens
 
 router = APIRouter(prefix="/v1")
 
@@ -116,24 +116,19 @@ async def status(request: Request) -> dict[str, Any]:
     return _service(request).status(tokens)
 
 
-QENCODE_METHODS = ("access_token", "create_task", "start_encode2", "start_encode", "status")
-
-
 async def unknown_path_handler(request: Request, exc: Exception) -> Response:
     """Under ``/v1/``, a method qthumb does not serve (or a wrong HTTP verb) is a Qencode error
     at once: HTTP 200 with error 1. SDKs treat any non-2xx as a network failure and retry (the
     Node SDK's ``getTemplates()``: 20 times, 3 s apart). Elsewhere, plain 404/405."""
     assert isinstance(exc, HTTPException)
     path = request.url.path
-    if not path.startswith("/v1/") or path.startswith("/v1/upload_file"):
+    if not path.startswith("/v1/") or path.startswith(UPLOAD_PATH):
         return await http_exception_handler(request, exc)
     name = path[len("/v1/") :].strip("/")[:100]
     if exc.status_code == 405:
         message = f"{request.method} is not accepted by {name}: send a POST form"
     elif exc.status_code == 404:
-        message = (
-            f"unknown method {name!r}: qthumb serves {', '.join(QENCODE_METHODS)} and upload_file"
-        )
+        message = f"unknown method {name!r}: qthumb serves {', '.join(METHODS)} and upload_file"
     else:
         return await http_exception_handler(request, exc)
     return render(QencodeError(message))

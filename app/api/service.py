@@ -38,6 +38,11 @@ log = logging.getLogger("qthumb.api")
 MAX_PAYLOAD = 1000
 
 
+# The methods of Qencode's API qthumb serves, each at /v1/<name>, and where tus uploads go.
+METHODS = ("access_token", "create_task", "start_encode2", "start_encode", "status")
+UPLOAD_PATH = "/v1/upload_file"
+
+
 class QencodeService:
     def __init__(
         self,
@@ -61,7 +66,7 @@ class QencodeService:
 
     @property
     def upload_url(self) -> str:
-        return f"{self.settings.base_url}/v1/upload_file"
+        return f"{self.settings.base_url}{UPLOAD_PATH}"
 
     def access_token(self, api_key: str | None) -> dict[str, Any]:
         if not api_key:

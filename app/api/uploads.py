@@ -20,16 +20,17 @@ from fastapi.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tuspyserver import create_tus_router
 
+from qthumb.app.api.service import UPLOAD_PATH
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import Files
 from qthumb.app.tasks.model import TOKEN_PATTERN, TaskStatus, is_token
 from qthumb.app.tasks.store import TaskStore
 
-PREFIX = "/v1/upload_file"
-_PATH = re.compile(rf"/v1/upload_file/({TOKEN_PATTERN})/?")
+PREFIX = UPLOAD_PATH
+_PATH = re.compile(rf"{PREFIX}/({TOKEN_PATTERN})/?")
 # Every path tuspyserver may see: a task token, then an upload's uuid (the same shape). Anything
 # else is answered 404 before tuspyserver, whose storages raise on an unsafe id.
-_ANY = re.compile(rf"/v1/upload_file/{TOKEN_PATTERN}(/{TOKEN_PATTERN})?/?")
+_ANY = re.compile(rf"{PREFIX}/{TOKEN_PATTERN}(/{TOKEN_PATTERN})?/?")
 
 
 def upload_router(settings: Settings, store: TaskStore, files: Files) -> APIRouter:
