@@ -87,6 +87,13 @@ class Settings(BaseSettings):
     session_token_ttl: float = Field(
         default=24 * 3600, gt=0, description="Seconds a session token from access_token lives."
     )
+    key_attempts_per_minute: int = Field(
+        default=10,
+        ge=0,
+        description="Wrong API keys a client address may send a minute (a burst of as many, "
+        "then one every 60/N s) to access_token and the console's sign-in before it is answered "
+        "429 with Retry-After; 0: no limit.",
+    )
     storage_ttl: float = Field(
         default=24 * 3600, gt=0, description="Seconds temporary-storage results are kept."
     )

@@ -125,6 +125,8 @@ def qthumb_server(
         "QTHUMB_API_KEYS": key,
         "QTHUMB_LOCAL_SOURCE_DIRS": str(media.resolve()),
         "QTHUMB_HOST": "127.0.0.1",
+        # a test suite tries wrong keys on purpose, as often as it likes
+        "QTHUMB_KEY_ATTEMPTS_PER_MINUTE": "0",
         **{f"QTHUMB_{name.upper()}": str(value) for name, value in settings.items()},
     }
     (data / "data").mkdir()

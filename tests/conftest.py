@@ -262,6 +262,7 @@ def make_qthumb(tmp: Path, clips: Path, **extra: str) -> QthumbProcess:
         "QTHUMB_SHUTDOWN_TIMEOUT": "5",
         # the tests' sources, callbacks and S3 servers all listen on loopback
         "QTHUMB_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "QTHUMB_KEY_ATTEMPTS_PER_MINUTE": "0",  # tests send wrong keys on purpose; one test counts
         **extra,
     }
     return QthumbProcess(data, env)

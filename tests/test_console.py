@@ -38,10 +38,17 @@ def console(tmp_path_factory: pytest.TempPathFactory, clips: Path) -> Iterator[Q
         yield server
 
 
+def sign_in(client: httpx.Client, key: str) -> httpx.Response:
+    """The sign-in form's page first (its CSRF token and cookie), then the form."""
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', client.get("/ui/signin").text)
+    assert found
+    return client.post("/ui/signin", data={"api_key": key, "csrf": found.group(1)})
+
+
 @contextmanager
 def signed_in(base: str, key: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=base, timeout=30, headers={"Accept": "text/html"}) as client:
-        answer = client.post("/ui/signin", data={"api_key": key})
+        answer = sign_in(client, key)
         assert answer.status_code == 303 and "qthumb_console" in client.cookies
         yield client
 
@@ -72,10 +79,10 @@ def test_nothing_of_the_console_without_a_session(console: QthumbProcess):
 
 def test_the_session_cookie_and_csrf(console: QthumbProcess):
     with httpx.Client(base_url=console.base_url, timeout=30) as c:
-        answer = c.post("/ui/signin", data={"api_key": API_KEY})
+        answer = sign_in(c, API_KEY)
         cookie = answer.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=strict" in cookie and "max-age=86400" in cookie
-        bad = c.post("/ui/signin", data={"api_key": "wrong-key-0123456789"})
+        bad = sign_in(c, "wrong-key-0123456789")
         assert bad.status_code == 401 and "not found" in bad.text.lower()
     with signed_in(console.base_url, API_KEY) as c:
         forged = c.post("/ui/playground", data={"csrf": "0" * 64, "query": "{}"})

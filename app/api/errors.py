@@ -3,6 +3,7 @@
     QencodeError (code 1, internal / generic request failure)
     ├── BadApiKey            2
     ├── ApiKeyNotFound       3
+    │   └── TooManyKeyAttempts   HTTP 429 with Retry-After: wrong keys, too often
     ├── BadToken             4
     ├── TokenNotFound        5   message is exactly "Token not found" (the Node SDK matches it)
     ├── SystemBusy           8
@@ -32,6 +33,10 @@ class QencodeError(Exception):
         self.http_status = http_status
         super().__init__(self.message)
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the envelope."""
+        return {}
+
 
 class BadApiKey(QencodeError):
     code = 2
@@ -41,6 +46,20 @@ class BadApiKey(QencodeError):
 class ApiKeyNotFound(QencodeError):
     code = 3
     default_message = "api_key not found"
+
+
+class TooManyKeyAttempts(ApiKeyNotFound):
+    """Too many wrong keys from one client address (``app.api.key_guard``)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"too many wrong API keys from this address: retry in {retry_after} s",
+            http_status=429,
+        )
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class BadToken(QencodeError):

@@ -56,6 +56,11 @@ def _service(request: Request) -> QencodeService:
     return service
 
 
+def client_address(request: Request) -> str:
+    """The peer's address, whose wrong keys count together (behind a proxy: the proxy's)."""
+    return request.client.host if request.client else ""
+
+
 def _text(form: FormData, name: str) -> str | None:
     value = form.get(name)
     return value if isinstance(value, str) else None
@@ -64,7 +69,9 @@ def _text(form: FormData, name: str) -> str | None:
 @router.post("/access_token", openapi_extra=form(api_key="API key, 12+ characters"))
 async def access_token(request: Request) -> dict[str, Any]:
     form = await _form(request)
-    return await run_in_threadpool(_service(request).access_token, _text(form, "api_key"))
+    return await run_in_threadpool(
+        _service(request).access_token, _text(form, "api_key"), client_address(request)
+    )
 
 
 @router.post("/create_task", openapi_extra=form(token="session token from access_token"))
@@ -136,7 +143,11 @@ async def unknown_path_handler(request: Request, exc: Exception) -> Response:
 
 def render(exc: QencodeError) -> JSONResponse:
     """The Qencode error envelope of ``exc``: the one place it is written."""
-    return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.http_status)
+    return JSONResponse(
+        {"error": exc.code, "message": exc.message},
+        status_code=exc.http_status,
+        headers=exc.headers(),
+    )
 
 
 async def qencode_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -21,7 +21,9 @@ from qthumb.app.api.errors import (
     QencodeError,
     SystemBusy,
     TokenNotFound,
+    TooManyKeyAttempts,
 )
+from qthumb.app.api.key_guard import KeyGuard
 from qthumb.app.api.keys import API_KEY_RE
 from qthumb.app.qencode.limits import check_query
 from qthumb.app.qencode.query import decode_query, parse_query
@@ -59,6 +61,7 @@ class QencodeService:
         self.api_keys = frozenset(api_keys)
         self.clock = clock
         self.outbox = outbox
+        self.key_guard = KeyGuard(settings.key_attempts_per_minute)
 
     @property
     def status_url(self) -> str:
@@ -68,12 +71,19 @@ class QencodeService:
     def upload_url(self) -> str:
         return f"{self.settings.base_url}{UPLOAD_PATH}"
 
-    def access_token(self, api_key: str | None) -> dict[str, Any]:
+    def access_token(self, api_key: str | None, client: str = "") -> dict[str, Any]:
+        """A session token for ``api_key``; ``client``: the address it came from, whose
+        wrong keys are counted (``app.api.key_guard``)."""
         if not api_key:
             raise FieldRequired("api_key")
+        wait = self.key_guard.wait(client)
+        if wait is not None:
+            raise TooManyKeyAttempts(wait)
         if not API_KEY_RE.match(api_key):
+            self.key_guard.wrong(client)
             raise BadApiKey()
         if api_key not in self.api_keys:
+            self.key_guard.wrong(client)
             raise ApiKeyNotFound()
         expires_at = self.clock() + self.settings.session_token_ttl
         token = self.store.create_session(api_key, expires_at)

@@ -19,16 +19,23 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from qthumb.app.api.errors import QencodeError
+from qthumb.app.api.errors import QencodeError, TooManyKeyAttempts
 from qthumb.app.api.on_demand import FrameRequestError, OnDemand
+from qthumb.app.api.routes import client_address
 from qthumb.app.api.service import QencodeService
 from qthumb.app.console.auth import (
+    SIGNIN_PATH,
     BadCsrf,
     Session,
     check_csrf,
+    check_signin_csrf,
     clear_cookie,
     current_session,
+    new_signin_nonce,
+    server_secret,
     set_cookie,
+    set_signin_cookie,
+    signin_csrf,
 )
 from qthumb.app.console.views import curl_script, task_view
 from qthumb.app.tasks.model import TaskRecord, TaskStatus, is_token
@@ -69,19 +76,34 @@ async def root() -> Response:
     return RedirectResponse("/ui/", status_code=307)
 
 
-@router.get("/ui/signin", include_in_schema=False)
+def signin_page(request: Request, status_code: int = 200, error: str | None = None) -> Response:
+    nonce = new_signin_nonce()
+    token = signin_csrf(server_secret(request.app.state.service.api_keys), nonce)
+    response = page(request, "signin.html", status_code, session=None, error=error, csrf=token)
+    set_signin_cookie(response, request, nonce)
+    return response
+
+
+@router.get(SIGNIN_PATH, include_in_schema=False)
 async def signin_form(request: Request) -> Response:
-    return page(request, "signin.html", session=None, error=None)
+    return signin_page(request)
 
 
-@router.post("/ui/signin", include_in_schema=False)
+@router.post(SIGNIN_PATH, include_in_schema=False)
 async def signin(request: Request) -> Response:
     form = await request.form()
     service: QencodeService = request.app.state.service
+    check_signin_csrf(request, server_secret(service.api_keys), form.get("csrf"))
     try:
-        answer = await run_in_threadpool(service.access_token, str(form.get("api_key") or ""))
+        answer = await run_in_threadpool(
+            service.access_token, str(form.get("api_key") or ""), client_address(request)
+        )
+    except TooManyKeyAttempts as exc:
+        response = signin_page(request, 429, exc.message)
+        response.headers.update(exc.headers())
+        return response
     except QencodeError as exc:
-        return page(request, "signin.html", 401, session=None, error=exc.message)
+        return signin_page(request, 401, exc.message)
     response = RedirectResponse("/ui/", status_code=303)
     set_cookie(
         response, request, answer["token"], int(request.app.state.settings.session_token_ttl)
