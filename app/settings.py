@@ -152,6 +152,18 @@ class Settings(BaseSettings):
         ge=0,
         description="Bytes of encoded on-demand thumbnails kept in memory by each API process.",
     )
+    on_demand_concurrency: int = Field(
+        default_factory=lambda: max(2, os.cpu_count() or 1),
+        ge=1,
+        description="Frames on demand made at once by each API process (default: its cores, "
+        "at least 2), in threads of their own, apart from the Qencode API's.",
+    )
+    on_demand_queue: int = Field(
+        default=32,
+        ge=0,
+        description="Frames on demand that may wait for a place; past it a request is "
+        "answered 503 with Retry-After at once.",
+    )
     max_request_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest API request body (uploads aside)."
     )

@@ -22,10 +22,15 @@ import select
 import subprocess
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing.connection import Client
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+import anyio
+import anyio.to_thread
 
 from qthumb.app.api.errors import QencodeError
 from qthumb.app.process.orphans import qthumb_module
@@ -33,6 +38,7 @@ from qthumb.app.qencode.query import MAX_SIDE, ImageFormat, ResizeMode, upload_i
 from qthumb.app.settings import Settings
 
 log = logging.getLogger("qthumb.on_demand")
+T = TypeVar("T")
 
 # An on-demand image is for a page or a player: 4096x4096 at most (a 64-Mpx one, which a task
 # may make, would cost ~200 MB of memory a request, asked for by anyone holding the token).
@@ -46,6 +52,18 @@ class FrameRequestError(QencodeError):
 
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message, http_status=status)
+
+
+class OnDemandBusy(FrameRequestError):
+    """Every on-demand slot and queue place is taken: 503 with ``Retry-After``, at once."""
+
+    def __init__(self, waiting: int) -> None:
+        super().__init__(
+            f"{waiting} frames on demand are being made or waiting: retry shortly", status=503
+        )
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
 
 
 @dataclass(frozen=True)
@@ -189,6 +207,7 @@ class FrameServer:
         self._process: subprocess.Popen[bytes] | None = None
         self.address = ""
         self._key = b""
+        self.stopping = False  # set when the API stops: no child is started again
 
     @property
     def pid(self) -> int | None:
@@ -226,6 +245,8 @@ class FrameServer:
     def _ensure(self) -> tuple[str, bytes, subprocess.Popen[bytes]]:
         with self._lock:
             if self._process is None or self._process.poll() is not None:
+                if self.stopping:
+                    raise FrameRequestError("the server is stopping", status=503)
                 self._start()
             assert self._process is not None
             return self.address, self._key, self._process
@@ -268,11 +289,39 @@ class FrameServer:
 
 class OnDemand:
     """What the routes use: frames from memory when made before, else from the frame server;
-    and a task's source as a local file (the console's player streams it)."""
+    and a task's source as a local file (the console's player streams it).
+
+    Requests that reach the frame server run in threads of their own (``QTHUMB_ON_DEMAND_
+    CONCURRENCY`` at once, never the threads the Qencode API's endpoints use), with at most
+    ``QTHUMB_ON_DEMAND_QUEUE`` more waiting; past that a request is answered 503 with
+    ``Retry-After`` at once, so frames asked of a slow source can only slow each other."""
 
     def __init__(self, settings: Settings, frames: Frames | None = None) -> None:
         self.results = ResultCache(settings.on_demand_result_cache_bytes)
         self.frames: Frames = frames or FrameServer(settings)
+        self.limiter = anyio.CapacityLimiter(settings.on_demand_concurrency)
+        self.places = settings.on_demand_concurrency + settings.on_demand_queue
+        self.taken = 0  # running and waiting; changed on the event loop only
+        self.stopping = False
+
+    def stop_taking(self) -> None:
+        """The API is stopping: new requests get 503, and a frame server that dies is not
+        started again (those running finish, within the shutdown timeout)."""
+        self.stopping = True
+        if isinstance(self.frames, FrameServer):
+            self.frames.stopping = True
+
+    async def run(self, call: Callable[..., T], *args: Any) -> T:
+        """``call(*args)`` in one of the on-demand threads, or ``OnDemandBusy``."""
+        if self.stopping:
+            raise FrameRequestError("the server is stopping", status=503)
+        if self.taken >= self.places:
+            raise OnDemandBusy(self.taken)
+        self.taken += 1
+        try:
+            return await anyio.to_thread.run_sync(partial(call, *args), limiter=self.limiter)
+        finally:
+            self.taken -= 1
 
     def cached(self, token: str, request: FrameRequest) -> RenderedFrame | None:
         return self.results.get(request.key(token))

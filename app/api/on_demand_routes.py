@@ -70,9 +70,7 @@ async def thumbnail(ext: str, request: Request) -> Response:
             raise TokenNotFound(http_status=404)
         if task.status is TaskStatus.CREATED or not task.query:
             raise FrameRequestError("the task has not been started: it has no source yet", 409)
-        frame = await run_in_threadpool(
-            service.render, token, task.source, wanted, store.upload_owner
-        )
+        frame = await service.run(service.render, token, task.source, wanted, store.upload_owner)
     headers = {"ETag": frame.etag, "Cache-Control": CACHE_CONTROL,
                "X-Frame-Time": f"{frame.time:.6f}"}  # fmt: skip
     if request.headers.get("if-none-match") == frame.etag:

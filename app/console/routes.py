@@ -240,9 +240,7 @@ async def task_source(request: Request, token: str) -> Response:
     store = request.app.state.store
     on_demand: OnDemand = request.app.state.on_demand
     try:
-        path = await run_in_threadpool(
-            on_demand.source_path, token, task.source, store.upload_owner
-        )
+        path = await on_demand.run(on_demand.source_path, token, task.source, store.upload_owner)
     except FrameRequestError as exc:  # the source is gone or refused: no player, not a 500
         return Response(f"the source cannot be played: {exc.message}", status_code=404)
     return FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})

@@ -127,14 +127,21 @@ def _serve_api(
     if port_file is not None:
         port_file.write_text(f"{settings.port}\n")
     # log_config=None: uvicorn's lines go through our handler, secrets masked (app.redact).
+    # A request still running QTHUMB_SHUTDOWN_TIMEOUT after the stop is cut off.
+    app = create_app(settings, backends)
     config = uvicorn.Config(
-        create_app(settings, backends), log_level="info", log_config=None, access_log=False
+        app,
+        log_level="info",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout)),
     )
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             if signals is not None:
                 signals.stop_workers()
+            app.state.on_demand.stop_taking()  # no frame server is started again from now
             super().handle_exit(sig, frame)
 
     server = Server(config)
