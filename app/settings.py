@@ -176,6 +176,13 @@ class Settings(BaseSettings):
     heartbeat_interval: float = Field(
         default=5.0, gt=0, description="Seconds between a running task's liveness beats."
     )
+    task_deadline: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Seconds one attempt at a task may run, download to last upload; past it "
+        "the worker process running it is killed by the pool that started it and the task "
+        "fails, naming this setting.",
+    )
     heartbeat_timeout: float = Field(
         default=60.0, gt=0, description="Seconds without a beat after which a task is re-queued."
     )

@@ -72,6 +72,7 @@ class TaskRecord:
     attempts: int = 0
     worker_id: str | None = None
     heartbeat_at: float | None = None
+    claimed_at: float | None = None  # when the running attempt began
     queued_at: float | None = None
     finished_at: float | None = None
     duration: float | None = None

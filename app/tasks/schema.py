@@ -110,7 +110,11 @@ CREATE INDEX IF NOT EXISTS tasks_key_created ON tasks(api_key, created_at)
 # the user's text again; NULL for tasks started before version 4 (the worker parses those).
 _BOTH_4 = "ALTER TABLE tasks ADD COLUMN plan TEXT"
 
+# 5: when the running attempt was claimed, for QTHUMB_TASK_DEADLINE (NULL for earlier claims).
+_SQLITE_5 = "ALTER TABLE tasks ADD COLUMN claimed_at REAL"
+_POSTGRES_5 = "ALTER TABLE tasks ADD COLUMN claimed_at DOUBLE PRECISION"
+
 MIGRATIONS: dict[Dialect, list[tuple[int, str]]] = {
-    "sqlite": [(1, _SQLITE_1), (2, _BOTH_2), (3, _BOTH_3), (4, _BOTH_4)],
-    "postgresql": [(1, _POSTGRES_1), (2, _BOTH_2), (3, _BOTH_3), (4, _BOTH_4)],
+    "sqlite": [(1, _SQLITE_1), (2, _BOTH_2), (3, _BOTH_3), (4, _BOTH_4), (5, _SQLITE_5)],
+    "postgresql": [(1, _POSTGRES_1), (2, _BOTH_2), (3, _BOTH_3), (4, _BOTH_4), (5, _POSTGRES_5)],
 }

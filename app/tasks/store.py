@@ -74,6 +74,9 @@ class TaskStore(Protocol):
     ) -> bool: ...
     def requeue(self, token: str, attempt: int, now: float) -> bool: ...
     def stale_running(self, beat_before: float) -> list[TaskRecord]: ...
+    def claimed_before(self, when: float) -> list[TaskRecord]:
+        """Running attempts claimed before ``when`` (``QTHUMB_TASK_DEADLINE``)."""
+
     def queued_before(self, when: float) -> list[str]: ...
     def expired_results(self, finished_before: float) -> list[str]: ...
     def mark_purged(self, token: str) -> None: ...
@@ -155,8 +158,9 @@ class SqlTaskStore:
     def claim(self, token: str, worker_id: str, now: float) -> TaskRecord | None:
         row = self.db.execute(
             "UPDATE tasks SET status = ?, attempts = attempts + 1, worker_id = ?, "
-            "heartbeat_at = ?, percent = 0 WHERE token = ? AND status = ? RETURNING *",
-            (TaskStatus.DOWNLOADING.value, worker_id, now, token, TaskStatus.QUEUED.value),
+            "heartbeat_at = ?, claimed_at = ?, percent = 0 WHERE token = ? AND status = ? "
+            "RETURNING *",
+            (TaskStatus.DOWNLOADING.value, worker_id, now, now, token, TaskStatus.QUEUED.value),
         ).first()
         return None if row is None else _record(row)
 
@@ -228,6 +232,13 @@ class SqlTaskStore:
         )
         return [_record(row) for row in rows]
 
+    def claimed_before(self, when: float) -> list[TaskRecord]:
+        running = [s.value for s in TaskStatus if s.running]
+        rows = self._rows(
+            "SELECT * FROM tasks WHERE status IN (?, ?, ?) AND claimed_at < ?", (*running, when)
+        )
+        return [_record(row) for row in rows]
+
     def queued_before(self, when: float) -> list[str]:
         rows = self._rows(
             "SELECT token FROM tasks WHERE status = ? AND queued_at < ?",
@@ -287,6 +298,7 @@ def _record(row: Mapping[str, Any]) -> TaskRecord:
         attempts=row["attempts"],
         worker_id=row["worker_id"],
         heartbeat_at=row["heartbeat_at"],
+        claimed_at=row.get("claimed_at"),
         queued_at=row["queued_at"],
         finished_at=row["finished_at"],
         duration=row["duration"],

@@ -28,6 +28,7 @@ from qthumb.app.redact import setup_logging
 from qthumb.app.settings import Settings, settings_or_exit
 from qthumb.app.tasks.backends import Backends, build
 from qthumb.app.tasks.recovery import sweep_safely
+from qthumb.workers.tasks.deadlines import stop_overdue
 from qthumb.workers.tasks.task_run import clear_stale_work, run_task, worker_id
 
 log = logging.getLogger("qthumb.worker")
@@ -63,10 +64,13 @@ def serve_metrics(settings: Settings) -> None:
 
 class SweepThread:
     """The recovery sweep from the worker side too: tasks are recovered even when no API
-    process is running (``app.tasks.recovery``; concurrent sweeps are safe)."""
+    process is running (``app.tasks.recovery``; concurrent sweeps are safe). And the pool's
+    watch over its workers' deadlines (``workers.tasks.deadlines``)."""
 
-    def __init__(self, settings: Settings, backends: Backends) -> None:
-        self.settings, self.backends = settings, backends
+    def __init__(
+        self, settings: Settings, backends: Backends, children: Callable[[], set[int]]
+    ) -> None:
+        self.settings, self.backends, self.children = settings, backends, children
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sweep", daemon=True)
 
@@ -77,6 +81,10 @@ class SweepThread:
         b = self.backends
         while not self._stop.wait(self.settings.sweep_interval):
             sweep_safely(self.settings, b.store, b.queue, b.outbox, b.files, time.time())
+            try:
+                stop_overdue(self.settings, b.store, b.outbox, self.children, time.time())
+            except Exception:  # a store that is down now: the next round tries again
+                log.exception("deadline watch failed; trying again")
 
     def stop(self) -> None:
         self._stop.set()
@@ -119,8 +127,6 @@ def run_consumer(settings: Settings, workers: int) -> None:
     queue.bind(lambda token: run_task(settings, store, queue, outbox, files, token, worker_id()))
     children_die_with_this_process()
     queue.huey.on_startup()(lambda: worker_started(settings))
-    if settings.metrics_port:
-        serve_metrics(settings)
     consumer = queue.huey.create_consumer(
         workers=workers,
         worker_type="process",
@@ -136,8 +142,22 @@ def run_consumer(settings: Settings, workers: int) -> None:
     for process in [consumer.scheduler, *(p for _, p in consumer.worker_threads)]:
         process.start = _born_deaf(process.start)
     log.info("worker pool: %d processes; %s", workers, "; ".join(backends.describe()))
-    sweeper = SweepThread(settings, backends)
-    sweeper.start()
+
+    def children() -> set[int]:
+        return {p.pid for _, p in consumer.worker_threads if p.pid is not None}
+
+    sweeper = SweepThread(settings, backends, children)
+    fork_workers = consumer.start
+
+    def start() -> None:
+        # The pool's own threads only once its workers are forked: a child inherits no lock
+        # held by a thread it does not have.
+        fork_workers()
+        if settings.metrics_port:
+            serve_metrics(settings)
+        sweeper.start()
+
+    consumer.start = start
     try:
         consumer.run()
     finally:

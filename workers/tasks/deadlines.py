@@ -1,0 +1,60 @@
+"""``QTHUMB_TASK_DEADLINE``: an attempt that runs longer is stopped by the pool that started
+its worker process, not by the worker itself (which may be stuck in a decoder, a read or a
+child and never look up). Every ``sweep_interval`` the pool's own thread looks for running
+attempts of this machine claimed before the deadline, kills the worker process running each
+(SIGKILL: its children follow it, PDEATHSIG), and fails the task with an error naming the
+setting; huey starts a new worker in its place.
+
+Not retried: an attempt that overran its deadline would overrun it again (the same source and
+query), and the deadline is the user's bound on how long a task may take.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable
+
+from qthumb.app.settings import Settings
+from qthumb.app.tasks.callbacks import task_ended
+from qthumb.app.tasks.model import TaskStatus
+from qthumb.app.tasks.outbox import CallbackOutbox
+from qthumb.app.tasks.results import Results
+from qthumb.app.tasks.store import TaskStore
+
+log = logging.getLogger("qthumb.worker")
+
+
+def stop_overdue(
+    settings: Settings,
+    store: TaskStore,
+    outbox: CallbackOutbox,
+    children: Callable[[], set[int]],
+    now: float,
+) -> int:
+    """Stop this pool's attempts past the deadline; how many were stopped. ``children``: the
+    process ids of this pool's workers (only those are killed)."""
+    host, stopped = socket.gethostname(), 0
+    for task in store.claimed_before(now - settings.task_deadline):
+        owner_host, _, owner_pid = (task.worker_id or "").rpartition(":")
+        if owner_host != host or not owner_pid.isdigit() or int(owner_pid) not in children():
+            continue  # another pool's, on this machine or another: its own watch stops it
+        again = store.get(task.token)  # still that attempt, still running: then kill
+        if again is None or again.attempts != task.attempts or not again.status.running:
+            continue
+        with contextlib.suppress(ProcessLookupError):  # died by itself: ends here all the same
+            os.kill(int(owner_pid), signal.SIGKILL)
+        claimed = task.claimed_at or now
+        reason = (
+            f"the task ran {now - claimed:.0f} s (attempt {task.attempts}, "
+            f"{task.status.value}), past QTHUMB_TASK_DEADLINE ({settings.task_deadline:g} s); "
+            "its worker was stopped"
+        )
+        if store.finish(task.token, task.attempts, TaskStatus.ERROR, Results(), reason, now):
+            task_ended(store, outbox, task.token, now)
+            stopped += 1
+            log.warning("task %s error: %s", task.token, reason)
+    return stopped
