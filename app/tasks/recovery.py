@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import Files
 from qthumb.app.tasks.callbacks import task_ended
-from qthumb.app.tasks.model import TaskStatus
+from qthumb.app.tasks.model import TaskRecord, TaskStatus
 from qthumb.app.tasks.outbox import CallbackOutbox
 from qthumb.app.tasks.queue import TaskQueue
 from qthumb.app.tasks.results import Results
@@ -35,6 +35,19 @@ class SweepReport:
     failed: int = 0
     reenqueued: int = 0
     purged: int = 0
+
+
+def fail_attempt(
+    store: TaskStore, outbox: CallbackOutbox, task: TaskRecord, reason: str, now: float
+) -> bool:
+    """End ``task``'s running attempt in ``error`` for ``reason``, on behalf of a worker that
+    cannot (dead, or stopped): callbacks queued, one log line. False when the attempt had
+    already ended or been taken over."""
+    if not store.finish(task.token, task.attempts, TaskStatus.ERROR, Results(), reason, now):
+        return False
+    task_ended(store, outbox, task.token, now)
+    log.warning("task %s error: %s", task.token, reason)
+    return True
 
 
 def sweep(
@@ -53,10 +66,8 @@ def sweep(
                 f"({task.attempts} attempts, the limit is {settings.max_attempts}); "
                 "the source may crash the decoder or exhaust memory"
             )
-            if store.finish(task.token, task.attempts, TaskStatus.ERROR, Results(), reason, now):
-                task_ended(store, outbox, task.token, now)
+            if fail_attempt(store, outbox, task, reason, now):
                 report.failed += 1
-                log.warning("task %s error: %s", task.token, reason)
         elif store.requeue(task.token, task.attempts, now):
             queue.enqueue(task.token)
             report.requeued += 1

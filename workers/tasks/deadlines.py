@@ -12,21 +12,15 @@ query), and the deadline is the user's bound on how long a task may take.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import signal
 import socket
 from collections.abc import Callable
 
 from qthumb.app.settings import Settings
-from qthumb.app.tasks.callbacks import task_ended
-from qthumb.app.tasks.model import TaskStatus
 from qthumb.app.tasks.outbox import CallbackOutbox
-from qthumb.app.tasks.results import Results
+from qthumb.app.tasks.recovery import fail_attempt
 from qthumb.app.tasks.store import TaskStore
-
-log = logging.getLogger("qthumb.worker")
-
 
 def stop_overdue(
     settings: Settings,
@@ -53,8 +47,5 @@ def stop_overdue(
             f"{task.status.value}), past QTHUMB_TASK_DEADLINE ({settings.task_deadline:g} s); "
             "its worker was stopped"
         )
-        if store.finish(task.token, task.attempts, TaskStatus.ERROR, Results(), reason, now):
-            task_ended(store, outbox, task.token, now)
-            stopped += 1
-            log.warning("task %s error: %s", task.token, reason)
+        stopped += fail_attempt(store, outbox, task, reason, now)
     return stopped
