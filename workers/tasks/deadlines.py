@@ -22,6 +22,7 @@ from qthumb.app.tasks.outbox import CallbackOutbox
 from qthumb.app.tasks.recovery import fail_attempt
 from qthumb.app.tasks.store import TaskStore
 
+
 def stop_overdue(
     settings: Settings,
     store: TaskStore,
