@@ -54,6 +54,13 @@ class FrameRequestError(QencodeError):
         super().__init__(message, http_status=status)
 
 
+class ServerStopping(FrameRequestError):
+    """The API is stopping: it takes no new frame (503)."""
+
+    def __init__(self) -> None:
+        super().__init__("the server is stopping", status=503)
+
+
 class OnDemandBusy(FrameRequestError):
     """Every on-demand slot and queue place is taken: 503 with ``Retry-After``, at once."""
 
@@ -194,6 +201,9 @@ class Frames(Protocol):
 
     def answer(self, ask: Ask) -> Answer: ...
 
+    def stop_taking(self) -> None:
+        """The API is stopping: what stops is not started again."""
+
     def close(self) -> None: ...
 
 
@@ -246,7 +256,7 @@ class FrameServer:
         with self._lock:
             if self._process is None or self._process.poll() is not None:
                 if self.stopping:
-                    raise FrameRequestError("the server is stopping", status=503)
+                    raise ServerStopping()
                 self._start()
             assert self._process is not None
             return self.address, self._key, self._process
@@ -280,6 +290,9 @@ class FrameServer:
             if pipe is not None:
                 pipe.close()
 
+    def stop_taking(self) -> None:
+        self.stopping = True
+
     def close(self) -> None:
         with self._lock:
             if self._process is not None:
@@ -308,13 +321,12 @@ class OnDemand:
         """The API is stopping: new requests get 503, and a frame server that dies is not
         started again (those running finish, within the shutdown timeout)."""
         self.stopping = True
-        if isinstance(self.frames, FrameServer):
-            self.frames.stopping = True
+        self.frames.stop_taking()
 
     async def run(self, call: Callable[..., T], *args: Any) -> T:
         """``call(*args)`` in one of the on-demand threads, or ``OnDemandBusy``."""
         if self.stopping:
-            raise FrameRequestError("the server is stopping", status=503)
+            raise ServerStopping()
         if self.taken >= self.places:
             raise OnDemandBusy(self.taken)
         self.taken += 1

@@ -140,8 +140,9 @@ class Batch:
         def probed(info: MediaInfo, size: int) -> None:
             self.sources[key] = (info.duration, size)
             producer = None if spec is None else PRODUCERS.get(type(spec))
-            if spec is not None and producer is not None and producer.count(spec, info) > 1:
-                self.display.sized(key, producer.count(spec, info))
+            frames = 0 if spec is None or producer is None else producer.count(spec, info)
+            if frames > 1:  # a bar in frames: a series (one frame is a bar in percent)
+                self.display.sized(key, frames)
 
         return Hooks(progress=progress, probed=probed)
 

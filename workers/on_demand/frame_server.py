@@ -65,6 +65,9 @@ class LocalFrames:
     def answer(self, ask: Ask) -> Answer:
         return answer(self.frames, ask)
 
+    def stop_taking(self) -> None:
+        return None  # nothing of its own to start again
+
     def close(self) -> None:
         return None
 
