@@ -105,6 +105,6 @@ def test_serve_restarts_a_worker_pool_that_died(tmp_path: Path, clips: Path):
                 timeout=60,
             )
         assert status["status"] == "completed"
-        assert "worker pool exited with code -9; starting it again" in server.logs()
+        assert "ended (signal SIGKILL); starting it again in 1 s" in server.logs()
     finally:
         server.stop()

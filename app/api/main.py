@@ -17,7 +17,7 @@ from qthumb.app import __version__
 from qthumb.app.api import on_demand_routes, ops_routes, routes, storage_routes
 from qthumb.app.api.errors import QencodeError
 from qthumb.app.api.keys import resolve_api_keys
-from qthumb.app.api.on_demand import OnDemand
+from qthumb.app.api.on_demand import FrameServer, OnDemand
 from qthumb.app.api.routes import render
 from qthumb.app.api.service import METHODS, UPLOAD_PATH, QencodeService
 from qthumb.app.api.uploads import PREFIX as UPLOAD_PREFIX
@@ -26,6 +26,7 @@ from qthumb.app.console import playground as console_playground
 from qthumb.app.console import routes as console_routes
 from qthumb.app.console.auth import BadCsrf, SignInRequired
 from qthumb.app.process.metrics import instruments
+from qthumb.app.process.supervisor import Supervisor
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.backends import Backends, build
 from qthumb.app.tasks.callbacks import deliver_due
@@ -147,7 +148,11 @@ async def _sweep_forever(settings: Settings, backends: Backends) -> None:
         await asyncio.sleep(settings.sweep_interval)
 
 
-def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, backends: Backends | None = None, supervisor: Supervisor | None = None
+) -> FastAPI:
+    """The API. ``supervisor``: the process's, which then owns the frame server (by default
+    the app has one of its own, stopped with it)."""
     backends = backends or build(settings)
     store, outbox, queue = backends.store, backends.outbox, backends.queue
     keys, dev_key = resolve_api_keys(settings)
@@ -175,7 +180,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
     app.state.files = backends.files
     app.state.backends = backends
     app.state.outbox = outbox
-    app.state.on_demand = OnDemand(settings)
+    app.state.on_demand = OnDemand(settings, FrameServer(settings, supervisor))
 
     app.state.service = QencodeService(settings, store, queue, keys, outbox)
     app.add_exception_handler(QencodeError, routes.qencode_error_handler)

@@ -18,7 +18,6 @@ import logging
 import os
 import pickle
 import secrets
-import select
 import subprocess
 import threading
 from collections import OrderedDict
@@ -34,6 +33,7 @@ import anyio.to_thread
 
 from qthumb.app.api.errors import QencodeError
 from qthumb.app.process.orphans import qthumb_module
+from qthumb.app.process.supervisor import ChildSpec, ChildUnavailable, Supervisor
 from qthumb.app.qencode.query import MAX_SIDE, ImageFormat, ResizeMode, upload_id
 from qthumb.app.settings import Settings
 
@@ -208,23 +208,41 @@ class Frames(Protocol):
 
 
 class FrameServer:
-    """The child process that makes frames, started when first needed and again after it
-    died. ``answer`` sends one request on a connection of its own and returns the reply."""
+    """The child process that makes frames, owned by the process's supervisor
+    (``app.process.supervisor``): started when first needed and again after it died.
+    ``answer`` sends one request on a connection of its own and returns the reply."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, supervisor: Supervisor | None = None) -> None:
         self.settings = settings
+        self._own_supervisor = supervisor is None
+        self.supervisor = supervisor or Supervisor("frame-server-supervisor")
         self._lock = threading.Lock()
-        self._process: subprocess.Popen[bytes] | None = None
         self.address = ""
         self._key = b""
-        self.stopping = False  # set when the API stops: no child is started again
+        self.child = self.supervisor.add(
+            ChildSpec(
+                "frame server",
+                argv=lambda: qthumb_module("workers.on_demand.frame_server"),
+                stdin=self._payload,
+                ready_timeout=STARTUP_SECONDS,
+                on_demand=True,
+                stop_timeout=2.0,
+            )
+        )
+
+    def _payload(self) -> bytes:
+        """A new address and key at each start. The settings (S3 secrets among them) and the
+        key go through the pipe, never argv."""
+        self.address = f"\0qthumb-frames-{os.getpid()}-{secrets.token_hex(8)}"
+        self._key = secrets.token_bytes(32)
+        payload = pickle.dumps((self.address, self._key, self.settings, os.getpid()))
+        return len(payload).to_bytes(8, "big") + payload
 
     @property
     def pid(self) -> int | None:
         """The running child's process id; ``None`` before the first request or after it
         died."""
-        process = self._process
-        return None if process is None or process.poll() is not None else process.pid
+        return self.child.pid
 
     def start(self) -> int:
         """Start the child unless it runs; its process id."""
@@ -236,8 +254,8 @@ class FrameServer:
             with Client(address, family="AF_UNIX", authkey=key) as conn:
                 conn.send(ask)
                 if not conn.poll(REQUEST_SECONDS):
-                    log.error("the frame server took over %.0f s; stopping it", REQUEST_SECONDS)
-                    self._stop(process)
+                    why = f"a request took over {REQUEST_SECONDS:.0f} s"
+                    self.supervisor.kill(self.child, process, why)
                     return Failed(504, f"the frame took over {REQUEST_SECONDS:.0f} s")
                 reply: Answer = conn.recv()
                 return reply
@@ -246,58 +264,27 @@ class FrameServer:
                 code: int | None = process.wait(timeout=1.0)
             except subprocess.TimeoutExpired:
                 code = None
-            log.error("the frame server stopped (exit %s, %s); it starts again on the next "
-                      "request", code, type(exc).__name__)  # fmt: skip
-            self._stop(process)
+            log.error("the frame server stopped (exit %s, %s) under a request",
+                      code, type(exc).__name__)  # fmt: skip
             why = f"signal {-code}" if code is not None and code < 0 else f"exit {code}"
             return Failed(422, f"the frame could not be made: the decoder stopped ({why})")
 
     def _ensure(self) -> tuple[str, bytes, subprocess.Popen[bytes]]:
-        with self._lock:
-            if self._process is None or self._process.poll() is not None:
-                if self.stopping:
-                    raise ServerStopping()
-                self._start()
-            assert self._process is not None
-            return self.address, self._key, self._process
-
-    def _start(self) -> None:
-        self.address = f"\0qthumb-frames-{os.getpid()}-{secrets.token_hex(8)}"
-        self._key = secrets.token_bytes(32)
-        process = subprocess.Popen(
-            qthumb_module("workers.on_demand.frame_server"),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        assert process.stdin is not None and process.stdout is not None
-        # The settings (S3 secrets among them) and the key go through the pipe, never argv.
-        payload = pickle.dumps((self.address, self._key, self.settings))
-        process.stdin.write(len(payload).to_bytes(8, "big") + payload)
-        process.stdin.flush()  # kept open: its end is the child's signal to stop
-        ready, _, _ = select.select([process.stdout], [], [], STARTUP_SECONDS)
-        line = process.stdout.readline() if ready else b""
-        if line.strip() != b"ready":
-            self._stop(process)
-            raise FrameRequestError("the frame server did not start", status=503)
-        self._process = process
-        log.info("frame server started (pid %d)", process.pid)
-
-    def _stop(self, process: subprocess.Popen[bytes]) -> None:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        for pipe in (process.stdin, process.stdout):
-            if pipe is not None:
-                pipe.close()
+        with self._lock:  # the address and key are those of the process returned
+            try:
+                process = self.supervisor.ensure(self.child)
+            except ChildUnavailable as exc:
+                if self.supervisor.stopping:
+                    raise ServerStopping() from None
+                raise FrameRequestError(str(exc), status=503) from None
+            return self.address, self._key, process
 
     def stop_taking(self) -> None:
-        self.stopping = True
+        self.supervisor.no_more_starts()
 
     def close(self) -> None:
-        with self._lock:
-            if self._process is not None:
-                self._stop(self._process)
-                self._process = None
+        if self._own_supervisor:
+            self.supervisor.stop()
 
 
 class OnDemand:

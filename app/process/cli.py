@@ -1,7 +1,9 @@
 """``qthumb serve | api | worker``.
 
 ``serve`` runs the API in this process and the worker pool as a child process
-(``python -m workers``), so the import arrow never runs from ``app`` to ``workers``.
+(``python -m qthumb.workers``), so the import arrow never runs from ``app`` to ``workers``;
+``api`` the API alone, ``worker`` the pool alone. In each, one ``Supervisor``
+(``app.process.supervisor``) owns every child the process starts.
 """
 
 from __future__ import annotations
@@ -12,9 +14,7 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -26,6 +26,7 @@ from qthumb.app.process.orphans import qthumb_module
 if TYPE_CHECKING:  # the server's modules are imported when a server starts (see main)
     import uvicorn
 
+    from qthumb.app.process.supervisor import Supervisor
     from qthumb.app.settings import Settings
     from qthumb.app.tasks.backends import Backends
 
@@ -112,7 +113,8 @@ def _serve_api(
     settings: Settings,
     sock: socket.socket,
     port_file: Path | None,
-    workers: int | None,
+    backends: Backends,
+    supervisor: Supervisor,
     signals: ServeSignals | None = None,
 ) -> None:
     """Serve the API until SIGINT or SIGTERM (``signals``: what ``serve`` does with them
@@ -120,15 +122,14 @@ def _serve_api(
     import uvicorn
 
     from qthumb.app.api.main import create_app
-    from qthumb.app.tasks.backends import build
 
-    backends = build(settings)
+    workers = settings.workers if signals is not None else None
     print(banner(settings, backends, workers), flush=True)
     if port_file is not None:
         port_file.write_text(f"{settings.port}\n")
     # log_config=None: uvicorn's lines go through our handler, secrets masked (app.redact).
     # A request still running QTHUMB_SHUTDOWN_TIMEOUT after the stop is cut off.
-    app = create_app(settings, backends)
+    app = create_app(settings, backends, supervisor)
     config = uvicorn.Config(
         app,
         log_level="info",
@@ -140,7 +141,7 @@ def _serve_api(
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             if signals is not None:
-                signals.stop_workers()
+                signals.stop_workers(sig)
             app.state.on_demand.stop_taking()  # no frame server is started again from now
             super().handle_exit(sig, frame)
 
@@ -163,25 +164,28 @@ class ServeSignals:
     """
 
     def __init__(self) -> None:
-        self.received = False
+        self.received: int | None = None  # the signal, once one came
         self._server: uvicorn.Server | None = None
-        self._stop_workers: Callable[[], None] = lambda: None
+        self._stop_workers: Callable[[int], None] = lambda signum: None
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._handle)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.stop_workers()
+        self.stop_workers(signum)
         if self._server is not None:
             self._server.should_exit = True
 
-    def stop_workers(self) -> None:
-        self.received = True
-        self._stop_workers()
+    def stop_workers(self, signum: int) -> None:
+        """The pool gets the signal ``serve`` got: SIGTERM lets running tasks finish (within
+        the shutdown timeout), SIGINT hands them back at once."""
+        if self.received is None:
+            self.received = signum
+            self._stop_workers(signum)
 
-    def workers(self, stop: Callable[[], None]) -> None:
+    def workers(self, stop: Callable[[int], None]) -> None:
         self._stop_workers = stop
-        if self.received:
-            stop()
+        if self.received is not None:
+            stop(self.received)
 
     def serving(self, server: uvicorn.Server) -> None:
         self._server = server
@@ -211,72 +215,6 @@ class _ForcedExitNote(logging.Filter):
         record.msg, record.args, record.exc_info = f"second Ctrl-C: {what}", (), None
         record.levelno, record.levelname = logging.INFO, "INFO"
         return True
-
-
-def _start_workers(settings: Settings) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "QTHUMB_DATA_DIR": str(settings.data_dir.resolve())}
-    argv = qthumb_module("workers", "--workers", str(settings.workers))
-    # The pool is interrupted (tasks handed back) when this process dies, even by SIGKILL.
-    return subprocess.Popen([*argv, "--parent-pid", str(os.getpid())], env=env)
-
-
-# A pool ended by SIGTERM or SIGINT was most likely signalled with its whole process group
-# (``docker stop``, Ctrl-C): ``serve`` gets the same signal and may take a moment to act on it,
-# above all right after its start. So long is waited for that before the pool counts as crashed.
-STOP_GRACE = 3.0
-
-
-class WorkerSupervisor:
-    """Keeps the worker pool running beside the API: a pool that exits on its own (a crash, an
-    import error, the OOM killer) is started again, with backoff, so queued tasks never wait on
-    a pool that is gone.
-
-    One thread starts, watches and stops every pool: the pool's parent-death signal is tied to
-    the thread that started it (``app.process.orphans``), so that thread outlives the pool."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._stopping = threading.Event()
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="worker-supervisor", daemon=True)
-        self._thread.start()
-        self._started.wait()
-
-    def _run(self) -> None:
-        proc = _start_workers(self.settings)
-        self._started.set()
-        delay = 1.0
-        while not self._stopping.wait(1.0):
-            code = proc.poll()
-            if code is None:
-                delay = 1.0
-                continue
-            if code in (-signal.SIGTERM, -signal.SIGINT) and self._stopping.wait(STOP_GRACE):
-                break  # the signal went to the whole group: serve is stopping too, a moment later
-            log.error("worker pool exited with code %s; starting it again in %.0f s", code, delay)
-            if self._stopping.wait(delay):
-                break
-            delay = min(delay * 2, 30.0)
-            proc = _start_workers(self.settings)
-        _stop(proc, self.settings.shutdown_timeout)
-
-    def begin_stop(self) -> None:
-        """Stop the pool (gracefully, tasks handed back) without waiting for it."""
-        self._stopping.set()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join()
-
-
-def _stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout + 5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 class _Version(argparse.Action):
@@ -355,28 +293,32 @@ def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(args_in)
 
-    if args.command == "worker":
-        argv_ = qthumb_module("workers")
-        if args.workers:
-            argv_ += ["--workers", str(args.workers)]
-        os.execv(sys.executable, argv_)
-    from qthumb.app.process import metrics
+    from qthumb.app.process import metrics, pool
+    from qthumb.app.process.supervisor import Supervisor
     from qthumb.app.redact import setup_logging
+    from qthumb.app.tasks.backends import build
 
     settings = _settings(args)
     setup_logging(settings.log_format)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     metrics.start(settings)
-    sock, settings = _listen(settings)
-    if args.command == "api":
-        _serve_api(settings, sock, args.port_file, None)
+    if args.command == "worker":
+        pool.run_alone(settings, build(settings))
         return
-    signals = ServeSignals()
-    supervisor = WorkerSupervisor(settings)
-    signals.workers(supervisor.begin_stop)
+    sock, settings = _listen(settings)
+    signals = ServeSignals() if args.command == "serve" else None
+    backends = build(settings)
+    supervisor = Supervisor()  # every child of this process: the pool, the frame server
+    watch = None
+    if signals is not None:
+        workers = supervisor.add(pool.pool_spec(settings))
+        signals.workers(lambda signum: supervisor.begin_stop(workers, signum))
+        watch = pool.PoolWatch(settings, backends, workers, sweep=False)  # the API sweeps
     try:
-        _serve_api(settings, sock, args.port_file, settings.workers, signals)
+        _serve_api(settings, sock, args.port_file, backends, supervisor, signals)
     finally:
+        if watch is not None:
+            watch.stop()
         supervisor.stop()
 
 

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import pickle
+import signal
 import sys
 import threading
 from multiprocessing import AuthenticationError
@@ -31,6 +32,7 @@ from qthumb.app.api.on_demand import (
     SourceAsk,
     SourceFile,
 )
+from qthumb.app.process.orphans import die_with_parent
 from qthumb.app.redact import setup_logging
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.backends import build_files
@@ -72,35 +74,36 @@ class LocalFrames:
         return None
 
 
-def _serve(frames: OnDemandFrames, conn: Connection) -> None:
-    with conn, contextlib.suppress(EOFError, OSError):  # the API gave up on this request
-        conn.send(answer(frames, conn.recv()))
-
-
-def _exit_with_parent() -> None:
-    while sys.stdin.buffer.read(65536):
-        pass
-    os._exit(0)
+def _serve(frames: OnDemandFrames, conn: Connection, places: threading.Semaphore) -> None:
+    try:
+        with conn, contextlib.suppress(EOFError, OSError):  # the API gave up on this request
+            conn.send(answer(frames, conn.recv()))
+    finally:
+        places.release()
 
 
 def main() -> None:
     size = int.from_bytes(sys.stdin.buffer.read(8), "big")
-    address, key, settings = pickle.loads(sys.stdin.buffer.read(size))
+    address, key, settings, parent = pickle.loads(sys.stdin.buffer.read(size))
     assert isinstance(settings, Settings)
+    die_with_parent(signal.SIGKILL, expected_parent=parent)  # the supervisor's backstop
     setup_logging(settings.log_format)
     frames = OnDemandFrames(settings, build_files(settings))
     listener = Listener(address, family="AF_UNIX", authkey=key)
-    threading.Thread(target=_exit_with_parent, daemon=True).start()
+    # As many requests at once as the API sends (its own bound), never more.
+    places = threading.Semaphore(settings.on_demand_concurrency)
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # nobody reads the pipe from now on
     while True:
+        places.acquire()
         try:
             conn = listener.accept()
         except (AuthenticationError, OSError, EOFError) as exc:  # a wrong key, or gone
+            places.release()
             log.warning("frame server refused a connection: %s", type(exc).__name__)
             continue
-        threading.Thread(target=_serve, args=(frames, conn), daemon=True).start()
+        threading.Thread(target=_serve, args=(frames, conn, places), daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
-"""``QTHUMB_TASK_DEADLINE``: an attempt that runs longer is stopped by the pool that started
-its worker process, not by the worker itself (which may be stuck in a decoder, a read or a
-child and never look up). Every ``sweep_interval`` the pool's own thread looks for running
-attempts of this machine claimed before the deadline, kills the worker process running each
-(SIGKILL: its children follow it, PDEATHSIG), and fails the task with an error naming the
-setting; huey starts a new worker in its place.
+"""``QTHUMB_TASK_DEADLINE``: an attempt that runs longer is stopped from outside the worker
+process running it (which may be stuck in a decoder, a read or a child and never look up), by
+the process that supervises the worker pool (``app.process.pool.PoolWatch``). Every
+``sweep_interval`` it looks for running attempts of this machine claimed before the deadline,
+kills the worker process running each (SIGKILL: its children follow it, PDEATHSIG), and fails
+the task with an error naming the setting; huey starts a new worker in its place.
 
 Not retried: an attempt that overran its deadline would overrun it again (the same source and
 query), and the deadline is the user's bound on how long a task may take.
