@@ -11,6 +11,7 @@ import io
 import json
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +170,59 @@ def stuck_rows(shared: dict[str, str]) -> int:
             "SELECT count(*) FROM tasks WHERE status NOT IN ('completed', 'error', 'created')"
         ).fetchone()
     return int(row[0]) if row else 0
+
+
+def test_forty_tasks_while_huey_workers_are_killed_again_and_again(
+    tmp_path: Path,
+    clips: Path,
+    slow_clip: Path,  # noqa: F811
+    engines: Engines,
+):
+    """Redis + PostgreSQL: huey's workers are SIGKILLed one after another while 40 tasks run;
+    the consumer forks each replacement from a process with no thread of ours, so none hangs,
+    and every task completes."""
+    from tests.test_process_tree import children, consumers
+
+    shared = engines.settings()
+    env = {**shared, "QTHUMB_LOCAL_SOURCE_DIRS": f"{clips},{slow_clip.parent}",
+           "QTHUMB_MAX_ATTEMPTS": "20"}  # fmt: skip
+    api, pool = machine(tmp_path, "api", clips, env), machine(tmp_path, "pool", clips, env)
+    try:
+        api.listen("api")
+        top = pool.start("worker", "--workers", "2").pid
+        with QClient(api.base_url, API_KEY) as client:
+            tasks = {client.start(query(k, clips, slow_clip)): k for k in range(40)}
+            kills = 0
+            while kills < 12:
+                states = client.post("status", {"task_tokens": ",".join(tasks)})["statuses"]
+                if all(s["status"] in ("completed", "error") for s in states.values()):
+                    break
+                workers = [p for c in consumers(top) for p in children(c)]
+                running = [p for p in workers if (engine_pids(shared) & {p})]
+                if running:
+                    os.kill(running[0], signal.SIGKILL)
+                    kills += 1
+                time.sleep(0.6 if running else 0.1)
+            statuses = {t: client.wait(t, timeout=240) for t in tasks}
+        for token, k in tasks.items():
+            status = statuses[token]
+            assert status["status"] == "completed", (k, status["error_description"])
+        logs = api.logs() + pool.logs()
+        assert kills >= 3, f"the kills hit too few running tasks to mean anything: {kills}"
+        assert "queued again: its worker stopped beating" in logs, logs[-3000:]
+        assert pending_messages(shared) == 0
+        assert stuck_rows(shared) == 0
+    finally:
+        api.stop()
+        pool.stop()
+
+
+def engine_pids(shared: dict[str, str]) -> set[int]:
+    """The process ids of the workers running a task now."""
+    import psycopg
+
+    with psycopg.connect(shared["QTHUMB_DATABASE_URL"]) as conn:
+        rows = conn.execute(
+            "SELECT worker_id FROM tasks WHERE status IN ('downloading', 'encoding', 'saving')"
+        ).fetchall()
+    return {int(r[0].rsplit(":", 1)[1]) for r in rows if r[0] and r[0].rsplit(":", 1)[1].isdigit()}
