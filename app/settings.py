@@ -224,6 +224,14 @@ class Settings(BaseSettings):
     video_timeout: float = Field(
         default=3600.0, gt=0, description="Seconds one mp4/webm output may take to encode."
     )
+    worker_memory_limit: int = Field(
+        default=0,
+        ge=0,
+        description="Bytes of memory each worker process, its encoder child and the frame"
+        " server may allocate (RLIMIT_DATA); past it the format being made fails with an error"
+        " naming this setting. 0: 80% of the machine's memory (or the container's limit)"
+        " shared among the worker processes, at least 1 GiB.",
+    )
     decode_threads: int = Field(
         default=0,
         ge=0,

@@ -32,6 +32,7 @@ from qthumb.app.api.on_demand import (
     SourceAsk,
     SourceFile,
 )
+from qthumb.app.process.memory import limit_memory, memory_failure
 from qthumb.app.process.orphans import die_with_parent
 from qthumb.app.redact import setup_logging
 from qthumb.app.settings import Settings
@@ -53,6 +54,8 @@ def answer(frames: OnDemandFrames, ask: object) -> Answer:
         return Failed(exc.http_status, exc.message)
     except (TaskFailure, FormatFailure) as exc:
         return Failed(422, exc.description)
+    except MemoryError:
+        return Failed(422, f"the frame could not be made: {memory_failure(frames.settings)}")
     except Exception as exc:  # whatever a source does to a decoder: the request's error, not ours
         log.exception("on-demand frame for task %s failed", getattr(ask, "token", "?"))
         return Failed(422, f"the frame could not be made ({type(exc).__name__})")
@@ -87,6 +90,7 @@ def main() -> None:
     address, key, settings, parent = pickle.loads(sys.stdin.buffer.read(size))
     assert isinstance(settings, Settings)
     die_with_parent(signal.SIGKILL, expected_parent=parent)  # the supervisor's backstop
+    limit_memory(settings)  # QTHUMB_WORKER_MEMORY_LIMIT: a hostile source fails its request
     setup_logging(settings.log_format)
     frames = OnDemandFrames(settings, build_files(settings))
     listener = Listener(address, family="AF_UNIX", authkey=key)

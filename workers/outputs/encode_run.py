@@ -14,6 +14,7 @@ from qthumb.app.process.orphans import dies_with_us, qthumb_module
 from qthumb.workers.outputs.encode import EncodePlan
 from qthumb.workers.tasks.failures import FormatFailure
 
+OUT_OF_MEMORY = ("MemoryError", "Cannot allocate memory", "malloc of size")  # Python, FFmpeg, x264
 ERROR_LINES = 20  # of the encoder's error output, kept for the failure's description
 
 
@@ -60,5 +61,7 @@ def run_encoder(
             proc.wait()
     if code != 0:
         lines = [line for line in tail if line.strip()]
+        if any(sign in line for line in lines for sign in OUT_OF_MEMORY):
+            raise MemoryError()  # past QTHUMB_WORKER_MEMORY_LIMIT, which the child inherits
         reason = "timed out" if code == -9 else (" | ".join(lines[-3:]) or f"exit code {code}")
         raise FormatFailure(f"could not make the {what}: {reason}")

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from qthumb.app.process import metrics
+from qthumb.app.process.memory import limit_memory
 from qthumb.app.process.orphans import children_die_with_this_process, die_with_parent
 from qthumb.app.redact import setup_logging
 from qthumb.app.settings import Settings, settings_or_exit
@@ -36,6 +37,7 @@ def worker_started(settings: Settings) -> None:
     the pytest plugin wait on before a test may start tasks."""
     # Born with SIGINT blocked (``_born_deaf``): huey's handler is in place now.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    limit_memory(settings)  # QTHUMB_WORKER_MEMORY_LIMIT, inherited by its encoder children
     metrics.instruments().workers.set(1)
     ready = settings.data_dir / "ready"
     ready.mkdir(parents=True, exist_ok=True)
@@ -59,6 +61,7 @@ def _born_deaf(start: Callable[[], None]) -> Callable[[], None]:
 
 
 def run_consumer(settings: Settings, workers: int) -> None:
+    settings = settings.model_copy(update={"workers": workers})  # what budgets divide by
     metrics.start(settings)
     backends = build(settings)
     store, queue, outbox, files = backends.store, backends.queue, backends.outbox, backends.files

@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qthumb.app.process.memory import memory_failure
 from qthumb.app.qencode.formats import FormatSpec
 from qthumb.app.qencode.query import Destination, Query
 from qthumb.app.qencode.wire import failure_tag
@@ -120,6 +121,8 @@ class _Run:
                     made.append((spec, producer.run(spec, making)))
                 except FormatFailure as exc:
                     self.failed(spec, exc.description)
+                except MemoryError:  # past QTHUMB_WORKER_MEMORY_LIMIT: this format alone
+                    self.failed(spec, memory_failure(self.settings))
                 self.hooks.progress(TaskStatus.ENCODING, 100.0 * (done + 1) / total)
         return made
 
