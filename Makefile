@@ -75,6 +75,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/folder.py
 	$(BIN)/python bench/on_demand.py
 	$(BIN)/python bench/on_demand_storm.py
+	$(BIN)/python bench/pool_throughput.py
 	$(BIN)/python bench/realistic.py
 
 # The wheel a team installs into its own venv (README, "In your test suite"): dist/qthumb-*.whl.

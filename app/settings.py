@@ -235,8 +235,15 @@ class Settings(BaseSettings):
     decode_threads: int = Field(
         default=0,
         ge=0,
-        description="Readers decoding one task's frames in parallel (0: one per CPU core).",
+        description="Decoding threads one task may use (0: the CPU cores shared among the worker"
+        " processes, at least one each).",
     )
+
+    @property
+    def decode_budget(self) -> int:
+        """Threads one worker process decodes with: readers x decoder threads never pass it,
+        so the worker processes together never ask for more than the machine's cores."""
+        return self.decode_threads or max(1, (os.cpu_count() or 1) // self.workers)
 
     @field_validator(
         "api_keys", "local_source_dirs", "s3_insecure_endpoints", "allowed_networks", mode="before"

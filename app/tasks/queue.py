@@ -13,7 +13,7 @@ claim a queued task in the store before it runs it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from huey import Huey
 
@@ -22,7 +22,7 @@ TASK_NAME = "process_task"
 
 class TaskQueue(Protocol):
     def enqueue(self, token: str) -> None: ...
-    def pending_tokens(self) -> set[str]: ...
+    def missing(self, tokens: list[str]) -> list[str]: ...
     def depth(self) -> int: ...
 
 
@@ -51,10 +51,8 @@ class HueyQueue:
         """Messages waiting (a round trip to the queue's storage: also its health check)."""
         return int(self.huey.pending_count())
 
-    def pending_tokens(self) -> set[str]:
-        tokens: set[str] = set()
-        for task in self.huey.pending():
-            args: Any = getattr(task, "args", ())
-            if args:
-                tokens.add(str(args[0]))
-        return tokens
+    def missing(self, tokens: list[str]) -> list[str]:
+        """Those of ``tokens`` no message in the queue carries. The messages are read as they
+        are stored (a token is plain text in huey's pickle), never unpickled."""
+        stored = b"\n".join(self.huey.storage.enqueued_items())
+        return [token for token in tokens if token.encode() not in stored]

@@ -77,14 +77,15 @@ def sweep(
                 task.status.value,
                 task.attempts,
             )
-    waiting = store.queued_before(now - settings.heartbeat_timeout)
-    if waiting:
-        pending = queue.pending_tokens()
-        for token in waiting:
-            if token not in pending:
-                queue.enqueue(token)
-                report.reenqueued += 1
-                log.warning("task %s enqueued again: its queue message was lost", token)
+    # A message lost (a worker killed between taking it and claiming the task) leaves more
+    # queued tasks than messages; only then is the queue read, a task at a time otherwise
+    # costing nothing however long the backlog.
+    if store.count_queued() > queue.depth():
+        waiting = store.queued_before(now - settings.heartbeat_timeout)
+        for token in queue.missing(waiting) if waiting else []:
+            queue.enqueue(token)
+            report.reenqueued += 1
+            log.warning("task %s enqueued again: its queue message was lost", token)
     for token in store.expired_results(now - settings.storage_ttl):
         files.delete_results(token)
         store.mark_purged(token)

@@ -85,6 +85,7 @@ class TaskStore(Protocol):
     def upload_owner(self, uuid: str) -> str | None: ...
     def active_tasks(self, api_key: str) -> int: ...
     def count_by_status(self) -> dict[str, int]: ...
+    def count_queued(self) -> int: ...
 
 
 class SqlTaskStore:
@@ -266,6 +267,12 @@ class SqlTaskStore:
             (api_key, *active),
         ).first()
         return int(row["n"]) if row else 0
+
+    def count_queued(self) -> int:
+        row = self.db.execute(
+            "SELECT count(*) AS n FROM tasks WHERE status = ?", (TaskStatus.QUEUED.value,)
+        ).first()  # the status index: as cheap as the queue's own count
+        return 0 if row is None else int(row["n"])
 
     def count_by_status(self) -> dict[str, int]:
         rows = self._rows("SELECT status, count(*) AS n FROM tasks GROUP BY status", ())

@@ -48,6 +48,7 @@ class DecodePool(Generic[T]):
         self.path, self.info, self.times = path, info, list(times)
         self.transform = transform
         self.keyframes_only = keyframes_only
+        self.budget = max(1, readers)  # threads in all: readers x each one's decoder threads
         self.readers = max(1, min(readers, len(self.times)))
         depth = 4 * self.readers if queued is None else max(1, queued)
         self._results: queue.Queue[object] = queue.Queue(maxsize=depth)
@@ -77,8 +78,8 @@ class DecodePool(Generic[T]):
         return work
 
     def __iter__(self) -> Iterator[tuple[int, T]]:
-        # One reader alone may use the decoder's own threads; several use one thread each.
-        decoder_threads = 0 if self.readers == 1 else 1
+        # Fewer readers than the budget (few times) give each the rest as decoder threads.
+        decoder_threads = max(1, self.budget // self.readers)
         work = self._work()
         threads = [
             threading.Thread(target=self._run, args=(work, decoder_threads), daemon=True)

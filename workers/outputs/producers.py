@@ -7,7 +7,6 @@ format cannot be made."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,9 +79,9 @@ def _thumbnail(spec: ThumbnailSpec, m: Making) -> list[Product]:
 
 
 def _thumbnails(spec: ThumbnailsSpec, m: Making) -> list[Product]:
-    # One reader a core: more only adds containers (~20 MB each for long files) and
-    # contention when decoding dominates (measured in bench/RESULTS.md).
-    readers = m.settings.decode_threads or os.cpu_count() or 1
+    # At most one reader a core of this worker's share: more only adds containers (~20 MB
+    # each for long files) and contention when decoding dominates (bench/RESULTS.md).
+    readers = m.settings.decode_budget
     return make_thumbnails(
         m.source,
         m.media,

@@ -103,7 +103,9 @@ class _Run:
             def reader() -> VideoReader:
                 if not opened:
                     assert info is not None
-                    opened.append(stack.enter_context(VideoReader(source, info)))
+                    opened.append(
+                        stack.enter_context(VideoReader(source, info, self.settings.decode_budget))
+                    )
                 return opened[0]
 
             for done, spec in enumerate(self.query.formats):
