@@ -38,7 +38,7 @@ system-test:
 # Local sources may come from ./media unless QTHUMB_LOCAL_SOURCE_DIRS says otherwise.
 run: system-run $(VENV)/.run-installed
 	mkdir -p media
-	QTHUMB_LOCAL_SOURCE_DIRS="$${QTHUMB_LOCAL_SOURCE_DIRS:-$(CURDIR)/media}" $(BIN)/qthumb serve
+	QTHUMB_CONTROL="$${QTHUMB_CONTROL:-1}" QTHUMB_LOCAL_SOURCE_DIRS="$${QTHUMB_LOCAL_SOURCE_DIRS:-$(CURDIR)/media}" $(BIN)/qthumb serve
 
 # mypy reads qthumb.app and qthumb.workers through links (it cannot follow the editable
 # install's import hook): .venv/typing/qthumb/app -> app, .venv/typing/qthumb/workers -> workers.

@@ -224,6 +224,12 @@ class Settings(BaseSettings):
     video_timeout: float = Field(
         default=3600.0, gt=0, description="Seconds one mp4/webm output may take to encode."
     )
+    control: bool = Field(
+        default=False,
+        description="Answer the mock's control endpoints under /_qthumb/ (reset, faults) and"
+        " read qthumb_faults in queries: for test suites (on in `make run` and the pytest"
+        " fixture).",
+    )
     worker_memory_limit: int = Field(
         default=0,
         ge=0,

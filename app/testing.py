@@ -70,6 +70,41 @@ class QthumbServer:
                 raise TimeoutError(f"task {task_token} still {status['status']} after {timeout} s")
             time.sleep(0.1)
 
+    def _control(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        answer = httpx.request(
+            method, f"{self.url}/_qthumb/{path}", timeout=120,
+            headers={"Authorization": f"Bearer {self.api_key}"}, **kwargs,
+        )  # fmt: skip
+        if answer.status_code == 404:
+            raise RuntimeError("this qthumb answers no /_qthumb/ controls: set QTHUMB_CONTROL=1")
+        answer.raise_for_status()
+        reply: dict[str, Any] = answer.json()
+        return reply
+
+    def reset(self) -> dict[str, Any]:
+        """Remove every task, session token, upload and result of this key (running tasks are
+        stopped first); the counts removed. Fault rules stay (``faults_clear``)."""
+        return self._control("POST", "reset")
+
+    @contextmanager
+    def fault(self, *rules: dict[str, Any]) -> Iterator[list[int]]:
+        """Rules in force inside the block (README, "Testing your error handling"), e.g.
+        ``with qthumb.fault({"method": "start_encode2", "error": 8}): …``; removed on exit."""
+        ids: list[int] = self._control("POST", "faults", json=list(rules))["ids"]
+        try:
+            yield ids
+        finally:
+            for rule_id in ids:
+                self._control("DELETE", "faults", params={"id": rule_id})
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The rules in force, with how often each ``fired``."""
+        found: list[dict[str, Any]] = self._control("GET", "faults")["faults"]
+        return found
+
+    def faults_clear(self) -> None:
+        self._control("DELETE", "faults")
+
     def logs(self) -> str:
         if self.data_dir is None:
             return ""
@@ -127,6 +162,7 @@ def qthumb_server(
         "QTHUMB_HOST": "127.0.0.1",
         # a test suite tries wrong keys on purpose, as often as it likes
         "QTHUMB_KEY_ATTEMPTS_PER_MINUTE": "0",
+        "QTHUMB_CONTROL": "1",  # /_qthumb/ reset and faults, for the suite's error paths
         **{f"QTHUMB_{name.upper()}": str(value) for name, value in settings.items()},
     }
     (data / "data").mkdir()

@@ -263,6 +263,7 @@ def make_qthumb(tmp: Path, clips: Path, **extra: str) -> QthumbProcess:
         # the tests' sources, callbacks and S3 servers all listen on loopback
         "QTHUMB_ALLOWED_NETWORKS": "127.0.0.0/8",
         "QTHUMB_KEY_ATTEMPTS_PER_MINUTE": "0",  # tests send wrong keys on purpose; one test counts
+        "QTHUMB_CONTROL": "1",  # /_qthumb/ and faults, as the pytest fixture has them
         **extra,
     }
     return QthumbProcess(data, env)

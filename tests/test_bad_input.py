@@ -33,10 +33,22 @@ class _Origin(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 
-    def do_GET(self) -> None:
-        if self.path.startswith("/trickle"):  # a byte every 0.3 s, never idle a whole second
+    def do_HEAD(self) -> None:
+        if self.path.startswith("/bucket/trickle"):  # an S3 object (path style): its size
             self.send_response(200)
             self.send_header("Content-Length", "1000000")
+            self.send_header("ETag", '"0123456789abcdef0123456789abcdef"')
+            self.send_header("Last-Modified", "Sun, 06 Dec 2026 00:00:00 GMT")
+            self.end_headers()
+            return
+        super().do_HEAD()
+
+    def do_GET(self) -> None:
+        # a byte every 0.3 s, never idle a whole second; by HTTP, or as an S3 object
+        if self.path.startswith(("/trickle", "/bucket/trickle")):
+            self.send_response(200)
+            self.send_header("Content-Length", "1000000")
+            self.send_header("ETag", '"0123456789abcdef0123456789abcdef"')
             self.end_headers()
             with contextlib.suppress(OSError):
                 for _ in range(100):  # 30 s at most, then it stops by itself
@@ -89,10 +101,11 @@ def origin(bad_sources: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def guarded(
-    tmp_path_factory: pytest.TempPathFactory, clips: Path, bad_sources: Path
+    tmp_path_factory: pytest.TempPathFactory, clips: Path, bad_sources: Path, origin: str
 ) -> Iterator[QthumbProcess]:
     with serving(
         tmp_path_factory.mktemp("bad-input"), clips,
+        QTHUMB_S3_INSECURE_ENDPOINTS=origin.removeprefix("http://"),
         QTHUMB_LOCAL_SOURCE_DIRS=f"{clips},{bad_sources}", QTHUMB_SOURCE_READ_TIMEOUT="1",
         QTHUMB_DOWNLOAD_DEADLINE="3", QTHUMB_MAX_REDIRECTS="2",
         QTHUMB_MAX_FORMAT_PIXELS="1000000000",
@@ -179,6 +192,9 @@ TASK_CASES: list[tuple[str, Any, Any, str]] = [
     ("source times out", "{origin}/slow.mp4", THUMB, "source {origin}/slow.mp4: timed out"),
     ("source trickles past the deadline", "{origin}/trickle.mp4", THUMB,
      "source {origin}/trickle.mp4: not downloaded within 3 s (QTHUMB_DOWNLOAD_DEADLINE)"),
+    ("S3 source trickles past the deadline", "s3://k:s@{host}/bucket/trickle.mp4", THUMB,
+     "source s3://{host}/bucket/trickle.mp4: not downloaded within 3 s "
+     "(QTHUMB_DOWNLOAD_DEADLINE)"),
     ("source redirects too often", "{origin}/redirect/9", THUMB,
      "source {origin}/redirect/9: {origin}/redirect/9: more than 2 redirects"),
     ("source redirects within the cap", "{origin}/redirect/1", THUMB,
@@ -236,7 +252,12 @@ def test_task_failures(
     c: QClient, guarded: QthumbProcess, origin: str, bad_sources: Path, clips: Path,
     source: str, fmt: Any, description: str,
 ):  # fmt: skip
-    fill = {"origin": origin, "bad": str(bad_sources), "clips": str(clips)}
+    fill = {
+        "origin": origin,
+        "host": origin.removeprefix("http://"),
+        "bad": str(bad_sources),
+        "clips": str(clips),
+    }
     status = c.run({"source": source.format(**fill), "format": [fmt]}, timeout=90)
     assert status["status"] == "error" and status["error"] == 1, status
     assert status["error_description"].startswith(description.format(**fill)), status

@@ -14,9 +14,7 @@ from qthumb.app.tasks.recovery import sweep
 
 
 @pytest.fixture()
-def backends(
-    backend: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Backends:
+def backends(backend: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Backends:
     for name, value in backend.items():
         monkeypatch.setenv(name, value)
     return build(Settings(data_dir=tmp_path, heartbeat_timeout=3))

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qthumb.app import __version__
-from qthumb.app.api import on_demand_routes, ops_routes, routes, storage_routes
+from qthumb.app.api import control_routes, on_demand_routes, ops_routes, routes, storage_routes
 from qthumb.app.api.errors import QencodeError
 from qthumb.app.api.keys import resolve_api_keys
 from qthumb.app.api.on_demand import FrameServer, OnDemand
@@ -30,6 +30,7 @@ from qthumb.app.process.supervisor import Supervisor
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.backends import Backends, build
 from qthumb.app.tasks.callbacks import deliver_due
+from qthumb.app.tasks.faults import FaultStore
 from qthumb.app.tasks.outbox import CallbackOutbox
 from qthumb.app.tasks.recovery import sweep_safely
 from qthumb.app.tasks.store import TaskStore
@@ -182,8 +183,17 @@ def create_app(
     app.state.outbox = outbox
     app.state.on_demand = OnDemand(settings, FrameServer(settings, supervisor))
 
-    app.state.service = QencodeService(settings, store, queue, keys, outbox)
+    faults = FaultStore(backends.db) if settings.control else None
+    app.state.faults = faults
+    app.state.service = QencodeService(settings, store, queue, keys, outbox, faults=faults)
+    # A read from SQLite in WAL mode never waits; one from PostgreSQL may wait on its pool.
+    app.state.status_off_loop = backends.db.dialect != "sqlite"
     app.add_exception_handler(QencodeError, routes.qencode_error_handler)
+    app.add_exception_handler(control_routes.FaultAnswer, control_routes.answer)
+    app.include_router(control_routes.router)
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, control_routes.DropNote) for f in uvicorn_log.filters):
+        uvicorn_log.addFilter(control_routes.DropNote())
     app.add_exception_handler(StarletteHTTPException, routes.unknown_path_handler)
     app.include_router(routes.router)
     app.include_router(storage_routes.router)

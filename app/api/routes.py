@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 
+from qthumb.app.api.control_routes import method_fault
 from qthumb.app.api.errors import QencodeError
 from qthumb.app.api.service import METHODS, UPLOAD_PATH, QencodeService, split_task_tokens
 
@@ -38,17 +39,20 @@ def form(**fields: str) -> dict[str, Any]:
     }
 
 
-async def _form(request: Request) -> FormData:
+async def _form(request: Request, method: str | None = None) -> FormData:
     """Form fields, with query-string fields as a fallback (some scripts use ``?api_key=``).
     A body that is no form (a multipart without its boundary, bytes that are no text) is a
-    Qencode error like any other bad input, never FastAPI's 400 ``{"detail": …}``."""
+    Qencode error like any other bad input, never FastAPI's 400 ``{"detail": …}``. With
+    ``method``: a fault a test asked for on that method answers instead (``control_routes``)."""
     try:
         form = await request.form()
     except (HTTPException, ValueError) as exc:  # ValueError: UnicodeDecodeError among them
         detail = exc.detail if isinstance(exc, HTTPException) else type(exc).__name__
         raise QencodeError(f"the request body is not a form: {detail}") from None
-    merged = [*request.query_params.multi_items(), *form.multi_items()]
-    return FormData(merged)
+    merged = FormData([*request.query_params.multi_items(), *form.multi_items()])
+    if method is not None:
+        await method_fault(request, method, merged)
+    return merged
 
 
 def _service(request: Request) -> QencodeService:
@@ -68,7 +72,7 @@ def _text(form: FormData, name: str) -> str | None:
 
 @router.post("/access_token", openapi_extra=form(api_key="API key, 12+ characters"))
 async def access_token(request: Request) -> dict[str, Any]:
-    form = await _form(request)
+    form = await _form(request, "access_token")
     return await run_in_threadpool(
         _service(request).access_token, _text(form, "api_key"), client_address(request)
     )
@@ -76,7 +80,7 @@ async def access_token(request: Request) -> dict[str, Any]:
 
 @router.post("/create_task", openapi_extra=form(token="session token from access_token"))
 async def create_task(request: Request) -> dict[str, Any]:
-    form = await _form(request)
+    form = await _form(request, "create_task")
     return await run_in_threadpool(_service(request).create_task, _text(form, "token"))
 
 
@@ -89,7 +93,7 @@ async def create_task(request: Request) -> dict[str, Any]:
     ),
 )
 async def start_encode2(request: Request) -> dict[str, Any]:
-    form = await _form(request)
+    form = await _form(request, "start_encode2")
     return await run_in_threadpool(
         _service(request).start_encode2,
         _text(form, "task_token"),
@@ -113,13 +117,16 @@ async def start_encode(request: Request) -> dict[str, Any]:
     ),
 )
 async def status(request: Request) -> dict[str, Any]:
-    form = await _form(request)
+    form = await _form(request, "status")
     single = [v for v in form.getlist("task_tokens") if isinstance(v, str)]
     bracketed = [v for v in form.getlist("task_tokens[]") if isinstance(v, str)]
     tokens = split_task_tokens(single, bracketed)
-    # On the event loop, not in the thread pool: SDKs poll status, it is one indexed read that
-    # no writer blocks (WAL; PostgreSQL's MVCC), and the thread hop cost more than the query
-    # (1,238 against 2,695 req/s, bench/backends.py).
+    # On SQLite, on the event loop: SDKs poll status, it is one indexed read that no writer
+    # blocks (WAL), and the thread hop cost more than the query (1,238 against 2,695 req/s,
+    # bench/backends.py). On PostgreSQL, in the thread pool: a connection may have to wait for
+    # the pool, and that wait must not freeze every other request.
+    if request.app.state.status_off_loop:
+        return await run_in_threadpool(_service(request).status, tokens)
     return _service(request).status(tokens)
 
 

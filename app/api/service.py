@@ -26,10 +26,19 @@ from qthumb.app.api.errors import (
 from qthumb.app.api.key_guard import KeyGuard
 from qthumb.app.api.keys import API_KEY_RE
 from qthumb.app.qencode.limits import check_query
-from qthumb.app.qencode.query import decode_query, parse_query
+from qthumb.app.qencode.query import Query, decode_query, parse_query
 from qthumb.app.qencode.wire import status_object, status_url
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.callbacks import status_snapshot
+from qthumb.app.tasks.faults import (
+    BadRule,
+    Fault,
+    FaultStore,
+    MethodFault,
+    TaskFault,
+    parse_rule,
+    task_faults_json,
+)
 from qthumb.app.tasks.model import TaskStatus, is_token
 from qthumb.app.tasks.outbox import CallbackOutbox
 from qthumb.app.tasks.queue import TaskQueue
@@ -54,6 +63,7 @@ class QencodeService:
         api_keys: Iterable[str],
         outbox: CallbackOutbox,
         clock: Callable[[], float] = time.time,
+        faults: FaultStore | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -62,6 +72,7 @@ class QencodeService:
         self.clock = clock
         self.outbox = outbox
         self.key_guard = KeyGuard(settings.key_attempts_per_minute)
+        self.faults = faults  # QTHUMB_CONTROL: the faults tests ask for
 
     @property
     def status_url(self) -> str:
@@ -119,6 +130,7 @@ class QencodeService:
         if task.status is not TaskStatus.CREATED:
             raise QencodeError("task already started")
         inner = decode_query(query)
+        carried = inner.pop("qthumb_faults", None)  # read below, only when control is on
         formats = inner.get("format")
         if isinstance(formats, list) and len(formats) > self.settings.max_formats:
             raise BadQuery(
@@ -134,7 +146,10 @@ class QencodeService:
                 f"{self.settings.max_active_tasks_per_key}: retry when some have finished"
             )
         plan = json.dumps(parsed.to_json())
-        if not self.store.start(task_token, json.dumps(inner), payload, self.clock(), plan):
+        faults = self._task_faults(task.api_key, task_token, carried, payload, parsed)
+        if carried is not None:
+            inner["qthumb_faults"] = carried  # the user's query is shown back as sent
+        if not self.store.start(task_token, json.dumps(inner), payload, self.clock(), plan, faults):
             raise QencodeError("task already started")
         self.queue.enqueue(task_token)
         log.info("task %s queued", task_token)
@@ -143,6 +158,33 @@ class QencodeService:
             snapshot = None if queued is None else status_snapshot(queued)
             self.outbox.add(task_token, ["queued"], self.clock(), snapshot)
         return {"error": 0, "status_url": self.status_url}
+
+    def _task_faults(
+        self, api_key: str, token: str, carried: object, payload: str | None, parsed: Query
+    ) -> str | None:
+        """The faults this task will meet (``QTHUMB_CONTROL`` only): the task rules of its
+        key it matches, and those its query carries (``qthumb_faults``)."""
+        if self.faults is None:
+            return None
+        found: list[Fault] = []
+        if carried is not None:
+            if not isinstance(carried, list):
+                raise BadQuery("query.qthumb_faults must be a list of rules")
+            for n, rule in enumerate(carried):
+                try:
+                    fault, _ = parse_rule(rule)
+                except BadRule as exc:
+                    raise BadQuery(f"query.qthumb_faults[{n}]: {exc}") from None
+                if isinstance(fault, MethodFault):
+                    raise BadQuery(f"query.qthumb_faults[{n}]: a task carries task and "
+                                   "callback rules only")  # fmt: skip
+                found.append(fault)
+        tags = [spec.user_tag or "" for spec in parsed.formats]
+        for rule in self.faults.in_force(api_key, TaskFault):
+            assert isinstance(rule.fault, TaskFault)
+            if rule.fault.matches(payload, tags) and self.faults.fire(rule, token):
+                found.append(rule.fault)
+        return task_faults_json(found)
 
     def start_encode(self) -> dict[str, Any]:
         raise ProfileNotFound(

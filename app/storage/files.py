@@ -91,6 +91,12 @@ class Files:
         if is_token(token):
             self.results.delete(token)
 
+    def delete_upload(self, uid: str) -> None:
+        """A tus upload and tuspyserver's notes on it."""
+        if uid and "/" not in uid and not uid.startswith("."):
+            self.uploads.remove(uid)
+            self.uploads.remove(f"{uid}.info")
+
     def describe(self) -> str:
         return self.where
 

@@ -48,6 +48,9 @@ class Objects(Protocol):
     def delete(self, prefix: str) -> None:
         """Every object under ``prefix/``."""
 
+    def remove(self, key: str) -> None:
+        """One object, if it is there."""
+
     def location(self, key: str) -> str:
         """Where the object is, as an absolute URL (``file:``, or the bucket's endpoint)."""
 
@@ -130,6 +133,9 @@ class LocalObjects:
 
     def delete(self, prefix: str) -> None:
         shutil.rmtree(self.path(prefix.strip("/")), ignore_errors=True)
+
+    def remove(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
 
     def location(self, key: str) -> str:
         return self.path(key).resolve().as_uri()

@@ -8,6 +8,7 @@ the store's own error code (a wrong secret, an unknown key, a missing bucket, a 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,14 @@ from typing import Any
 from qthumb.app.settings import Settings
 from qthumb.app.storage.objects import CHUNK, FileError, ObjectStat
 from qthumb.app.storage.s3 import S3Location, error_code, s3_client, s3_errors
+
+
+class _Late(Exception):
+    """A download past its deadline (raised in boto3's progress callback)."""
+
+
+class LateDownload(FileError):
+    """The object did not arrive within the time allowed."""
 
 
 class S3Objects:
@@ -69,10 +78,23 @@ class S3Objects:
         except s3_errors() as exc:
             raise self._failed(full, exc) from None
 
-    def get(self, key: str, target: Path) -> Path:
+    def get(self, key: str, target: Path, within: float | None = None) -> Path:
+        """``within``: seconds the whole download may take (each read has its own timeout;
+        this bounds a store that trickles). Past it: ``FileError`` saying so."""
         full = self.full_key(key)
+        deadline = None if within is None else time.monotonic() + within
+
+        def on_time(_: int) -> None:  # boto3 calls it as each piece arrives
+            if deadline is not None and time.monotonic() > deadline:
+                raise _Late()
+
         try:
-            self.client.download_file(self.bucket, full, str(target), Config=self.transfer)
+            self.client.download_file(
+                self.bucket, full, str(target), Config=self.transfer, Callback=on_time
+            )
+        except _Late:
+            where = self.bucket_location.describe(full)
+            raise LateDownload(f"{where}: not downloaded within {within:g} s") from None
         except s3_errors() as exc:
             raise self._failed(full, exc) from None
         return target
@@ -107,6 +129,12 @@ class S3Objects:
                 self.client.delete_objects(
                     Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True}
                 )
+
+    def remove(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self.full_key(key))
+        except s3_errors() as exc:
+            raise self._failed(self.full_key(key), exc) from None
 
     def location(self, key: str) -> str:
         return self.bucket_location.url(self.full_key(key))

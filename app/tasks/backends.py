@@ -89,7 +89,7 @@ def build(settings: Settings) -> Backends:
     return Backends(
         db=db,
         store=SqlTaskStore(db),
-        outbox=CallbackOutbox(db),
+        outbox=CallbackOutbox(db, control=settings.control),
         queue=build_queue(settings),
         files=build_files(settings),
     )

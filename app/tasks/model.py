@@ -79,6 +79,7 @@ class TaskRecord:
     source_size: float | None = None
     results: Results = field(default_factory=Results)
     plan: str | None = None  # the query as parsed when it started (Query.to_json), as JSON
+    faults: str | None = None  # the faults a test asked for that it matched (app.tasks.faults)
 
     def query_object(self) -> dict[str, Any]:
         """The stored query (already checked by start_encode2), or ``{}`` before it starts."""

@@ -10,10 +10,14 @@ lives in the task database (``app.tasks.db``, schema in ``app.tasks.schema``), o
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qthumb.app.tasks.db import Database
+from qthumb.app.tasks.faults import CallbackFault, FaultStore, task_faults_from_json
+
+log = logging.getLogger("qthumb.faults")
 
 
 @dataclass(frozen=True)
@@ -33,15 +37,53 @@ class CallbackRecord:
 
 
 class CallbackOutbox:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, control: bool = False) -> None:
         self.db = db  # its schema is applied when it is opened (app.tasks.backends)
+        # QTHUMB_CONTROL: callback faults a test asked for apply as events are queued
+        self.faults = FaultStore(db) if control else None
 
     def add(self, token: str, events: Sequence[str], now: float, status: str | None = None) -> None:
         """Queue ``events``; ``status`` is the task's status object (JSON) as of them."""
+        rows = [(token, event, now, status) for event in events]
+        if self.faults is not None:
+            rows = [row for event in events for row in self._with_faults(token, event, now, status)]
         self.db.executemany(
-            "INSERT INTO callbacks (token, event, next_at, status) VALUES (?, ?, ?, ?)",
-            [(token, event, now, status) for event in events],
+            "INSERT INTO callbacks (token, event, next_at, status) VALUES (?, ?, ?, ?)", rows
         )
+
+    def _with_faults(
+        self, token: str, event: str, now: float, status: str | None
+    ) -> list[tuple[str, str, float, str | None]]:
+        """The rows one event becomes under the callback faults in force: none (dropped), one
+        due later (delayed: the task's later events wait behind it, in order), or two."""
+        assert self.faults is not None
+        task = self.db.execute(
+            "SELECT api_key, faults FROM tasks WHERE token = ?", (token,)
+        ).first()
+        if task is None:
+            return [(token, event, now, status)]
+        own = [f for f in task_faults_from_json(task["faults"]) if isinstance(f, CallbackFault)]
+        rules = self.faults.in_force(task["api_key"], CallbackFault)
+        for fault in [*own, *(r.fault for r in rules)]:
+            assert isinstance(fault, CallbackFault)
+            if fault.event != event:
+                continue
+            rule = next((r for r in rules if r.fault is fault), None)
+            if rule is not None and not self.faults.fire(rule, token):
+                continue  # its times ran out meanwhile
+            if rule is None:
+                log.warning(
+                    "fault of task %s fired: callback %s %s",
+                    token,
+                    event,
+                    "dropped" if fault.drop else "delayed" if fault.delay else "doubled",
+                )
+            if fault.drop:
+                return []
+            if fault.delay is not None:
+                return [(token, event, now + fault.delay, status)]
+            return [(token, event, now, status)] * 2
+        return [(token, event, now, status)]
 
     def due(self, now: float, limit: int) -> list[PendingCallback]:
         rows = self.db.execute(

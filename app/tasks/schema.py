@@ -114,7 +114,36 @@ _BOTH_4 = "ALTER TABLE tasks ADD COLUMN plan TEXT"
 _SQLITE_5 = "ALTER TABLE tasks ADD COLUMN claimed_at REAL"
 _POSTGRES_5 = "ALTER TABLE tasks ADD COLUMN claimed_at DOUBLE PRECISION"
 
+# 6: the faults tests ask for (``app.tasks.faults``, QTHUMB_CONTROL=1), and those a task
+# matched when it started, for its worker.
+_SQLITE_6 = """
+CREATE TABLE IF NOT EXISTS faults (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    api_key TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    times INTEGER,
+    fired INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS faults_key ON faults(api_key);
+ALTER TABLE tasks ADD COLUMN faults TEXT
+"""
+_POSTGRES_6 = """
+CREATE TABLE IF NOT EXISTS faults (
+    id BIGSERIAL PRIMARY KEY,
+    api_key TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    times INTEGER,
+    fired INTEGER NOT NULL DEFAULT 0,
+    created_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS faults_key ON faults(api_key);
+ALTER TABLE tasks ADD COLUMN faults TEXT
+"""
+
 MIGRATIONS: dict[Dialect, list[tuple[int, str]]] = {
-    "sqlite": [(1, _SQLITE_1), (2, _BOTH_2), (3, _BOTH_3), (4, _BOTH_4), (5, _SQLITE_5)],
-    "postgresql": [(1, _POSTGRES_1), (2, _BOTH_2), (3, _BOTH_3), (4, _BOTH_4), (5, _POSTGRES_5)],
-}
+    "sqlite": [(1, _SQLITE_1), (2, _BOTH_2), (3, _BOTH_3), (4, _BOTH_4), (5, _SQLITE_5),
+               (6, _SQLITE_6)],
+    "postgresql": [(1, _POSTGRES_1), (2, _BOTH_2), (3, _BOTH_3), (4, _BOTH_4), (5, _POSTGRES_5),
+                   (6, _POSTGRES_6)],
+}  # fmt: skip

@@ -51,10 +51,17 @@ class TaskStore(Protocol):
         self, api_key: str, status: TaskStatus | None, limit: int, offset: int
     ) -> tuple[list[TaskRecord], int]: ...
     def start(
-        self, token: str, query: str, payload: str | None, now: float, plan: str | None = None
+        self,
+        token: str,
+        query: str,
+        payload: str | None,
+        now: float,
+        plan: str | None = None,
+        faults: str | None = None,
     ) -> bool:
         """``query``: the user's own (shown back, as sent); ``plan``: the parsed query's
-        stored form (``Query.to_json``), which the worker runs."""
+        stored form (``Query.to_json``), which the worker runs; ``faults``: those a test asked
+        for that this task matched (``app.tasks.faults``)."""
 
     def claim(self, token: str, worker_id: str, now: float) -> TaskRecord | None:
         """The task, claimed for a new attempt (its ``attempts`` is that attempt's number);
@@ -63,6 +70,9 @@ class TaskStore(Protocol):
     def advance(self, token: str, attempt: int, status: TaskStatus, percent: float) -> bool: ...
     def set_source_info(self, token: str, attempt: int, duration: float, size: float) -> bool: ...
     def heartbeat(self, token: str, attempt: int, now: float) -> bool: ...
+    def release(self, token: str, worker_id: str) -> None:
+        """The worker stopped its attempt (it lost the claim): it holds the task no more."""
+
     def finish(
         self,
         token: str,
@@ -148,13 +158,20 @@ class SqlTaskStore:
         return [_record(row) for row in rows], int(total["n"]) if total else 0
 
     def start(
-        self, token: str, query: str, payload: str | None, now: float, plan: str | None = None
+        self,
+        token: str,
+        query: str,
+        payload: str | None,
+        now: float,
+        plan: str | None = None,
+        faults: str | None = None,
     ) -> bool:
         return self._update(
-            "UPDATE tasks SET status = ?, query = ?, payload = ?, queued_at = ?, plan = ? "
-            "WHERE token = ? AND status = ?",
-            (TaskStatus.QUEUED.value, query, payload, now, plan, token, TaskStatus.CREATED.value),
-        )
+            "UPDATE tasks SET status = ?, query = ?, payload = ?, queued_at = ?, plan = ?, "
+            "faults = ? WHERE token = ? AND status = ?",
+            (TaskStatus.QUEUED.value, query, payload, now, plan, faults, token,
+             TaskStatus.CREATED.value),
+        )  # fmt: skip
 
     def claim(self, token: str, worker_id: str, now: float) -> TaskRecord | None:
         row = self.db.execute(
@@ -178,6 +195,12 @@ class SqlTaskStore:
         return self._update(
             "UPDATE tasks SET duration = ?, source_size = ? WHERE token = ? AND attempts = ?",
             (duration, size, token, attempt),
+        )
+
+    def release(self, token: str, worker_id: str) -> None:
+        self.db.execute(
+            "UPDATE tasks SET worker_id = NULL WHERE token = ? AND worker_id = ?",
+            (token, worker_id),
         )
 
     def heartbeat(self, token: str, attempt: int, now: float) -> bool:
@@ -301,6 +324,7 @@ def _record(row: Mapping[str, Any]) -> TaskRecord:
         error_description=row["error_description"],
         query=row["query"],
         plan=row.get("plan"),
+        faults=row.get("faults"),
         payload=row["payload"],
         attempts=row["attempts"],
         worker_id=row["worker_id"],

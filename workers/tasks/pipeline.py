@@ -61,6 +61,8 @@ class Hooks:
     # probe, encode, save), and the bytes stored in each kind of storage.
     stage: Callable[[str], AbstractContextManager[object]] = _untimed
     stored: Callable[[str, int], None] = _ignore
+    # Why a format must fail before it is made (a fault a test asked for), or None.
+    format_fault: Callable[[FormatSpec], str | None] = lambda _: None
 
 
 def secrets_of(query: Query | None, settings: Settings) -> list[str]:
@@ -116,6 +118,10 @@ class _Run:
                     self.hooks.progress(TaskStatus.ENCODING, 100.0 * (done + fraction) / total)
 
                 making = Making(source, info, out_dir, progress, self.settings, reader)
+                fault = self.hooks.format_fault(spec)
+                if fault is not None:
+                    self.failed(spec, fault)
+                    continue
                 try:
                     producer = producer_for(spec)
                     if producer.needs_video and info is not None:

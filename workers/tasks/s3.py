@@ -14,7 +14,7 @@ from qthumb.app.qencode.query import Destination
 from qthumb.app.settings import Settings
 from qthumb.app.storage.objects import FileError
 from qthumb.app.storage.s3 import check_endpoint, credentials, parse_s3_url
-from qthumb.app.storage.s3_objects import S3Objects
+from qthumb.app.storage.s3_objects import LateDownload, S3Objects
 from qthumb.workers.tasks.failures import FormatFailure, SourceError
 from qthumb.workers.tasks.storage import Storage
 
@@ -38,7 +38,10 @@ def download_s3(source: str, target: Path, settings: Settings) -> int:
             f"{settings.max_source_bytes} bytes"
         )
     try:
-        bucket.get(location.key, target)  # a missing or refused key says so here, with its code
+        # a missing or refused key says so here, with its code; a trickle, past the deadline
+        bucket.get(location.key, target, within=settings.download_deadline)
+    except LateDownload as exc:
+        raise SourceError(f"source {exc} (QTHUMB_DOWNLOAD_DEADLINE)") from None
     except FileError as exc:
         raise SourceError(f"source {exc}") from None
     return target.stat().st_size

@@ -27,6 +27,7 @@ from qthumb.app.redact import redact
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import Files
 from qthumb.app.tasks.callbacks import task_ended
+from qthumb.app.tasks.faults import TaskFault, task_faults_from_json
 from qthumb.app.tasks.model import TaskRecord, TaskStatus
 from qthumb.app.tasks.outbox import CallbackOutbox
 from qthumb.app.tasks.queue import TaskQueue
@@ -92,6 +93,37 @@ class TaskRun:
         # secrets join once it is parsed.
         self.secrets = secrets_of(None, settings)
         self._last_write: tuple[TaskStatus | None, float] = (None, 0.0)
+        # Faults a test asked for (QTHUMB_CONTROL), met as the task enters each stage.
+        self.faults = [f for f in task_faults_from_json(task.faults) if isinstance(f, TaskFault)]
+        self._entered: set[TaskStatus] = set()
+
+    def _enter(self, status: TaskStatus) -> None:
+        if status in self._entered:
+            return
+        self._entered.add(status)
+        for fault in self.faults:
+            seconds = fault.hold.get(status.value, 0.0)
+            if seconds:
+                log.warning("task %s: fault holds it %g s while %s", self.token, seconds,
+                            status.value)  # fmt: skip
+                until = time.monotonic() + seconds
+                while time.monotonic() < until:  # the heartbeat goes on meanwhile
+                    if self.beat is not None and self.beat.lost:
+                        raise LostClaim()
+                    time.sleep(min(0.1, max(0.0, until - time.monotonic())))
+            if fault.fail_at == status.value:
+                log.warning("task %s: fault fails it while %s", self.token, status.value)
+                raise TaskFailure(
+                    fault.error_description or f"failed while {status.value} (a fault asked for)"
+                )
+
+    def format_fault(self, spec: FormatSpec) -> str | None:
+        """Why this format must fail, when a fault says so."""
+        for fault in self.faults:
+            if fault.fail_format == spec.index:
+                log.warning("task %s: fault fails format %d", self.token, spec.index)
+                return fault.error_description or "failed (a fault asked for)"
+        return None
 
     def advance(self, status: TaskStatus, percent: float) -> None:
         if self.beat is not None and self.beat.lost:
@@ -104,8 +136,10 @@ class TaskRun:
         self._last_write = (status, now)
         if not self.store.advance(self.token, self.attempt, status, round(percent, 4)):
             raise LostClaim()
+        self._enter(status)  # in the stage now (its status written): faults meet it there
 
     def run(self, work: Path) -> None:
+        self._enter(TaskStatus.DOWNLOADING)  # the claim began it
         query = task_query(self.task)
         self.secrets = secrets_of(query, self.settings)
         hooks = Hooks(
@@ -116,6 +150,7 @@ class TaskRun:
             label=f"task {self.token}",
             stage=lambda name: instruments().stage_seconds.labels(name).time(),
             stored=lambda kind, size: instruments().stored_bytes.labels(kind).inc(size),
+            format_fault=self.format_fault,
         )
         try:
             self.results = run_query(query, self.settings, self.files, work, self._storage, hooks)
@@ -175,6 +210,7 @@ def run_task(
         outcome = "completed"
     except LostClaim:
         outcome = "lost"
+        store.release(token, worker_id)  # said to whoever took it (recovery, a reset)
         log.warning("task %s: claim lost to recovery; this attempt stops", token)
     except TaskFailure as exc:
         outcome = "error"

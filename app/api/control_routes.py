@@ -1,0 +1,183 @@
+"""The mock's controls under ``/_qthumb/`` (never ``/v1/``, so no SDK reaches them by mistake),
+answered only with ``QTHUMB_CONTROL=1`` (404 otherwise) and an API key (``Authorization:
+Bearer <key>`` or ``api_key=``): ``reset``, and ``faults`` to add (POST), list (GET) and clear
+(DELETE). ``method_fault`` is what each Qencode method asks before it answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from qthumb.app.api.errors import ApiKeyNotFound, QencodeError
+from qthumb.app.tasks.faults import BadRule, FaultStore, MethodFault, parse_rule
+from qthumb.app.tasks.model import is_token
+from qthumb.app.tasks.reset import reset_keys
+
+log = logging.getLogger("qthumb.faults")
+router = APIRouter(prefix="/_qthumb", include_in_schema=False)
+
+
+class InjectedError(QencodeError):
+    """A Qencode error a fault asked for, with the fault's own code."""
+
+    def __init__(self, code: int, message: str | None, http_status: int = 200) -> None:
+        super().__init__(message or f"error {code} (a fault asked for)", http_status=http_status)
+        self.code = code
+
+
+class FaultAnswer(Exception):
+    """A fault's own answer in place of the method's (raised, answered by ``answer``)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("a fault answered")
+        self.response = response
+
+
+async def answer(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, FaultAnswer)
+    return exc.response
+
+
+class DroppedOnPurpose(Exception):
+    """Raised once the answer has begun: the server closes the connection mid-answer."""
+
+
+class _Drop(Response):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"1000")]})  # fmt: skip
+        raise DroppedOnPurpose()
+
+
+class DropNote(logging.Filter):
+    """uvicorn logs a dropped connection as an application error with a traceback: it is one
+    line, on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], DroppedOnPurpose):
+            record.msg, record.args, record.exc_info = "fault: connection dropped", (), None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _faults(request: Request) -> FaultStore:
+    faults: FaultStore | None = request.app.state.faults
+    if faults is None:  # QTHUMB_CONTROL is off: these paths do not exist
+        raise HTTPException(status_code=404)
+    return faults
+
+
+def _key(request: Request, form: FormData | None = None) -> str:
+    header = request.headers.get("authorization", "")
+    key = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    key = key or request.query_params.get("api_key", "")
+    if not key and form is not None:
+        value = form.get("api_key")
+        key = value if isinstance(value, str) else ""
+    if key not in request.app.state.service.api_keys:
+        raise ApiKeyNotFound("api_key not found: send one as Authorization: Bearer <key>",
+                             http_status=401)  # fmt: skip
+    return key
+
+
+@router.post("/reset")
+async def reset(request: Request) -> dict[str, Any]:
+    _faults(request)
+    form = await request.form()
+    key = _key(request, form)
+    every = request.query_params.get("all") or form.get("all")
+    keys = sorted(request.app.state.service.api_keys) if every in ("1", "true") else [key]
+    settings = request.app.state.settings
+    wait = settings.heartbeat_timeout + 2 * settings.heartbeat_interval
+    backends = request.app.state.backends
+    report = await run_in_threadpool(reset_keys, backends.db, backends.files, keys, wait)
+    return {"error": 0, "keys": len(keys), **report.to_json()}
+
+
+@router.post("/faults")
+async def add_faults(request: Request) -> JSONResponse:
+    faults = _faults(request)
+    key = _key(request)
+    try:
+        body = json.loads(await request.body() or b"null")
+    except ValueError:
+        return JSONResponse({"error": 1, "message": "send a JSON list of rules"}, 400)
+    rules = body if isinstance(body, list) else [body]
+    parsed = []
+    for n, rule in enumerate(rules):
+        try:
+            parsed.append(parse_rule(rule))
+        except BadRule as exc:
+            return JSONResponse({"error": 1, "message": f"rule {n}: {exc}"}, 400)
+    ids = await run_in_threadpool(faults.add, key, parsed, time.time())
+    return JSONResponse({"error": 0, "ids": ids})
+
+
+@router.get("/faults")
+async def list_faults(request: Request) -> dict[str, Any]:
+    faults = _faults(request)
+    rules = await run_in_threadpool(faults.rules, _key(request))
+    return {"error": 0, "faults": [rule.to_json() for rule in rules]}
+
+
+@router.delete("/faults")
+async def clear_faults(request: Request) -> dict[str, Any]:
+    faults = _faults(request)
+    key = _key(request)
+    wanted = request.query_params.get("id")
+    one = int(wanted) if wanted and wanted.isdigit() else None
+    return {"error": 0, "removed": await run_in_threadpool(faults.clear, key, one)}
+
+
+def _owner(request: Request, method: str, form: FormData) -> str | None:
+    """The API key a request acts for, as far as the request says."""
+    service = request.app.state.service
+
+    def field(name: str) -> str:
+        value = form.get(name)
+        return value if isinstance(value, str) else ""
+
+    if method == "access_token":
+        return field("api_key") or None
+    if method == "create_task":
+        token = field("token")
+        return service.store.session_owner(token, time.time()) if is_token(token) else None
+    token = field("task_token") or field("task_tokens").split(",")[0].strip(' ["')
+    task = service.store.get(token) if is_token(token) else None
+    return None if task is None else str(task.api_key)
+
+
+async def method_fault(request: Request, method: str, form: FormData) -> None:
+    """Raise what a fault makes this method answer instead (a Qencode error, or
+    ``FaultAnswer``), after any delay it asks for; return to answer as usual."""
+    faults: FaultStore | None = request.app.state.faults
+    if faults is None:
+        return
+    owner = await run_in_threadpool(_owner, request, method, form)
+    if owner is None:
+        return
+    for rule in await run_in_threadpool(faults.in_force, owner, MethodFault):
+        fault = rule.fault
+        assert isinstance(fault, MethodFault)
+        if fault.method != method or not await run_in_threadpool(faults.fire, rule):
+            continue
+        if fault.delay is not None:
+            await asyncio.sleep(fault.delay)
+            return
+        if fault.drop:
+            raise FaultAnswer(_Drop())
+        if fault.error is not None:
+            raise InjectedError(fault.error, fault.message)
+        assert fault.http_status is not None
+        message = fault.message or f"HTTP {fault.http_status} (a fault asked for)"
+        raise FaultAnswer(JSONResponse({"error": 1, "message": message}, fault.http_status))

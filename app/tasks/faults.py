@@ -1,0 +1,227 @@
+"""Faults a test asks for: the mock's chaos controls (``QTHUMB_CONTROL=1``).
+
+Rules come from ``POST /_qthumb/faults`` (kept in the database, per API key, so the API and
+every worker see them) or ride on one task as ``qthumb_faults`` in its query. Three kinds:
+
+- ``MethodFault``: an API method answers a Qencode error, an HTTP status, late, or not at all;
+- ``TaskFault``: matching tasks fail at a stage, stay in a stage a while, or fail one format;
+  matched when the task starts, and kept with it (``tasks.faults``) for its worker;
+- ``CallbackFault``: a callback event is not sent, sent late, or sent twice; applied when the
+  event is queued.
+
+Every rule may carry ``times`` (default: every time); each firing is counted (``fired``) and
+logged with the task token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from qthumb.app.tasks.db import Database
+
+log = logging.getLogger("qthumb.faults")
+
+FAULT_METHODS = ("access_token", "create_task", "start_encode2", "status", "upload")
+STAGES = ("downloading", "encoding", "saving")
+EVENTS = ("queued", "downloading", "encoding", "saving", "saved", "error")
+
+
+class BadRule(ValueError):
+    """A rule that cannot be used; the message names the field."""
+
+
+@dataclass(frozen=True)
+class MethodFault:
+    method: str
+    error: int | None = None
+    message: str | None = None
+    http_status: int | None = None
+    delay: float | None = None
+    drop: bool = False
+
+
+@dataclass(frozen=True)
+class TaskFault:
+    payload: str | None = None  # substrings the task must hold to match
+    user_tag: str | None = None
+    fail_at: str | None = None
+    error_description: str | None = None
+    hold: dict[str, float] = field(default_factory=dict)
+    fail_format: int | None = None
+
+    def matches(self, payload: str | None, user_tags: list[str]) -> bool:
+        if self.payload is not None and self.payload not in (payload or ""):
+            return False
+        return self.user_tag is None or any(self.user_tag in tag for tag in user_tags)
+
+
+@dataclass(frozen=True)
+class CallbackFault:
+    event: str
+    drop: bool = False
+    delay: float | None = None
+    duplicate: bool = False
+
+
+Fault = MethodFault | TaskFault | CallbackFault
+
+
+def _number(rule: dict[str, Any], name: str, low: float, high: float) -> float | None:
+    value = rule.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise BadRule(f"{name} must be a number from {low:g} to {high:g}")
+    return float(value)
+
+
+def _text(rule: dict[str, Any], name: str) -> str | None:
+    value = rule.get(name)
+    if value is not None and not isinstance(value, str):
+        raise BadRule(f"{name} must be a string")
+    return value
+
+
+def parse_rule(rule: object) -> tuple[Fault, int | None]:
+    """One rule as a test sends it; and its ``times`` (None: every time)."""
+    if not isinstance(rule, dict):
+        raise BadRule("a rule must be a JSON object")
+    times = _number(rule, "times", 1, 1e9)
+    count = None if times is None else int(times)
+    if "method" in rule:
+        method = rule["method"]
+        if method not in FAULT_METHODS:
+            raise BadRule(f"method must be one of {', '.join(FAULT_METHODS)}")
+        error = _number(rule, "error", 1, 1000)
+        status = _number(rule, "http_status", 100, 599)
+        delay = _number(rule, "delay", 0, 600)
+        drop = rule.get("drop") is True
+        if sum(x is not None for x in (error, status, delay)) + drop != 1:
+            raise BadRule("a method rule needs one of error, http_status, delay or drop")
+        return MethodFault(
+            method, None if error is None else int(error), _text(rule, "message"),
+            None if status is None else int(status), delay, drop,
+        ), count  # fmt: skip
+    if "task" in rule:
+        match = rule["task"]
+        if not isinstance(match, dict):
+            raise BadRule("task must be an object ({} matches every task of the key)")
+        fail_at = _text(rule, "fail_at")
+        if fail_at is not None and fail_at not in STAGES:
+            raise BadRule(f"fail_at must be one of {', '.join(STAGES)}")
+        hold_in = rule.get("hold") or {}
+        if not isinstance(hold_in, dict) or any(
+            s not in STAGES or isinstance(v, bool) or not isinstance(v, int | float)
+            or not 0 <= v <= 3600 for s, v in hold_in.items()
+        ):  # fmt: skip
+            raise BadRule("hold must map a stage (downloading, encoding, saving) to seconds")
+        fail_format = _number(rule, "fail_format", 0, 99)
+        if fail_at is None and not hold_in and fail_format is None:
+            raise BadRule("a task rule needs fail_at, hold or fail_format")
+        return TaskFault(
+            _text(match, "payload"), _text(match, "user_tag"), fail_at,
+            _text(rule, "error_description"), {s: float(v) for s, v in hold_in.items()},
+            None if fail_format is None else int(fail_format),
+        ), count  # fmt: skip
+    if "callback" in rule:
+        event = rule["callback"]
+        if event not in EVENTS:
+            raise BadRule(f"callback must be one of {', '.join(EVENTS)}")
+        delay = _number(rule, "delay", 0, 3600)
+        drop, duplicate = rule.get("drop") is True, rule.get("duplicate") is True
+        if (delay is not None) + drop + duplicate != 1:
+            raise BadRule("a callback rule needs one of drop, delay or duplicate")
+        return CallbackFault(event, drop, delay, duplicate), count
+    raise BadRule("a rule names a method, a task or a callback")
+
+
+def fault_to_json(fault: Fault) -> dict[str, Any]:
+    kind = {MethodFault: "method", TaskFault: "task", CallbackFault: "callback"}[type(fault)]
+    return {"kind": kind, **{k: v for k, v in asdict(fault).items() if v not in (None, {})}}
+
+
+def fault_from_json(data: dict[str, Any]) -> Fault:
+    kind = data.pop("kind")
+    cls: type[Fault] = {"method": MethodFault, "task": TaskFault, "callback": CallbackFault}[kind]
+    return cls(**data)
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: int
+    fault: Fault
+    times: int | None
+    fired: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, **fault_to_json(self.fault), "times": self.times,
+                "fired": self.fired}  # fmt: skip
+
+
+class FaultStore:
+    """The rules in force, per API key, in the task database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, api_key: str, rules: list[tuple[Fault, int | None]], now: float) -> list[int]:
+        ids = []
+        for fault, times in rules:
+            row = self.db.execute(
+                "INSERT INTO faults (api_key, rule, times, fired, created_at) "
+                "VALUES (?, ?, ?, 0, ?) RETURNING id",
+                (api_key, json.dumps(fault_to_json(fault)), times, now),
+            ).first()
+            assert row is not None
+            ids.append(int(row["id"]))
+        return ids
+
+    def rules(self, api_key: str) -> list[Rule]:
+        rows = self.db.execute(
+            "SELECT id, rule, times, fired FROM faults WHERE api_key = ? ORDER BY id", (api_key,)
+        ).rows
+        return [
+            Rule(int(r["id"]), fault_from_json(json.loads(r["rule"])), r["times"], int(r["fired"]))
+            for r in rows
+        ]
+
+    def in_force(self, api_key: str, kind: type[Fault]) -> list[Rule]:
+        return [
+            r for r in self.rules(api_key)
+            if isinstance(r.fault, kind) and (r.times is None or r.fired < r.times)
+        ]  # fmt: skip
+
+    def fire(self, rule: Rule, token: str = "") -> bool:
+        """Count one firing, if the rule has any left (several processes race safely)."""
+        fired = (
+            self.db.execute(
+                "UPDATE faults SET fired = fired + 1 WHERE id = ? "
+                "AND (times IS NULL OR fired < times)",
+                (rule.id,),
+            ).rowcount
+            == 1
+        )
+        if fired:
+            log.warning("fault %d fired%s: %s", rule.id, f" on task {token}" if token else "",
+                        json.dumps(fault_to_json(rule.fault)))  # fmt: skip
+        return fired
+
+    def clear(self, api_key: str, rule_id: int | None = None) -> int:
+        if rule_id is None:
+            return self.db.execute("DELETE FROM faults WHERE api_key = ?", (api_key,)).rowcount
+        return self.db.execute(
+            "DELETE FROM faults WHERE api_key = ? AND id = ?", (api_key, rule_id)
+        ).rowcount
+
+
+def task_faults_json(faults: list[Fault]) -> str | None:
+    """What one task keeps (``tasks.faults``): the task rules it matched when it started and
+    the rules its own query carried (``qthumb_faults``)."""
+    return json.dumps([fault_to_json(f) for f in faults]) if faults else None
+
+
+def task_faults_from_json(text: str | None) -> list[Fault]:
+    return [fault_from_json(item) for item in json.loads(text)] if text else []

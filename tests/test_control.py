@@ -1,0 +1,198 @@
+"""The mock's controls (``/_qthumb/``, ``QTHUMB_CONTROL=1``): faults on API methods seen
+through the official Python SDK and plain HTTP, faults on tasks and callbacks, faults a query
+carries, and a reset that removes one key's state and nothing of another's."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import qencode3
+
+from qthumb.app.api.main import create_app
+from qthumb.app.settings import Settings
+from tests.conftest import API_KEY, QthumbProcess, serve_in_thread, serving
+from tests.qclient import QClient
+from tests.test_callbacks import Receiver
+
+OTHER_KEY = "other-key-0123456789"
+make_client = qencode3.client
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, clips: Path) -> Iterator[QthumbProcess]:
+    with serving(tmp_path_factory.mktemp("control"), clips,
+                 QTHUMB_API_KEYS=f"{API_KEY},{OTHER_KEY}") as s:  # fmt: skip
+        yield s
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    with serve_in_thread(r.app) as port:
+        r.port = port
+        yield r
+
+
+@pytest.fixture()
+def control(server: QthumbProcess) -> Iterator[httpx.Client]:
+    """The control API with the test key; every rule is cleared after the test."""
+    with httpx.Client(base_url=f"{server.base_url}/_qthumb",
+                      headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60) as c:  # fmt: skip
+        yield c
+        c.delete("/faults")
+
+
+def fault(control: httpx.Client, *rules: dict[str, Any]) -> list[int]:
+    answer = control.post("/faults", json=list(rules))
+    assert answer.status_code == 200, answer.text
+    ids: list[int] = answer.json()["ids"]
+    return ids
+
+
+def query(clips: Path, **extra: Any) -> dict[str, Any]:
+    fmt = {"output": "thumbnail", "time": 0.5, "width": 96, **extra}
+    return {"source": str(clips / "testsrc.mp4"), "format": [fmt]}
+
+
+def test_off_unless_asked_and_only_with_a_key(tmp_path: Path, server: QthumbProcess):
+    app = create_app(Settings(data_dir=tmp_path, api_keys=[API_KEY], control=False))
+    with serve_in_thread(app) as port:
+        answer = httpx.get(f"http://127.0.0.1:{port}/_qthumb/faults",
+                           headers={"Authorization": f"Bearer {API_KEY}"})  # fmt: skip
+        assert answer.status_code == 404
+    url = f"{server.base_url}/_qthumb/faults"
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, params={"api_key": "wrong-key-0123456789"}).status_code == 401
+    assert httpx.get(url, params={"api_key": API_KEY}).json() == {"error": 0, "faults": []}
+    bad = httpx.post(url, params={"api_key": API_KEY}, json=[{"method": "status"}])
+    assert bad.status_code == 400
+    assert bad.json()["message"].startswith("rule 0: a method rule needs one of error")
+
+
+def test_a_method_answers_the_error_asked_for_through_the_sdk(
+    server: QthumbProcess, control: httpx.Client, clips: Path
+):
+    fault(control, {"method": "start_encode2", "error": 8, "message": "too many tasks",
+                    "times": 1})  # fmt: skip
+    client = make_client(API_KEY, api_url=server.base_url)
+    task = client.create_task()
+    task.custom_start({"query": query(clips)})
+    assert task.error == 8 and task.message == "too many tasks"  # what the user's code sees
+    again = client.create_task()
+    again.custom_start({"query": query(clips)})  # times: 1, so the real answer now
+    assert not again.error, again.message
+    [rule] = control.get("/faults").json()["faults"]
+    assert rule["fired"] == 1 and rule["times"] == 1 and rule["error"] == 8
+
+
+def test_http_status_delay_and_drop(server: QthumbProcess, control: httpx.Client):
+    fault(control, {"method": "access_token", "http_status": 503, "times": 1},
+          {"method": "create_task", "drop": True, "times": 1})  # fmt: skip
+    with httpx.Client(base_url=f"{server.base_url}/v1", timeout=30) as api:
+        refused = api.post("/access_token", data={"api_key": API_KEY})
+        assert refused.status_code == 503
+        token = api.post("/access_token", data={"api_key": API_KEY}).json()["token"]
+        with pytest.raises(httpx.RemoteProtocolError):
+            api.post("/create_task", data={"token": token})
+        fault(control, {"method": "create_task", "delay": 1.0, "times": 1})
+        started = time.monotonic()
+        late = api.post("/create_task", data={"token": token}).json()
+        assert late["error"] == 0 and time.monotonic() - started >= 1.0
+    other = httpx.post(f"{server.base_url}/v1/access_token", data={"api_key": OTHER_KEY})
+    assert other.json()["error"] == 0  # another key's requests never meet these rules
+
+
+def test_tasks_fail_hold_and_lose_a_format_as_asked(
+    server: QthumbProcess, control: httpx.Client, clips: Path
+):
+    fault(control,
+          {"task": {"user_tag": "boom"}, "fail_at": "downloading",
+           "error_description": "origin said no"},
+          {"task": {"payload": "slow"}, "hold": {"encoding": 2}},
+          {"task": {"payload": "half"}, "fail_format": 1})  # fmt: skip
+    with QClient(server.base_url, API_KEY) as c:
+        boom = c.run(query(clips, user_tag="a-boom-tag"))
+        assert boom["status"] == "error" and boom["error_description"] == "origin said no"
+        fine = c.run(query(clips, user_tag="fine"))
+        assert fine["status"] == "completed"
+        slow = c.start(query(clips), payload="slow please")
+        seen, started = set(), time.monotonic()
+        while (status := c.status(slow))["status"] not in ("completed", "error"):
+            seen.add(status["status"])
+            time.sleep(0.1)
+        assert "encoding" in seen and time.monotonic() - started >= 2.0
+        assert status["status"] == "completed"
+        two = query(clips)
+        two["format"].append({"output": "thumbnail", "time": 0.2, "width": 64})
+        half = c.wait(c.start(two, payload="half"))
+        assert half["status"] == "completed"
+        failed = [i for i in half["images"] if i["url"] is None]
+        assert len(half["images"]) == 2 and [i["tag"] for i in failed] == ["image-1-0"]
+        assert any("failed (a fault asked for)" in w["details"] for w in half["warnings"])
+    fired = {r["id"]: r["fired"] for r in control.get("/faults").json()["faults"]}
+    assert sorted(fired.values()) == [1, 1, 1]
+
+
+def test_a_query_carries_its_own_faults(server: QthumbProcess, clips: Path):
+    with QClient(server.base_url, API_KEY) as c:
+        q = {**query(clips), "qthumb_faults": [{"task": {}, "fail_at": "encoding"}]}
+        status = c.run(q)
+        assert status["status"] == "error"
+        assert status["error_description"] == "failed while encoding (a fault asked for)"
+        bad = c.post("start_encode2", {"task_token": c.new_task(), "query": json.dumps(
+            {"query": {**query(clips), "qthumb_faults": [{"task": {}}]}})})  # fmt: skip
+        assert bad["error"] == 1
+        assert bad["message"].startswith("query.qthumb_faults[0]: a task rule needs fail_at")
+
+
+def test_callbacks_dropped_doubled_and_delayed(
+    server: QthumbProcess, control: httpx.Client, clips: Path, receiver: Receiver
+):
+    fault(control, {"callback": "queued", "drop": True, "times": 1},
+          {"callback": "saved", "duplicate": True, "times": 1})  # fmt: skip
+    with QClient(server.base_url, API_KEY) as c:
+        first = c.start({**query(clips), "callback_url": receiver.url})
+        assert c.wait(first)["status"] == "completed"
+        receiver.wait_for(first, 2)
+        time.sleep(0.5)
+        assert receiver.events(first) == ["saved", "saved"]  # queued dropped, saved twice
+        fault(control, {"callback": "queued", "delay": 2, "times": 1})
+        second = c.start({**query(clips), "callback_url": receiver.url})
+        assert c.wait(second)["status"] == "completed"
+        time.sleep(1.0)
+        assert receiver.events(second) == []  # saved waits behind the delayed queued
+        receiver.wait_for(second, 2, timeout=10)
+        assert receiver.events(second) == ["queued", "saved"]
+
+
+def test_reset_removes_one_keys_state_and_nothing_else(
+    server: QthumbProcess, control: httpx.Client, clips: Path
+):
+    with QClient(server.base_url, API_KEY) as mine, QClient(server.base_url, OTHER_KEY) as theirs:
+        done = mine.start(query(clips))
+        image = mine.wait(done)["images"][0]["url"]
+        fault(control, {"task": {"user_tag": "held"}, "hold": {"encoding": 60}})
+        held = mine.start(query(clips, user_tag="held"))
+        while mine.status(held)["status"] != "encoding":
+            time.sleep(0.05)
+        kept = theirs.start(query(clips))
+        assert theirs.wait(kept)["status"] == "completed"
+        session = mine.post("access_token", {"api_key": API_KEY})["token"]
+        assert mine.fetch(image).status_code == 200
+        started = time.monotonic()
+        report = control.post("/reset").json()
+        assert report["error"] == 0 and report["keys"] == 1, report
+        assert report["tasks"] >= 2 and report["running_stopped"] == 1, report
+        assert report["still_running"] == 0 and report["results"] >= 1, report
+        assert time.monotonic() - started < 30  # the held task stopped; no 60 s wait
+        answer = mine.post("status", {"task_tokens": f"{done},{held}"})
+        assert answer["statuses"] == {done: None, held: None}
+        assert mine.fetch(image).status_code == 404
+        assert mine.post("create_task", {"token": session})["error"] != 0  # its tokens too
+        assert theirs.status(kept)["status"] == "completed"  # nothing of another key
