@@ -230,6 +230,13 @@ class Settings(BaseSettings):
         " read qthumb_faults in queries: for test suites (on in `make run` and the pytest"
         " fixture).",
     )
+    time_scale: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="Test-only: multiplies session-token lifetimes, callback retry back-offs and"
+        " the stage holds faults ask for (0.01: a hundred times sooner).",
+    )
     worker_memory_limit: int = Field(
         default=0,
         ge=0,
@@ -244,6 +251,10 @@ class Settings(BaseSettings):
         description="Decoding threads one task may use (0: the CPU cores shared among the worker"
         " processes, at least one each).",
     )
+
+    def scaled(self, seconds: float) -> float:
+        """A span of time as ``QTHUMB_TIME_SCALE`` makes it (test-only)."""
+        return seconds * self.time_scale
 
     @property
     def decode_budget(self) -> int:

@@ -196,3 +196,21 @@ def test_reset_removes_one_keys_state_and_nothing_else(
         assert mine.fetch(image).status_code == 404
         assert mine.post("create_task", {"token": session})["error"] != 0  # its tokens too
         assert theirs.status(kept)["status"] == "completed"  # nothing of another key
+
+
+def test_time_scale_makes_expiry_and_retries_quick(tmp_path: Path, clips: Path, receiver: Receiver):
+    """QTHUMB_TIME_SCALE=0.0005: an hour's session token lives 1.8 s, and a callback retried
+    after 60 s and 120 s is retried after 30 and 60 ms."""
+    fast = serving(tmp_path, clips, QTHUMB_TIME_SCALE="0.0005", QTHUMB_SESSION_TOKEN_TTL="3600",
+                   QTHUMB_CALLBACK_BACKOFF="60", QTHUMB_CALLBACK_ATTEMPTS="3")  # fmt: skip
+    with fast as server, QClient(server.base_url, API_KEY) as c:
+        token = c.post("access_token", {"api_key": API_KEY})["token"]
+        assert c.post("create_task", {"token": token})["error"] == 0
+        time.sleep(2.5)
+        expired = c.post("create_task", {"token": token})
+        assert expired["error"] != 0, expired
+        receiver.fail_first = 2  # the first two tries of the first event fail
+        task = c.start({**query(clips), "callback_url": receiver.url})
+        assert c.wait(task)["status"] == "completed"
+        calls = receiver.wait_for(task, 4, timeout=15)  # queued x3, then saved
+        assert [call["event"] for call in calls] == ["queued"] * 3 + ["saved"]

@@ -96,7 +96,7 @@ class QencodeService:
         if api_key not in self.api_keys:
             self.key_guard.wrong(client)
             raise ApiKeyNotFound()
-        expires_at = self.clock() + self.settings.session_token_ttl
+        expires_at = self.clock() + self.settings.scaled(self.settings.session_token_ttl)
         token = self.store.create_session(api_key, expires_at)
         expire = datetime.fromtimestamp(expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%S")
         return {"error": 0, "token": token, "expire": expire}

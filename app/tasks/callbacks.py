@@ -140,7 +140,7 @@ def deliver_one(
         log.info("task %s callback %s delivered", item.token, item.event)
     elif attempts_left > 0:
         counter.labels(item.event, "retried").inc()
-        delay = settings.callback_backoff * 2**item.attempts
+        delay = settings.scaled(settings.callback_backoff * 2**item.attempts)
         outbox.retry_at(item, time.time() + delay)
         log.info("task %s callback %s failed (%s); again in %.1f s", item.token, item.event,
                  problem, delay)  # fmt: skip

@@ -102,7 +102,7 @@ class TaskRun:
             return
         self._entered.add(status)
         for fault in self.faults:
-            seconds = fault.hold.get(status.value, 0.0)
+            seconds = self.settings.scaled(fault.hold.get(status.value, 0.0))
             if seconds:
                 log.warning("task %s: fault holds it %g s while %s", self.token, seconds,
                             status.value)  # fmt: skip
