@@ -5,6 +5,7 @@ carries, and a reset that removes one key's state and nothing of another's."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -214,3 +215,45 @@ def test_time_scale_makes_expiry_and_retries_quick(tmp_path: Path, clips: Path, 
         assert c.wait(task)["status"] == "completed"
         calls = receiver.wait_for(task, 4, timeout=15)  # queued x3, then saved
         assert [call["event"] for call in calls] == ["queued"] * 3 + ["saved"]
+
+
+NODE_FAULTS = """
+const QencodeApiClient = require("qencode-api");
+(async () => {
+  const [endpoint, key, queryJson] = process.argv.slice(1);
+  const client = await new QencodeApiClient({ key, endpoint });
+  const out = {};
+  const refused = await client.CreateTask();
+  try { await refused.StartCustom(JSON.parse(queryJson)); out.started = true; }
+  catch (e) { out.refused = e.message; }
+  const task = await client.CreateTask();
+  await task.StartCustom(JSON.parse(queryJson));
+  for (let i = 0; i < 600; i++) {
+    const status = await task.GetStatus();
+    if (status && (status.status === "completed" || status.status === "error")) {
+      out.status = status; break;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  console.log(JSON.stringify(out));
+})().catch((e) => { console.error(e); process.exit(1); });
+"""
+
+
+def test_the_node_sdk_sees_the_faults(server: QthumbProcess, control: httpx.Client, clips: Path):
+    """Qencode's Node SDK: the method's error as the exception it raises, the task's failure
+    in the status it polls."""
+    fault(control, {"method": "start_encode2", "error": 8, "message": "too many tasks",
+                    "times": 1},
+          {"task": {"user_tag": "node"}, "fail_at": "encoding",
+           "error_description": "no"})  # fmt: skip
+    js = Path(__file__).parent / "js"
+    out = subprocess.run(
+        ["node", "-e", NODE_FAULTS, server.base_url, API_KEY,
+         json.dumps(query(clips, user_tag="node"))],
+        cwd=js, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    reply = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "too many tasks" in reply["refused"], reply
+    assert reply["status"]["status"] == "error" and reply["status"]["error_description"] == "no"
