@@ -22,12 +22,15 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 
@@ -38,6 +41,68 @@ class QthumbNotReady(RuntimeError):
     pass
 
 
+class CallbackReceiver:
+    """A loopback HTTP server that records every callback qthumb sends it (the form Qencode
+    posts: ``task_token``, ``event``, ``status`` as JSON, ``payload``), for a test of the
+    user's own webhook handling that needs no server of theirs. Put ``url`` in a query's
+    ``callback_url``; ``wait_for(event, task_token)`` gives the call once it came."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, str]] = []
+        self._changed = threading.Condition()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                size = int(self.headers.get("Content-Length") or 0)
+                form = dict(parse_qsl(self.rfile.read(size).decode("utf-8", "replace")))
+                with receiver._changed:
+                    receiver.calls.append(form)
+                    receiver._changed.notify_all()
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/callback"
+
+    def events(self, task_token: str) -> list[str]:
+        return [c.get("event", "") for c in self.calls if c.get("task_token") == task_token]
+
+    def wait_for(self, event: str, task_token: str, timeout: float = 60.0) -> dict[str, Any]:
+        """The first ``event`` callback of the task, its ``status`` parsed; waits for it."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for call in self.calls:
+                    if call.get("task_token") == task_token and call.get("event") == event:
+                        found: dict[str, Any] = dict(call)
+                        if "status" in found:
+                            found["status"] = json.loads(found["status"])
+                        return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no {event!r} callback for {task_token} in {timeout} s "
+                                       f"(got {self.events(task_token)})")  # fmt: skip
+                self._changed.wait(left)
+
+    def clear(self) -> None:
+        with self._changed:
+            self.calls.clear()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 @dataclass
 class QthumbServer:
     url: str  # http://127.0.0.1:<port>: what SDKs take as their API URL
@@ -45,6 +110,15 @@ class QthumbServer:
     media_dir: Path  # local sources may come from here (an absolute path in the query)
     data_dir: Path | None  # None for an external server
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _callbacks: CallbackReceiver | None = field(default=None, repr=False)
+
+    @property
+    def callbacks(self) -> CallbackReceiver:
+        """A loopback receiver of callbacks, started on first use (its ``url`` goes into a
+        query's ``callback_url``)."""
+        if self._callbacks is None:
+            self._callbacks = CallbackReceiver()
+        return self._callbacks
 
     @property
     def storage_path(self) -> Path | None:
@@ -58,6 +132,13 @@ class QthumbServer:
         if found is None:
             raise KeyError(f"qthumb knows no task {task_token}: {answer}")
         return found
+
+    def status_or_none(self, task_token: str) -> dict[str, Any] | None:
+        """The task's status object, or ``None`` when qthumb knows no such task (a reset)."""
+        try:
+            return self.status(task_token)
+        except KeyError:
+            return None
 
     def wait(self, task_token: str, timeout: float = 120.0) -> dict[str, Any]:
         """The task's status object once it is completed or failed."""
@@ -111,6 +192,9 @@ class QthumbServer:
         return (self.data_dir / "serve.log").read_text(errors="replace")
 
     def stop(self) -> None:
+        if self._callbacks is not None:
+            self._callbacks.close()
+            self._callbacks = None
         proc, self.process = self.process, None
         if proc is not None and proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)  # serve hands running tasks back, then exits
@@ -163,6 +247,10 @@ def qthumb_server(
         # a test suite tries wrong keys on purpose, as often as it likes
         "QTHUMB_KEY_ATTEMPTS_PER_MINUTE": "0",
         "QTHUMB_CONTROL": "1",  # /_qthumb/ reset and faults, for the suite's error paths
+        # callbacks to the fixture's own receiver (``callbacks``), on loopback
+        "QTHUMB_ALLOWED_NETWORKS": ",".join(
+            n for n in (os.environ.get("QTHUMB_ALLOWED_NETWORKS", ""), "127.0.0.1/32") if n
+        ),
         **{f"QTHUMB_{name.upper()}": str(value) for name, value in settings.items()},
     }
     (data / "data").mkdir()

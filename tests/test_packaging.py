@@ -159,9 +159,9 @@ def test_a_project_with_its_own_app_and_workers(
     before = leftovers()
     done = installed.run(*command, "-q", "--qthumb-workers", "1", "-rf", cwd=project)
     out = done.stdout + done.stderr
-    # the team's own tests pass, the fixture's sprite test passes, and the one that sends a bad
-    # query fails with qthumb's own words
-    assert re.search(r"\b1 failed, 3 passed\b", out), out
+    # the team's own tests pass, the fixture's sprite test and its error-path tests (faults,
+    # reset, callbacks) pass, and the one that sends a bad query fails with qthumb's own words
+    assert re.search(r"\b1 failed, 5 passed\b", out), out
     assert "qthumb said: query.format[0].output: unknown output" in out, out
     assert "Error while loading plugin" not in out and "ImportError" not in out, out
     assert leftovers() == before, "the fixture left a server or its data behind"
