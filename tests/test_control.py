@@ -257,3 +257,13 @@ def test_the_node_sdk_sees_the_faults(server: QthumbProcess, control: httpx.Clie
     reply = json.loads(out.stdout.strip().splitlines()[-1])
     assert "too many tasks" in reply["refused"], reply
     assert reply["status"]["status"] == "error" and reply["status"]["error_description"] == "no"
+
+
+def test_an_upload_meets_its_fault(server: QthumbProcess, control: httpx.Client):
+    fault(control, {"method": "upload", "http_status": 507, "times": 1})
+    with QClient(server.base_url, API_KEY) as c:
+        task = c.new_task()
+    headers = {"Tus-Resumable": "1.0.0", "Upload-Length": "10"}
+    url = f"{server.base_url}/v1/upload_file/{task}"
+    assert httpx.post(url, headers=headers).status_code == 507
+    assert httpx.post(url, headers=headers).status_code == 201  # once only

@@ -17,9 +17,11 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import PlainTextResponse
+from starlette.datastructures import FormData
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tuspyserver import create_tus_router
 
+from qthumb.app.api.control_routes import method_fault
 from qthumb.app.api.service import UPLOAD_PATH
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import Files
@@ -35,8 +37,9 @@ _ANY = re.compile(rf"{PREFIX}/{TOKEN_PATTERN}(/{TOKEN_PATTERN})?/?")
 
 def upload_router(settings: Settings, store: TaskStore, files: Files) -> APIRouter:
 
-    def task_may_upload(request: Request) -> None:
+    async def task_may_upload(request: Request) -> None:
         token = request.path_params.get("task_token", "")
+        await method_fault(request, "upload", FormData([("task_token", token)]))  # tests' faults
         task = store.get(token) if is_token(token) else None
         if task is None:
             raise HTTPException(status_code=404, detail="Token not found")
