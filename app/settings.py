@@ -230,6 +230,12 @@ class Settings(BaseSettings):
         " read qthumb_faults in queries: for test suites (on in `make run` and the pytest"
         " fixture).",
     )
+    strict: bool = Field(
+        default=False,
+        description="Refuse a query with a field qthumb does not act on (error 1 naming it);"
+        " by default such a field is ignored with a warning naming it, as Qencode ignores"
+        " what it does not know.",
+    )
     time_scale: float = Field(
         default=1.0,
         gt=0,

@@ -267,3 +267,25 @@ def test_an_upload_meets_its_fault(server: QthumbProcess, control: httpx.Client)
     url = f"{server.base_url}/v1/upload_file/{task}"
     assert httpx.post(url, headers=headers).status_code == 507
     assert httpx.post(url, headers=headers).status_code == 201  # once only
+
+
+def test_fields_qthumb_ignores_are_warned_of_and_refused_when_strict(
+    server: QthumbProcess, clips: Path, tmp_path: Path
+):
+    q = query(clips)
+    q["frobnicate"] = 1
+    q["format"][0]["logo"] = {"source": "https://example.com/logo.png"}
+    with QClient(server.base_url, API_KEY) as c:
+        status = c.run(q)
+    assert status["status"] == "completed"
+    warned = {(w["message"], w["tag"]) for w in status["warnings"]}
+    assert warned == {("query.frobnicate ignored", "query"),
+                      ("query.format[0].logo ignored", "image-0-0")}  # fmt: skip
+    app = create_app(Settings(data_dir=tmp_path, api_keys=[API_KEY], strict=True))
+    with serve_in_thread(app) as port, QClient(f"http://127.0.0.1:{port}", API_KEY) as strict:
+        refused = strict.post("start_encode2", {"task_token": strict.new_task(),
+                                                "query": json.dumps({"query": q})})  # fmt: skip
+        assert refused["error"] == 1
+        assert refused["message"] == (
+            "query.frobnicate: qthumb does not act on this field (QTHUMB_STRICT=1)"
+        )

@@ -20,7 +20,7 @@ from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 from urllib.parse import unquote, urlsplit
 
-from qthumb.app.api.errors import BadQuery, FieldRequired
+from qthumb.app.api.errors import BadQuery, FieldRequired, QencodeError
 from qthumb.app.egress import url_problem
 from qthumb.app.qencode.formats import KINDS, FormatSpec
 from qthumb.app.qencode.query_values import (
@@ -130,7 +130,47 @@ def decode_query(raw: str) -> dict[str, Any]:
     return inner
 
 
-def parse_query(obj: dict[str, Any]) -> Query:
+class _Read(dict[str, Any]):
+    """A query object that remembers which of its fields the parsers read: the others are
+    fields qthumb does not act on (``ignored_fields``)."""
+
+    def __init__(self, value: dict[str, Any]) -> None:
+        super().__init__(value)
+        self.read: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(str(key))
+        return super().__contains__(key)
+
+
+# Read by qthumb outside the parsers (qthumb_faults, app.tasks.faults), or Qencode's own
+# wrapping, never worth a warning.
+_NOT_IGNORED = frozenset({"query", "qthumb_faults"})
+
+
+def ignored_fields(obj: dict[str, Any]) -> list[str]:
+    """The paths of the query's fields qthumb does not act on (``query.frobnicate``,
+    ``query.format[0].logo``), in order: said as warnings, or refused in strict mode. A format
+    qthumb does not make at all has its own warning, and no list of its fields."""
+    top, tracked = _Read(obj), list[str]()
+    try:
+        parse_query(top, tracked)
+    except QencodeError:
+        return []  # refused anyway, with its own message
+    found = [f"query.{k}" for k in obj if k not in top.read and k not in _NOT_IGNORED]
+    return found + tracked
+
+
+def parse_query(obj: dict[str, Any], tracked: list[str] | None = None) -> Query:
+    """``tracked``: a list that receives the paths of the formats' fields no parser read."""
     source = obj.get("source")
     if obj.get("stitch") is not None:
         raise BadQuery("query.stitch: stitching is not supported by qthumb")
@@ -152,7 +192,7 @@ def parse_query(obj: dict[str, Any]) -> Query:
         _web_url(callback, "query.callback_url")
     if url_scheme(source) in ("http", "https"):
         _web_url(source.strip(), "query.source")
-    specs = tuple(_parse_format(i, f) for i, f in enumerate(formats))
+    specs = tuple(_parse_format(i, f, tracked) for i, f in enumerate(formats))
     return Query(source=source.strip(), formats=specs, callback_url=callback or None)
 
 
@@ -177,10 +217,16 @@ def _web_url(url: str, path: str) -> None:
         raise BadQuery(f"{path}: {problem}")
 
 
-def _parse_format(index: int, obj: object) -> FormatSpec:
+def _parse_format(index: int, obj: object, tracked: list[str] | None = None) -> FormatSpec:
     path = f"query.format[{index}]"
     if not isinstance(obj, dict):
         raise BadQuery(f"{path} must be an object")
+    if tracked is not None:
+        read = _Read(obj)
+        spec = _parse_format(index, read)
+        if type(spec) is not FormatSpec:  # a kind qthumb makes: its unread fields
+            tracked += [f"{path}.{k}" for k in obj if k not in read.read]
+        return spec
     output = obj.get("output")
     if output is None or output == "":
         raise FieldRequired(f"{path}.output")

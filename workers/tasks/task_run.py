@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import threading
@@ -21,8 +22,8 @@ from types import TracebackType
 from qthumb.app.api.errors import QencodeError
 from qthumb.app.process.metrics import instruments
 from qthumb.app.process.orphans import pid_alive
-from qthumb.app.qencode.formats import FormatSpec
-from qthumb.app.qencode.query import Destination, Query, parse_query
+from qthumb.app.qencode.formats import FormatSpec, array_of
+from qthumb.app.qencode.query import Destination, Query, ignored_fields, parse_query
 from qthumb.app.redact import redact
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import Files
@@ -31,7 +32,7 @@ from qthumb.app.tasks.faults import TaskFault, task_faults_from_json
 from qthumb.app.tasks.model import TaskRecord, TaskStatus
 from qthumb.app.tasks.outbox import CallbackOutbox
 from qthumb.app.tasks.queue import TaskQueue
-from qthumb.app.tasks.results import Results
+from qthumb.app.tasks.results import Notice, Results
 from qthumb.app.tasks.store import TaskStore
 from qthumb.workers.media.probe import MediaInfo
 from qthumb.workers.tasks.failures import NothingMade, TaskFailure
@@ -152,12 +153,15 @@ class TaskRun:
             stored=lambda kind, size: instruments().stored_bytes.labels(kind).inc(size),
             format_fault=self.format_fault,
         )
+        ignored = ignored_notices(self.task, query)
         try:
             self.results = run_query(query, self.settings, self.files, work, self._storage, hooks)
         except NothingMade as exc:
             assert isinstance(exc.results, Results)
             self.results = exc.results
+            self.results.warnings[:0] = ignored
             raise
+        self.results.warnings[:0] = ignored
         log.info("task %s saved", self.token)
 
     def _probed(self, info: MediaInfo, size: int) -> None:
@@ -229,6 +233,21 @@ def run_task(
         shutil.rmtree(work, ignore_errors=True)
         metrics.workers_busy.dec()
         metrics.task_seconds.labels(outcome).observe(time.monotonic() - started)
+
+
+def ignored_notices(task: TaskRecord, query: Query) -> list[Notice]:
+    """A warning for each field of the user's query qthumb did not act on, tagged as the
+    format it belongs to (``query`` for the query's own)."""
+    notices = []
+    for path in ignored_fields(task.query_object()):
+        found = re.match(r"query\.format\[(\d+)\]", path)
+        index = int(found.group(1)) if found else None
+        tag = "query"
+        if index is not None and index < len(query.formats):
+            tag = f"{array_of(query.formats[index].output)[:-1]}-{index}-0"
+        notices.append(Notice(f"{path} ignored", "qthumb does not act on this field; the "
+                              "output was made without it", tag))  # fmt: skip
+    return notices
 
 
 def task_query(task: TaskRecord) -> Query:
