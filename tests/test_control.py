@@ -289,3 +289,9 @@ def test_fields_qthumb_ignores_are_warned_of_and_refused_when_strict(
         assert refused["message"] == (
             "query.frobnicate: qthumb does not act on this field (QTHUMB_STRICT=1)"
         )
+        lenient = json.dumps({"query": query(clips, width="96")})  # a number as a string
+        refused = strict.post("start_encode2", {"task_token": strict.new_task(),
+                                                "query": lenient})  # fmt: skip
+        assert refused["error"] == 1 and refused["message"] == (
+            'query.format[0].width: the string "96" read as a number (QTHUMB_STRICT=1)'
+        )

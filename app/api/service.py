@@ -27,6 +27,7 @@ from qthumb.app.api.key_guard import KeyGuard
 from qthumb.app.api.keys import API_KEY_RE
 from qthumb.app.qencode.limits import check_query
 from qthumb.app.qencode.query import Query, decode_query, ignored_fields, parse_query
+from qthumb.app.qencode.query_values import coerced_values
 from qthumb.app.qencode.wire import status_object, status_url
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.callbacks import status_snapshot
@@ -139,8 +140,12 @@ class QencodeService:
             )
         parsed = parse_query(inner)  # refuse a bad query now, not in the worker
         check_query(parsed, self.settings)
-        if self.settings.strict and (ignored := ignored_fields(inner)):
-            raise BadQuery(f"{ignored[0]}: qthumb does not act on this field (QTHUMB_STRICT=1)")
+        if self.settings.strict:
+            if ignored := ignored_fields(inner):
+                raise BadQuery(f"{ignored[0]}: qthumb does not act on this field "
+                               "(QTHUMB_STRICT=1)")  # fmt: skip
+            if lenient := coerced_values(lambda: parse_query(inner)):
+                raise BadQuery(f"{lenient[0]} (QTHUMB_STRICT=1)")
         active = self.store.active_tasks(task.api_key)
         if active >= self.settings.max_active_tasks_per_key:
             raise SystemBusy(

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -64,6 +66,28 @@ class Sizing:
     mode: ResizeMode = ResizeMode.SCALE
 
 
+# Set while a strict check runs (``coerced_values``): what a reader coerced, by path.
+_coerced: ContextVar[list[str] | None] = ContextVar("qthumb_coerced", default=None)
+
+
+def coerced(path: str, what: str) -> None:
+    """Note that the value at ``path`` was read leniently (``what``: how)."""
+    found = _coerced.get()
+    if found is not None:
+        found.append(f"{path}: {what}")
+
+
+def coerced_values(parse: Callable[[], object]) -> list[str]:
+    """What ``parse`` coerced ("query.format[0].width: the string "320" read as a number")."""
+    found: list[str] = []
+    token = _coerced.set(found)
+    try:
+        parse()
+    finally:
+        _coerced.reset(token)
+    return found
+
+
 def read_number(value: object, path: str) -> float:
     if isinstance(value, bool):
         raise BadQuery(f"{path} must be a number, not {json.dumps(value)}")
@@ -77,6 +101,7 @@ def read_number(value: object, path: str) -> float:
             number = float(value.strip())
         except ValueError:
             raise BadQuery(f"{path} must be a number, got {value[:100]!r}") from None
+        coerced(path, f"the string {shown(value)} read as a number")
     else:
         raise BadQuery(f"{path} must be a number, got {shown(value)}")
     if not math.isfinite(number):
@@ -97,6 +122,8 @@ def opt_float(
     obj: dict[str, Any], key: str, path: str, *, minimum: float, exclusive: bool = False
 ) -> float | None:
     value = obj.get(key)
+    if value == "":
+        coerced(f"{path}.{key}", 'the empty string "" read as absent')
     if value is None or value == "":
         return None
     number = read_number(value, f"{path}.{key}")
@@ -108,6 +135,8 @@ def opt_float(
 
 def opt_int(obj: dict[str, Any], key: str, path: str, *, minimum: int) -> int | None:
     value = obj.get(key)
+    if value == "":
+        coerced(f"{path}.{key}", 'the empty string "" read as absent')
     if value is None or value == "":
         return None
     number = read_number(value, f"{path}.{key}")
@@ -119,6 +148,8 @@ def opt_int(obj: dict[str, Any], key: str, path: str, *, minimum: int) -> int | 
 
 
 def flag(value: object, path: str) -> bool:
+    if value == "":
+        coerced(path, 'the empty string "" read as 0')
     if value is None or value == "":
         return False
     if isinstance(value, bool):
