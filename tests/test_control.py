@@ -19,7 +19,7 @@ from qthumb.app.api.main import create_app
 from qthumb.app.settings import Settings
 from tests.conftest import API_KEY, QthumbProcess, serve_in_thread, serving
 from tests.qclient import QClient
-from tests.test_callbacks import Receiver
+from tests.test_callbacks import Receiver, receiver  # noqa: F401  (fixture)
 
 OTHER_KEY = "other-key-0123456789"
 make_client = qencode3.client
@@ -30,14 +30,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, clips: Path) -> Iterator[Qt
     with serving(tmp_path_factory.mktemp("control"), clips,
                  QTHUMB_API_KEYS=f"{API_KEY},{OTHER_KEY}") as s:  # fmt: skip
         yield s
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    with serve_in_thread(r.app) as port:
-        r.port = port
-        yield r
 
 
 @pytest.fixture()
@@ -153,7 +145,10 @@ def test_a_query_carries_its_own_faults(server: QthumbProcess, clips: Path):
 
 
 def test_callbacks_dropped_doubled_and_delayed(
-    server: QthumbProcess, control: httpx.Client, clips: Path, receiver: Receiver
+    server: QthumbProcess,
+    control: httpx.Client,
+    clips: Path,
+    receiver: Receiver,  # noqa: F811
 ):
     fault(control, {"callback": "queued", "drop": True, "times": 1},
           {"callback": "saved", "duplicate": True, "times": 1})  # fmt: skip
@@ -199,7 +194,11 @@ def test_reset_removes_one_keys_state_and_nothing_else(
         assert theirs.status(kept)["status"] == "completed"  # nothing of another key
 
 
-def test_time_scale_makes_expiry_and_retries_quick(tmp_path: Path, clips: Path, receiver: Receiver):
+def test_time_scale_makes_expiry_and_retries_quick(
+    tmp_path: Path,
+    clips: Path,
+    receiver: Receiver,  # noqa: F811
+):
     """QTHUMB_TIME_SCALE=0.0005: an hour's session token lives 1.8 s, and a callback retried
     after 60 s and 120 s is retried after 30 and 60 ms."""
     fast = serving(tmp_path, clips, QTHUMB_TIME_SCALE="0.0005", QTHUMB_SESSION_TOKEN_TTL="3600",

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from qthumb.app.process.pool import child_pids
 from tests.conftest import API_KEY, QthumbProcess, make_qthumb, wait_for
 from tests.qclient import QClient
 from tests.test_orphans import command_of
@@ -22,16 +23,7 @@ FRAMES = "-m qthumb.workers.on_demand.frame_server"
 
 
 def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = Path(entry, "stat").read_text().rpartition(")")[2].split()[1]
-            except (OSError, IndexError):
-                continue
-            if ppid == str(pid):
-                found.append(int(entry.name))
-    return found
+    return sorted(child_pids(pid))
 
 
 def tree(pid: int) -> str:
