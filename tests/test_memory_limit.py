@@ -5,6 +5,7 @@ gif bomb, scaled down, runs under a limit too: ``test_hardening``.)"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ def limited(
     with serving(
         tmp_path_factory.mktemp("limited"), clips, workers=1,
         QTHUMB_LOCAL_SOURCE_DIRS=f"{clips},{big.parent}",
-        QTHUMB_MAX_SOURCE_PIXELS="20000000", QTHUMB_MAX_OUTPUT_PIXELS="20000000",
+        QTHUMB_MAX_SOURCE_PIXELS="20000000", QTHUMB_MAX_OUTPUT_PIXELS="100000000",
         QTHUMB_WORKER_MEMORY_LIMIT=str(LIMIT_MB * 1_000_000),
     ) as server:  # fmt: skip
         with MemoryWatchdog(server.procs[0].pid, 1500) as watchdog:
@@ -63,9 +64,8 @@ def worker_of(server: QthumbProcess, token: str) -> str:
 @pytest.mark.parametrize(
     "fmt",
     [
-        {"output": "thumbnail", "time": 0.5},  # decoded and imaged in the worker
-        {"output": "thumbnails", "interval": 0.1, "sprite": 1},
-        {"output": "mp4"},  # encoded in its child, which inherits the limit
+        {"output": "thumbnail", "time": 0.5, "size": "8000x8000"},  # 192 MB a copy of it
+        {"output": "thumbnails", "interval": 0.1, "sprite": 1},  # sheets of 4096x4096 tiles
     ],
 )
 def test_past_the_limit_the_format_fails_naming_the_setting(
@@ -77,3 +77,29 @@ def test_past_the_limit_the_format_fails_naming_the_setting(
     assert after["status"] == "completed", after
     # the same worker process: nothing died, nothing was restarted
     assert worker_of(limited, task) == worker_of(limited, next_task)
+
+
+def test_the_encoder_child_inherits_the_limit(limited: QthumbProcess, big: Path):
+    """The mp4/webm/gif encoder runs in a child of the worker, under the same ceiling."""
+    from tests.test_orphans import command_of
+    from tests.watchdog import session_pids
+
+    with QClient(limited.base_url, API_KEY) as client:
+        task = client.start({"source": str(big), "format": [{"output": "mp4", "size": "320x320"}]})
+
+        def encoder() -> int | None:
+            found = [p for p in session_pids(limited.procs[0].pid)
+                     if "qthumb.workers.outputs.encode" in command_of(p)]  # fmt: skip
+            return found[0] if found else None
+
+        limits = ""
+        deadline = time.monotonic() + 60
+        while not limits and time.monotonic() < deadline:
+            pid = encoder()
+            try:
+                limits = Path(f"/proc/{pid}/limits").read_text() if pid else ""
+            except OSError:
+                limits = ""
+        client.wait(task, timeout=120)
+    line = next(x for x in limits.splitlines() if x.startswith("Max data size"))
+    assert line.split()[3] == str(LIMIT_MB * 1_000_000), line
