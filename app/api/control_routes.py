@@ -161,7 +161,7 @@ async def method_fault(request: Request, method: str, form: FormData) -> None:
     """Raise what a fault makes this method answer instead (a Qencode error, or
     ``FaultAnswer``), after any delay it asks for; return to answer as usual."""
     faults: FaultStore | None = request.app.state.faults
-    if faults is None:
+    if faults is None or not await run_in_threadpool(faults.any):
         return
     owner = await run_in_threadpool(_owner, request, method, form)
     if owner is None:
