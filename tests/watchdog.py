@@ -11,21 +11,12 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
+from qthumb.app.process.orphans import processes
+
 
 def session_pids(sid: int) -> list[int]:
     """Processes whose session id is ``sid`` (field 6 of /proc/PID/stat)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[3]) == sid:
-            found.append(int(entry.name))
-    return found
+    return [pid for pid, fields in processes() if len(fields) > 3 and int(fields[3]) == sid]
 
 
 def rss_mb(pid: int) -> float:

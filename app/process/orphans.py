@@ -13,6 +13,8 @@ import os
 import shutil
 import signal
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
 
@@ -43,6 +45,19 @@ def dies_with_us(argv: list[str]) -> list[str]:
     if setpriv is None or not sys.platform.startswith("linux"):
         return argv
     return [setpriv, "--pdeathsig", "KILL", "--", *argv]
+
+
+def processes() -> Iterator[tuple[int, list[str]]]:
+    """Every process of this machine: its pid and the fields of ``/proc/PID/stat`` after its
+    command (which may hold spaces): ``[0]`` state, ``[1]`` parent pid, ``[3]`` session id."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # ended while we looked
+        yield int(entry.name), stat.rpartition(")")[2].split()
 
 
 def pid_alive(pid: int) -> bool:

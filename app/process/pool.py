@@ -17,13 +17,12 @@ import signal
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from types import FrameType
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from qthumb.app.process import metrics
-from qthumb.app.process.orphans import qthumb_module
+from qthumb.app.process.orphans import processes, qthumb_module
 from qthumb.app.process.supervisor import Child, ChildSpec, Supervisor
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.backends import Backends
@@ -47,20 +46,9 @@ def pool_spec(settings: Settings) -> ChildSpec:
 
 def child_pids(parent: int | None) -> set[int]:
     """The process ids whose parent is ``parent`` (the pool's workers and scheduler)."""
-    found: set[int] = set()
     if parent is None:
-        return found
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # ended while we looked
-        fields = stat.rpartition(")")[2].split()  # after the command, which may hold spaces
-        if len(fields) > 1 and fields[1] == str(parent):
-            found.add(int(entry.name))
-    return found
+        return set()
+    return {pid for pid, fields in processes() if len(fields) > 1 and fields[1] == str(parent)}
 
 
 class PoolWatch:

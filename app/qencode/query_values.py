@@ -118,15 +118,22 @@ def shown(value: object) -> str:
     return text if len(text) <= 100 else f"{text[:100]}…"
 
 
-def opt_float(
-    obj: dict[str, Any], key: str, path: str, *, minimum: float, exclusive: bool = False
-) -> float | None:
+def _opt_number(obj: dict[str, Any], key: str, path: str) -> float | None:
+    """An optional number: absent, ``null`` and ``""`` (noted as a coercion) are ``None``."""
     value = obj.get(key)
     if value == "":
         coerced(f"{path}.{key}", 'the empty string "" read as absent')
     if value is None or value == "":
         return None
-    number = read_number(value, f"{path}.{key}")
+    return read_number(value, f"{path}.{key}")
+
+
+def opt_float(
+    obj: dict[str, Any], key: str, path: str, *, minimum: float, exclusive: bool = False
+) -> float | None:
+    number = _opt_number(obj, key, path)
+    if number is None:
+        return None
     if number < minimum or (exclusive and number == minimum):
         relation = "greater than" if exclusive else "at least"
         raise BadQuery(f"{path}.{key} must be {relation} {minimum:g}, got {number:g}")
@@ -134,12 +141,9 @@ def opt_float(
 
 
 def opt_int(obj: dict[str, Any], key: str, path: str, *, minimum: int) -> int | None:
-    value = obj.get(key)
-    if value == "":
-        coerced(f"{path}.{key}", 'the empty string "" read as absent')
-    if value is None or value == "":
+    number = _opt_number(obj, key, path)
+    if number is None:
         return None
-    number = read_number(value, f"{path}.{key}")
     if not number.is_integer():
         raise BadQuery(f"{path}.{key} must be a whole number, got {number:g}")
     if number < minimum:
