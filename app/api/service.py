@@ -36,9 +36,8 @@ from qthumb.app.tasks.faults import (
     Fault,
     FaultStore,
     MethodFault,
-    TaskFault,
+    faults_for_task,
     parse_rule,
-    task_faults_json,
 )
 from qthumb.app.tasks.model import TaskStatus, is_token
 from qthumb.app.tasks.outbox import CallbackOutbox
@@ -187,11 +186,7 @@ class QencodeService:
                                    "callback rules only")  # fmt: skip
                 found.append(fault)
         tags = [spec.user_tag or "" for spec in parsed.formats]
-        for rule in self.faults.in_force(api_key, TaskFault):
-            assert isinstance(rule.fault, TaskFault)
-            if rule.fault.matches(payload, tags) and self.faults.fire(rule, token):
-                found.append(rule.fault)
-        return task_faults_json(found)
+        return faults_for_task(self.faults, api_key, token, found, payload, tags)
 
     def start_encode(self) -> dict[str, Any]:
         raise ProfileNotFound(

@@ -23,9 +23,11 @@ from qthumb.app.qencode.query_values import (
     IMAGE_EXTENSIONS,
     Destination,
     ImageFormat,
+    Logo,
     Sizing,
     flag,
     image_format,
+    logos,
     opt_float,
     opt_int,
     sizing,
@@ -50,6 +52,8 @@ class FormatSpec:
     destinations: tuple[Destination, ...] = ()
     start_time: float | None = None  # the clip window, in seconds
     duration: float | None = None
+    # allow_soft_fail: when this output fails, the task still completes (a warning says why)
+    soft_fail: bool = False
 
     array: ClassVar[str] = "videos"  # the status array its entries go in (§5.1)
     # A destination URL names a folder the output's files go into (several files), rather
@@ -91,6 +95,7 @@ class SizedSpec(FormatSpec):
     """An output of frames at a size: its pixels count against the limits."""
 
     sizing: Sizing = field(default_factory=Sizing)
+    logos: tuple[Logo, ...] = ()  # drawn over every frame, in order
 
     @property
     def pixel_scale(self) -> int:
@@ -109,7 +114,7 @@ class ImageSpec(SizedSpec):
     def image_fields(
         obj: dict[str, Any], path: str, common: dict[str, Any], named_by_destination: bool
     ) -> dict[str, Any]:
-        fields = {**common, "sizing": sizing(obj, path)}
+        fields = {**common, "sizing": sizing(obj, path), "logos": logos(obj.get("logo"), path)}
         fields["image_format"] = _image_encoding(
             obj, common["destinations"], path, named_by_destination
         )
@@ -217,6 +222,7 @@ class VideoSettings:
     quality: int | None = None
     audio_bitrate: int | None = None  # kbit/s
     audio: bool = True
+    mute: bool = False  # audio_mute: the source's audio replaced by silence of its length
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -228,7 +234,12 @@ class VideoSpec(SizedSpec):
     @classmethod
     def parse(cls, obj: dict[str, Any], path: str, common: dict[str, Any]) -> VideoSpec:
         fields, fields_path = _one_stream(obj, path)
-        return cls(**common, sizing=sizing(fields, fields_path), video=_video(fields, fields_path))
+        return cls(
+            **common,
+            sizing=sizing(fields, fields_path),
+            video=_video(fields, fields_path),
+            logos=logos(fields.get("logo"), fields_path),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -242,7 +253,8 @@ class GifSpec(SizedSpec):
 
     @classmethod
     def parse(cls, obj: dict[str, Any], path: str, common: dict[str, Any]) -> GifSpec:
-        fields = {**common, "sizing": sizing(obj, path), "video": _video(obj, path)}
+        fields = {**common, "sizing": sizing(obj, path), "video": _video(obj, path),
+                  "logos": logos(obj.get("logo"), path)}  # fmt: skip
         value = obj.get("image_format")
         name = "" if value is None else str(value).lower().strip()
         if name not in ("", "gif", "webp"):
@@ -314,7 +326,8 @@ def _image_encoding(
 
 _STREAM_FIELDS = frozenset({"size", "width", "height", "resolution", "resize_mode", "bitrate",
                             "framerate", "keyframe", "video_codec", "quality", "audio_bitrate",
-                            "audio_disabled"})  # fmt: skip
+                            "audio_disabled", "audio_mute", "rotate", "aspect_ratio",
+                            "logo"})  # fmt: skip
 
 
 def _one_stream(obj: dict[str, Any], path: str) -> tuple[dict[str, Any], str]:
@@ -358,4 +371,5 @@ def _video(obj: dict[str, Any], path: str) -> VideoSettings:
         quality=quality,
         audio_bitrate=opt_int(obj, "audio_bitrate", path, minimum=1),
         audio=not flag(audio, f"{path}.audio_disabled"),
+        mute=flag(obj.get("audio_mute"), f"{path}.audio_mute"),
     )

@@ -30,6 +30,7 @@ from qthumb.app.qencode.query_values import (
     ResizeMode,
     Sizing,
     destinations,
+    flag,
     opt_float,
 )
 
@@ -53,6 +54,8 @@ class Query:
     source: str
     formats: tuple[FormatSpec, ...]
     callback_url: str | None = None
+    upscale: bool = False  # make video outputs larger than the source (else: not made)
+    retry_on_error: bool = False  # a task that fails for a passing reason runs once more
 
     def secrets(self) -> list[str]:
         """Every credential the query carries, for ``app.redact`` to mask wherever it
@@ -81,7 +84,8 @@ class Query:
         if data.get("version") != PLAN_VERSION:
             raise ValueError(f"not a stored query of version {PLAN_VERSION}")
         formats = tuple(_decode(KINDS[f["output"]], f) for f in data["formats"])
-        return cls(data["source"], formats, data["callback_url"])
+        return cls(data["source"], formats, data["callback_url"],
+                   bool(data.get("upscale")), bool(data.get("retry_on_error")))  # fmt: skip
 
 
 PLAN_VERSION = 1
@@ -96,8 +100,10 @@ def _encode(value: Any) -> Any:
 
 
 def _decode(cls: type[Any], data: dict[str, Any]) -> Any:
+    """Fields a stored plan lacks (stored before they existed) keep their defaults."""
     hints = get_type_hints(cls)
-    return cls(**{f.name: _decode_value(hints[f.name], data[f.name]) for f in fields(cls)})
+    known = [f.name for f in fields(cls) if f.name in data]
+    return cls(**{name: _decode_value(hints[name], data[name]) for name in known})
 
 
 def _decode_value(hint: Any, value: Any) -> Any:
@@ -193,7 +199,13 @@ def parse_query(obj: dict[str, Any], tracked: list[str] | None = None) -> Query:
     if url_scheme(source) in ("http", "https"):
         _web_url(source.strip(), "query.source")
     specs = tuple(_parse_format(i, f, tracked) for i, f in enumerate(formats))
-    return Query(source=source.strip(), formats=specs, callback_url=callback or None)
+    return Query(
+        source=source.strip(),
+        formats=specs,
+        callback_url=callback or None,
+        upscale=flag(obj.get("upscale"), "query.upscale"),
+        retry_on_error=flag(obj.get("retry_on_error"), "query.retry_on_error"),
+    )
 
 
 def url_scheme(url: str) -> str:
@@ -240,5 +252,6 @@ def _parse_format(index: int, obj: object, tracked: list[str] | None = None) -> 
         "destinations": destinations(obj.get("destination"), f"{path}.destination"),
         "start_time": opt_float(obj, "start_time", path, minimum=0.0),
         "duration": opt_float(obj, "duration", path, minimum=0.0, exclusive=True),
+        "soft_fail": flag(obj.get("allow_soft_fail"), f"{path}.allow_soft_fail"),
     }
     return KINDS[output].parse(obj, path, common)

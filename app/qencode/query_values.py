@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from qthumb.app.api.errors import BadQuery, FieldRequired
+from qthumb.app.egress import url_problem
 
 MAX_SIDE = 16_000
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
@@ -64,6 +65,24 @@ class Sizing:
     height: int | None = None
     resolution: int | None = None
     mode: ResizeMode = ResizeMode.SCALE
+    # Applied to the picture as shown (after the source's own display rotation), before the
+    # sides above: ``rotate`` clockwise degrees, ``aspect`` the width a height it is shown at.
+    rotate: int = 0
+    aspect: float | None = None
+
+
+@dataclass(frozen=True)
+class Logo:
+    """A watermark (``logo``): an image drawn over the output at ``x``, ``y`` (negative: from
+    the right or bottom edge), ``opacity`` 0-1, from ``start_time`` for ``duration`` seconds
+    of the output (None: from its start, to its end)."""
+
+    source: str
+    x: int = 0
+    y: int = 0
+    opacity: float = 1.0
+    start_time: float | None = None
+    duration: float | None = None
 
 
 # Set while a strict check runs (``coerced_values``): what a reader coerced, by path.
@@ -210,7 +229,77 @@ def sizing(obj: dict[str, Any], path: str) -> Sizing:
         mode = ResizeMode(str(mode_value).lower())
     except ValueError:
         raise BadQuery(f"{path}.resize_mode must be scale or crop, got {mode_value!r}") from None
-    return Sizing(width=width, height=height, resolution=resolution, mode=mode)
+    rotate = opt_int(obj, "rotate", path, minimum=0) or 0
+    if rotate not in ROTATIONS:
+        raise BadQuery(f"{path}.rotate must be 90, 180 or 270, got {rotate}")
+    aspect = aspect_ratio(obj.get("aspect_ratio"), f"{path}.aspect_ratio")
+    return Sizing(width=width, height=height, resolution=resolution, mode=mode, rotate=rotate,
+                  aspect=aspect)  # fmt: skip
+
+
+ROTATIONS = (0, 90, 180, 270)
+_RATIO_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*[:/]\s*(\d+(?:\.\d+)?)\s*$")
+
+
+def aspect_ratio(value: object, path: str) -> float | None:
+    """``"16:9"``, ``"4/3"``, ``1.77`` or ``"1.77"``: the width a height, 0.1 to 10."""
+    if value is None or value == "":
+        return None
+    match = _RATIO_RE.match(value) if isinstance(value, str) else None
+    if match:
+        width, height = float(match.group(1)), float(match.group(2))
+        ratio = width / height if height else 0.0
+    else:
+        try:
+            ratio = read_number(value, path)
+        except BadQuery:
+            raise BadQuery(f"{path} must look like 16:9, 4:3 or 1.77, got {shown(value)}") from None
+    if not 0.1 <= ratio <= 10:
+        raise BadQuery(f"{path} must be between 1:10 and 10:1, got {shown(value)}")
+    return ratio
+
+
+def logos(value: object, path: str) -> tuple[Logo, ...]:
+    """``logo``: one object or a list of them (one a time range), each with a ``source``."""
+    if value is None or value == "" or value == [] or value == {}:
+        return ()
+    items = value if isinstance(value, list) else [value]
+    if len(items) > MAX_LOGOS:
+        raise BadQuery(f"{path} has {len(items)} logos; at most {MAX_LOGOS}")
+    found = []
+    for i, item in enumerate(items):
+        where = f"{path}[{i}]" if isinstance(value, list) else path
+        if not isinstance(item, dict):
+            raise BadQuery(f"{where} must be an object with a source")
+        source = item.get("source")
+        if source is None or source == "":
+            raise FieldRequired(f"{where}.source")
+        if not isinstance(source, str):
+            raise BadQuery(f"{where}.source must be a URL")
+        problem = url_problem(source.strip()) if source.strip().lower().startswith("http") else ""
+        if problem:
+            raise BadQuery(f"{where}.source: {problem}")
+        opacity = _opt_number(item, "opacity", where)
+        if opacity is not None and not 0 <= opacity <= 1:
+            raise BadQuery(f"{where}.opacity must be between 0 and 1, got {opacity:g}")
+        x, y = (_opt_number(item, side, where) for side in ("x", "y"))
+        for side, number in (("x", x), ("y", y)):
+            if number is not None and (not number.is_integer() or abs(number) > MAX_SIDE):
+                raise BadQuery(f"{where}.{side} must be whole pixels within {MAX_SIDE}")
+        found.append(
+            Logo(
+                source=source.strip(),
+                x=int(x or 0),
+                y=int(y or 0),
+                opacity=1.0 if opacity is None else opacity,
+                start_time=opt_float(item, "start_time", where, minimum=0.0),
+                duration=opt_float(item, "duration", where, minimum=0.0, exclusive=True),
+            )
+        )
+    return tuple(found)
+
+
+MAX_LOGOS = 8
 
 
 def destinations(value: object, path: str) -> tuple[Destination, ...]:

@@ -4,11 +4,12 @@ the typed ``app.tasks.results`` the pipeline returns and the store keeps."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from qthumb.app.qencode.formats import array_of
 from qthumb.app.tasks.model import TaskRecord, TaskStatus
-from qthumb.app.tasks.results import FormatFailed, Results, StoredFile, absolute_url
+from qthumb.app.tasks.results import FormatFailed, Results, Running, StoredFile, absolute_url
 
 ARRAYS = ("images", "videos", "audios", "texts")
 
@@ -31,7 +32,7 @@ def _file_entry(item: StoredFile, tag: str, base_url: str | None) -> dict[str, A
     duration = item.duration or 0.0
     entry.update(
         status="completed",
-        percent="100",
+        percent=100.0,
         error=0,
         error_description=None,
         # Qencode reports video sizes in MB and bitrates in kbit/s.
@@ -59,9 +60,48 @@ def _failed_entry(item: FormatFailed, tag: str) -> dict[str, Any]:
     return entry
 
 
+def _running_entry(item: Running, tag: str) -> dict[str, Any]:
+    """A video being made: ``percent`` grows from 0 to 100 (numeric, as the task's)."""
+    return {
+        "url": None,
+        "tag": tag,
+        "user_tag": item.user_tag,
+        "profile": None,
+        "storage": None,
+        "status": item.state,
+        "percent": round(item.percent, 2),
+        "error": 0,
+        "error_description": None,
+        "size": None,
+        "duration": None,
+        "bitrate": None,
+        "meta": None,
+    }
+
+
+def format_tag(output: str, index: int, n: int = 0) -> str:
+    """The system tag of a format's ``n``-th entry, ``<image|video|audio|text>-<index>-<n>``:
+    also the tag of every warning about that format. A warning about the whole task (its
+    source, a query field, a callback, a retry) carries its first format's tag, so every
+    warning's tag names an output as Qencode's do."""
+    return f"{array_of(output)[:-1]}-{index}-{n}"
+
+
+def task_tag(task: TaskRecord) -> str:
+    """The tag of warnings about the whole task: its first format's (``format_tag``)."""
+    formats: Any = json.loads(task.plan).get("formats") if task.plan else None
+    if formats is None:
+        formats = task.query_object().get("format")
+    if isinstance(formats, dict):
+        formats = [formats]
+    first = formats[0] if isinstance(formats, list) and formats else None
+    output = first.get("output") if isinstance(first, dict) else None
+    return format_tag(output if isinstance(output, str) else "", 0)
+
+
 def failure_tag(item: FormatFailed) -> str:
     """The tag of a failed format's entry, which its warning names too."""
-    return f"{array_of(item.output)[:-1]}-{item.index}-0"
+    return format_tag(item.output, item.index)
 
 
 def output_arrays(results: Results, base_url: str | None) -> dict[str, list[dict[str, Any]]]:
@@ -75,9 +115,13 @@ def output_arrays(results: Results, base_url: str | None) -> dict[str, list[dict
         if isinstance(item, FormatFailed):
             arrays[array].append(_failed_entry(item, failure_tag(item)))
             continue
+        if isinstance(item, Running):
+            if array != "images":  # image entries have no status: they appear once stored
+                arrays[array].append(_running_entry(item, format_tag(item.output, item.index)))
+            continue
         n = counts.get(item.index, 0)
         counts[item.index] = n + 1
-        arrays[array].append(_file_entry(item, f"{array[:-1]}-{item.index}-{n}", base_url))
+        arrays[array].append(_file_entry(item, format_tag(item.output, item.index, n), base_url))
     return arrays
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -20,7 +21,7 @@ import httpx
 
 from qthumb.app.egress import BlockedAddress, EgressPolicy, guarded_request
 from qthumb.app.process.metrics import instruments
-from qthumb.app.qencode.wire import status_object
+from qthumb.app.qencode.wire import status_object, task_tag
 from qthumb.app.redact import redact
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.model import TaskRecord, TaskStatus
@@ -103,16 +104,19 @@ def post_once(url: str, form: dict[str, str], policy: EgressPolicy, timeout: flo
     return f"{response.status_code}: {response.text[:200]}"
 
 
-def events_for_end(task: TaskRecord) -> list[str]:
-    return ["error", "saved"] if task.status is TaskStatus.ERROR else ["saved"]
+def events_for_end(task: TaskRecord, also: Sequence[str] = ()) -> list[str]:
+    """``also``: events between ``error`` and ``saved`` (``restarted``, ``restart_failed``)."""
+    return ["error", *also, "saved"] if task.status is TaskStatus.ERROR else ["saved"]
 
 
-def task_ended(store: TaskStore, outbox: CallbackOutbox, token: str, now: float) -> None:
-    """Queue ``error`` (failed tasks) and ``saved`` once a task has ended, with its final
-    status."""
+def task_ended(
+    store: TaskStore, outbox: CallbackOutbox, token: str, now: float, also: Sequence[str] = ()
+) -> None:
+    """Queue ``error`` (failed tasks), ``also`` and ``saved`` once a task has ended, with its
+    final status."""
     task = store.get(token)
     if task is not None and callback_url(task) is not None:
-        outbox.add(token, events_for_end(task), now, status_snapshot(task))
+        outbox.add(token, events_for_end(task, also), now, status_snapshot(task))
 
 
 def deliver_one(
@@ -147,8 +151,8 @@ def deliver_one(
     else:
         outbox.settle(item, "given_up")
         counter.labels(item.event, "given_up").inc()
-        details = redact(f"Error sending callback to {url} {problem}")
-        store.add_warning(item.token, Notice("Callback delivery error", details, item.event))
+        details = redact(f"Error sending callback to {url} {problem} (event {item.event})")
+        store.add_warning(item.token, Notice("Callback delivery error", details, task_tag(task)))
         log.warning("task %s callback %s not delivered: %s", item.token, item.event, problem)
 
 

@@ -222,6 +222,20 @@ class FaultStore:
         ).rowcount
 
 
+def faults_for_task(
+    store: FaultStore, api_key: str, token: str, carried: list[Fault], payload: str | None,
+    tags: list[str],
+) -> str | None:  # fmt: skip
+    """What a starting task will meet: the rules its query carried, and its key's task rules
+    it matches (each counted as fired)."""
+    found = list(carried)
+    for rule in store.in_force(api_key, TaskFault):
+        assert isinstance(rule.fault, TaskFault)
+        if rule.fault.matches(payload, tags) and store.fire(rule, token):
+            found.append(rule.fault)
+    return task_faults_json(found)
+
+
 def task_faults_json(faults: list[Fault]) -> str | None:
     """What one task keeps (``tasks.faults``): the task rules it matched when it started and
     the rules its own query carried (``qthumb_faults``)."""

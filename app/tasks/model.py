@@ -80,6 +80,7 @@ class TaskRecord:
     results: Results = field(default_factory=Results)
     plan: str | None = None  # the query as parsed when it started (Query.to_json), as JSON
     faults: str | None = None  # the faults a test asked for that it matched (app.tasks.faults)
+    retry_of: str | None = None  # the failed task this one retries (retry_on_error)
 
     def query_object(self) -> dict[str, Any]:
         """The stored query (already checked by start_encode2), or ``{}`` before it starts."""

@@ -45,6 +45,18 @@ class FormatFailed:
     description: str
 
 
+@dataclass
+class Running:
+    """A format being made (``state`` encoding) or stored (saving): its entry while the task
+    runs, replaced by its files or its failure."""
+
+    index: int
+    output: str
+    user_tag: str | None
+    state: str = "encoding"
+    percent: float = 0.0  # of this format, 0-100
+
+
 @dataclass(frozen=True)
 class Notice:
     """A warning: something the user should know that did not fail the task."""
@@ -57,7 +69,8 @@ class Notice:
         return {"message": self.message, "details": self.details, "tag": self.tag}
 
 
-Made = StoredFile | FormatFailed
+Made = StoredFile | FormatFailed | Running
+_KEYS: dict[type[Any], str] = {StoredFile: "file", FormatFailed: "failed", Running: "running"}
 
 
 @dataclass
@@ -76,9 +89,7 @@ class Results:
     def to_json(self) -> dict[str, Any]:
         return {
             "version": FORMAT_VERSION,
-            "made": [
-                {"failed" if isinstance(m, FormatFailed) else "file": asdict(m)} for m in self.made
-            ],
+            "made": [{_KEYS[type(m)]: asdict(m)} for m in self.made],
             "warnings": [w.to_json() for w in self.warnings],
         }
 
@@ -94,6 +105,8 @@ class Results:
                 if "url" in file:  # rows written before locations: an absolute URL
                     file["location"] = file.pop("url")
                 made.append(StoredFile(**file))
+            elif "running" in item:
+                made.append(Running(**item["running"]))
             else:
                 made.append(FormatFailed(**item["failed"]))
         return cls(made=made, warnings=warnings)

@@ -27,6 +27,11 @@ _MERGE_WARNINGS = {
     "postgresql": "jsonb_set(?::jsonb, '{warnings}', "
     "coalesce(outputs->'warnings', '[]'::jsonb) || ?::jsonb)",
 }
+# outputs' entries := ? (the outputs being made), its warnings kept
+_SET_MADE = {
+    "sqlite": "json_set(outputs, '$.version', 2, '$.made', json(?))",
+    "postgresql": "jsonb_set(jsonb_set(outputs, '{version}', '2'::jsonb), '{made}', ?::jsonb)",
+}
 _APPEND_WARNING = {
     "sqlite": "json_set(outputs, '$.warnings', json_insert("
     "coalesce(json_extract(outputs, '$.warnings'), json('[]')), '$[#]', json(?)))",
@@ -58,16 +63,28 @@ class TaskStore(Protocol):
         now: float,
         plan: str | None = None,
         faults: str | None = None,
+        retry_of: str | None = None,
     ) -> bool:
         """``query``: the user's own (shown back, as sent); ``plan``: the parsed query's
         stored form (``Query.to_json``), which the worker runs; ``faults``: those a test asked
-        for that this task matched (``app.tasks.faults``)."""
+        for that this task matched (``app.tasks.faults``); ``retry_of``: the failed task this
+        one retries (``retry_on_error``)."""
 
     def claim(self, token: str, worker_id: str, now: float) -> TaskRecord | None:
         """The task, claimed for a new attempt (its ``attempts`` is that attempt's number);
         ``None`` when it is not queued (done, running elsewhere or unknown)."""
 
-    def advance(self, token: str, attempt: int, status: TaskStatus, percent: float) -> bool: ...
+    def advance(
+        self,
+        token: str,
+        attempt: int,
+        status: TaskStatus,
+        percent: float,
+        running: Results | None = None,
+    ) -> bool:
+        """Progress of the attempt ``attempt``; ``running``: the outputs' entries so far."""
+        ...
+
     def set_source_info(self, token: str, attempt: int, duration: float, size: float) -> bool: ...
     def heartbeat(self, token: str, attempt: int, now: float) -> bool: ...
     def release(self, token: str, worker_id: str) -> None:
@@ -165,11 +182,12 @@ class SqlTaskStore:
         now: float,
         plan: str | None = None,
         faults: str | None = None,
+        retry_of: str | None = None,
     ) -> bool:
         return self._update(
             "UPDATE tasks SET status = ?, query = ?, payload = ?, queued_at = ?, plan = ?, "
-            "faults = ? WHERE token = ? AND status = ?",
-            (TaskStatus.QUEUED.value, query, payload, now, plan, faults, token,
+            "faults = ?, retry_of = ? WHERE token = ? AND status = ?",
+            (TaskStatus.QUEUED.value, query, payload, now, plan, faults, retry_of, token,
              TaskStatus.CREATED.value),
         )  # fmt: skip
 
@@ -182,13 +200,24 @@ class SqlTaskStore:
         ).first()
         return None if row is None else _record(row)
 
-    def advance(self, token: str, attempt: int, status: TaskStatus, percent: float) -> bool:
+    def advance(
+        self,
+        token: str,
+        attempt: int,
+        status: TaskStatus,
+        percent: float,
+        running: Results | None = None,
+    ) -> bool:
         sources = [s.value for s in sources_of(status)]
         marks = ",".join("?" * len(sources))
+        made, made_args = "", tuple[str, ...]()
+        if running is not None:
+            made = f", outputs = {_SET_MADE[self.db.dialect]}"
+            made_args = (json.dumps(running.to_json()["made"]),)
         return self._update(
-            f"UPDATE tasks SET status = ?, percent = ? "
+            f"UPDATE tasks SET status = ?, percent = ?{made} "
             f"WHERE token = ? AND attempts = ? AND status IN ({marks})",
-            (status.value, percent, token, attempt, *sources),
+            (status.value, percent, *made_args, token, attempt, *sources),
         )
 
     def set_source_info(self, token: str, attempt: int, duration: float, size: float) -> bool:
@@ -325,6 +354,7 @@ def _record(row: Mapping[str, Any]) -> TaskRecord:
         query=row["query"],
         plan=row.get("plan"),
         faults=row.get("faults"),
+        retry_of=row.get("retry_of"),
         payload=row["payload"],
         attempts=row["attempts"],
         worker_id=row["worker_id"],

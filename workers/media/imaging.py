@@ -22,13 +22,24 @@ class EncodedImage:
     size: int
 
 
+def shown_size(display: tuple[int, int], sizing: Sizing) -> tuple[int, int]:
+    """The picture's size once ``rotate`` (clockwise) and ``aspect_ratio`` are applied to a
+    picture shown at ``display``: an aspect keeps the height and sets the width."""
+    width, height = display
+    if sizing.rotate in (90, 270):
+        width, height = height, width
+    if sizing.aspect is not None:
+        width = max(1, round(height * sizing.aspect))
+    return width, height
+
+
 def target_size(display: tuple[int, int], sizing: Sizing) -> tuple[int, int]:
-    """Output size for a picture shown at ``display`` (§3.2).
+    """Output size for a picture shown at ``display`` (§3.2), after ``shown_size``.
 
     ``resolution`` (the smaller side) wins; then both sides as given; one side alone keeps the
-    display aspect; nothing keeps the display size.
+    shown aspect; nothing keeps the shown size.
     """
-    dw, dh = display
+    dw, dh = shown_size(display, sizing)
     if sizing.resolution is not None:
         r = sizing.resolution
         return (r, _side(dh, dw, r)) if dw <= dh else (_side(dw, dh, r), r)
@@ -45,16 +56,30 @@ def _side(other: int, given_source: int, given: int) -> int:
     return max(1, round(other * given / given_source))
 
 
+# PIL turns counter-clockwise; ``rotate`` is clockwise.
+_CLOCKWISE = {90: Image.Transpose.ROTATE_270, 180: Image.Transpose.ROTATE_180,
+              270: Image.Transpose.ROTATE_90}  # fmt: skip
+
+
+def _turned(picture: Picture, width: int, height: int, rotate: int) -> Image.Image:
+    """The picture at ``width`` x ``height`` once turned ``rotate`` degrees clockwise."""
+    if rotate not in _CLOCKWISE:
+        return picture.to_image(width, height)
+    before = (height, width) if rotate in (90, 270) else (width, height)
+    return picture.to_image(*before).transpose(_CLOCKWISE[rotate])
+
+
 def render(picture: Picture, sizing: Sizing) -> Image.Image:
     """Resize to the asked size: ``scale`` stretches, ``crop`` fills and crops the centre."""
     width, height = target_size(picture.display_size, sizing)
     if sizing.mode is ResizeMode.CROP and sizing.width and sizing.height:
-        dw, dh = picture.display_size
+        dw, dh = shown_size(picture.display_size, sizing)
         cover = max(width / dw, height / dh)
         cw, ch = max(width, round(dw * cover)), max(height, round(dh * cover))
         left, top = (cw - width) // 2, (ch - height) // 2
-        return picture.to_image(cw, ch).crop((left, top, left + width, top + height))
-    return picture.to_image(width, height)
+        turned = _turned(picture, cw, ch, sizing.rotate)
+        return turned.crop((left, top, left + width, top + height))
+    return _turned(picture, width, height, sizing.rotate)
 
 
 def encode(image: Image.Image, fmt: ImageFormat, quality: int | None, path: Path) -> EncodedImage:

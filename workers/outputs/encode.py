@@ -10,71 +10,39 @@ deadline or a memory ceiling ends it alone: it prints ``out_time_us=…`` progre
 stdout as ffmpeg's ``-progress`` does, and one line saying what failed on stderr.
 
 The filter chain is the one ffmpeg's command line built: the display rotation (as ffmpeg's
-autorotate), ``scale``, ``setsar=1``, then ``fps``; a GIF is palette-optimised in two passes
+autorotate), the format's ``rotate``, ``scale`` (to the ``aspect_ratio`` too), ``setsar=1``,
+each ``logo`` (``overlay``), then ``fps``; a GIF is palette-optimised in two passes
 (``palettegen`` reads the window once, ``paletteuse`` a second time), so no frame is held."""
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
 import av.filter
+from PIL import Image
 
 from qthumb.workers.media.probe import limit_decoder, open_media
+from qthumb.workers.outputs.audio_track import AudioTrack
+from qthumb.workers.outputs.encode_plan import EncodePlan, LogoPlan
 from qthumb.workers.tasks.failures import MediaError
-
-
-@dataclass(frozen=True)
-class AudioPlan:
-    codec: str  # aac | libopus
-    bit_rate: int  # bits per second
-
-
-@dataclass(frozen=True)
-class EncodePlan:
-    source: str
-    out: str
-    start: float  # seconds from the source's first frame
-    duration: float
-    width: int
-    height: int
-    codec: str  # libx264 | libvpx-vp9 | libvpx | gif | libwebp
-    pix_fmt: str = "yuv420p"
-    rotation: int = 0  # counter-clockwise degrees, as the probe reads the display matrix
-    fps: str | None = None  # the fps filter's rate; None keeps the source's timing
-    scale_flags: str | None = None  # e.g. lanczos
-    codec_options: dict[str, str] = field(default_factory=dict)  # crf, preset, deadline…
-    bit_rate: int | None = None  # bits per second; None with crf in codec_options
-    gop: int | None = None  # frames between keyframes at most
-    keyframe_every: float | None = None  # seconds: a keyframe at each multiple of it
-    container_options: dict[str, str] = field(default_factory=dict)  # movflags, loop
-    audio: AudioPlan | None = None
-    palette: bool = False  # GIF: palettegen + paletteuse, two passes
-    max_pixels: int | None = None  # the decoder refuses bigger frames (QTHUMB_MAX_SOURCE_PIXELS)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> EncodePlan:
-        raw: dict[str, Any] = json.loads(text)
-        audio = raw.pop("audio", None)
-        return cls(**raw, audio=AudioPlan(**audio) if audio else None)
 
 
 def _rotation_filters(rotation: int) -> list[tuple[str, str]]:
     """ffmpeg's autorotate: a counter-clockwise display rotation turned back upright."""
+    return _turn_filters(-rotation)
+
+
+def _turn_filters(clockwise: int) -> list[tuple[str, str]]:
     return {
-        90: [("transpose", "cclock")],
+        90: [("transpose", "clock")],
         180: [("hflip", ""), ("vflip", "")],
-        270: [("transpose", "clock")],
-    }.get(rotation % 360, [])
+        270: [("transpose", "cclock")],
+    }.get(clockwise % 360, [])
 
 
 class _Window:
@@ -142,25 +110,54 @@ def _link(graph: Any, node: Any, steps: list[tuple[str, str]]) -> Any:
     return node
 
 
-def _video_graph(plan: EncodePlan, stream: av.VideoStream) -> tuple[Any, Any, Any]:
-    """buffer → rotation → scale → setsar → fps: the graph, its source and its last node."""
+def _video_graph(
+    plan: EncodePlan, stream: av.VideoStream, feeds: list[tuple[Any, Any]]
+) -> tuple[Any, Any, Any]:
+    """buffer → display rotation → rotate → scale → setsar → logos → fps: the graph, its
+    source and its last node; ``feeds`` gets the logos' frames, for ``_end`` to push."""
     graph = av.filter.Graph()
     src = graph.add_buffer(template=stream)
     flags = f":flags={plan.scale_flags}" if plan.scale_flags else ""
     chain = [
         *_rotation_filters(plan.rotation),
+        *_turn_filters(plan.turn),
         ("scale", f"{plan.width}:{plan.height}{flags}"),
         ("setsar", "1"),
     ]
+    node = _link(graph, src, chain)
+    for logo in plan.logos:
+        node = _overlay(graph, node, logo, feeds)
     if plan.fps:
-        chain.append(("fps", f"fps={plan.fps}"))
-    return graph, src, _link(graph, src, chain)
+        node = _link(graph, node, [("fps", f"fps={plan.fps}")])
+    return graph, src, node
 
 
-def _end(graph: Any, node: Any, *tail: tuple[str, str]) -> None:
-    """``tail`` filters after ``node``, then the sink; the graph configured."""
+def _overlay(graph: Any, node: Any, logo: LogoPlan, feeds: list[tuple[Any, Any]]) -> Any:
+    """``node`` with ``logo`` drawn over it: its one frame (pushed by ``_end``, into
+    ``feeds``) is repeated to the end, overlay's default."""
+    with Image.open(logo.path) as image:
+        frame = av.VideoFrame.from_image(image.convert("RGBA"))  # type: ignore[no-untyped-call]
+    frame.pts = 0
+    frame.time_base = Fraction(1, 1000)
+    buffer = graph.add_buffer(width=frame.width, height=frame.height, format="rgba",
+                              time_base=Fraction(1, 1000))  # fmt: skip
+    over = graph.add("overlay", logo.overlay_args())
+    node.link_to(over, 0, 0)
+    buffer.link_to(over, 0, 1)
+    feeds.append((buffer, frame))
+    return over
+
+
+def _end(
+    graph: Any, node: Any, *tail: tuple[str, str], feeds: list[tuple[Any, Any]] | None = None
+) -> None:
+    """``tail`` filters after ``node``, then the sink; the graph configured, and each of
+    ``feeds`` (a still picture's buffer, its one frame) given its frame and ended."""
     _link(graph, node, [*tail, ("buffersink", "")])
     graph.configure()
+    for buffer, frame in feeds or ():
+        buffer.push(frame)
+        buffer.push(None)
 
 
 def _pull(graph: Any) -> Iterator[av.VideoFrame]:
@@ -185,8 +182,9 @@ def _palette(plan: EncodePlan) -> av.VideoFrame:
     """Pass one of a GIF: the window's colours, counted by palettegen (no frame is kept)."""
     window = _Window(plan)
     try:
-        graph, src, node = _video_graph(plan, window.video)
-        _end(graph, node, ("palettegen", "stats_mode=diff"))
+        feeds: list[tuple[Any, Any]] = []
+        graph, src, node = _video_graph(plan, window.video, feeds)
+        _end(graph, node, ("palettegen", "stats_mode=diff"), feeds=feeds)
         palettes: list[av.VideoFrame] = []
         for frame in window.frames():
             if isinstance(frame, av.VideoFrame):
@@ -206,17 +204,16 @@ def _gif(plan: EncodePlan, out: av.container.OutputContainer, progress: _Progres
     palette = _palette(plan)
     window = _Window(plan)
     try:
-        graph, src, node = _video_graph(plan, window.video)
+        feeds: list[tuple[Any, Any]] = []
+        graph, src, node = _video_graph(plan, window.video, feeds)
         pal = graph.add_buffer(width=palette.width, height=palette.height, format=palette.format,
                                time_base=window.time_base)  # fmt: skip
         use = graph.add("paletteuse", "dither=bayer:bayer_scale=5")
         node.link_to(use, 0, 0)
         pal.link_to(use, 0, 1)
-        _end(graph, use)
         palette.pts = 0
         palette.time_base = window.time_base
-        pal.push(palette)
-        pal.push(None)
+        _end(graph, use, feeds=[*feeds, (pal, palette)])
         stream = out.add_stream("gif", rate=Fraction(plan.fps or 10))
         stream.width, stream.height, stream.pix_fmt = plan.width, plan.height, "pal8"
         stream.codec_context.time_base = Fraction(1, 100)
@@ -232,7 +229,7 @@ def _encode_video(
     stream: av.VideoStream,
     out: av.container.OutputContainer,
     progress: _Progress,
-    audio: _Audio | None = None,
+    audio: AudioTrack | None = None,
 ) -> None:
     plan = window.plan
     forced = 0
@@ -268,63 +265,12 @@ def _encode_video(
         audio.flush()
 
 
-class _Audio:
-    """The window's audio, resampled for the codec and cut into the frames it takes."""
-
-    def __init__(self, plan: AudioPlan, source: av.AudioStream, out: av.container.OutputContainer):
-        rate = source.rate or 48000
-        codec = av.Codec(plan.codec, "w")
-        rates = codec.audio_rates or ()
-        if rates and rate not in rates:
-            rate = 48000
-        channels = source.codec_context.channels or 2
-        layout = "mono" if channels == 1 else "stereo"
-        self.stream: av.AudioStream = out.add_stream(plan.codec, rate=rate)  # type: ignore[assignment]
-        self.stream.layout = layout
-        self.stream.bit_rate = plan.bit_rate
-        fmt = codec.audio_formats[0].name if codec.audio_formats else "fltp"
-        self.stream.format = fmt
-        self.out = out
-        self.resampler = av.AudioResampler(format=fmt, layout=layout, rate=rate)
-        self.fifo = av.AudioFifo()
-        self.written = 0
-        self.rate = rate
-
-    def _encode(self, frame: av.AudioFrame | None) -> None:
-        if frame is not None:
-            frame.pts = self.written
-            frame.time_base = Fraction(1, self.rate)
-            self.written += frame.samples
-        self.out.mux(self.stream.encode(frame))
-
-    def _drain(self, final: bool) -> None:
-        size = self.stream.codec_context.frame_size or 1024
-        while self.fifo.samples >= size or (final and self.fifo.samples):
-            chunk = self.fifo.read(min(size, self.fifo.samples))
-            if chunk is None:
-                return
-            self._encode(chunk)
-
-    def push(self, frame: av.AudioFrame) -> None:
-        frame.pts = None
-        for made in self.resampler.resample(frame):
-            made.pts = None
-            self.fifo.write(made)
-        self._drain(final=False)
-
-    def flush(self) -> None:
-        for made in self.resampler.resample(None):
-            made.pts = None
-            self.fifo.write(made)
-        self._drain(final=True)
-        self._encode(None)
-
-
 def _video(plan: EncodePlan, out: av.container.OutputContainer, progress: _Progress) -> None:
     window = _Window(plan)
     try:
-        graph, src, node = _video_graph(plan, window.video)
-        _end(graph, node, ("format", plan.pix_fmt))
+        feeds: list[tuple[Any, Any]] = []
+        graph, src, node = _video_graph(plan, window.video, feeds)
+        _end(graph, node, ("format", plan.pix_fmt), feeds=feeds)
         rate = Fraction(plan.fps) if plan.fps else Fraction(window.video.average_rate or 25)
         stream: av.VideoStream = out.add_stream(plan.codec, rate=rate)  # type: ignore[assignment]
         stream.width, stream.height, stream.pix_fmt = plan.width, plan.height, plan.pix_fmt
@@ -337,7 +283,7 @@ def _video(plan: EncodePlan, out: av.container.OutputContainer, progress: _Progr
         ctx.thread_type = "AUTO"
         audio = None
         if plan.audio is not None and window.audio is not None:
-            audio = _Audio(plan.audio, window.audio, out)
+            audio = AudioTrack(plan.audio, window.audio, out, plan.mute)
         _encode_video(window, graph, src, stream, out, progress, audio)
     finally:
         window.close()

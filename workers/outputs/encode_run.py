@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import IO
 
 from qthumb.app.process.orphans import dies_with_us, qthumb_module
-from qthumb.workers.outputs.encode import EncodePlan
+from qthumb.workers.outputs.encode_plan import EncodePlan
 from qthumb.workers.tasks.failures import FormatFailure
 
 OUT_OF_MEMORY = ("MemoryError", "Cannot allocate memory", "malloc of size")  # Python, FFmpeg, x264
@@ -64,4 +64,4 @@ def run_encoder(
         if any(sign in line for line in lines for sign in OUT_OF_MEMORY):
             raise MemoryError()  # past QTHUMB_WORKER_MEMORY_LIMIT, which the child inherits
         reason = "timed out" if code == -9 else (" | ".join(lines[-3:]) or f"exit code {code}")
-        raise FormatFailure(f"could not make the {what}: {reason}")
+        raise FormatFailure(f"could not make the {what}: {reason}", transient=code == -9)

@@ -8,7 +8,7 @@ The frame count counts against ``QTHUMB_MAX_FRAMES_PER_TASK``, each frame agains
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -16,8 +16,9 @@ from pathlib import Path
 from qthumb.app.qencode.formats import GifSpec
 from qthumb.app.qencode.window import clip_window
 from qthumb.workers.media.imaging import target_size
+from qthumb.workers.media.logos import LoadedLogo
 from qthumb.workers.media.probe import MediaInfo
-from qthumb.workers.outputs.encode import EncodePlan
+from qthumb.workers.outputs.encode_plan import EncodePlan
 from qthumb.workers.outputs.encode_run import run_encoder
 from qthumb.workers.outputs.products import Product
 
@@ -34,7 +35,9 @@ def gif_frames(spec: GifSpec, info: MediaInfo) -> int:
     return max(1, math.ceil(clip_window(spec, info.duration).length * gif_fps(spec)))
 
 
-def gif_command(source: Path, out: Path, spec: GifSpec, info: MediaInfo) -> EncodePlan:
+def gif_command(
+    source: Path, out: Path, spec: GifSpec, info: MediaInfo, logos: Sequence[LoadedLogo] = ()
+) -> EncodePlan:
     """What to encode (pure: no file is touched)."""
     window = clip_window(spec, info.duration)
     width, height = target_size(info.display_size, spec.sizing)
@@ -49,6 +52,8 @@ def gif_command(source: Path, out: Path, spec: GifSpec, info: MediaInfo) -> Enco
         pix_fmt="pal8",
         palette=True,
         rotation=info.rotation,
+        turn=spec.sizing.rotate,
+        logos=tuple(logo.plan() for logo in logos),
         fps=f"{gif_fps(spec):g}",
         scale_flags="lanczos",
         container_options={"loop": "0"},
@@ -68,11 +73,12 @@ def make_gif(
     out_dir: Path,
     progress: Callable[[float], None],
     timeout: float,
+    logos: Sequence[LoadedLogo] = (),
 ) -> list[Product]:
     ext, content_type = ("webp", "image/webp") if spec.animated_webp else ("gif", "image/gif")
     path = out_dir / f"animation.{ext}"
     window = clip_window(spec, info.duration)
-    run_encoder(gif_command(source, path, spec, info), progress, timeout, ext)
+    run_encoder(gif_command(source, path, spec, info, logos), progress, timeout, ext)
     width, height = target_size(info.display_size, spec.sizing)
     return [
         Product(

@@ -16,12 +16,14 @@ from qthumb.app.qencode.formats import (
     FormatSpec,
     GifSpec,
     MetadataSpec,
+    SizedSpec,
     ThumbnailSpec,
     ThumbnailsSpec,
     VideoSpec,
 )
 from qthumb.app.settings import Settings
 from qthumb.workers.media.frames import VideoReader
+from qthumb.workers.media.logos import Fetch, LoadedLogo, load_logos
 from qthumb.workers.media.probe import MediaInfo
 from qthumb.workers.outputs.gif import gif_frames, make_gif
 from qthumb.workers.outputs.metadata import make_metadata
@@ -32,6 +34,10 @@ from qthumb.workers.outputs.video import make_video
 from qthumb.workers.tasks.failures import FormatFailure
 
 
+def _cannot_fetch(url: str, folder: Path) -> Path:
+    raise FormatFailure(f"logo {url[:200]}: nothing here fetches logos")
+
+
 @dataclass
 class Making:
     source: Path
@@ -40,6 +46,14 @@ class Making:
     progress: Callable[[float], None]  # fraction of this format done, 0..1
     settings: Settings
     reader: Callable[[], VideoReader]  # one reader shared by the task's single thumbnails
+    fetch: Fetch = _cannot_fetch  # brings a logo's URL to a local file
+
+    def logos(self, spec: SizedSpec) -> list[LoadedLogo]:
+        """The format's logos, fetched and prepared (``FormatFailure`` if one cannot be)."""
+        if not spec.logos:
+            return []
+        return load_logos(spec.logos, self.out_dir.parent / f"logos-{self.out_dir.name}",
+                          self.fetch)  # fmt: skip
 
     @property
     def media(self) -> MediaInfo:
@@ -75,7 +89,7 @@ class Producer(Generic[S]):
 
 
 def _thumbnail(spec: ThumbnailSpec, m: Making) -> list[Product]:
-    return make_thumbnail(m.reader(), spec, m.out_dir)
+    return make_thumbnail(m.reader(), spec, m.out_dir, m.logos(spec))
 
 
 def _thumbnails(spec: ThumbnailsSpec, m: Making) -> list[Product]:
@@ -91,17 +105,20 @@ def _thumbnails(spec: ThumbnailsSpec, m: Making) -> list[Product]:
         readers,
         max_frames=m.settings.max_frames_per_task,
         max_pixels=m.settings.max_output_pixels,
+        logos=m.logos(spec),
     )
 
 
 def _video(spec: VideoSpec, m: Making) -> list[Product]:
     s = m.settings
-    return make_video(m.source, m.media, spec, m.out_dir, m.progress, s.video_timeout)
+    return make_video(m.source, m.media, spec, m.out_dir, m.progress, s.video_timeout,
+                      m.logos(spec))  # fmt: skip
 
 
 def _gif(spec: GifSpec, m: Making) -> list[Product]:
     s = m.settings
-    return make_gif(m.source, m.media, spec, m.out_dir, m.progress, s.video_timeout)
+    return make_gif(m.source, m.media, spec, m.out_dir, m.progress, s.video_timeout,
+                    m.logos(spec))  # fmt: skip
 
 
 def _metadata(spec: MetadataSpec, m: Making) -> list[Product]:

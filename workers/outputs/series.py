@@ -4,17 +4,18 @@ the WebVTT file that players read for seek-bar previews (§3.4, §11.5, §11.7, 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from PIL import Image
 
 from qthumb.app.qencode.formats import ThumbnailsSpec
-from qthumb.app.qencode.query import Sizing
 from qthumb.app.qencode.window import clip_window, series_count, series_times
 from qthumb.workers.media.decode_pool import DecodePool
 from qthumb.workers.media.frames import Picture
 from qthumb.workers.media.imaging import encode, render, target_size
+from qthumb.workers.media.logos import LoadedLogo, draw_logos
 from qthumb.workers.media.probe import MediaInfo
 from qthumb.workers.outputs.products import Product
 from qthumb.workers.outputs.sprites import SheetComposer, SheetLayout
@@ -39,6 +40,7 @@ def make_thumbnails(
     readers: int,
     max_frames: int,
     max_pixels: int,
+    logos: Sequence[LoadedLogo] = (),
 ) -> list[Product]:
     """Frames (``sprite: 0``) or sheets (``sprite: 1``), then ``thumbnails.vtt``. The count
     of frames has been checked against ``max_frames`` (``check_task``) before this runs."""
@@ -49,7 +51,7 @@ def make_thumbnails(
     texts = [""] * len(times)
     tile = target_size(info.display_size, spec.sizing)  # CSS pixels: what the VTT says
     dpr = spec.dpr
-    pixels = Sizing(width=tile[0] * dpr, height=tile[1] * dpr, mode=spec.sizing.mode)
+    pixels = replace(spec.sizing, width=tile[0] * dpr, height=tile[1] * dpr, resolution=None)
     layout = SheetLayout.plan((tile[0] * dpr, tile[1] * dpr), spec.columns, len(times),
                               max_pixels)  # fmt: skip
     names = (
@@ -65,7 +67,7 @@ def make_thumbnails(
     composer = SheetComposer(layout, emit) if spec.sprite else None
 
     def frame_out(picture: Picture) -> tuple[Image.Image, float]:
-        return render(picture, pixels), picture.time
+        return draw_logos(render(picture, pixels), logos, picture.time), picture.time
 
     # Tiles in flight (one a reader, and those queued) stay within a budget: 160x90 tiles keep
     # every core busy, a 64-Mpx tile is made one at a time.

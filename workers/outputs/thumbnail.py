@@ -7,6 +7,7 @@ is taken instead, and ``images[].time`` says which.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import ImageStat
@@ -15,6 +16,7 @@ from qthumb.app.qencode.formats import ThumbnailSpec
 from qthumb.app.qencode.window import thumbnail_time
 from qthumb.workers.media.frames import Picture, VideoReader
 from qthumb.workers.media.imaging import encode, render
+from qthumb.workers.media.logos import LoadedLogo, draw_logos
 from qthumb.workers.outputs.products import Product
 
 # A frame is blank when its mean luma is under DARK or over BRIGHT (0-255), or when it is flat
@@ -52,11 +54,13 @@ def smart_pick(reader: VideoReader, seconds: float) -> Picture:
     return picture  # all blank: the frame asked for
 
 
-def make_thumbnail(reader: VideoReader, spec: ThumbnailSpec, out_dir: Path) -> list[Product]:
+def make_thumbnail(
+    reader: VideoReader, spec: ThumbnailSpec, out_dir: Path, logos: Sequence[LoadedLogo] = ()
+) -> list[Product]:
     info = reader.info
     seconds = thumbnail_time(spec, info.duration, info.frame_rate)
     picture = smart_pick(reader, seconds) if spec.smart else reader.frame_at(seconds)
-    image = render(picture, spec.sizing)
+    image = draw_logos(render(picture, spec.sizing), logos, picture.time)
     name = f"thumbnail.{spec.image_format.extension}"
     encoded = encode(image, spec.image_format, spec.quality, out_dir / name)
     return [

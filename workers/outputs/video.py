@@ -5,7 +5,7 @@ whose child reports progress for the task's percent."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -14,8 +14,9 @@ from typing import Any
 from qthumb.app.qencode.formats import VideoSettings, VideoSpec
 from qthumb.app.qencode.window import clip_window
 from qthumb.workers.media.imaging import target_size
+from qthumb.workers.media.logos import LoadedLogo
 from qthumb.workers.media.probe import MediaInfo, open_media
-from qthumb.workers.outputs.encode import AudioPlan, EncodePlan
+from qthumb.workers.outputs.encode_plan import AudioPlan, EncodePlan
 from qthumb.workers.outputs.encode_run import run_encoder
 from qthumb.workers.outputs.products import Product
 from qthumb.workers.tasks.failures import FormatFailure
@@ -42,7 +43,12 @@ def _even(n: int) -> int:
 
 
 def video_command(
-    source: Path, out: Path, spec: VideoSpec, info: MediaInfo, has_audio: bool
+    source: Path,
+    out: Path,
+    spec: VideoSpec,
+    info: MediaInfo,
+    has_audio: bool,
+    logos: Sequence[LoadedLogo] = (),
 ) -> VideoPlan:
     """The encoding of one video output. Pure: no file is touched."""
     settings = spec.video or VideoSettings()
@@ -88,6 +94,7 @@ def video_command(
         height=height,
         codec=vcodec,
         rotation=info.rotation,
+        turn=spec.sizing.rotate,
         fps=str(settings.framerate) if settings.framerate else None,
         codec_options=options,
         bit_rate=bit_rate,
@@ -96,6 +103,8 @@ def video_command(
         container_options=container,
         audio=audio,
         max_pixels=info.max_pixels,
+        logos=tuple(logo.plan() for logo in logos),
+        mute=settings.mute,
     )
     return VideoPlan(plan, width, height, window.length, content_type)
 
@@ -107,9 +116,10 @@ def make_video(
     out_dir: Path,
     progress: Callable[[float], None],
     timeout: float,
+    logos: Sequence[LoadedLogo] = (),
 ) -> list[Product]:
     name = f"video.{spec.output}"
-    plan = video_command(source, out_dir / name, spec, info, info.has_audio)
+    plan = video_command(source, out_dir / name, spec, info, info.has_audio, logos)
     run_encoder(plan.encode, progress, timeout, spec.output)
     path = out_dir / name
     return [

@@ -2,17 +2,24 @@
 
 TaskFailure          ends the whole task with status "error"
 ├── SourceError      the source could not be fetched or is not allowed
-└── MediaError       the source is not media qthumb can decode
-FormatFailure        ends one format; the task's other formats still complete
+├── MediaError       the source is not media qthumb can decode
+└── NothingMade      ended with the formats' own entries: every format failed
+    └── OutputFailed a format without allow_soft_fail failed, so the task does
+FormatFailure        ends one format (the task too, unless it has allow_soft_fail)
+
+``transient``: a failure that another attempt may not meet (a deadline or the memory limit
+under load, an internal error, a fault a test asked for), which ``retry_on_error`` retries;
+a source, a destination or a query fails the same way every time.
 """
 
 from __future__ import annotations
 
 
 class TaskFailure(Exception):
-    def __init__(self, description: str) -> None:
+    def __init__(self, description: str, transient: bool = False) -> None:
         super().__init__(description)
         self.description = description
+        self.transient = transient
 
 
 class SourceError(TaskFailure):
@@ -24,14 +31,19 @@ class MediaError(TaskFailure):
 
 
 class FormatFailure(Exception):
-    def __init__(self, description: str) -> None:
+    def __init__(self, description: str, transient: bool = False) -> None:
         super().__init__(description)
         self.description = description
+        self.transient = transient
 
 
 class NothingMade(TaskFailure):
     """Every format failed: the task fails, and still reports each format's own reason."""
 
-    def __init__(self, description: str, results: object) -> None:
-        super().__init__(description)
+    def __init__(self, description: str, results: object, transient: bool = False) -> None:
+        super().__init__(description, transient)
         self.results = results
+
+
+class OutputFailed(NothingMade):
+    """A format without ``allow_soft_fail`` failed: the task ends with what it made so far."""

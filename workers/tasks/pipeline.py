@@ -2,10 +2,13 @@
 typed results. No store, queue or HTTP here: the worker (``workers.tasks.task_run``), the offline
 commands (``workers.commands.offline``) and tests call ``run_query`` alike.
 
-fetch → probe (unless only metadata is asked) → check limits → each format, by the producer
+fetch → probe (unless only metadata is asked) → check limits → leave out video outputs
+larger than the source (``upscale``) → each format, by the producer
 ``workers.outputs.producers`` registers for its output → every file into each of the format's
-destinations. A format that fails is a ``FormatFailed`` entry and the others still count; a
-task that can make nothing raises ``TaskFailure``.
+destinations. While a format is made its entry is ``Running``. A format that fails is a
+``FormatFailed`` entry; unless it has ``allow_soft_fail`` (or is an output qthumb does not
+make) that ends the task (``OutputFailed``), else the others still count; a task that can make
+nothing raises ``NothingMade``.
 """
 
 from __future__ import annotations
@@ -25,15 +28,17 @@ from qthumb.app.redact import redact
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import Files
 from qthumb.app.tasks.model import TaskStatus
-from qthumb.app.tasks.results import FormatFailed, Notice, Results, StoredFile
+from qthumb.app.tasks.results import FormatFailed, Notice, Results, Running, StoredFile
 from qthumb.workers.media.frames import VideoReader
+from qthumb.workers.media.logos import MAX_LOGO_BYTES
 from qthumb.workers.media.probe import MediaInfo, probe
-from qthumb.workers.outputs.producers import Making, needs_video, producer_for
+from qthumb.workers.outputs.producers import PRODUCERS, Making, needs_video, producer_for
 from qthumb.workers.outputs.products import Product
-from qthumb.workers.tasks.failures import FormatFailure, NothingMade
+from qthumb.workers.tasks.failures import FormatFailure, NothingMade, OutputFailed
 from qthumb.workers.tasks.limits import check_format, check_task
 from qthumb.workers.tasks.sources import fetch_source
 from qthumb.workers.tasks.storage import Storage
+from qthumb.workers.tasks.upscale import without_upscale
 
 log = logging.getLogger("qthumb.pipeline")
 
@@ -63,6 +68,8 @@ class Hooks:
     stored: Callable[[str, int], None] = _ignore
     # Why a format must fail before it is made (a fault a test asked for), or None.
     format_fault: Callable[[FormatSpec], str | None] = lambda _: None
+    # The run's results as they grow (outputs being made), given once when it starts.
+    live: Callable[[Results], None] = _ignore
 
 
 def secrets_of(query: Query | None, settings: Settings) -> list[str]:
@@ -76,6 +83,7 @@ def secrets_of(query: Query | None, settings: Settings) -> list[str]:
 class _Run:
     query: Query
     settings: Settings
+    files: Files
     storage_for: StorageFor
     hooks: Hooks
     results: Results = field(default_factory=Results)
@@ -83,22 +91,48 @@ class _Run:
 
     def __post_init__(self) -> None:
         self.secrets = secrets_of(self.query, self.settings)
+        self.formats = self.query.formats  # those made (upscale may leave some out)
 
-    def failed(self, spec: FormatSpec, description: str) -> None:
+    def _running(self, spec: FormatSpec) -> Running | None:
+        return next((m for m in self.results.made
+                     if isinstance(m, Running) and m.index == spec.index), None)  # fmt: skip
+
+    def _settle(self, spec: FormatSpec) -> None:
+        """The format's ``Running`` entry removed: its files or its failure take its place."""
+        entry = self._running(spec)
+        if entry is not None:
+            self.results.made.remove(entry)
+
+    def failed(self, spec: FormatSpec, description: str, transient: bool = False) -> None:
+        """``spec`` failed: its entry, and a warning with ``allow_soft_fail`` (or for an
+        output qthumb does not make); else the task ends here (``OutputFailed``)."""
         description = redact(description, self.secrets)
         item = FormatFailed(spec.index, spec.output, spec.user_tag, description)
+        self._settle(spec)
         self.results.made.append(item)
-        self.results.warnings.append(
-            Notice(f"format {spec.index} ({spec.output}) failed", description, failure_tag(item))
+        where = f"format {spec.index} ({spec.output})"
+        log.warning("%s %s failed: %s", self.hooks.label, where, description)
+        if not spec.soft_fail and type(spec) in PRODUCERS:
+            # made but not stored: not in the task's results
+            self.results.made = [m for m in self.results.made if not isinstance(m, Running)]
+            raise OutputFailed(f"{where}: {description}", self.results, transient)
+        self.results.warnings.append(Notice(f"{where} failed", description, failure_tag(item)))
+
+    def fetch_logo(self, url: str, folder: Path) -> Path:
+        """A logo's URL as a local file: fetched as a source is, under a logo's size cap."""
+        capped = self.settings.model_copy(
+            update={"max_source_bytes": min(self.settings.max_source_bytes, MAX_LOGO_BYTES)}
         )
-        log.warning("%s format %d (%s) failed: %s", self.hooks.label, spec.index, spec.output,
-                    description)  # fmt: skip
+        hooks = self.hooks
+        fetched = fetch_source(url, folder, capped, self.files, _ignore, hooks.upload_owner,
+                               hooks.task_token)  # fmt: skip
+        return fetched.path
 
     def make_all(
         self, source: Path, info: MediaInfo | None, work: Path
     ) -> list[tuple[FormatSpec, list[Product]]]:
         made: list[tuple[FormatSpec, list[Product]]] = []
-        total = len(self.query.formats)
+        total = len(self.formats)
         with contextlib.ExitStack() as stack:
             opened: list[VideoReader] = []
 
@@ -110,27 +144,32 @@ class _Run:
                     )
                 return opened[0]
 
-            for done, spec in enumerate(self.query.formats):
+            for done, spec in enumerate(self.formats):
                 out_dir = work / f"out{spec.index}"
                 out_dir.mkdir()
+                entry = Running(spec.index, spec.output, spec.user_tag)
+                self.results.made.append(entry)
 
-                def progress(fraction: float, done: int = done) -> None:
+                def progress(fraction: float, done: int = done, entry: Running = entry) -> None:
+                    entry.percent = 100.0 * min(1.0, max(0.0, fraction))
                     self.hooks.progress(TaskStatus.ENCODING, 100.0 * (done + fraction) / total)
 
-                making = Making(source, info, out_dir, progress, self.settings, reader)
+                making = Making(source, info, out_dir, progress, self.settings, reader,
+                                self.fetch_logo)  # fmt: skip
                 fault = self.hooks.format_fault(spec)
                 if fault is not None:
-                    self.failed(spec, fault)
+                    self.failed(spec, fault, transient=True)
                     continue
                 try:
                     producer = producer_for(spec)
                     if producer.needs_video and info is not None:
                         check_format(spec, info, self.settings)
                     made.append((spec, producer.run(spec, making)))
+                    entry.state, entry.percent = "saving", 100.0
                 except FormatFailure as exc:
-                    self.failed(spec, exc.description)
+                    self.failed(spec, exc.description, exc.transient)
                 except MemoryError:  # past QTHUMB_WORKER_MEMORY_LIMIT: this format alone
-                    self.failed(spec, memory_failure(self.settings))
+                    self.failed(spec, memory_failure(self.settings), transient=True)
                 self.hooks.progress(TaskStatus.ENCODING, 100.0 * (done + 1) / total)
         return made
 
@@ -146,6 +185,7 @@ class _Run:
             except FormatFailure as exc:
                 self.failed(spec, exc.description)
                 continue
+            self._settle(spec)
             kind = "temporary" if destination is None else "s3"
             self.hooks.stored(kind, sum(p.size for p in products))
             for product, obj in zip(products, stored, strict=True):
@@ -179,7 +219,8 @@ def run_query(
     ``TaskFailure`` when the source cannot be used, ``NothingMade`` (with the results, every
     format's failure) when no format could be made."""
     hooks = hooks or Hooks()
-    run = _Run(query, settings, storage_for, hooks)
+    run = _Run(query, settings, files, storage_for, hooks)
+    hooks.live(run.results)
     with hooks.stage("download"):
         fetched = fetch_source(
             query.source,
@@ -205,6 +246,8 @@ def run_query(
                 )
             )
         check_task(query, info, settings)
+        run.formats, changed = without_upscale(query, info)
+        run.results.warnings += changed
     hooks.progress(TaskStatus.ENCODING, 0.0)
     with hooks.stage("encode"):
         made = run.make_all(fetched.path, info, work)

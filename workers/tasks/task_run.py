@@ -16,14 +16,17 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 
 from qthumb.app.api.errors import QencodeError
 from qthumb.app.process.metrics import instruments
 from qthumb.app.process.orphans import pid_alive
-from qthumb.app.qencode.formats import FormatSpec, array_of
+from qthumb.app.qencode.formats import FormatSpec
 from qthumb.app.qencode.query import Destination, Query, ignored_fields, parse_query
+from qthumb.app.qencode.wire import format_tag, task_tag
 from qthumb.app.redact import redact
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import Files
@@ -33,6 +36,7 @@ from qthumb.app.tasks.model import TaskRecord, TaskStatus
 from qthumb.app.tasks.outbox import CallbackOutbox
 from qthumb.app.tasks.queue import TaskQueue
 from qthumb.app.tasks.results import Notice, Results
+from qthumb.app.tasks.retry import retry_failed, start_retry
 from qthumb.app.tasks.store import TaskStore
 from qthumb.workers.media.probe import MediaInfo
 from qthumb.workers.tasks.failures import NothingMade, TaskFailure
@@ -97,6 +101,8 @@ class TaskRun:
         # Faults a test asked for (QTHUMB_CONTROL), met as the task enters each stage.
         self.faults = [f for f in task_faults_from_json(task.faults) if isinstance(f, TaskFault)]
         self._entered: set[TaskStatus] = set()
+        self.query: Query | None = None  # once parsed
+        self.live: Results | None = None  # the run's results as they grow
 
     def _enter(self, status: TaskStatus) -> None:
         if status in self._entered:
@@ -115,7 +121,8 @@ class TaskRun:
             if fault.fail_at == status.value:
                 log.warning("task %s: fault fails it while %s", self.token, status.value)
                 raise TaskFailure(
-                    fault.error_description or f"failed while {status.value} (a fault asked for)"
+                    fault.error_description or f"failed while {status.value} (a fault asked for)",
+                    transient=status is TaskStatus.ENCODING,  # as an encoder's failure would be
                 )
 
     def format_fault(self, spec: FormatSpec) -> str | None:
@@ -135,13 +142,13 @@ class TaskRun:
         if status is last_status and now - last_at < 0.5:
             return
         self._last_write = (status, now)
-        if not self.store.advance(self.token, self.attempt, status, round(percent, 4)):
+        if not self.store.advance(self.token, self.attempt, status, round(percent, 4), self.live):
             raise LostClaim()
         self._enter(status)  # in the stage now (its status written): faults meet it there
 
     def run(self, work: Path) -> None:
         self._enter(TaskStatus.DOWNLOADING)  # the claim began it
-        query = task_query(self.task)
+        query = self.query = task_query(self.task)
         self.secrets = secrets_of(query, self.settings)
         hooks = Hooks(
             progress=self.advance,
@@ -152,6 +159,7 @@ class TaskRun:
             stage=lambda name: instruments().stage_seconds.labels(name).time(),
             stored=lambda kind, size: instruments().stored_bytes.labels(kind).inc(size),
             format_fault=self.format_fault,
+            live=self._live,
         )
         ignored = ignored_notices(self.task, query)
         try:
@@ -163,6 +171,9 @@ class TaskRun:
             raise
         self.results.warnings[:0] = ignored
         log.info("task %s saved", self.token)
+
+    def _live(self, results: Results) -> None:
+        self.live = results
 
     def _probed(self, info: MediaInfo, size: int) -> None:
         self.store.set_source_info(self.token, self.attempt, info.duration, size)
@@ -218,7 +229,7 @@ def run_task(
         log.warning("task %s: claim lost to recovery; this attempt stops", token)
     except TaskFailure as exc:
         outcome = "error"
-        _end(store, outbox, run, TaskStatus.ERROR, exc.description)
+        _failed(settings, store, queue, outbox, run, exc.description, exc.transient)
     except (KeyboardInterrupt, SystemExit):
         # Shut down mid-task: hand the task back rather than leave it to the heartbeat timeout.
         if store.requeue(token, attempt, time.time()):
@@ -228,7 +239,8 @@ def run_task(
     except Exception as exc:
         outcome = "error"
         log.exception("task %s failed unexpectedly", token)
-        _end(store, outbox, run, TaskStatus.ERROR, f"internal error: {type(exc).__name__}: {exc}")
+        why = f"internal error: {type(exc).__name__}: {exc}"
+        _failed(settings, store, queue, outbox, run, why, transient=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         metrics.workers_busy.dec()
@@ -237,14 +249,14 @@ def run_task(
 
 def ignored_notices(task: TaskRecord, query: Query) -> list[Notice]:
     """A warning for each field of the user's query qthumb did not act on, tagged as the
-    format it belongs to (``query`` for the query's own)."""
+    format it belongs to (a field of the query's own: as the task, ``task_tag``)."""
     notices = []
     for path in ignored_fields(task.query_object()):
         found = re.match(r"query\.format\[(\d+)\]", path)
         index = int(found.group(1)) if found else None
-        tag = "query"
+        tag = task_tag(task)
         if index is not None and index < len(query.formats):
-            tag = f"{array_of(query.formats[index].output)[:-1]}-{index}-0"
+            tag = format_tag(query.formats[index].output, index)
         notices.append(Notice(f"{path} ignored", "qthumb does not act on this field; the "
                               "output was made without it", tag))  # fmt: skip
     return notices
@@ -263,22 +275,49 @@ def task_query(task: TaskRecord) -> Query:
         raise TaskFailure(f"query: {exc.message}") from None
 
 
+def _failed(
+    settings: Settings,
+    store: TaskStore,
+    queue: TaskQueue,
+    outbox: CallbackOutbox,
+    run: TaskRun,
+    description: str,
+    transient: bool,
+) -> None:
+    """The attempt failed: the task ends in error, retried first when it asked for
+    ``retry_on_error`` and the reason may pass (``app.tasks.retry``)."""
+    description = redact(description, run.secrets)
+    events: list[str] = []
+    task = run.task
+    if transient and run.query is not None and run.query.retry_on_error and not task.retry_of:
+        failing = replace(task, error_description=description)
+        notices, event = start_retry(settings, store, queue, outbox, failing, time.time())
+        run.results.warnings += notices
+        events.append(event)
+    if _end(store, outbox, run, TaskStatus.ERROR, description, events) and task.retry_of:
+        ended = store.get(task.token)
+        if ended is not None:
+            retry_failed(store, outbox, ended, time.time())
+
+
 def _end(
     store: TaskStore,
     outbox: CallbackOutbox,
     run: TaskRun,
     status: TaskStatus,
     description: str | None,
-) -> None:
+    also: Sequence[str] = (),
+) -> bool:
+    """The attempt's outcome recorded and its callbacks queued; False when the claim was lost
+    (nothing written)."""
     if description is not None:
         description = redact(description, run.secrets)
     if store.finish(run.token, run.attempt, status, run.results, description, time.time()):
         log.info("task %s %s%s", run.token, status.value, f": {description}" if description else "")
-        task_ended(store, outbox, run.token, time.time())
-    else:
-        log.warning(
-            "task %s: result of attempt %d not recorded (claim lost)", run.token, run.attempt
-        )
+        task_ended(store, outbox, run.token, time.time(), also)
+        return True
+    log.warning("task %s: result of attempt %d not recorded (claim lost)", run.token, run.attempt)
+    return False
 
 
 def worker_id() -> str:
