@@ -24,6 +24,7 @@ from typing import Any
 
 import av
 import av.filter
+import numpy as np
 from PIL import Image
 
 from qthumb.workers.media.probe import limit_decoder, open_media
@@ -136,7 +137,8 @@ def _overlay(graph: Any, node: Any, logo: LogoPlan, feeds: list[tuple[Any, Any]]
     """``node`` with ``logo`` drawn over it: its one frame (pushed by ``_end``, into
     ``feeds``) is repeated to the end, overlay's default."""
     with Image.open(logo.path) as image:
-        frame = av.VideoFrame.from_image(image.convert("RGBA"))  # type: ignore[no-untyped-call]
+        # from_ndarray: from_image would drop the alpha (it makes rgb24 of RGBA)
+        frame = av.VideoFrame.from_ndarray(np.asarray(image.convert("RGBA")), format="rgba")
     frame.pts = 0
     frame.time_base = Fraction(1, 1000)
     buffer = graph.add_buffer(width=frame.width, height=frame.height, format="rgba",

@@ -53,12 +53,14 @@ def run_encoder(
     try:
         _progress(proc.stdout, plan.duration, progress)
         code = proc.wait()
-        drain.join(timeout=5)
     finally:
         timer.cancel()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        drain.join(timeout=5)
+        proc.stdout.close()  # the pipes are ours to close: one file descriptor each a run
+        proc.stderr.close()
     if code != 0:
         lines = [line for line in tail if line.strip()]
         if any(sign in line for line in lines for sign in OUT_OF_MEMORY):
