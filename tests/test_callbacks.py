@@ -128,6 +128,9 @@ def test_dead_receiver_does_not_fail_the_task(cb: QClient, clips: Path):
     assert status["status"] == "completed" and status["error"] == 0
     assert [w["message"] for w in status["warnings"]] == ["Callback delivery error"] * 2
     assert status["warnings"][0]["details"].startswith(f"Error sending callback to {dead} ")
+    # tagged as the task's first output (one rule for every warning); the event in the details
+    assert [w["tag"] for w in status["warnings"]] == ["image-0-0"] * 2
+    assert status["warnings"][0]["details"].endswith("(event queued)")
 
 
 def test_payload_over_1000_chars_is_error_9(cb: QClient):

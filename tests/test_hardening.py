@@ -293,7 +293,7 @@ def test_a_source_shorter_than_its_header_ends_the_series_at_its_last_frame(
     assert len(frames) == 5
     vtt = next(i for i in status["images"] if i["url"].endswith(".vtt"))
     assert c.fetch(vtt["url"]).text.rstrip().splitlines()[-2] == "00:00:04.000 --> 00:00:05.000"
-    warning = next(w for w in status["warnings"] if w["tag"] == "source")
+    warning = next(w for w in status["warnings"] if w["tag"] == "image-0-0")
     assert warning["message"] == "source is shorter than its header says"
     assert "the header says 36000.000 s; its frames end at 5.000 s" in warning["details"]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from qthumb.app.process.memory import memory_failure
 from qthumb.app.qencode.formats import FormatSpec
 from qthumb.app.qencode.query import Destination, Query
-from qthumb.app.qencode.wire import failure_tag
+from qthumb.app.qencode.wire import failure_tag, format_tag
 from qthumb.app.redact import redact
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import Files
@@ -242,7 +242,7 @@ def run_query(
                     "source is shorter than its header says",
                     f"the header says {info.claimed_duration:.3f} s; its frames end at "
                     f"{info.duration:.3f} s, so outputs cover {info.duration:.3f} s",
-                    "source",
+                    format_tag(query.formats[0].output, 0),  # the whole task's: its first
                 )
             )
         check_task(query, info, settings)
