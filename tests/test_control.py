@@ -122,14 +122,19 @@ def test_tasks_fail_hold_and_lose_a_format_as_asked(
         assert "encoding" in seen and time.monotonic() - started >= 2.0
         assert status["status"] == "completed"
         two = query(clips)
+        # a format failed by a fault is a real failure: it fails the task unless soft
         two["format"].append({"output": "thumbnail", "time": 0.2, "width": 64})
+        whole = c.wait(c.start(two, payload="half"))
+        assert whole["status"] == "error"
+        assert whole["error_description"] == "format 1 (thumbnail): failed (a fault asked for)"
+        two["format"][1]["allow_soft_fail"] = 1
         half = c.wait(c.start(two, payload="half"))
         assert half["status"] == "completed"
         failed = [i for i in half["images"] if i["url"] is None]
         assert len(half["images"]) == 2 and [i["tag"] for i in failed] == ["image-1-0"]
         assert any("failed (a fault asked for)" in w["details"] for w in half["warnings"])
     fired = {r["id"]: r["fired"] for r in control.get("/faults").json()["faults"]}
-    assert sorted(fired.values()) == [1, 1, 1]
+    assert sorted(fired.values()) == [1, 1, 2]
 
 
 def test_a_query_carries_its_own_faults(server: QthumbProcess, clips: Path):
@@ -273,13 +278,13 @@ def test_fields_qthumb_ignores_are_warned_of_and_refused_when_strict(
 ):
     q = query(clips)
     q["frobnicate"] = 1
-    q["format"][0]["logo"] = {"source": "https://example.com/logo.png"}
+    q["format"][0]["two_pass"] = 1
     with QClient(server.base_url, API_KEY) as c:
         status = c.run(q)
     assert status["status"] == "completed"
     warned = {(w["message"], w["tag"]) for w in status["warnings"]}
-    assert warned == {("query.frobnicate ignored", "query"),
-                      ("query.format[0].logo ignored", "image-0-0")}  # fmt: skip
+    assert warned == {("query.frobnicate ignored", "image-0-0"),
+                      ("query.format[0].two_pass ignored", "image-0-0")}  # fmt: skip
     app = create_app(Settings(data_dir=tmp_path, api_keys=[API_KEY], strict=True))
     with serve_in_thread(app) as port, QClient(f"http://127.0.0.1:{port}", API_KEY) as strict:
         refused = strict.post("start_encode2", {"task_token": strict.new_task(),

@@ -136,7 +136,7 @@ def test_a_large_gif_is_made_without_holding_its_frames(
     """The gif bomb scaled down: 40 frames of 2000x2000 (each within this server's 4 Mpx). A
     palette from every frame used to hold them all (640 MB of frames); two passes hold none, so
     the encoder child makes it under the server's 500 MiB QTHUMB_WORKER_MEMORY_LIMIT."""
-    status = c.run({"source": str(clips / "testsrc.mp4"), "format": [
+    status = c.run({"source": str(clips / "testsrc.mp4"), "upscale": 1, "format": [
         {"output": "gif", "size": "2000x2000", "framerate": 10, "duration": 4}]})  # fmt: skip
     assert status["status"] == "completed", status["error_description"]
     [gif] = status["videos"]
@@ -178,7 +178,8 @@ def test_a_tile_alone_over_the_limit_is_a_clear_error(c: QClient, clips: Path):
         {"output": "thumbnails", "interval": 1, "size": "3000x2000", "sprite": 1}]})  # fmt: skip
     assert status["status"] == "error"
     assert status["error_description"] == (
-        "output of 3000x2000 is 6000000 pixels; the limit is 4000000 (QTHUMB_MAX_OUTPUT_PIXELS)"
+        "format 0 (thumbnails): output of 3000x2000 is 6000000 pixels; the limit is 4000000 "
+        "(QTHUMB_MAX_OUTPUT_PIXELS)"
     )
 
 

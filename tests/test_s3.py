@@ -257,10 +257,13 @@ def test_sprite_folder_matches_temporary_storage_and_every_destination_gets_it(
     assert head["CacheControl"] == "max-age=60" and head["StorageClass"] == "STANDARD_IA"
 
 
-def test_missing_bucket_fails_the_format_not_the_task(s3: QClient, clips: Path, moto_endpoint: str):
+def test_missing_bucket_fails_a_soft_format_not_the_task(
+    s3: QClient, clips: Path, moto_endpoint: str
+):
     url = f"s3://{moto_endpoint}/no-such-bucket/x.png"
     status = s3.run({"source": str(clips / "testsrc.mp4"), "format": [
-        {"output": "thumbnail", "destination": {"url": url, "key": "k", "secret": "s"}},
+        {"output": "thumbnail", "destination": {"url": url, "key": "k", "secret": "s"},
+         "allow_soft_fail": 1},
         {"output": "thumbnail", "user_tag": "kept"},
     ]})  # fmt: skip
     assert status["status"] == "completed"
@@ -293,7 +296,9 @@ def test_seaweedfs_refuses_bad_credentials(
         {"output": "thumbnail", "destination": {"url": url, "key": key, "secret": secret}},
     ]})  # fmt: skip
     assert status["status"] == "error"
-    assert status["error_description"].startswith(f"destination {url}: {code}")
+    assert status["error_description"].startswith(
+        f"format 0 (thumbnail): destination {url}: {code}"
+    )
 
 
 def test_seaweedfs_accepts_good_credentials(s3: QClient, clips: Path, seaweed_endpoint: str):

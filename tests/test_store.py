@@ -15,7 +15,7 @@ import pytest
 from qthumb.app.qencode.wire import status_object
 from qthumb.app.tasks.db import Database, PostgresDatabase, SqliteDatabase
 from qthumb.app.tasks.model import TaskStatus
-from qthumb.app.tasks.results import FormatFailed, Notice, Results, StoredFile
+from qthumb.app.tasks.results import FormatFailed, Notice, Results, Running, StoredFile
 from qthumb.app.tasks.schema import MIGRATIONS
 from qthumb.app.tasks.store import SqlTaskStore
 from tests.engines import Engines
@@ -215,3 +215,24 @@ def test_claim_returns_the_row_with_the_query_the_api_parsed(database: Database)
     before = store.claim(old, "host:1", 2.0)
     assert before is not None and before.plan is None and task_query(before) == parsed
     assert store.claim(new, "host:2", 3.0) is None  # running: not claimable again
+
+
+def test_outputs_being_made_are_shown_then_replaced(database: Database):
+    """``videos[]`` while a task runs (#25): the running entries written with its progress,
+    its warnings kept, then replaced by the final results."""
+    store = SqlTaskStore(database)
+    token, attempt = running_task(store)
+    store.add_warning(token, Notice("Callback delivery error", "d", "video-0-0"))
+    for percent in (10.0, 55.5):
+        running = Results(made=[Running(0, "mp4", "tag", "encoding", percent)])
+        assert store.advance(token, attempt, TaskStatus.ENCODING, percent, running)
+        task = store.get(token)
+        assert task is not None
+        video = status_object(task, "http://api")["videos"][0]
+        assert (video["status"], video["percent"], video["url"]) == ("encoding", percent, None)
+        assert video["tag"] == "video-0-0" and video["user_tag"] == "tag"
+        assert [w["tag"] for w in status_object(task, None)["warnings"]] == ["video-0-0"]
+    assert store.finish(token, attempt, TaskStatus.ERROR, Results(), "boom", 3.0)
+    task = store.get(token)
+    assert task is not None and status_object(task, None)["videos"] == []
+    assert len(status_object(task, None)["warnings"]) == 1

@@ -111,9 +111,9 @@ def test_webm_with_vp9_and_opus(client: QClient, av_clip: Path, tmp_path: Path):
     assert (v["width"], v["height"]) == (160, 90)
 
 
-def test_unknown_codec_fails_the_format_alone(client: QClient, av_clip: Path):
+def test_unknown_codec_fails_the_soft_format_alone(client: QClient, av_clip: Path):
     status = client.run({"source": str(av_clip), "format": [
-        {"output": "mp4", "video_codec": "libx265"}, {"output": "thumbnail"},
+        {"output": "mp4", "video_codec": "libx265", "allow_soft_fail": 1}, {"output": "thumbnail"},
     ]})  # fmt: skip
     assert status["status"] == "completed"
     assert status["videos"][0]["error_description"] == (

@@ -37,7 +37,7 @@ from qthumb.workers.outputs.products import Product
 from qthumb.workers.tasks.failures import FormatFailure, NothingMade, OutputFailed
 from qthumb.workers.tasks.limits import check_format, check_task
 from qthumb.workers.tasks.sources import fetch_source
-from qthumb.workers.tasks.storage import Storage
+from qthumb.workers.tasks.storage import Storage, StoredObject
 from qthumb.workers.tasks.upscale import without_upscale
 
 log = logging.getLogger("qthumb.pipeline")
@@ -103,9 +103,14 @@ class _Run:
         if entry is not None:
             self.results.made.remove(entry)
 
-    def failed(self, spec: FormatSpec, description: str, transient: bool = False) -> None:
+    def failed(
+        self, spec: FormatSpec, description: str, transient: bool = False
+    ) -> OutputFailed | None:
         """``spec`` failed: its entry, and a warning with ``allow_soft_fail`` (or for an
-        output qthumb does not make); else the task ends here (``OutputFailed``)."""
+        output qthumb does not make); else the ``OutputFailed`` that ends the task, for the
+        caller to raise outside its ``except`` (the failure being handled, and the frames its
+        traceback holds, must not live on while the task is ended: under the memory limit
+        they are what ran out)."""
         description = redact(description, self.secrets)
         item = FormatFailed(spec.index, spec.output, spec.user_tag, description)
         self._settle(spec)
@@ -115,8 +120,9 @@ class _Run:
         if not spec.soft_fail and type(spec) in PRODUCERS:
             # made but not stored: not in the task's results
             self.results.made = [m for m in self.results.made if not isinstance(m, Running)]
-            raise OutputFailed(f"{where}: {description}", self.results, transient)
+            return OutputFailed(f"{where}: {description}", self.results, transient)
         self.results.warnings.append(Notice(f"{where} failed", description, failure_tag(item)))
+        return None
 
     def fetch_logo(self, url: str, folder: Path) -> Path:
         """A logo's URL as a local file: fetched as a source is, under a logo's size cap."""
@@ -157,8 +163,10 @@ class _Run:
                 making = Making(source, info, out_dir, progress, self.settings, reader,
                                 self.fetch_logo)  # fmt: skip
                 fault = self.hooks.format_fault(spec)
+                fatal: OutputFailed | None = None
                 if fault is not None:
-                    self.failed(spec, fault, transient=True)
+                    if fatal := self.failed(spec, fault, transient=True):
+                        raise fatal
                     continue
                 try:
                     producer = producer_for(spec)
@@ -167,9 +175,11 @@ class _Run:
                     made.append((spec, producer.run(spec, making)))
                     entry.state, entry.percent = "saving", 100.0
                 except FormatFailure as exc:
-                    self.failed(spec, exc.description, exc.transient)
+                    fatal = self.failed(spec, exc.description, exc.transient)
                 except MemoryError:  # past QTHUMB_WORKER_MEMORY_LIMIT: this format alone
-                    self.failed(spec, memory_failure(self.settings), transient=True)
+                    fatal = self.failed(spec, memory_failure(self.settings), transient=True)
+                if fatal is not None:
+                    raise fatal
                 self.hooks.progress(TaskStatus.ENCODING, 100.0 * (done + 1) / total)
         return made
 
@@ -178,12 +188,17 @@ class _Run:
         destination fails the format with its own entry; the others still count."""
         destinations: list[Destination | None] = [*spec.destinations] or [None]
         for destination in destinations:
+            fatal: OutputFailed | None = None
+            stored: list[StoredObject] | None = None
             try:
                 storage = self.storage_for(spec, destination)
                 # Entries only once every file is stored: a destination is whole or absent.
                 stored = [storage.put(p.path, p.name, p.content_type) for p in products]
             except FormatFailure as exc:
-                self.failed(spec, exc.description)
+                fatal = self.failed(spec, exc.description)
+            if fatal is not None:
+                raise fatal
+            if stored is None:
                 continue
             self._settle(spec)
             kind = "temporary" if destination is None else "s3"
