@@ -297,3 +297,25 @@ def test_retry_on_error(steered: QthumbServer, clips: Path):
         status = server.wait(task.task_token)
     assert status["status"] == "error"
     assert not any(w["message"].startswith("Retry") for w in status["warnings"])
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"rotate": 45}, "query.format[0].rotate must be 90, 180 or 270, got 45"),
+        ({"aspect_ratio": "wide"}, "query.format[0].aspect_ratio must look like 16:9"),
+        ({"aspect_ratio": "100:1"}, "query.format[0].aspect_ratio must be between 1:10"),
+        ({"logo": {"x": 1}}, "query.format[0].logo.source field is required"),
+        ({"logo": [{"source": "a.png"}, 5]}, "query.format[0].logo[1] must be an object"),
+        ({"logo": {"source": "a.png", "opacity": 2}}, "query.format[0].logo.opacity must be"),
+        ({"logo": {"source": "http:///l.png"}}, "query.format[0].logo.source: the URL names no"),
+        ({"stream": [{"rotate": 7}]}, "query.format[0].stream[0].rotate must be 90"),
+        ({"allow_soft_fail": 2}, "query.format[0].allow_soft_fail must be 0 or 1"),
+    ],
+)
+def test_bad_transforms_are_refused_naming_the_field(fields: dict[str, Any], message: str):
+    from qthumb.app.api.errors import QencodeError
+
+    with pytest.raises(QencodeError) as refused:
+        parse_query({"source": "/x.mp4", "format": [{"output": "mp4", **fields}]})
+    assert refused.value.message.startswith(message), refused.value.message

@@ -114,7 +114,11 @@ class ImageSpec(SizedSpec):
     def image_fields(
         obj: dict[str, Any], path: str, common: dict[str, Any], named_by_destination: bool
     ) -> dict[str, Any]:
-        fields = {**common, "sizing": sizing(obj, path), "logos": logos(obj.get("logo"), path)}
+        fields = {
+            **common,
+            "sizing": sizing(obj, path),
+            "logos": logos(obj.get("logo"), f"{path}.logo"),
+        }
         fields["image_format"] = _image_encoding(
             obj, common["destinations"], path, named_by_destination
         )
@@ -238,7 +242,7 @@ class VideoSpec(SizedSpec):
             **common,
             sizing=sizing(fields, fields_path),
             video=_video(fields, fields_path),
-            logos=logos(fields.get("logo"), fields_path),
+            logos=logos(fields.get("logo"), f"{fields_path}.logo"),
         )
 
 
@@ -254,7 +258,7 @@ class GifSpec(SizedSpec):
     @classmethod
     def parse(cls, obj: dict[str, Any], path: str, common: dict[str, Any]) -> GifSpec:
         fields = {**common, "sizing": sizing(obj, path), "video": _video(obj, path),
-                  "logos": logos(obj.get("logo"), path)}  # fmt: skip
+                  "logos": logos(obj.get("logo"), f"{path}.logo")}  # fmt: skip
         value = obj.get("image_format")
         name = "" if value is None else str(value).lower().strip()
         if name not in ("", "gif", "webp"):

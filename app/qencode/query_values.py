@@ -261,16 +261,11 @@ def aspect_ratio(value: object, path: str) -> float | None:
 
 def logos(value: object, path: str) -> tuple[Logo, ...]:
     """``logo``: one object or a list of them (one a time range), each with a ``source``."""
-    if value is None or value == "" or value == [] or value == {}:
-        return ()
-    items = value if isinstance(value, list) else [value]
+    items = _objects(value, path, "a source")
     if len(items) > MAX_LOGOS:
         raise BadQuery(f"{path} has {len(items)} logos; at most {MAX_LOGOS}")
     found = []
-    for i, item in enumerate(items):
-        where = f"{path}[{i}]" if isinstance(value, list) else path
-        if not isinstance(item, dict):
-            raise BadQuery(f"{where} must be an object with a source")
+    for item, where in items:
         source = item.get("source")
         if source is None or source == "":
             raise FieldRequired(f"{where}.source")
@@ -302,15 +297,24 @@ def logos(value: object, path: str) -> tuple[Logo, ...]:
 MAX_LOGOS = 8
 
 
-def destinations(value: object, path: str) -> tuple[Destination, ...]:
+def _objects(value: object, path: str, holding: str) -> list[tuple[dict[str, Any], str]]:
+    """A field Qencode takes as one object or a list of them (``destination``, ``logo``):
+    each object with its path; absent, ``""``, ``{}`` and ``[]`` are none."""
     if value is None or value == "" or value == {} or value == []:
-        return ()
+        return []
     items = value if isinstance(value, list) else [value]
-    result = []
+    found = []
     for i, item in enumerate(items):
-        item_path = f"{path}[{i}]" if isinstance(value, list) else path
+        where = f"{path}[{i}]" if isinstance(value, list) else path
         if not isinstance(item, dict):
-            raise BadQuery(f"{item_path} must be an object with a url")
+            raise BadQuery(f"{where} must be an object with {holding}")
+        found.append((item, where))
+    return found
+
+
+def destinations(value: object, path: str) -> tuple[Destination, ...]:
+    result = []
+    for item, item_path in _objects(value, path, "a url"):
         url = item.get("url")
         if not isinstance(url, str) or not url.strip():
             raise FieldRequired(f"{item_path}.url")
