@@ -13,7 +13,6 @@ or a list of objects.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, fields, is_dataclass
 from enum import Enum
 from types import UnionType
@@ -32,6 +31,7 @@ from qthumb.app.qencode.query_values import (
     destinations,
     flag,
     opt_float,
+    url_scheme,
 )
 
 __all__ = [
@@ -45,8 +45,6 @@ __all__ = [
     "parse_query",
     "url_scheme",
 ]
-
-_SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 
 
 @dataclass(frozen=True)
@@ -206,13 +204,6 @@ def parse_query(obj: dict[str, Any], tracked: list[str] | None = None) -> Query:
         upscale=flag(obj.get("upscale"), "query.upscale"),
         retry_on_error=flag(obj.get("retry_on_error"), "query.retry_on_error"),
     )
-
-
-def url_scheme(url: str) -> str:
-    """The scheme of ``url`` in lower case, "" when it has none; never fails (``urlsplit``
-    raises on a malformed host such as ``http://[::1``)."""
-    match = _SCHEME_RE.match(url.strip())
-    return match.group(1).lower() if match else ""
 
 
 def upload_id(source: str) -> str | None:

@@ -241,6 +241,16 @@ ROTATIONS = (0, 90, 180, 270)
 _RATIO_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*[:/]\s*(\d+(?:\.\d+)?)\s*$")
 
 
+_SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+
+
+def url_scheme(url: str) -> str:
+    """The scheme of ``url`` in lower case, "" when it has none; never fails (``urlsplit``
+    raises on a malformed host such as ``http://[::1``)."""
+    match = _SCHEME_RE.match(url.strip())
+    return match.group(1).lower() if match else ""
+
+
 def aspect_ratio(value: object, path: str) -> float | None:
     """``"16:9"``, ``"4/3"``, ``1.77`` or ``"1.77"``: the width a height, 0.1 to 10."""
     if value is None or value == "":
@@ -271,7 +281,8 @@ def logos(value: object, path: str) -> tuple[Logo, ...]:
             raise FieldRequired(f"{where}.source")
         if not isinstance(source, str):
             raise BadQuery(f"{where}.source must be a URL")
-        problem = url_problem(source.strip()) if source.strip().lower().startswith("http") else ""
+        web = url_scheme(source) in ("http", "https")  # checked as a query's source is
+        problem = url_problem(source.strip()) if web else ""
         if problem:
             raise BadQuery(f"{where}.source: {problem}")
         opacity = _opt_number(item, "opacity", where)

@@ -12,9 +12,9 @@ query fails the same way every time and is not retried, as upstream.
 
 from __future__ import annotations
 
-import json
 import logging
 
+from qthumb.app.qencode.query import Query
 from qthumb.app.qencode.wire import task_tag
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.callbacks import callback_url, status_snapshot
@@ -39,10 +39,12 @@ def start_retry(
     queue: TaskQueue,
     outbox: CallbackOutbox,
     task: TaskRecord,
+    query: Query,
     now: float,
 ) -> tuple[list[Notice], str]:
-    """Start the retry of ``task`` (failing now, not yet finished): the warnings the failed
-    task gains, and its event, ``restarted`` or ``restart_failed``."""
+    """Start the retry of ``task`` (failing now, not yet finished; ``query``: its parsed
+    query): the warnings the failed task gains, and its event, ``restarted`` or
+    ``restart_failed``."""
     tag = task_tag(task)
     notices = [Notice(RETRYING, f"the error: {task.error_description or 'see above'}", tag)]
     active = store.active_tasks(task.api_key) - 1  # the failing task still counts as active
@@ -53,7 +55,7 @@ def start_retry(
     token = store.create_task(task.api_key, now)
     faults = None
     if outbox.faults is not None:  # QTHUMB_CONTROL: the retry meets the rules in force now
-        tags = [str(f.get("user_tag") or "") for f in _plan_formats(task)]
+        tags = [spec.user_tag or "" for spec in query.formats]  # as start_encode2 matches
         faults = faults_for_task(outbox.faults, task.api_key, token, _carried(task),
                                  task.payload, tags)  # fmt: skip
     if task.query is None or not store.start(
@@ -62,8 +64,7 @@ def start_retry(
         failed = Notice(FAILED, "the new task could not be started", tag)
         return [*notices, failed], "restart_failed"
     queue.enqueue(token)
-    retry = store.get(token)
-    if retry is not None and callback_url(retry) is not None:
+    if callback_url(task) is not None and (retry := store.get(token)) is not None:
         outbox.add(token, ["queued"], now, status_snapshot(retry))
     log.info("task %s retried as task %s (retry_on_error)", task.token, token)
     return [*notices, Notice(TRIGGERED, f"the new task: {token}", tag)], "restarted"
@@ -78,15 +79,10 @@ def retry_failed(store: TaskStore, outbox: CallbackOutbox, retry: TaskRecord, no
         return
     why = f"the new task {retry.token} failed: {retry.error_description}"
     store.add_warning(first.token, Notice(FAILED, why, task_tag(first)))
-    first = store.get(first.token) or first
-    if callback_url(first) is not None:
+    if callback_url(first) is not None:  # its status as of now: with that warning
+        first = store.get(first.token) or first
         outbox.add(first.token, ["restart_failed"], now, status_snapshot(first))
     log.info("task %s: its retry %s failed too", first.token, retry.token)
-
-
-def _plan_formats(task: TaskRecord) -> list[dict[str, object]]:
-    formats = json.loads(task.plan).get("formats", []) if task.plan else []
-    return [f for f in formats if isinstance(f, dict)]
 
 
 def _carried(task: TaskRecord) -> list[Fault]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PIL import Image
@@ -56,17 +56,12 @@ def _side(other: int, given_source: int, given: int) -> int:
     return max(1, round(other * given / given_source))
 
 
-# PIL turns counter-clockwise; ``rotate`` is clockwise.
-_CLOCKWISE = {90: Image.Transpose.ROTATE_270, 180: Image.Transpose.ROTATE_180,
-              270: Image.Transpose.ROTATE_90}  # fmt: skip
-
-
 def _turned(picture: Picture, width: int, height: int, rotate: int) -> Image.Image:
-    """The picture at ``width`` x ``height`` once turned ``rotate`` degrees clockwise."""
-    if rotate not in _CLOCKWISE:
-        return picture.to_image(width, height)
-    before = (height, width) if rotate in (90, 270) else (width, height)
-    return picture.to_image(*before).transpose(_CLOCKWISE[rotate])
+    """The picture at ``width`` x ``height`` once turned ``rotate`` degrees clockwise: one
+    turn with the display rotation (counter-clockwise, ``Picture.rotation``), one transpose."""
+    if rotate:
+        picture = replace(picture, rotation=(picture.rotation - rotate) % 360)
+    return picture.to_image(width, height)
 
 
 def render(picture: Picture, sizing: Sizing) -> Image.Image:

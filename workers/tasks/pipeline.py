@@ -88,10 +88,11 @@ class _Run:
     hooks: Hooks
     results: Results = field(default_factory=Results)
     secrets: list[str] = field(init=False)
+    formats: tuple[FormatSpec, ...] = field(init=False)  # those made (upscale: some left out)
 
     def __post_init__(self) -> None:
         self.secrets = secrets_of(self.query, self.settings)
-        self.formats = self.query.formats  # those made (upscale may leave some out)
+        self.formats = self.query.formats
 
     def _running(self, spec: FormatSpec) -> Running | None:
         return next((m for m in self.results.made

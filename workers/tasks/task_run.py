@@ -26,7 +26,7 @@ from qthumb.app.process.metrics import instruments
 from qthumb.app.process.orphans import pid_alive
 from qthumb.app.qencode.formats import FormatSpec
 from qthumb.app.qencode.query import Destination, Query, ignored_fields, parse_query
-from qthumb.app.qencode.wire import format_tag, task_tag
+from qthumb.app.qencode.wire import format_tag
 from qthumb.app.redact import redact
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import Files
@@ -249,14 +249,14 @@ def run_task(
 
 def ignored_notices(task: TaskRecord, query: Query) -> list[Notice]:
     """A warning for each field of the user's query qthumb did not act on, tagged as the
-    format it belongs to (a field of the query's own: as the task, ``task_tag``)."""
+    format it belongs to (a field of the query's own: as the task, its first format's)."""
     notices = []
     for path in ignored_fields(task.query_object()):
         found = re.match(r"query\.format\[(\d+)\]", path)
-        index = int(found.group(1)) if found else None
-        tag = task_tag(task)
-        if index is not None and index < len(query.formats):
-            tag = format_tag(query.formats[index].output, index)
+        index = int(found.group(1)) if found else 0  # the query's own: as its first format
+        if index >= len(query.formats):
+            index = 0
+        tag = format_tag(query.formats[index].output, index)
         notices.append(Notice(f"{path} ignored", "qthumb does not act on this field; the "
                               "output was made without it", tag))  # fmt: skip
     return notices
@@ -291,7 +291,8 @@ def _failed(
     task = run.task
     if transient and run.query is not None and run.query.retry_on_error and not task.retry_of:
         failing = replace(task, error_description=description)
-        notices, event = start_retry(settings, store, queue, outbox, failing, time.time())
+        notices, event = start_retry(settings, store, queue, outbox, failing, run.query,
+                                     time.time())  # fmt: skip
         run.results.warnings += notices
         events.append(event)
     if _end(store, outbox, run, TaskStatus.ERROR, description, events) and task.retry_of:
