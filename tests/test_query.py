@@ -52,7 +52,7 @@ def test_time_is_fraction_or_percent(value, fraction):
         ({**THUMB, "width": 12.5}, "query.format[0].width must be a whole number, got 12.5"),
         ({**THUMB, "height": 99999}, "query.format[0].height must be at most 16000, got 99999"),
         ({**THUMB, "size": "big"}, "query.format[0].size must look like 320x240, got 'big'"),
-        ({**THUMB, "resize_mode": "fit"}, "query.format[0].resize_mode must be scale or crop"),
+        ({**THUMB, "resize_mode": "fit"}, "query.format[0].resize_mode must be scale, crop or pad"),
         ({**THUMB, "image_format": "gif"}, "query.format[0].image_format must be png, jpg,"),
         ({**THUMB, "quality": 101}, "query.format[0].quality must be between 1 and 100"),
         ({**THUMB, "frame_number": -1}, "query.format[0].frame_number must be at least 0"),

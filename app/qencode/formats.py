@@ -24,12 +24,14 @@ from qthumb.app.qencode.query_values import (
     Destination,
     ImageFormat,
     Logo,
+    Placeholder,
     Sizing,
     flag,
     image_format,
     logos,
     opt_float,
     opt_int,
+    placeholder,
     sizing,
     time_fraction,
 )
@@ -107,6 +109,7 @@ class SizedSpec(FormatSpec):
 class ImageSpec(SizedSpec):
     image_format: ImageFormat = ImageFormat.PNG
     quality: int | None = None
+    placeholder: Placeholder | None = None  # qthumb's extension: a BlurHash/ThumbHash an image
 
     array: ClassVar[str] = "images"
 
@@ -125,7 +128,8 @@ class ImageSpec(SizedSpec):
         quality = opt_int(obj, "quality", path, minimum=1)
         if quality is not None and quality > 100:
             raise BadQuery(f"{path}.quality must be between 1 and 100")
-        return {**fields, "quality": quality}
+        shown_by = placeholder(obj.get("placeholder"), f"{path}.placeholder")
+        return {**fields, "quality": quality, "placeholder": shown_by}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -195,6 +199,11 @@ class ThumbnailsSpec(ImageSpec):
         storyboard = flag(obj.get("storyboard"), f"{path}.storyboard")
         if storyboard and not sprite:
             raise BadQuery(f"{path}.storyboard describes sprite sheets: it needs sprite: 1")
+        if fields["placeholder"] and sprite and not storyboard:
+            raise BadQuery(
+                f"{path}.placeholder on sprite sheets is given a tile in the storyboard JSON: "
+                "it needs storyboard: 1"
+            )
         return cls(
             **fields,
             interval=interval,

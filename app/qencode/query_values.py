@@ -22,8 +22,16 @@ _SIZE_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 
 class ResizeMode(StrEnum):
-    SCALE = "scale"
-    CROP = "crop"
+    SCALE = "scale"  # both sides as asked: the picture stretches
+    CROP = "crop"  # fills both sides, the centre kept
+    PAD = "pad"  # qthumb's extension: fits inside, the rest filled with ``pad_color``
+
+
+class Placeholder(StrEnum):
+    """qthumb's extension: a tiny string a page shows while the image loads."""
+
+    BLURHASH = "blurhash"
+    THUMBHASH = "thumbhash"
 
 
 class ImageFormat(StrEnum):
@@ -69,6 +77,7 @@ class Sizing:
     # sides above: ``rotate`` clockwise degrees, ``aspect`` the width a height it is shown at.
     rotate: int = 0
     aspect: float | None = None
+    pad_color: tuple[int, int, int] = (0, 0, 0)  # ``pad``: the letterbox's colour
 
 
 @dataclass(frozen=True)
@@ -228,13 +237,56 @@ def sizing(obj: dict[str, Any], path: str) -> Sizing:
     try:
         mode = ResizeMode(str(mode_value).lower())
     except ValueError:
-        raise BadQuery(f"{path}.resize_mode must be scale or crop, got {mode_value!r}") from None
+        raise BadQuery(
+            f"{path}.resize_mode must be scale, crop or pad, got {shown(mode_value)}"
+        ) from None
+    pad_color = colour(obj.get("pad_color"), f"{path}.pad_color")
     rotate = opt_int(obj, "rotate", path, minimum=0) or 0
     if rotate not in ROTATIONS:
         raise BadQuery(f"{path}.rotate must be 90, 180 or 270, got {rotate}")
     aspect = aspect_ratio(obj.get("aspect_ratio"), f"{path}.aspect_ratio")
     return Sizing(width=width, height=height, resolution=resolution, mode=mode, rotate=rotate,
-                  aspect=aspect)  # fmt: skip
+                  aspect=aspect, pad_color=pad_color)  # fmt: skip
+
+
+# CSS's basic colour keywords, for ``pad_color``; anything else is hex.
+_COLOUR_NAMES = {
+    "black": "000000", "white": "ffffff", "gray": "808080", "grey": "808080",
+    "silver": "c0c0c0", "red": "ff0000", "maroon": "800000", "yellow": "ffff00",
+    "olive": "808000", "lime": "00ff00", "green": "008000", "aqua": "00ffff",
+    "teal": "008080", "blue": "0000ff", "navy": "000080", "fuchsia": "ff00ff",
+    "purple": "800080",
+}  # fmt: skip
+_HEX_RE = re.compile(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+
+
+def colour(value: object, path: str) -> tuple[int, int, int]:
+    """``pad_color``: ``#rrggbb``, ``rrggbb``, ``#rgb`` or a CSS basic name; absent: black."""
+    if value is None or value == "":
+        return (0, 0, 0)
+    text = str(value).strip().lower() if isinstance(value, str) else ""
+    digits = _COLOUR_NAMES.get(text)
+    if digits is None:
+        found = _HEX_RE.match(text)
+        if not found:
+            raise BadQuery(
+                f"{path} must be a colour as #rrggbb, #rgb or a name (black, white…), "
+                f"got {shown(value)}"
+            )
+        digits = found.group(1)
+        if len(digits) == 3:
+            digits = "".join(c * 2 for c in digits)
+    return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
+
+
+def placeholder(value: object, path: str) -> Placeholder | None:
+    """``placeholder``: ``blurhash`` or ``thumbhash``; absent or ``""``: none."""
+    if value is None or value == "":
+        return None
+    try:
+        return Placeholder(str(value).strip().lower())
+    except ValueError:
+        raise BadQuery(f"{path} must be blurhash or thumbhash, got {shown(value)}") from None
 
 
 ROTATIONS = (0, 90, 180, 270)

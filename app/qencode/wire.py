@@ -26,6 +26,10 @@ def _file_entry(item: StoredFile, tag: str, base_url: str | None) -> dict[str, A
         entry.update(type=item.kind, width=item.width, height=item.height, size=item.size)
         if item.time is not None:
             entry["time"] = round(item.time, 6)
+        if item.placeholder is not None:  # qthumb's extensions, only when asked for
+            entry["placeholder"] = item.placeholder
+        if item.score is not None:
+            entry["score"] = round(item.score, 4)
         # under both names the SDKs read: `storage` (.NET, PHP) and `storage_info` (Java)
         entry["storage_info"] = item.storage
         return entry

@@ -33,6 +33,8 @@ class StoredFile:
     time: float | None = None  # images: the frame's time in the source
     duration: float | None = None  # videos
     meta: dict[str, Any] | None = None  # videos: what the encoded file is
+    placeholder: str | None = None  # images: its BlurHash/ThumbHash (qthumb's extension)
+    score: float | None = None  # a ``smart: 1`` thumbnail: its frame's score, 0-1
 
 
 @dataclass(frozen=True)

@@ -64,17 +64,52 @@ def _turned(picture: Picture, width: int, height: int, rotate: int) -> Image.Ima
     return picture.to_image(width, height)
 
 
-def render(picture: Picture, sizing: Sizing) -> Image.Image:
-    """Resize to the asked size: ``scale`` stretches, ``crop`` fills and crops the centre."""
-    width, height = target_size(picture.display_size, sizing)
-    if sizing.mode is ResizeMode.CROP and sizing.width and sizing.height:
-        dw, dh = shown_size(picture.display_size, sizing)
+@dataclass(frozen=True)
+class Fit:
+    """Where the scaled picture goes on the output (``resize_mode``): ``scaled`` is its size,
+    ``canvas`` the output's, ``offset`` where its top-left corner lands on the canvas
+    (negative when ``crop`` cuts it, positive when ``pad`` borders it)."""
+
+    scaled: tuple[int, int]
+    canvas: tuple[int, int]
+    offset: tuple[int, int] = (0, 0)
+
+    @property
+    def whole(self) -> bool:
+        """The scaled picture is the output: nothing cropped, nothing padded."""
+        return self.scaled == self.canvas
+
+
+def fit(display: tuple[int, int], sizing: Sizing) -> Fit:
+    """The one place ``scale`` (stretch), ``crop`` (cover, centre kept) and ``pad`` (contain,
+    centred, letterboxed) are decided, for images and for the encoder alike. ``crop`` and
+    ``pad`` need both sides; with one side the aspect is kept and they are ``scale``."""
+    canvas = target_size(display, sizing)
+    if sizing.mode is ResizeMode.SCALE or sizing.width is None or sizing.height is None:
+        return Fit(canvas, canvas)
+    dw, dh = shown_size(display, sizing)
+    width, height = canvas
+    if sizing.mode is ResizeMode.CROP:
         cover = max(width / dw, height / dh)
-        cw, ch = max(width, round(dw * cover)), max(height, round(dh * cover))
-        left, top = (cw - width) // 2, (ch - height) // 2
-        turned = _turned(picture, cw, ch, sizing.rotate)
-        return turned.crop((left, top, left + width, top + height))
-    return _turned(picture, width, height, sizing.rotate)
+        scaled = max(width, round(dw * cover)), max(height, round(dh * cover))
+        return Fit(scaled, canvas, (-((scaled[0] - width) // 2), -((scaled[1] - height) // 2)))
+    contain = min(width / dw, height / dh)
+    scaled = max(1, min(width, round(dw * contain))), max(1, min(height, round(dh * contain)))
+    return Fit(scaled, canvas, ((width - scaled[0]) // 2, (height - scaled[1]) // 2))
+
+
+def render(picture: Picture, sizing: Sizing) -> Image.Image:
+    """The picture at the asked size and ``resize_mode`` (``fit``)."""
+    placed = fit(picture.display_size, sizing)
+    image = _turned(picture, *placed.scaled, sizing.rotate)
+    if placed.whole:
+        return image
+    (width, height), (x, y) = placed.canvas, placed.offset
+    if sizing.mode is ResizeMode.CROP:
+        return image.crop((-x, -y, -x + width, -y + height))
+    canvas = Image.new("RGB", placed.canvas, sizing.pad_color)
+    canvas.paste(image, placed.offset)
+    return canvas
 
 
 def encode(image: Image.Image, fmt: ImageFormat, quality: int | None, path: Path) -> EncodedImage:

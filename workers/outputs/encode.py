@@ -122,7 +122,7 @@ def _video_graph(
     chain = [
         *_rotation_filters(plan.rotation),
         *_turn_filters(plan.turn),
-        ("scale", f"{plan.width}:{plan.height}{flags}"),
+        *plan.scale_steps(flags),
         ("setsar", "1"),
     ]
     node = _link(graph, src, chain)

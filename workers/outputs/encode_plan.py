@@ -5,8 +5,11 @@ to the child as JSON."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+
+from qthumb.app.qencode.query import ResizeMode, Sizing
+from qthumb.workers.media.imaging import fit
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,13 @@ class EncodePlan:
     max_pixels: int | None = None  # the decoder refuses bigger frames (QTHUMB_MAX_SOURCE_PIXELS)
     logos: tuple[LogoPlan, ...] = ()  # drawn over the scaled frames, in order
     mute: bool = False  # the audio track holds silence of the source audio's length
+    # ``resize_mode`` (``workers.media.imaging.fit``): scaled to ``scaled`` first, then cut to
+    # (``crop``) or bordered to (``pad``, in ``pad_color``) width x height, the scaled picture's
+    # corner at ``offset`` on the output.
+    fit: str = "scale"
+    scaled: tuple[int, int] | None = None
+    offset: tuple[int, int] = (0, 0)
+    pad_color: str = "000000"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -48,7 +58,31 @@ class EncodePlan:
         raw: dict[str, Any] = json.loads(text)
         audio = raw.pop("audio", None)
         logos = tuple(LogoPlan(**logo) for logo in raw.pop("logos", ()))
-        return cls(**raw, audio=AudioPlan(**audio) if audio else None, logos=logos)
+        scaled = raw.pop("scaled", None)
+        raw["offset"] = tuple(raw.get("offset", (0, 0)))
+        return cls(**raw, audio=AudioPlan(**audio) if audio else None, logos=logos,
+                   scaled=tuple(scaled) if scaled else None)  # fmt: skip
+
+    def scale_steps(self, flags: str) -> list[tuple[str, str]]:
+        """The filters that size each frame: scale, then crop or pad to the output."""
+        if self.scaled is None or self.fit == "scale":
+            return [("scale", f"{self.width}:{self.height}{flags}")]
+        scale = ("scale", f"{self.scaled[0]}:{self.scaled[1]}{flags}")
+        x, y = self.offset
+        if self.fit == "crop":
+            return [scale, ("crop", f"{self.width}:{self.height}:{-x}:{-y}")]
+        return [scale, ("pad", f"{self.width}:{self.height}:{x}:{y}:color=0x{self.pad_color}")]
+
+
+def fitted(width: int, height: int, display: tuple[int, int], sizing: Sizing) -> dict[str, Any]:
+    """``EncodePlan`` fields for an output of ``width`` x ``height`` (evened, for video) in
+    ``sizing``'s ``resize_mode``."""
+    if sizing.mode is ResizeMode.SCALE or sizing.width is None or sizing.height is None:
+        return {}
+    placed = fit(display, replace(sizing, width=width, height=height, resolution=None))
+    colour = "".join(f"{c:02x}" for c in sizing.pad_color)
+    return {"fit": sizing.mode.value, "scaled": placed.scaled, "offset": placed.offset,
+            "pad_color": colour}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from qthumb.app.qencode.window import clip_window
 from qthumb.workers.media.imaging import target_size
 from qthumb.workers.media.logos import LoadedLogo
 from qthumb.workers.media.probe import MediaInfo
-from qthumb.workers.outputs.encode_plan import EncodePlan
+from qthumb.workers.outputs.encode_plan import EncodePlan, fitted
 from qthumb.workers.outputs.encode_run import run_encoder
 from qthumb.workers.outputs.products import Product
 
@@ -58,6 +58,7 @@ def gif_command(
         scale_flags="lanczos",
         container_options={"loop": "0"},
         max_pixels=info.max_pixels,
+        **fitted(width, height, info.display_size, spec.sizing),
     )
     if spec.animated_webp:
         options = {"lossless": "0", "quality": str(spec.quality or 75)}

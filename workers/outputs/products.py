@@ -19,3 +19,5 @@ class Product:
     time: float | None = None
     duration: float | None = None  # videos
     meta: dict[str, Any] | None = None  # videos: what the encoded file is (``meta`` in videos[])
+    placeholder: str | None = None  # images: its BlurHash/ThumbHash (``placeholder``)
+    score: float | None = None  # ``smart: 1``: how good the frame taken was, 0-1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PIL import Image
@@ -16,6 +16,7 @@ from qthumb.workers.media.decode_pool import DecodePool
 from qthumb.workers.media.frames import Picture
 from qthumb.workers.media.imaging import encode, render, target_size
 from qthumb.workers.media.logos import LoadedLogo, draw_logos
+from qthumb.workers.media.placeholders import placeholder
 from qthumb.workers.media.probe import MediaInfo
 from qthumb.workers.outputs.products import Product
 from qthumb.workers.outputs.sprites import SheetComposer, SheetLayout
@@ -24,6 +25,15 @@ from qthumb.workers.outputs.webvtt import Cue, render_vtt, tile_cues
 VTT_NAME = "thumbnails.vtt"
 STORYBOARD_NAME = "thumbnails.json"
 TILES_IN_FLIGHT_BYTES = 256 * 1024 * 1024  # decoded RGB tiles held between readers and sheet
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A frame of the series as it goes on a sheet or into a file."""
+
+    image: Image.Image
+    time: float  # the frame's own time in the source
+    placeholder: str | None = None
 
 
 def frame_count(spec: ThumbnailsSpec, info: MediaInfo) -> int:
@@ -66,31 +76,34 @@ def make_thumbnails(
 
     composer = SheetComposer(layout, emit) if spec.sprite else None
 
-    def frame_out(picture: Picture) -> tuple[Image.Image, float]:
-        return draw_logos(render(picture, pixels), logos, picture.time), picture.time
+    def frame_out(picture: Picture) -> Tile:
+        image = draw_logos(render(picture, pixels), logos, picture.time)
+        hashed = placeholder(image, spec.placeholder) if spec.placeholder else None
+        return Tile(image, picture.time, hashed)
 
     # Tiles in flight (one a reader, and those queued) stay within a budget: 160x90 tiles keep
     # every core busy, a 64-Mpx tile is made one at a time.
     in_flight = max(1, TILES_IN_FLIGHT_BYTES // (tile[0] * tile[1] * dpr * dpr * 3))
     readers = max(1, min(readers, in_flight))
     decoded = _decoded(source, info, times, frame_out, readers, spec, layout, in_flight)
-    for done, (k, (image, shown_at)) in enumerate(decoded, start=1):
+    hashes: list[str | None] = [None] * len(times)
+    for done, (k, made) in enumerate(decoded, start=1):
+        hashes[k] = made.placeholder
         if composer is None:
             name = f"thumb_{k + 1:05d}.{ext}"
-            encoded = encode(image, spec.image_format, spec.quality, out_dir / name)
-            products.append(
-                _product(encoded.path, "frame", spec, encoded.size, image.size, shown_at)
-            )
+            encoded = encode(made.image, spec.image_format, spec.quality, out_dir / name)
+            dims = made.image.size
+            products.append(_product(encoded.path, "frame", spec, encoded.size, dims, made))
             texts[k] = name
         else:
-            sheet, x, y = composer.put(k, image)
+            sheet, x, y = composer.put(k, made.image)
             # HiDPI: the sheet has dpr pixels a CSS pixel; the VTT speaks CSS pixels
             texts[k] = f"{names[sheet]}#xywh={x // dpr},{y // dpr},{tile[0]},{tile[1]}"
         progress(done / len(times))
     products.sort(key=lambda p: p.name)
     cues = tile_cues(times, window.end, texts)
     if spec.storyboard:
-        products.append(_storyboard(out_dir, cues, tile, layout, names, dpr))
+        products.append(_storyboard(out_dir, cues, tile, layout, names, dpr, hashes))
     vtt = out_dir / VTT_NAME
     vtt.write_text(render_vtt(cues), encoding="utf-8", newline="\n")
     products.append(
@@ -105,12 +118,12 @@ def _decoded(
     source: Path,
     info: MediaInfo,
     times: list[float],
-    frame_out: Callable[[Picture], tuple[Image.Image, float]],
+    frame_out: Callable[[Picture], Tile],
     readers: int,
     spec: ThumbnailsSpec,
     layout: SheetLayout,
     in_flight: int,
-) -> Iterator[tuple[int, tuple[Image.Image, float]]]:
+) -> Iterator[tuple[int, Tile]]:
     """(index, tile) for every time. Sheets are filled one after another, all readers working
     on the same sheet, so only one sheet is ever held (a 16,000-px sheet is ~100 MB)."""
     batches = [range(len(times))]
@@ -132,7 +145,7 @@ def _product(
     spec: ThumbnailsSpec,
     size: int,
     dims: tuple[int, int],
-    time: float | None = None,
+    tile: Tile | None = None,
 ) -> Product:
     return Product(
         path=path,
@@ -142,7 +155,8 @@ def _product(
         width=dims[0],
         height=dims[1],
         size=size,
-        time=time,
+        time=None if tile is None else tile.time,
+        placeholder=None if tile is None else tile.placeholder,
     )
 
 
@@ -153,15 +167,19 @@ def _storyboard(
     layout: SheetLayout,
     names: list[str],
     dpr: int,
+    hashes: list[str | None],
 ) -> Product:
     """``thumbnails.json``: what the VTT says, for players and UIs that do not read WebVTT.
     Sizes and positions in CSS pixels (the sheets hold ``dpr`` pixels a CSS pixel); sheet
-    names relative to this file, as the VTT's are."""
+    names relative to this file, as the VTT's are; each tile's placeholder when asked for."""
     tiles = []
     for k, cue in enumerate(cues):
         sheet, x, y = layout.place(k)  # where the composer put tile k, in the sheet's pixels
-        tiles.append({"start": round(cue.start, 3), "end": round(cue.end, 3),
-                      "sheet": sheet, "x": x // dpr, "y": y // dpr})  # fmt: skip
+        entry: dict[str, object] = {"start": round(cue.start, 3), "end": round(cue.end, 3),
+                                    "sheet": sheet, "x": x // dpr, "y": y // dpr}  # fmt: skip
+        if hashes[k] is not None:
+            entry["placeholder"] = hashes[k]
+        tiles.append(entry)
     board = {
         "version": 1,
         "tile_width": tile[0],

@@ -16,7 +16,7 @@ from qthumb.app.qencode.window import clip_window
 from qthumb.workers.media.imaging import target_size
 from qthumb.workers.media.logos import LoadedLogo
 from qthumb.workers.media.probe import MediaInfo, open_media
-from qthumb.workers.outputs.encode_plan import AudioPlan, EncodePlan
+from qthumb.workers.outputs.encode_plan import AudioPlan, EncodePlan, fitted
 from qthumb.workers.outputs.encode_run import run_encoder
 from qthumb.workers.outputs.products import Product
 from qthumb.workers.tasks.failures import FormatFailure
@@ -105,6 +105,7 @@ def video_command(
         max_pixels=info.max_pixels,
         logos=tuple(logo.plan() for logo in logos),
         mute=settings.mute,
+        **fitted(width, height, info.display_size, spec.sizing),
     )
     return VideoPlan(plan, width, height, window.length, content_type)
 

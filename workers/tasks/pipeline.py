@@ -219,6 +219,8 @@ class _Run:
                         time=product.time,
                         duration=product.duration,
                         meta=product.meta,
+                        placeholder=product.placeholder,
+                        score=product.score,
                     )
                 )
 
