@@ -22,14 +22,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from qthumb.app.api.on_demand import (
-    Failed,
-    FrameRequest,
-    FrameRequestError,
-    FrameServer,
-    OnDemand,
-    SourceAsk,
-)
+from qthumb.app.on_demand.asks import Failed, FrameRequest, FrameRequestError, SourceAsk
+from qthumb.app.on_demand.service import FrameServer, OnDemand
 from qthumb.app.qencode.query import ImageFormat, ResizeMode
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import open_files
@@ -111,7 +105,10 @@ def test_a_url_source_is_fetched_once_and_kept(client: QClient, qthumb: QthumbPr
     ("task_token={task}&width=0", 400, "width must be"),
     ("task_token={task}&width=99999999", 400, "width must be"),
     ("task_token={task}&width=4097&height=4097", 400, "pixels"),
-    ("task_token={task}&fit=pad", 400, "fit must be"),
+    ("task_token={task}&fit=letterbox", 400, "fit must be"),
+    ("task_token={task}&fit=pad&pad_color=nope", 400, "pad_color must be a colour"),
+    ("task_token={task}&rotate=45", 400, "rotate must be"),
+    ("task_token={task}&placeholder=jpeg", 400, "placeholder must be blurhash or thumbhash"),
 ])  # fmt: skip
 def test_bad_requests_get_clear_errors(
     qthumb: QthumbProcess, task: str, query: str, status: int, words: str
@@ -248,7 +245,7 @@ def test_the_frame_server_ends_with_its_api_process(tmp_path: Path):
     """Even an API process killed outright leaves no frame server behind."""
     script = (
         "import os, sys, time\n"
-        "from qthumb.app.api.on_demand import FrameServer\n"
+        "from qthumb.app.on_demand.service import FrameServer\n"
         "from qthumb.app.settings import Settings\n"
         f"server = FrameServer(Settings(data_dir={str(tmp_path)!r}))\n"
         "print(server.start(), flush=True)\n"

@@ -14,10 +14,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qthumb.app import __version__
-from qthumb.app.api import control_routes, on_demand_routes, ops_routes, routes, storage_routes
+from qthumb.app.api import control_routes, ops_routes, routes, storage_routes
 from qthumb.app.api.errors import QencodeError
 from qthumb.app.api.keys import resolve_api_keys
-from qthumb.app.api.on_demand import FrameServer, OnDemand
 from qthumb.app.api.routes import render
 from qthumb.app.api.service import METHODS, UPLOAD_PATH, QencodeService
 from qthumb.app.api.uploads import PREFIX as UPLOAD_PREFIX
@@ -25,6 +24,8 @@ from qthumb.app.api.uploads import UploadLocation, upload_router
 from qthumb.app.console import playground as console_playground
 from qthumb.app.console import routes as console_routes
 from qthumb.app.console.auth import BadCsrf, SignInRequired
+from qthumb.app.on_demand import routes as on_demand_routes
+from qthumb.app.on_demand.service import FrameServer, OnDemand
 from qthumb.app.process.metrics import instruments
 from qthumb.app.process.supervisor import Supervisor
 from qthumb.app.settings import Settings

@@ -20,7 +20,6 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from qthumb.app.api.errors import QencodeError, TooManyKeyAttempts
-from qthumb.app.api.on_demand import FrameRequestError, OnDemand
 from qthumb.app.api.routes import client_address
 from qthumb.app.api.service import QencodeService
 from qthumb.app.console.auth import (
@@ -38,6 +37,8 @@ from qthumb.app.console.auth import (
     signin_csrf,
 )
 from qthumb.app.console.views import curl_script, task_view
+from qthumb.app.on_demand.asks import FrameRequestError
+from qthumb.app.on_demand.service import OnDemand
 from qthumb.app.tasks.model import TaskRecord, TaskStatus, is_token
 
 HERE = Path(__file__).parent

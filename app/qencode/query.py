@@ -44,6 +44,7 @@ __all__ = [
     "ResizeMode",
     "Sizing",
     "decode_query",
+    "parse_format",
     "parse_query",
     "url_scheme",
 ]
@@ -220,6 +221,12 @@ def _web_url(url: str, path: str) -> None:
     problem = url_problem(url)
     if problem:
         raise BadQuery(f"{path}: {problem}")
+
+
+def parse_format(obj: dict[str, Any]) -> FormatSpec:
+    """One ``query.format[]`` entry alone, as a task's (what ``/v1/storyboard.*`` and
+    ``/v1/animated.*`` make is the entry a task would send for it)."""
+    return _parse_format(0, obj)
 
 
 def _parse_format(index: int, obj: object, tracked: list[str] | None = None) -> FormatSpec:

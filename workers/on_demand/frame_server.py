@@ -1,12 +1,12 @@
 """The frame server: ``python -m workers.on_demand.frame_server``, a child of an API process
-(``app.api.on_demand.FrameServer`` starts it and says why it is a process of its own).
+(``app.on_demand.service.FrameServer`` starts it and says why it is a process of its own).
 
 Reads its address, key and settings from stdin (a length and a pickle), listens on that
 abstract Unix socket, says ``ready`` on stdout, and answers each connection in a thread of its
-own: a ``RenderAsk`` → a ``RenderedFrame``, a ``SourceAsk`` → a ``SourceFile``, or a
-``Failed`` (``app.api.on_demand``'s typed messages). ``LocalFrames`` answers the same in the
-calling process (tests, and callers that need no isolation). Only a client holding the key
-gets in (``multiprocessing.connection``'s HMAC
+own: a ``RenderAsk`` → a ``RenderedFrame`` (a ``Storyboard`` for a storyboard), a
+``SourceAsk`` → a ``SourceFile``, or a ``Failed`` (``app.on_demand.asks``' typed messages).
+``LocalFrames`` answers the same in the calling process (tests, and callers that need no
+isolation). Only a client holding the key gets in (``multiprocessing.connection``'s HMAC
 challenge), so the pickles come from the API alone. When stdin closes (the API stopped, even
 by SIGKILL) the process ends.
 """
@@ -23,7 +23,7 @@ import threading
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection, Listener
 
-from qthumb.app.api.on_demand import (
+from qthumb.app.on_demand.asks import (
     Answer,
     Ask,
     Failed,
@@ -62,7 +62,7 @@ def answer(frames: OnDemandFrames, ask: object) -> Answer:
 
 
 class LocalFrames:
-    """The frame server's answers, made in this process (``app.api.on_demand.Frames``)."""
+    """The frame server's answers, made in this process (``app.on_demand.service.Frames``)."""
 
     def __init__(self, settings: Settings) -> None:
         self.frames = OnDemandFrames(settings, build_files(settings))

@@ -1,16 +1,16 @@
-"""Thumbnails on demand, the media side: any frame of a task's source, made in the frame server
-(``workers.on_demand.frame_server``, a child of each API process; ``app.api.on_demand`` says why).
+"""Images on demand, the media side: any frame of a task's source (storyboards and animations:
+``workers.on_demand.sequences``), made in the frame server (``workers.on_demand.frame_server``,
+a child of each API process; ``app.on_demand.service`` says why).
 
 Sources are fetched once per machine (as the worker would: local folders in place, URLs, S3
 and tus uploads downloaded) into ``<data dir>/cache/sources`` and kept, least recently used
 out, within ``QTHUMB_ON_DEMAND_SOURCE_CACHE_BYTES`` (encoded frames are kept by the API process,
-``app.api.on_demand.ResultCache``). Each replica keeps its own caches, so this works the same on
+``app.on_demand.service.ResultCache``). Each replica keeps its own caches, so this works the same on
 every backend: nothing here is shared between machines.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -19,13 +19,24 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
-from qthumb.app.api.on_demand import MAX_PIXELS, FrameRequest, FrameRequestError, RenderedFrame
+from qthumb.app.on_demand.asks import (
+    MAX_PIXELS,
+    AnimatedRequest,
+    FrameRequest,
+    FrameRequestError,
+    RenderedFrame,
+    Request,
+    Storyboard,
+    StoryboardRequest,
+)
 from qthumb.app.qencode.query import Sizing, url_scheme
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import Files
 from qthumb.workers.media.frames import VideoReader
 from qthumb.workers.media.imaging import encode_bytes, render, target_size
+from qthumb.workers.media.placeholders import placeholder
 from qthumb.workers.media.probe import MediaInfo, probe
+from qthumb.workers.on_demand.sequences import make_animated, make_storyboard
 from qthumb.workers.tasks.sources import fetch_source
 
 
@@ -106,24 +117,33 @@ class OnDemandFrames:
         self,
         token: str,
         source: str,
-        request: FrameRequest,
+        request: Request,
         upload_owner: Callable[[str], str | None],
-    ) -> RenderedFrame:
+    ) -> RenderedFrame | Storyboard:
         with self.decodes:
             path = self.sources.path(token, source, upload_owner)
             info = self.sources.info(path)
-            sizing = Sizing(width=request.width, height=request.height, mode=request.fit)
-            width, height = target_size(info.display_size, sizing)
-            limit = min(self.settings.max_output_pixels, MAX_PIXELS)
-            if width * height > limit:
-                raise FrameRequestError(f"{width}x{height} is over {limit} pixels, the most an "
-                                        "on-demand thumbnail may have")  # fmt: skip
-            seconds = request.seconds
-            if seconds is None:
-                seconds = (request.fraction or 0.0) * info.duration
-            with VideoReader(path, info) as reader:
-                picture = reader.frame_at(min(seconds, info.duration))
-            image = render(picture, sizing)
-            data = encode_bytes(image, request.image_format, None)
-            etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
-            return RenderedFrame(data, request.image_format.content_type, etag, picture.time)
+            if isinstance(request, StoryboardRequest):
+                return make_storyboard(path, info, request, token, self.settings)
+            if isinstance(request, AnimatedRequest):
+                return make_animated(path, info, request, self.settings)
+            return self._frame(path, info, request)
+
+    def _frame(self, path: Path, info: MediaInfo, request: FrameRequest) -> RenderedFrame:
+        sizing = Sizing(width=request.width, height=request.height, mode=request.fit,
+                        rotate=request.rotate, pad_color=request.pad_color)  # fmt: skip
+        width, height = target_size(info.display_size, sizing)
+        limit = min(self.settings.max_output_pixels, MAX_PIXELS)
+        if width * height > limit:
+            raise FrameRequestError(f"{width}x{height} is over {limit} pixels, the most an "
+                                    "on-demand thumbnail may have")  # fmt: skip
+        seconds = request.seconds
+        if seconds is None:
+            seconds = (request.fraction or 0.0) * info.duration
+        with VideoReader(path, info) as reader:
+            picture = reader.frame_at(min(seconds, info.duration))
+        image = render(picture, sizing)
+        data = encode_bytes(image, request.image_format, None)
+        hashed = placeholder(image, request.placeholder) if request.placeholder else None
+        return RenderedFrame.of(data, request.image_format.content_type, time=picture.time,
+                                placeholder=hashed)  # fmt: skip

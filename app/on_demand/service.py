@@ -1,9 +1,9 @@
-"""Thumbnails on demand, the API's side: what a ``/v1/thumbnail.*`` URL asks for, the encoded
-frames kept in memory, and the frame server that makes the others.
+"""Frames, storyboards and animations on demand, the API's side: what was made kept in memory
+(``ResultCache``), and the frame server that makes the rest (``app.on_demand.asks`` says what
+a URL asks for).
 
 The frame server (``workers.on_demand.frame_server``) is a child process of this API process,
-reached
-over a local socket. A frame on demand must come back in about one seek and decode, which a
+reached over a local socket. A frame on demand must come back in about one seek and decode, which a
 queue round trip to a worker would more than double; made in the API process it would put PyAV
 and Pillow there, and a decoder that crashes on a hostile source would take the API down with
 it. So: the child is started on the first frame asked for, answers each request on its own
@@ -21,8 +21,8 @@ import secrets
 import subprocess
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from multiprocessing.connection import Client
 from pathlib import Path
@@ -31,94 +31,30 @@ from typing import Any, Protocol, TypeVar
 import anyio
 import anyio.to_thread
 
-from qthumb.app.api.errors import QencodeError
+from qthumb.app.on_demand.asks import (
+    Answer,
+    Ask,
+    Failed,
+    FrameRequestError,
+    OnDemandBusy,
+    RenderAsk,
+    RenderedFrame,
+    Request,
+    ServerStopping,
+    SourceAsk,
+    SourceFile,
+    Storyboard,
+    upload_owners,
+)
 from qthumb.app.process.orphans import qthumb_module
 from qthumb.app.process.supervisor import ChildSpec, ChildUnavailable, Supervisor
-from qthumb.app.qencode.query import MAX_SIDE, ImageFormat, ResizeMode, upload_id
 from qthumb.app.settings import Settings
 
 log = logging.getLogger("qthumb.on_demand")
 T = TypeVar("T")
 
-# An on-demand image is for a page or a player: 4096x4096 at most (a 64-Mpx one, which a task
-# may make, would cost ~200 MB of memory a request, asked for by anyone holding the token).
-MAX_PIXELS = 4096 * 4096
 STARTUP_SECONDS = 60.0  # the child's imports, on a loaded machine
-REQUEST_SECONDS = 300.0  # one frame (a source fetched first, when not cached): then it is stuck
-
-
-class FrameRequestError(QencodeError):
-    """A frame request that cannot be answered (error 1), with the HTTP status to answer."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message, http_status=status)
-
-
-class ServerStopping(FrameRequestError):
-    """The API is stopping: it takes no new frame (503)."""
-
-    def __init__(self) -> None:
-        super().__init__("the server is stopping", status=503)
-
-
-class OnDemandBusy(FrameRequestError):
-    """Every on-demand slot and queue place is taken: 503 with ``Retry-After``, at once."""
-
-    def __init__(self, waiting: int) -> None:
-        super().__init__(
-            f"{waiting} frames on demand are being made or waiting: retry shortly", status=503
-        )
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": "1"}
-
-
-@dataclass(frozen=True)
-class FrameRequest:
-    seconds: float | None  # `time=12.5`
-    fraction: float | None  # `time=50%`, as 0.5
-    width: int | None
-    height: int | None
-    fit: ResizeMode
-    image_format: ImageFormat
-
-    def key(self, token: str) -> str:
-        return f"{token}|{self.seconds}|{self.fraction}|{self.width}|{self.height}|" + (
-            f"{self.fit.value}|{self.image_format.value}"
-        )
-
-
-@dataclass(frozen=True)
-class RenderedFrame:
-    data: bytes
-    content_type: str
-    etag: str
-    time: float  # the frame's own time in the source
-
-
-def parse_time(value: str | None) -> tuple[float | None, float | None]:
-    """``12.5`` seconds or ``50%``; none: the middle, as Mux's image API does."""
-    if value is None or value == "":
-        return None, 0.5
-    text = value.strip()
-    try:
-        number = float(text[:-1] if text.endswith("%") else text)
-    except ValueError:
-        shown = value[:40]
-        raise FrameRequestError(
-            f"time must be seconds (12.5) or a percent (50%), not {shown!r}"
-        ) from None
-    if not 0 <= number < float("inf") or (text.endswith("%") and number > 100):
-        raise FrameRequestError(f"time {value[:40]!r} is out of range")
-    return (None, number / 100) if text.endswith("%") else (number, None)
-
-
-def parse_side(value: str | None, name: str) -> int | None:
-    if value is None or value == "":
-        return None
-    if not value.isdigit() or not 1 <= int(value) <= MAX_SIDE:
-        raise FrameRequestError(f"{name} must be a whole number of pixels, 1 to {MAX_SIDE}")
-    return int(value)
+REQUEST_SECONDS = 300.0  # one answer (a source fetched first, when not cached): then it is stuck
 
 
 class ResultCache:
@@ -147,52 +83,6 @@ class ResultCache:
             while self.size > self.limit:
                 _, dropped = self.items.popitem(last=False)
                 self.size -= len(dropped.data)
-
-
-def upload_owners(source: str, upload_owner: Any) -> dict[str, str | None]:
-    """For a ``tus:<uuid>`` source, whose upload it is (the child has no store to ask)."""
-    uid = upload_id(source)
-    return {} if uid is None else {uid: upload_owner(uid)}
-
-
-# What the API asks the frame server, and what it answers: typed values, pickled over a
-# connection only the API can open.
-
-
-@dataclass(frozen=True)
-class RenderAsk:
-    """The frame ``request`` asks for, of the task's ``source``."""
-
-    token: str
-    source: str
-    request: FrameRequest
-    uploads: dict[str, str | None]  # upload_owners(source)
-
-
-@dataclass(frozen=True)
-class SourceAsk:
-    """The task's source as a file on this machine (fetched into the cache if need be)."""
-
-    token: str
-    source: str
-    uploads: dict[str, str | None]
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    path: str
-
-
-@dataclass(frozen=True)
-class Failed:
-    """No answer: the HTTP status to answer with, and why."""
-
-    status: int
-    message: str
-
-
-Ask = RenderAsk | SourceAsk
-Answer = RenderedFrame | SourceFile | Failed
 
 
 class Frames(Protocol):
@@ -303,6 +193,8 @@ class OnDemand:
         self.places = settings.on_demand_concurrency + settings.on_demand_queue
         self.taken = 0  # running and waiting; changed on the event loop only
         self.stopping = False
+        self._flights: dict[str, tuple[threading.Lock, int]] = {}
+        self._flights_guard = threading.Lock()
 
     def stop_taking(self) -> None:
         """The API is stopping: new requests get 503, and a frame server that dies is not
@@ -322,20 +214,56 @@ class OnDemand:
         finally:
             self.taken -= 1
 
-    def cached(self, token: str, request: FrameRequest) -> RenderedFrame | None:
-        return self.results.get(request.key(token))
+    def cached(self, token: str, request: Request, piece: str = "") -> RenderedFrame | None:
+        """What was made before for ``request`` (``piece``: a storyboard's ``vtt``, ``json``
+        or ``sheet<N>``), or None."""
+        return self.results.get(f"{request.key(token)}|{piece}")
 
     def render(
-        self, token: str, source: str, request: FrameRequest, upload_owner: Any
+        self, token: str, source: str, request: Request, upload_owner: Any, piece: str = ""
     ) -> RenderedFrame:
-        """Raises ``FrameRequestError`` with the status to answer when no frame comes."""
-        reply = self.frames.answer(
-            RenderAsk(token, source, request, upload_owners(source, upload_owner))
-        )
-        if not isinstance(reply, RenderedFrame):
-            raise _refused(reply)
-        self.results.put(request.key(token), reply)
-        return reply
+        """Raises ``FrameRequestError`` with the status to answer when nothing comes. A
+        storyboard is made whole, once, however many of its pieces are asked for at once
+        (a player asks for the VTT and its first sheet together)."""
+        key = request.key(token)
+        with self._flight(key):
+            found = self.results.get(f"{key}|{piece}")
+            if found is not None:
+                return found
+            reply = self.frames.answer(
+                RenderAsk(token, source, request, upload_owners(source, upload_owner))
+            )
+            if isinstance(reply, Storyboard):
+                pieces = {"vtt": reply.vtt, "json": reply.json}
+                pieces.update({f"sheet{n}": sheet for n, sheet in enumerate(reply.sheets)})
+                for name, made in pieces.items():
+                    self.results.put(f"{key}|{name}", made)
+                if piece not in pieces:
+                    raise FrameRequestError(
+                        f"the storyboard has {len(reply.sheets)} sheets, from sheet=0", 404
+                    )
+                return pieces[piece]
+            if not isinstance(reply, RenderedFrame):
+                raise _refused(reply)
+            self.results.put(f"{key}|{piece}", reply)
+            return reply
+
+    @contextmanager
+    def _flight(self, key: str) -> Iterator[None]:
+        """One request at a time makes what ``key`` names; the others wait and find it."""
+        with self._flights_guard:
+            lock, users = self._flights.get(key, (threading.Lock(), 0))
+            self._flights[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._flights_guard:
+                lock, users = self._flights[key]
+                if users == 1:
+                    del self._flights[key]
+                else:
+                    self._flights[key] = (lock, users - 1)
 
     def source_path(self, token: str, source: str, upload_owner: Any) -> Path:
         reply = self.frames.answer(SourceAsk(token, source, upload_owners(source, upload_owner)))

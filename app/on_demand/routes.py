@@ -1,0 +1,111 @@
+"""Images by URL, made on demand by the frame server (``app.on_demand.service`` says how and
+why) and kept in memory; the task token is the capability, as for ``/v1/status``:
+
+- ``GET /v1/thumbnail.{jpg,png,webp,avif}?task_token=T&time=…&width&height&fit=scale|crop|pad
+  &pad_color&rotate&placeholder=blurhash|thumbhash``: the frame of task T's source at ``time``
+  (seconds, ``12.5``, or a percent, ``50%``; the middle when absent); its placeholder, when
+  asked for, in the ``X-Placeholder`` header;
+- ``GET /v1/storyboard.{vtt,json}?task_token=T&width&columns&interval&format=jpg|webp``: the
+  WebVTT (or JSON) of sprite sheets served at ``/v1/storyboard.{jpg,webp}?…&sheet=N``, the
+  files a ``thumbnails`` task with ``sprite: 1, storyboard: 1`` and those fields stores;
+- ``GET /v1/animated.{gif,webp}?task_token=T&start&end&fps&width&height``: the ``gif`` a task
+  with those fields stores.
+
+Answers carry ``ETag`` and ``Cache-Control``; ``If-None-Match`` gets 304. Errors are Qencode's
+JSON shape with a real HTTP status (an ``<img>`` must not take an error for a picture).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from qthumb.app.api.errors import BadToken, FieldRequired, TokenNotFound
+from qthumb.app.on_demand.asks import (
+    FrameRequestError,
+    RenderedFrame,
+    animated_request,
+    frame_request,
+    sheet_index,
+    storyboard_request,
+)
+from qthumb.app.on_demand.asks import Request as Asked
+from qthumb.app.on_demand.service import OnDemand
+from qthumb.app.qencode.query_values import IMAGE_EXTENSIONS
+from qthumb.app.tasks.model import TaskStatus, is_token
+
+router = APIRouter()
+CACHE_CONTROL = "private, max-age=86400"
+STORYBOARD_TYPES = {"vtt": "text/vtt; charset=utf-8", "json": "application/json"}
+
+
+def frames(request: Request) -> OnDemand:
+    """This API process's frames on demand (their frame server starts on first use)."""
+    on_demand: OnDemand = request.app.state.on_demand
+    return on_demand
+
+
+def _token(request: Request) -> str:
+    token = request.query_params.get("task_token") or ""
+    if not token:
+        raise FieldRequired("task_token", "task_token is required", http_status=400)
+    if not is_token(token):
+        raise BadToken("Bad task_token", http_status=400)
+    return token
+
+
+async def _made(request: Request, token: str, asked: Asked, piece: str = "") -> RenderedFrame:
+    """From this process's memory when made before, else from the frame server."""
+    service = frames(request)
+    made = service.cached(token, asked, piece)
+    if made is None:
+        store = request.app.state.store
+        task = await run_in_threadpool(store.get, token)
+        if task is None:
+            raise TokenNotFound(http_status=404)
+        if task.status is TaskStatus.CREATED or not task.query:
+            raise FrameRequestError("the task has not been started: it has no source yet", 409)
+        made = await service.run(
+            service.render, token, task.source, asked, store.upload_owner, piece
+        )
+    return made
+
+
+def _answer(request: Request, made: RenderedFrame, headers: dict[str, str]) -> Response:
+    headers = {"ETag": made.etag, "Cache-Control": CACHE_CONTROL, **headers}
+    if request.headers.get("if-none-match") == made.etag:
+        return Response(status_code=304, headers=headers)
+    return Response(made.data, media_type=made.content_type, headers=headers)
+
+
+@router.get("/v1/thumbnail.{ext}", response_model=None)
+async def thumbnail(ext: str, request: Request) -> Response:
+    if ext not in IMAGE_EXTENSIONS:
+        raise FrameRequestError("thumbnails are .jpg, .png, .webp or .avif", status=404)
+    token = _token(request)
+    made = await _made(request, token, frame_request(ext, request.query_params))
+    headers = {"X-Frame-Time": f"{made.time or 0.0:.6f}"}
+    if made.placeholder is not None:
+        headers["X-Placeholder"] = made.placeholder
+    return _answer(request, made, headers)
+
+
+@router.get("/v1/storyboard.{ext}", response_model=None)
+async def storyboard(ext: str, request: Request) -> Response:
+    if ext not in ("vtt", "json", "jpg", "webp"):
+        raise FrameRequestError("storyboards are .vtt, .json, .jpg or .webp", status=404)
+    token = _token(request)
+    asked = storyboard_request(ext, request.query_params)
+    piece = ext if ext in STORYBOARD_TYPES else f"sheet{sheet_index(request.query_params)}"
+    made = await _made(request, token, asked, piece)
+    return _answer(request, made, {})
+
+
+@router.get("/v1/animated.{ext}", response_model=None)
+async def animated(ext: str, request: Request) -> Response:
+    if ext not in ("gif", "webp"):
+        raise FrameRequestError("animations are .gif or .webp", status=404)
+    token = _token(request)
+    made = await _made(request, token, animated_request(ext, request.query_params))
+    return _answer(request, made, {})

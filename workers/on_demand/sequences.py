@@ -1,0 +1,99 @@
+"""Storyboards and animations on demand (``/v1/storyboard.*``, ``/v1/animated.*``), made in the
+frame server by the producers a task uses: the ``query.format[]`` entry a task would send is
+built (``app.on_demand.asks``), parsed as a task's, checked against the same limits, and made
+by ``make_thumbnails`` / ``make_gif`` in a scratch folder. So the sheets, the VTT's cues and
+the animation are those a task with the same fields stores, byte for byte; only the sheets'
+names differ, URLs here (relative to the VTT or JSON, as a task's are relative to its folder).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from qthumb.app.api.errors import QencodeError
+from qthumb.app.on_demand.asks import (
+    MAX_PIXELS,
+    AnimatedRequest,
+    FrameRequestError,
+    RenderedFrame,
+    Storyboard,
+    StoryboardRequest,
+)
+from qthumb.app.qencode.formats import GifSpec, SizedSpec, ThumbnailsSpec
+from qthumb.app.qencode.query import parse_format
+from qthumb.app.settings import Settings
+from qthumb.workers.media.imaging import target_size
+from qthumb.workers.media.probe import MediaInfo
+from qthumb.workers.outputs.gif import gif_frames, make_gif
+from qthumb.workers.outputs.series import STORYBOARD_NAME, VTT_NAME, frame_count, make_thumbnails
+
+
+def _spec(fields: dict[str, object], kind: type[SizedSpec]) -> SizedSpec:
+    try:
+        spec = parse_format(fields)
+    except QencodeError as exc:  # a field the URL gave, read as a task's would be
+        raise FrameRequestError(exc.message.replace("query.format[0].", "")) from None
+    if not isinstance(spec, kind):  # the entries are built here: cannot happen
+        raise FrameRequestError(f"not a {kind.__name__}", status=500)
+    return spec
+
+
+def _check(spec: SizedSpec, info: MediaInfo, frames: int, settings: Settings, fewer: str) -> None:
+    limit = settings.max_frames_per_task
+    if frames > limit:
+        raise FrameRequestError(
+            f"{frames} frames is over QTHUMB_MAX_FRAMES_PER_TASK ({limit}): ask for {fewer}"
+        )
+    width, height = target_size(info.display_size, spec.sizing)
+    if width * height * spec.pixel_scale**2 > MAX_PIXELS:
+        raise FrameRequestError(f"{width}x{height} is over {MAX_PIXELS} pixels a frame")
+
+
+def _scratch(settings: Settings) -> tempfile.TemporaryDirectory[str]:
+    folder = settings.data_dir / "cache"
+    folder.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(dir=folder, prefix=".made-")
+
+
+def make_storyboard(
+    source: Path, info: MediaInfo, request: StoryboardRequest, token: str, settings: Settings
+) -> Storyboard:
+    spec = _spec(request.format_fields(info.duration), ThumbnailsSpec)
+    assert isinstance(spec, ThumbnailsSpec)
+    _check(spec, info, frame_count(spec, info), settings, "a longer interval")
+    ext = spec.image_format.extension
+    with _scratch(settings) as work:
+        made = make_thumbnails(
+            source, info, spec, Path(work), lambda _: None, readers=settings.decode_budget,
+            max_frames=settings.max_frames_per_task, max_pixels=settings.max_output_pixels,
+        )  # fmt: skip
+        sheets = sorted((p for p in made if p.kind == "sprite"), key=lambda p: p.name)
+        urls = {p.name: f"storyboard.{ext}?{request.query(token)}&sheet={n}"
+                for n, p in enumerate(sheets)}  # fmt: skip
+        vtt = (Path(work) / VTT_NAME).read_text(encoding="utf-8")
+        for name, url in urls.items():
+            vtt = vtt.replace(f"\n{name}#xywh=", f"\n{url}#xywh=")
+        board = json.loads((Path(work) / STORYBOARD_NAME).read_text(encoding="utf-8"))
+        for sheet in board["sheets"]:
+            sheet["url"] = urls[sheet["url"]]
+        images = tuple(RenderedFrame.of(p.path.read_bytes(), p.content_type) for p in sheets)
+    return Storyboard(
+        vtt=RenderedFrame.of(vtt.encode("utf-8"), "text/vtt; charset=utf-8"),
+        json=RenderedFrame.of(
+            json.dumps(board, separators=(",", ":")).encode("utf-8"), "application/json"
+        ),
+        sheets=images,
+    )
+
+
+def make_animated(
+    source: Path, info: MediaInfo, request: AnimatedRequest, settings: Settings
+) -> RenderedFrame:
+    spec = _spec(request.format_fields(info.duration, info.display_size), GifSpec)
+    assert isinstance(spec, GifSpec)
+    _check(spec, info, gif_frames(spec, info), settings, "a shorter or slower animation")
+    with _scratch(settings) as work:
+        made = make_gif(source, info, spec, Path(work), lambda _: None, settings.video_timeout)
+        return RenderedFrame.of(made[0].path.read_bytes(), made[0].content_type)
