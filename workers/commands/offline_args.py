@@ -52,6 +52,10 @@ def format_of(args: argparse.Namespace) -> dict[str, Any]:
             fmt[name] = getattr(args, name)
     if args.format:
         fmt["image_format"] = args.format
+    for name, field in (("fit", "resize_mode"), ("pad_color", "pad_color"), ("rotate", "rotate"),
+                        ("placeholder", "placeholder")):  # fmt: skip
+        if getattr(args, name, None) is not None:
+            fmt[field] = getattr(args, name)
     if args.command == "thumbnail":
         seconds = _SECONDS.match(args.time or "")
         if seconds:  # an exact time: the window starts there and the frame is its first
@@ -64,6 +68,10 @@ def format_of(args: argparse.Namespace) -> dict[str, Any]:
             fmt["columns"] = args.columns
         if args.keyframes_only:
             fmt["keyframes_only"] = 1
+        if args.placeholder is not None and args.sprite:
+            fmt["storyboard"] = 1  # a tile's placeholder goes in the storyboard JSON
+    if getattr(args, "smart", False):
+        fmt["smart"] = 1
     return fmt
 
 
@@ -113,6 +121,31 @@ def parser() -> argparse.ArgumentParser:
             help="jpg/webp quality 1-100 (default: 85 jpg, 80 webp)",
         )
         cmd.add_argument(
+            "--fit",
+            choices=("scale", "crop", "pad"),
+            default=None,
+            help="with --width and --height: stretch (scale), fill and cut the centre (crop), "
+            "or fit inside with borders of --pad-color (pad) (default: scale)",
+        )
+        cmd.add_argument(
+            "--pad-color",
+            default=None,
+            help="--fit pad's border colour: #rrggbb, #rgb or a name (default: black)",
+        )
+        cmd.add_argument(
+            "--rotate",
+            type=int,
+            choices=(90, 180, 270),
+            default=None,
+            help="turn the picture clockwise, after the source's own rotation (default: no)",
+        )
+        cmd.add_argument(
+            "--placeholder",
+            choices=("blurhash", "thumbhash"),
+            default=None,
+            help="also compute each image's placeholder string, shown by --json (default: no)",
+        )
+        cmd.add_argument(
             "--recursive",
             action="store_true",
             help="look into sub-folders of folder sources (default: no)",
@@ -132,6 +165,12 @@ def parser() -> argparse.ArgumentParser:
                 "--time",
                 default=None,
                 help="a fraction 0-1, a percent 1-100, or seconds as 12.5s (default: 0.5)",
+            )
+            cmd.add_argument(
+                "--smart",
+                action="store_true",
+                help="the best frame near --time: not black, blurred or mid-fade (default: "
+                "the exact frame)",
             )
         else:
             cmd.add_argument(
