@@ -18,6 +18,7 @@ class QClient:
         self.base_url = base_url
         self.api_key = api_key
         self.http = httpx.Client(base_url=base_url, timeout=30)
+        self.last_token = ""
 
     def __enter__(self) -> QClient:
         return self
@@ -59,6 +60,7 @@ class QClient:
             data["payload"] = payload
         reply = self.post("start_encode2", data)
         assert reply["error"] == 0, reply
+        self.last_token = task  # the task `run` waited for, for the URLs that name it
         return task
 
     def status(self, task: str) -> dict[str, Any]:
