@@ -207,6 +207,52 @@ def test_a_playground_run_seen_in_the_browser(console: QthumbProcess, browser: P
     shot(page, "7-task-phone")
 
 
+def test_a_task_without_a_sprite_previews_its_storyboard_by_url(
+    console: QthumbProcess, browser: Page
+):
+    """The player's seek bar previews a task that made one poster: from the storyboard the
+    frame server makes on the first hover (``/v1/storyboard.vtt``), tile by tile."""
+    base, page = console.base_url, browser
+    with QClient(base, API_KEY) as c:
+        greys = str(Path(console.env["QTHUMB_LOCAL_SOURCE_DIRS"]) / "greys.mp4")
+        token = c.start({"source": greys, "format": [{"output": "thumbnail"}]})
+        assert c.wait(token)["status"] == "completed"
+    page.goto(f"{base}/ui/signin")
+    if page.url.endswith("/ui/signin"):
+        page.get_by_label("API key").fill(API_KEY)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{base}/ui/")
+    page.goto(f"{base}/ui/tasks/{token}")
+    vtt = page.locator(".player").get_attribute("data-vtt")
+    assert vtt == f"/v1/storyboard.vtt?task_token={token}&width=160"
+    # 20 s: a tile every 0.5 s (the nicest interval under 100 tiles), 160 px wide
+    page.wait_for_function("() => document.querySelector('.player').dataset.cues === '40'",
+                           timeout=30_000)  # fmt: skip
+    bar = page.locator(".seek")
+    box = bar.bounding_box()
+    assert box is not None
+    sheets: dict[str, Image.Image] = {}
+    for t in (1.25, 7.75, 16.25):
+        page.mouse.move(box["x"] + box["width"] * t / 20, box["y"] + box["height"] / 2)
+        preview = page.locator(".preview")
+        preview.wait_for(state="visible")
+        cue = preview.get_attribute("data-cue") or ""
+        url, xywh = cue.split("#xywh=")
+        assert url.startswith(f"{base}/v1/storyboard.jpg?task_token={token}&")
+        if url not in sheets:
+            sheets[url] = Image.open(io.BytesIO(httpx.get(url, timeout=30).content))
+        x, y, w, h = (int(v) for v in xywh.split(","))
+        assert (w, h) == (160, 90)
+        k = int(t / 0.5)  # the cue under the pointer: its tile shows frame 12.5k
+        assert (x, y) == ((k % 10) * 160, (k // 10) * 90), (t, x, y)
+        shown = Image.open(io.BytesIO(page.locator(".preview-image").screenshot()))
+        tile = sheets[url].crop((x, y, x + w, y + h))
+        assert abs(grey(shown) - grey(tile)) < 4, (t, grey(shown), grey(tile))
+        # the clip's luma is 16 + 0.4 N in limited range: 0.4 N * 255 / 219 in full
+        assert abs(grey(tile) - 0.4 * int(k * 12.5) * 255 / 219) < 6, (t, grey(tile))
+    shot(page, "8-storyboard-preview")
+
+
 def test_a_playground_upload_goes_over_tus(console: QthumbProcess, browser: Page):
     """The file goes to the task's upload URL as the SDKs send it; the query names tus:."""
     base, page = console.base_url, browser

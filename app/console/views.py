@@ -117,6 +117,9 @@ def _sheet(sheet: dict[str, Any], cues: list[dict[str, Any]]) -> dict[str, Any]:
             "cues": boxes}  # fmt: skip
 
 
+PREVIEW_WIDTH = 160  # the seek-bar preview's tiles when the task made no sprite
+
+
 def _player(task: TaskRecord, source: str, vtts: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not task.query:
         return None
@@ -124,8 +127,12 @@ def _player(task: TaskRecord, source: str, vtts: list[dict[str, Any]]) -> dict[s
         video, label = source, "the source"
     else:
         video, label = f"/ui/tasks/{task.token}/source", "the source"
-    vtt = vtts[0]["url"] if vtts else None
-    return {"video": video, "label": label, "vtt": vtt, "vtt_name": _name(vtt) if vtt else "",
+    if vtts:
+        vtt, name = vtts[0]["url"], _name(vtts[0]["url"])
+    else:  # no sprite made: the storyboard by URL, made on the first hover (app.on_demand)
+        vtt = f"/v1/storyboard.vtt?task_token={task.token}&width={PREVIEW_WIDTH}"
+        name = "storyboard.vtt, made on demand"
+    return {"video": video, "label": label, "vtt": vtt, "vtt_name": name,
             "duration": task.duration or 0}  # fmt: skip
 
 

@@ -1,4 +1,5 @@
-// qthumb's console player: a <video> with a seek bar that previews the task's sprite tiles.
+// qthumb's console player: a <video> with a seek bar that previews the task's sprite tiles
+// (or, when it made none, the storyboard by URL: /v1/storyboard.vtt).
 // It reads thumbnails.vtt as players do (cue times, image URL relative to the VTT, #xywh).
 (function () {
   "use strict";
