@@ -295,3 +295,17 @@ def test_animations_by_url(server: QthumbProcess, qc: QClient, clips: Path):
                          ("&width=641", "width"), ("&end=1&start=2", "after")]:  # fmt: skip
         answer = httpx.get(f"{base}.gif?task_token={token}{query}", timeout=30)
         assert answer.status_code == 400 and words in answer.json()["message"], answer.text
+
+
+def test_smart_on_a_clip_shorter_than_its_window(qc: QClient, clips: Path):
+    """Eight frames: the candidates crowd into them, each still scored with its next frame."""
+    path = clips / "eight-frames.mp4"
+    if not path.exists():
+        ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x90:r=25:d=0.32", "-c:v", "libx264",
+               "-pix_fmt", "yuv420p", str(path))  # fmt: skip
+    status = qc.run({"source": str(path), "format": [
+        {"output": "thumbnail", "time": t, "smart": 1} for t in (0, 0.5, 1)
+    ]})  # fmt: skip
+    assert status["status"] == "completed", status
+    for entry in status["images"]:
+        assert 0 <= entry["time"] <= 0.28 and entry["score"] > 0.5, entry

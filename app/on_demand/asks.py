@@ -28,6 +28,9 @@ MAX_PIXELS = 4096 * 4096
 # Storyboards (Mux's shape): tiles 256 px wide, 10 a row, about 100 of them when no interval
 # is given, at one of these intervals (seconds).
 STORYBOARD_WIDTH, STORYBOARD_COLUMNS, STORYBOARD_TILES = 256, 10, 100
+# Tiles one storyboard by URL may have: all of it is made at once and kept in memory (~10 KB a
+# 256 px tile, well within QTHUMB_ON_DEMAND_RESULT_CACHE_BYTES' 64 MB default).
+MAX_STORYBOARD_TILES = 1000
 NICE_INTERVALS = (0.5, 1, 2, 3, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1800, 3600)
 # Animations (Mux's defaults and bounds): 5 s from the start, 15 frames a second, 320 px wide
 # at most when no size is given; 10 s, 30 fps and 640 px a side at most.

@@ -20,7 +20,6 @@ equally good frames the one asked for wins; its score (0-1) goes in ``images[].s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,8 +84,12 @@ def candidates(reader: VideoReader, seconds: float) -> list[float]:
     cuts = [float(t) for t in keys if abs(t - seconds) <= reach]
     cuts.sort(key=lambda t: abs(t - seconds))
     last = max(0.0, duration - 2 * _frame_time(reader))  # a frame follows it
-    times = {min(max(t, 0.0), last) for t in [*grid, *cuts[:SCENE_CUTS]]}
-    return sorted(times)
+    times: list[float] = []
+    for t in sorted({min(max(t, 0.0), last) for t in [*grid, *cuts[:SCENE_CUTS]]}):
+        # a frame apart at least, so each candidate's next frame comes before the next one
+        if not times or t - times[-1] >= _frame_time(reader):
+            times.append(t)
+    return times
 
 
 def _frame_time(reader: VideoReader) -> float:
@@ -112,11 +115,3 @@ def best_frame(reader: VideoReader, seconds: float) -> Ranked:
             best, best_rank = Ranked(picture, value), rank
     assert best is not None  # times is never empty
     return best
-
-
-def scores(reader: VideoReader, times: Sequence[float]) -> list[float]:
-    """Each time's score, for the benchmark and for tuning."""
-    frame_time = _frame_time(reader)
-    pairs = [t for time in sorted(times) for t in (time, time + frame_time)]
-    pictures = list(reader.frames_at(pairs))
-    return [score(_grey(pictures[2 * k]), _grey(pictures[2 * k + 1])) for k in range(len(times))]

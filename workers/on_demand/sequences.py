@@ -15,6 +15,7 @@ from pathlib import Path
 from qthumb.app.api.errors import QencodeError
 from qthumb.app.on_demand.asks import (
     MAX_PIXELS,
+    MAX_STORYBOARD_TILES,
     AnimatedRequest,
     FrameRequestError,
     RenderedFrame,
@@ -62,7 +63,13 @@ def make_storyboard(
 ) -> Storyboard:
     spec = _spec(request.format_fields(info.duration), ThumbnailsSpec)
     assert isinstance(spec, ThumbnailsSpec)
-    _check(spec, info, frame_count(spec, info), settings, "a longer interval")
+    tiles = frame_count(spec, info)
+    if tiles > MAX_STORYBOARD_TILES:
+        raise FrameRequestError(
+            f"{tiles} tiles is over {MAX_STORYBOARD_TILES}, the most a storyboard by URL may "
+            "have: ask for a longer interval"
+        )
+    _check(spec, info, tiles, settings, "a longer interval")
     ext = spec.image_format.extension
     with _scratch(settings) as work:
         made = make_thumbnails(
