@@ -166,7 +166,7 @@ API_CASES: list[tuple[str, dict[str, Any], int, str]] = [
     ("quality 0", {"query": q({**THUMB, "quality": 0})}, 1, "query.format[0].quality must be"),
     ("bad size", {"query": q({**THUMB, "size": "10x"})}, 1, "query.format[0].size must look"),
     ("bad resize_mode", {"query": q({**THUMB, "resize_mode": "zoom"})}, 1,
-     "query.format[0].resize_mode must be scale or crop"),
+     "query.format[0].resize_mode must be scale, crop or pad"),
     ("source a number", {"query": q(source=5)}, 1, "query.source must be a string"),
     ("destination a number", {"query": q({**THUMB, "destination": 42})}, 1,
      "query.format[0].destination must be an object with a url"),

@@ -21,10 +21,12 @@ equally good frames the one asked for wins; its score (0-1) goes in ``images[].s
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from qthumb.workers.media.frames import Picture, VideoReader
+
+if TYPE_CHECKING:  # NumPy is loaded on the first smart pick (a command's start-up stays light)
+    import numpy as np
 
 STEPS = 8  # candidates each side of the asked time
 SCENE_CUTS = 8  # keyframes in the window taken as candidates too, the nearest first
@@ -49,6 +51,8 @@ def window(duration: float) -> float:
 
 
 def _grey(picture: Picture) -> np.ndarray:
+    import numpy as np
+
     width, height = picture.display_size
     side = max(8, round(height * ANALYSIS_WIDTH / max(1, width)))
     image = picture.to_image(ANALYSIS_WIDTH, side).convert("L")

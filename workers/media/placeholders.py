@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 
-import blurhash
-import thumbhash
 from PIL import Image
 
 from qthumb.app.qencode.query import Placeholder
@@ -38,6 +36,9 @@ def blurhash_components(size: tuple[int, int]) -> tuple[int, int]:
 def placeholder(image: Image.Image, kind: Placeholder) -> str:
     """The placeholder string of ``image``: BlurHash's base-83 text, or ThumbHash's bytes in
     base64 (how every ThumbHash decoder takes them)."""
+    import blurhash  # loaded by the first placeholder asked for
+    import thumbhash
+
     if kind is Placeholder.BLURHASH:
         small = _small(image, BLURHASH_SIDE)
         across, down = blurhash_components(image.size)
