@@ -47,7 +47,7 @@ def test_api_never_answers_500(
         @given(case=op.as_strategy(generation_mode=mode))
         def check(case: Any) -> None:
             response = case.call_and_validate(base_url=qthumb.base_url, checks=[not_a_server_error])
-            if case.path.startswith("/v1/thumbnail"):
+            if case.path.startswith(("/v1/thumbnail", "/v1/storyboard", "/v1/animated")):
                 # an image endpoint: errors carry a real HTTP status and Qencode's JSON
                 assert response.status_code in (200, 304, 400, 404, 409, 422)
                 if response.status_code >= 400:
@@ -69,7 +69,8 @@ JSON = st.recursive(
 FIELDS = ["output", "time", "width", "height", "size", "resolution", "resize_mode",
           "image_format", "quality", "interval", "sprite", "columns", "frame_number",
           "destination", "tag", "user_tag", "start_time", "duration", "framerate", "keyframe",
-          "bitrate", "video_codec", "keyframes_only"]  # fmt: skip
+          "bitrate", "video_codec", "keyframes_only", "pad_color", "placeholder", "smart",
+          "rotate", "storyboard"]  # fmt: skip
 FORMAT = st.dictionaries(st.sampled_from(FIELDS), JSON | st.sampled_from(
     ["thumbnail", "thumbnails", "mp4", "webm", "0.5", "320x240", "-1", "1e309", "NaN", ""]
 ), max_size=8)  # fmt: skip

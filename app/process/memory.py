@@ -12,6 +12,8 @@ goes on with the next task.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 import resource
 from pathlib import Path
@@ -55,6 +57,19 @@ def limit_memory(settings: Settings) -> int:
         limit = min(limit, hard)
     resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
     return limit
+
+
+def give_back_memory() -> None:
+    """Between tasks: collect what cycles hold, then hand the heap's free pages back to the
+    kernel (glibc's ``malloc_trim``, every arena). After a format ran out of memory the
+    worker's heap stays grown otherwise (measured: 368 MB of VmData left under a 381 MiB
+    limit), and the next task's decoder threads cannot start (EAGAIN)."""
+    gc.collect()
+    try:
+        libc = ctypes.CDLL(None)
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim): nothing to trim
+        pass
 
 
 def memory_failure(settings: Settings) -> str:

@@ -77,9 +77,10 @@ def make_thumbnails(
     composer = SheetComposer(layout, emit) if spec.sprite else None
 
     def frame_out(picture: Picture) -> Tile:
+        if spec.placeholder is None:
+            return Tile(draw_logos(render(picture, pixels), logos, picture.time), picture.time)
         image = draw_logos(render(picture, pixels), logos, picture.time)
-        hashed = placeholder(image, spec.placeholder) if spec.placeholder else None
-        return Tile(image, picture.time, hashed)
+        return Tile(image, picture.time, placeholder(image, spec.placeholder))
 
     # Tiles in flight (one a reader, and those queued) stay within a budget: 160x90 tiles keep
     # every core busy, a 64-Mpx tile is made one at a time.

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 
 from qthumb.app.api.errors import QencodeError
+from qthumb.app.process.memory import give_back_memory
 from qthumb.app.process.metrics import instruments
 from qthumb.app.process.orphans import pid_alive
 from qthumb.app.qencode.formats import FormatSpec
@@ -243,6 +244,7 @@ def run_task(
         _failed(settings, store, queue, outbox, run, why, transient=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        give_back_memory()
         metrics.workers_busy.dec()
         metrics.task_seconds.labels(outcome).observe(time.monotonic() - started)
 
