@@ -61,6 +61,8 @@ def _grey(picture: Picture) -> np.ndarray:
 
 def score(grey: np.ndarray, following: np.ndarray | None) -> float:
     """The score of a frame from its grey copy and the next frame's (None: none after it)."""
+    import numpy as np
+
     mean, spread = float(grey.mean()), float(grey.std())
     if mean < DARK or mean > BRIGHT or spread < FLAT:
         return 0.0

@@ -244,9 +244,9 @@ def run_task(
         _failed(settings, store, queue, outbox, run, why, transient=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        give_back_memory()
         metrics.workers_busy.dec()
         metrics.task_seconds.labels(outcome).observe(time.monotonic() - started)
+        give_back_memory()  # after the metrics: what watches them sees the task end at once
 
 
 def ignored_notices(task: TaskRecord, query: Query) -> list[Notice]:
