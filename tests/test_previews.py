@@ -309,3 +309,16 @@ def test_smart_on_a_clip_shorter_than_its_window(qc: QClient, clips: Path):
     assert status["status"] == "completed", status
     for entry in status["images"]:
         assert 0 <= entry["time"] <= 0.28 and entry["score"] > 0.5, entry
+
+
+def test_a_storyboard_by_url_has_a_thousand_tiles_at_most(qc: QClient, server: QthumbProcess,
+                                                          clips: Path):  # fmt: skip
+    path = clips / "two-minutes.mp4"
+    if not path.exists():
+        ffmpeg("-f", "lavfi", "-i", "color=c=gray:s=32x24:r=5:d=120", "-c:v", "libx264",
+               "-pix_fmt", "yuv420p", str(path))  # fmt: skip
+    qc.run({"source": str(path), "format": [{"output": "metadata"}]})
+    base = f"{server.base_url}/v1/storyboard.vtt?task_token={qc.last_token}"
+    answer = httpx.get(f"{base}&interval=0.1", timeout=60)
+    assert answer.status_code == 400 and "over 1000" in answer.json()["message"], answer.text
+    assert httpx.get(f"{base}&interval=0.2", timeout=60).status_code == 200  # 600 tiles

@@ -3,12 +3,12 @@ frame server by the producers a task uses: the ``query.format[]`` entry a task w
 built (``app.on_demand.asks``), parsed as a task's, checked against the same limits, and made
 by ``make_thumbnails`` / ``make_gif`` in a scratch folder. So the sheets, the VTT's cues and
 the animation are those a task with the same fields stores, byte for byte; only the sheets'
-names differ, URLs here (relative to the VTT or JSON, as a task's are relative to its folder).
+names differ (``make_thumbnails``' ``refer``): URLs here, relative to the VTT or JSON, as a
+task's are relative to its folder.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -23,12 +23,14 @@ from qthumb.app.on_demand.asks import (
     StoryboardRequest,
 )
 from qthumb.app.qencode.formats import GifSpec, SizedSpec, ThumbnailsSpec
-from qthumb.app.qencode.query import parse_format
+from qthumb.app.qencode.query import Query, parse_format
 from qthumb.app.settings import Settings
 from qthumb.workers.media.imaging import target_size
 from qthumb.workers.media.probe import MediaInfo
-from qthumb.workers.outputs.gif import gif_frames, make_gif
+from qthumb.workers.outputs.gif import make_gif
 from qthumb.workers.outputs.series import STORYBOARD_NAME, VTT_NAME, frame_count, make_thumbnails
+from qthumb.workers.tasks.failures import FormatFailure, TaskFailure
+from qthumb.workers.tasks.limits import check_format, check_task
 
 
 def _spec(fields: dict[str, object], kind: type[SizedSpec]) -> SizedSpec:
@@ -41,15 +43,17 @@ def _spec(fields: dict[str, object], kind: type[SizedSpec]) -> SizedSpec:
     return spec
 
 
-def _check(spec: SizedSpec, info: MediaInfo, frames: int, settings: Settings, fewer: str) -> None:
-    limit = settings.max_frames_per_task
-    if frames > limit:
-        raise FrameRequestError(
-            f"{frames} frames is over QTHUMB_MAX_FRAMES_PER_TASK ({limit}): ask for {fewer}"
-        )
+def _check(spec: SizedSpec, source: Path, info: MediaInfo, settings: Settings) -> None:
+    """The limits a task with this one format meets (``workers.tasks.limits``), and the
+    frame size an image by URL may have; a breach is the request's error (400)."""
     width, height = target_size(info.display_size, spec.sizing)
     if width * height * spec.pixel_scale**2 > MAX_PIXELS:
         raise FrameRequestError(f"{width}x{height} is over {MAX_PIXELS} pixels a frame")
+    try:
+        check_task(Query(source=str(source), formats=(spec,)), info, settings)
+        check_format(spec, info, settings)
+    except (TaskFailure, FormatFailure) as exc:
+        raise FrameRequestError(exc.description) from None
 
 
 def _scratch(settings: Settings) -> tempfile.TemporaryDirectory[str]:
@@ -69,30 +73,25 @@ def make_storyboard(
             f"{tiles} tiles is over {MAX_STORYBOARD_TILES}, the most a storyboard by URL may "
             "have: ask for a longer interval"
         )
-    _check(spec, info, tiles, settings, "a longer interval")
+    _check(spec, source, info, settings)
     ext = spec.image_format.extension
+    query = request.query(token)
+
+    def url(sheet: int, _: str) -> str:
+        return f"storyboard.{ext}?{query}&sheet={sheet}"
+
     with _scratch(settings) as work:
         made = make_thumbnails(
             source, info, spec, Path(work), lambda _: None, readers=settings.decode_budget,
             max_frames=settings.max_frames_per_task, max_pixels=settings.max_output_pixels,
+            refer=url,
         )  # fmt: skip
         sheets = sorted((p for p in made if p.kind == "sprite"), key=lambda p: p.name)
-        urls = {p.name: f"storyboard.{ext}?{request.query(token)}&sheet={n}"
-                for n, p in enumerate(sheets)}  # fmt: skip
-        vtt = (Path(work) / VTT_NAME).read_text(encoding="utf-8")
-        for name, url in urls.items():
-            vtt = vtt.replace(f"\n{name}#xywh=", f"\n{url}#xywh=")
-        board = json.loads((Path(work) / STORYBOARD_NAME).read_text(encoding="utf-8"))
-        for sheet in board["sheets"]:
-            sheet["url"] = urls[sheet["url"]]
-        images = tuple(RenderedFrame.of(p.path.read_bytes(), p.content_type) for p in sheets)
-    return Storyboard(
-        vtt=RenderedFrame.of(vtt.encode("utf-8"), "text/vtt; charset=utf-8"),
-        json=RenderedFrame.of(
-            json.dumps(board, separators=(",", ":")).encode("utf-8"), "application/json"
-        ),
-        sheets=images,
-    )
+        return Storyboard(
+            vtt=RenderedFrame.of((Path(work) / VTT_NAME).read_bytes(), "text/vtt; charset=utf-8"),
+            json=RenderedFrame.of((Path(work) / STORYBOARD_NAME).read_bytes(), "application/json"),
+            sheets=tuple(RenderedFrame.of(p.path.read_bytes(), p.content_type) for p in sheets),
+        )
 
 
 def make_animated(
@@ -100,7 +99,7 @@ def make_animated(
 ) -> RenderedFrame:
     spec = _spec(request.format_fields(info.duration, info.display_size), GifSpec)
     assert isinstance(spec, GifSpec)
-    _check(spec, info, gif_frames(spec, info), settings, "a shorter or slower animation")
+    _check(spec, source, info, settings)
     with _scratch(settings) as work:
         made = make_gif(source, info, spec, Path(work), lambda _: None, settings.video_timeout)
         return RenderedFrame.of(made[0].path.read_bytes(), made[0].content_type)

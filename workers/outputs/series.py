@@ -51,9 +51,12 @@ def make_thumbnails(
     max_frames: int,
     max_pixels: int,
     logos: Sequence[LoadedLogo] = (),
+    refer: Callable[[int, str], str] | None = None,
 ) -> list[Product]:
     """Frames (``sprite: 0``) or sheets (``sprite: 1``), then ``thumbnails.vtt``. The count
-    of frames has been checked against ``max_frames`` (``check_task``) before this runs."""
+    of frames has been checked against ``max_frames`` (``check_task``) before this runs.
+    ``refer(n, file name)``: how the VTT and the storyboard JSON name sheet ``n`` (default:
+    its file name, relative to them)."""
     window = clip_window(spec, info.duration)
     times = series_times(spec.interval, window, max_frames)
     ext = spec.image_format.extension
@@ -69,6 +72,7 @@ def make_thumbnails(
         if layout.sheets == 1
         else [f"sprite_{i + 1:02d}.{ext}" for i in range(layout.sheets)]
     )
+    shown = names if refer is None else [refer(n, name) for n, name in enumerate(names)]
 
     def emit(sheet: int, image: Image.Image) -> None:
         encoded = encode(image, spec.image_format, spec.quality, out_dir / names[sheet])
@@ -99,12 +103,12 @@ def make_thumbnails(
         else:
             sheet, x, y = composer.put(k, made.image)
             # HiDPI: the sheet has dpr pixels a CSS pixel; the VTT speaks CSS pixels
-            texts[k] = f"{names[sheet]}#xywh={x // dpr},{y // dpr},{tile[0]},{tile[1]}"
+            texts[k] = f"{shown[sheet]}#xywh={x // dpr},{y // dpr},{tile[0]},{tile[1]}"
         progress(done / len(times))
     products.sort(key=lambda p: p.name)
     cues = tile_cues(times, window.end, texts)
     if spec.storyboard:
-        products.append(_storyboard(out_dir, cues, tile, layout, names, dpr, hashes))
+        products.append(_storyboard(out_dir, cues, tile, layout, shown, dpr, hashes))
     vtt = out_dir / VTT_NAME
     vtt.write_text(render_vtt(cues), encoding="utf-8", newline="\n")
     products.append(
