@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / "bench" / "work"
 sys.path.insert(0, str(ROOT))
 
 from bench.load import source, write_section  # noqa: E402
 from bench.run import API_KEY, start_server  # noqa: E402
+from bench.sources import WORK  # noqa: E402
 from tests.engines import Engines, postgres_server, redis_server, s3_server  # noqa: E402
 from tests.qclient import QClient  # noqa: E402
 

@@ -15,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / "bench" / "work"
 sys.path.insert(0, str(ROOT))
 
 from bench.run import API_KEY, start_server, worker_peak_rss_mb  # noqa: E402
+from bench.sources import WORK  # noqa: E402
 from tests.qclient import QClient  # noqa: E402
 
 TASKS = 200

@@ -24,11 +24,11 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / "bench" / "work"
 sys.path.insert(0, str(ROOT))
 
 from bench.load import write_section  # noqa: E402
 from bench.run import API_KEY, start_server  # noqa: E402
+from bench.sources import WORK  # noqa: E402
 from tests.qclient import QClient  # noqa: E402
 
 MARK_START, MARK_END = "<!-- storm:start -->", "<!-- storm:end -->"

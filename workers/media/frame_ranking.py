@@ -91,9 +91,10 @@ def candidates(reader: VideoReader, seconds: float) -> list[float]:
     cuts.sort(key=lambda t: abs(t - seconds))
     last = max(0.0, duration - 2 * _frame_time(reader))  # a frame follows it
     times: list[float] = []
+    frame_time = _frame_time(reader)
     for t in sorted({min(max(t, 0.0), last) for t in [*grid, *cuts[:SCENE_CUTS]]}):
         # a frame apart at least, so each candidate's next frame comes before the next one
-        if not times or t - times[-1] >= _frame_time(reader):
+        if not times or t - times[-1] >= frame_time:
             times.append(t)
     return times
 
