@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from qthumb.app.api.keys import API_KEY_RE
@@ -23,6 +23,35 @@ def _split_commas(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+class S3Grant(BaseModel):
+    """One entry of ``QTHUMB_S3_CREDENTIALS``: the key and secret qthumb signs with for an
+    endpoint (or one bucket of it), or ``"ambient"``: the process's own identity (environment,
+    ``~/.aws``, an instance or pod role), which qthumb otherwise never lends to a query;
+    ``api_keys``: the API keys whose queries may use it (absent: every key)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str = ""
+    secret: str = ""
+    ambient: bool = False
+    api_keys: tuple[str, ...] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ambient_word(cls, value: object) -> object:
+        return {"ambient": True} if value == "ambient" else value
+
+    @model_validator(mode="after")
+    def _one_identity(self) -> S3Grant:
+        if self.ambient == bool(self.key and self.secret) or bool(self.key) != bool(self.secret):
+            raise ValueError('an entry is {"key": …, "secret": …} or "ambient"')
+        return self
+
+    def allows(self, api_key: str | None) -> bool:
+        """``None``: the operator (qthumb's own store, the offline commands)."""
+        return api_key is None or self.api_keys is None or api_key in self.api_keys
 
 
 class Settings(BaseSettings):
@@ -57,6 +86,18 @@ class Settings(BaseSettings):
     api_keys: CommaList = Field(
         default_factory=list,
         description="Accepted API keys (comma-separated). Empty: a dev key is made and kept.",
+    )
+    admin_key: str = Field(
+        default="",
+        description="The operator's key for the control endpoints that reach every API key's"
+        " state (POST /_qthumb/reset?all=1); never accepted as an API key, nor an API key in"
+        " its place. Empty: nothing reaches beyond the caller's own key.",
+    )
+    forwarded_allow_ips: CommaList = Field(
+        default_factory=list,
+        description="Addresses (or CIDRs) of proxies whose X-Forwarded-For and"
+        " X-Forwarded-Proto are believed: the client they name is the one whose wrong keys are"
+        " counted. Empty: no forwarded header is read (the peer's address counts).",
     )
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
@@ -197,10 +238,13 @@ class Settings(BaseSettings):
         description="host:port S3 endpoints reached over plain HTTP (e.g. a MinIO on "
         "127.0.0.1:9000); every other endpoint is HTTPS.",
     )
-    s3_credentials: dict[str, dict[str, str]] = Field(
+    s3_credentials: dict[str, S3Grant] = Field(
         default_factory=dict,
-        description="JSON map of S3 endpoint to credentials for s3:// sources, e.g. "
-        '{"127.0.0.1:9000": {"key": "K", "secret": "S"}}.',
+        description="JSON map of S3 endpoint (host:port, or host:port/bucket for one bucket) to"
+        ' the credentials for s3:// sources and destinations that carry none: {"key": …,'
+        ' "secret": …}, optionally "api_keys": [...] (the keys whose queries may use them), or'
+        ' "ambient" (the process\'s own AWS identity; never lent otherwise), e.g.'
+        ' {"127.0.0.1:9000": {"key": "K", "secret": "S"}}.',
     )
     s3_max_attempts: int = Field(
         default=4, ge=1, description="Tries of one S3 request on timeouts and 5xx (backoff)."
@@ -269,7 +313,12 @@ class Settings(BaseSettings):
         return self.decode_threads or max(1, (os.cpu_count() or 1) // self.workers)
 
     @field_validator(
-        "api_keys", "local_source_dirs", "s3_insecure_endpoints", "allowed_networks", mode="before"
+        "api_keys",
+        "local_source_dirs",
+        "s3_insecure_endpoints",
+        "allowed_networks",
+        "forwarded_allow_ips",
+        mode="before",
     )
     @classmethod
     def _commas(cls, value: object) -> object:
@@ -286,7 +335,28 @@ class Settings(BaseSettings):
                 )
         return value
 
-    @field_validator("allowed_networks")
+    @field_validator("s3_credentials")
+    @classmethod
+    def _grant_places(cls, value: dict[str, S3Grant]) -> dict[str, S3Grant]:
+        return {place.lower().strip("/"): grant for place, grant in value.items()}
+
+    def s3_grant(self, netloc: str, bucket: str, api_key: str | None) -> S3Grant | None:
+        """The entry of ``s3_credentials`` for ``bucket`` at ``netloc`` that ``api_key`` may
+        use: the bucket's own first, then the endpoint's."""
+        for place in (f"{netloc}/{bucket}".lower(), netloc.lower()):
+            grant = self.s3_credentials.get(place)
+            if grant is not None and grant.allows(api_key):
+                return grant
+        return None
+
+    @field_validator("admin_key")
+    @classmethod
+    def _admin_key(cls, value: str) -> str:
+        if value and (len(value) < 16 or not API_KEY_RE.match(value)):
+            raise ValueError("the admin key is 16-128 letters, digits, '_' or '-'")
+        return value
+
+    @field_validator("allowed_networks", "forwarded_allow_ips")
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
         for cidr in value:

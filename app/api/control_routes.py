@@ -1,13 +1,15 @@
 """The mock's controls under ``/_qthumb/`` (never ``/v1/``, so no SDK reaches them by mistake),
 answered only with ``QTHUMB_CONTROL=1`` (404 otherwise) and an API key (``Authorization:
 Bearer <key>`` or ``api_key=``): ``reset``, and ``faults`` to add (POST), list (GET) and clear
-(DELETE). ``method_fault`` is what each Qencode method asks before it answers.
+(DELETE). A key reaches its own state only; what reaches every key's (``reset?all=1``) takes
+the operator's ``QTHUMB_ADMIN_KEY``. Wrong keys count toward the wrong-key limit
+(``app.api.key_guard``). ``method_fault`` is what each Qencode method asks before it answers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import hmac
 import logging
 import time
 from typing import Any
@@ -19,11 +21,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from qthumb.app.api.errors import ApiKeyNotFound, QencodeError
-from qthumb.app.tasks.faults import BadRule, FaultStore, MethodFault, parse_rule
+from qthumb.app.api.key_guard import client_address
+from qthumb.app.api.request_values import BadBody, ascii_int, json_body
+from qthumb.app.api.service import QencodeService
+from qthumb.app.tasks.faults import (
+    MAX_RULES_PER_KEY,
+    BadRule,
+    FaultStore,
+    MethodFault,
+    parse_rule,
+)
 from qthumb.app.tasks.model import is_token
 from qthumb.app.tasks.reset import reset_keys
 
 log = logging.getLogger("qthumb.faults")
+MAX_RULES_BODY = 64 * 1024  # bytes of one POST /faults body
 router = APIRouter(prefix="/_qthumb", include_in_schema=False)
 
 
@@ -77,26 +89,52 @@ def _faults(request: Request) -> FaultStore:
     return faults
 
 
-def _key(request: Request, form: FormData | None = None) -> str:
+def _key(request: Request, form: FormData | None = None, admin: bool = False) -> str | None:
+    """The API key the request acts for, or ``None`` for the operator's admin key (taken only
+    where ``admin``). A wrong key counts toward the wrong-key limit, as on ``access_token``."""
     header = request.headers.get("authorization", "")
     key = header[7:].strip() if header.lower().startswith("bearer ") else ""
     key = key or request.query_params.get("api_key", "")
     if not key and form is not None:
         value = form.get("api_key")
         key = value if isinstance(value, str) else ""
-    if key not in request.app.state.service.api_keys:
-        raise ApiKeyNotFound("api_key not found: send one as Authorization: Bearer <key>",
-                             http_status=401)  # fmt: skip
-    return key
+    service: QencodeService = request.app.state.service
+    if key in service.api_keys:
+        return str(key)
+    admin_key = request.app.state.settings.admin_key
+    if admin_key and hmac.compare_digest(key.encode(), admin_key.encode()):
+        if admin:
+            return None
+        raise ControlRefused("the admin key acts on every key's state (reset?all=1); faults "
+                             "belong to one API key: send that key")  # fmt: skip
+    service.wrong_key(client_address(request), ApiKeyNotFound(
+        "api_key not found: send one as Authorization: Bearer <key>", http_status=401))  # fmt: skip
+
+
+class ControlRefused(QencodeError):
+    """A control request the key it carries may not make (403)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, http_status=403)
 
 
 @router.post("/reset")
 async def reset(request: Request) -> dict[str, Any]:
+    """The caller's own key's tasks, sessions, uploads, results and rules; every key's with
+    ``all=1``, which only ``QTHUMB_ADMIN_KEY`` may ask (never an API key)."""
     _faults(request)
     form = await request.form()
-    key = _key(request, form)
+    key = _key(request, form, admin=True)
     every = request.query_params.get("all") or form.get("all")
-    keys = sorted(request.app.state.service.api_keys) if every in ("1", "true") else [key]
+    if key is None:
+        if every not in ("1", "true"):
+            raise ControlRefused("the admin key resets every key: send all=1")
+        keys = sorted(request.app.state.service.api_keys)
+    elif every in ("1", "true"):
+        raise ControlRefused("reset?all=1 reaches every key's state: it needs QTHUMB_ADMIN_KEY "
+                             "(an API key resets its own state only)")  # fmt: skip
+    else:
+        keys = [key]
     settings = request.app.state.settings
     wait = settings.heartbeat_timeout + 2 * settings.heartbeat_interval
     backends = request.app.state.backends
@@ -108,25 +146,33 @@ async def reset(request: Request) -> dict[str, Any]:
 async def add_faults(request: Request) -> JSONResponse:
     faults = _faults(request)
     key = _key(request)
+    assert key is not None
     try:
-        body = json.loads(await request.body() or b"null")
-    except ValueError:
-        return JSONResponse({"error": 1, "message": "send a JSON list of rules"}, 400)
+        body = await json_body(request, MAX_RULES_BODY)
+    except BadBody as exc:
+        return JSONResponse({"error": 1, "message": str(exc)}, 400)
     rules = body if isinstance(body, list) else [body]
+    if len(rules) > MAX_RULES_PER_KEY:
+        return JSONResponse({"error": 1, "message": f"at most {MAX_RULES_PER_KEY} rules"}, 400)
     parsed = []
     for n, rule in enumerate(rules):
         try:
             parsed.append(parse_rule(rule))
         except BadRule as exc:
             return JSONResponse({"error": 1, "message": f"rule {n}: {exc}"}, 400)
-    ids = await run_in_threadpool(faults.add, key, parsed, time.time())
+    try:
+        ids = await run_in_threadpool(faults.add, key, parsed, time.time(), MAX_RULES_PER_KEY)
+    except BadRule as exc:
+        return JSONResponse({"error": 1, "message": str(exc)}, 400)
     return JSONResponse({"error": 0, "ids": ids})
 
 
 @router.get("/faults")
 async def list_faults(request: Request) -> dict[str, Any]:
     faults = _faults(request)
-    rules = await run_in_threadpool(faults.rules, _key(request))
+    key = _key(request)
+    assert key is not None
+    rules = await run_in_threadpool(faults.rules, key)
     return {"error": 0, "faults": [rule.to_json() for rule in rules]}
 
 
@@ -134,8 +180,12 @@ async def list_faults(request: Request) -> dict[str, Any]:
 async def clear_faults(request: Request) -> dict[str, Any]:
     faults = _faults(request)
     key = _key(request)
+    assert key is not None
     wanted = request.query_params.get("id")
-    one = int(wanted) if wanted and wanted.isdigit() else None
+    try:
+        one = None if wanted is None else ascii_int("id", wanted, 1, 2**62)
+    except ValueError as exc:
+        raise QencodeError(str(exc), http_status=400) from None
     return {"error": 0, "removed": await run_in_threadpool(faults.clear, key, one)}
 
 

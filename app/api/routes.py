@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 
 from qthumb.app.api.control_routes import method_fault
 from qthumb.app.api.errors import QencodeError
+from qthumb.app.api.key_guard import client_address
 from qthumb.app.api.service import METHODS, UPLOAD_PATH, QencodeService, split_task_tokens
 
 router = APIRouter(prefix="/v1")
@@ -58,11 +59,6 @@ async def _form(request: Request, method: str | None = None) -> FormData:
 def _service(request: Request) -> QencodeService:
     service: QencodeService = request.app.state.service
     return service
-
-
-def client_address(request: Request) -> str:
-    """The peer's address, whose wrong keys count together (behind a proxy: the proxy's)."""
-    return request.client.host if request.client else ""
 
 
 def _text(form: FormData, name: str) -> str | None:

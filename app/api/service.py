@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from qthumb.app.api.errors import (
     ApiKeyNotFound,
@@ -87,19 +87,23 @@ class QencodeService:
         wrong keys are counted (``app.api.key_guard``)."""
         if not api_key:
             raise FieldRequired("api_key")
-        wait = self.key_guard.wait(client)
-        if wait is not None:
-            raise TooManyKeyAttempts(wait)
         if not API_KEY_RE.match(api_key):
-            self.key_guard.wrong(client)
-            raise BadApiKey()
+            self.wrong_key(client, BadApiKey())
         if api_key not in self.api_keys:
-            self.key_guard.wrong(client)
-            raise ApiKeyNotFound()
+            self.wrong_key(client, ApiKeyNotFound())
         expires_at = self.clock() + self.settings.scaled(self.settings.session_token_ttl)
         token = self.store.create_session(api_key, expires_at)
         expire = datetime.fromtimestamp(expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%S")
         return {"error": 0, "token": token, "expire": expire}
+
+    def wrong_key(self, client: str, error: QencodeError) -> NoReturn:
+        """Raise ``error`` for a wrong key from ``client``, or 429 while that address has sent
+        too many (``app.api.key_guard``): only wrong keys are counted and refused, so a right
+        key from the same address is answered throughout."""
+        wait = self.key_guard.wrong(client)
+        if wait is not None:
+            raise TooManyKeyAttempts(wait)
+        raise error
 
     def create_task(self, token: str | None) -> dict[str, Any]:
         if not token:

@@ -4,7 +4,8 @@ Only ``/storage/<task_token>/<index>/<file>`` answers; nothing lists a folder. F
 ``app.storage.files`` (the data dir or a bucket): on this machine's disk through Starlette's
 ``FileResponse``; from a bucket streamed through the API with the same headers. Both answer a
 single Range (players seek with them) and carry CORS headers so cross-origin players can read
-sprites and VTT.
+sprites and VTT. A store that cannot say whether a file is there (down, throttling, refusing)
+is answered 503 with ``Retry-After``, never 404: a 404 is a statement that the file is gone.
 
 Streaming rather than redirecting to a presigned URL: the URL a task reports stays the same
 whichever backend runs, the bucket need not be reachable by clients (an on-prem MinIO on a
@@ -13,16 +14,19 @@ private network), no credential-bearing URL is handed out, and CORS and TTL stay
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 import re
 
 from fastapi import APIRouter, HTTPException, Request, Response
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from qthumb.app.storage.files import Files, result_path
+from qthumb.app.storage.files import FileError, Files, result_path
 
+log = logging.getLogger("qthumb.api")
 router = APIRouter()
+RETRY_AFTER = 5  # seconds a client waits before asking again when the store is down
 
 CONTENT_TYPES = {
     ".png": "image/png",
@@ -66,7 +70,15 @@ async def stored_file(request: Request, token: str, index: str, filename: str) -
     if key is None:
         raise HTTPException(status_code=404)
     files: Files = request.app.state.files
-    stored = await run_in_threadpool(files.results.stat, key)
+    try:
+        stored = await run_in_threadpool(files.results.stat, key)
+    except FileError as exc:  # the store could not say: not "not there"
+        log.warning("storage %s: %s", key, exc)
+        return JSONResponse(
+            {"error": 1, "message": "the result store is unavailable; try again"},
+            status_code=503,
+            headers={**CORS, "Retry-After": str(RETRY_AFTER)},
+        )
     if stored is None:
         raise HTTPException(status_code=404)
     suffix = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""

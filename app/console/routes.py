@@ -20,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from qthumb.app.api.errors import QencodeError, TooManyKeyAttempts
-from qthumb.app.api.routes import client_address
+from qthumb.app.api.key_guard import client_address
 from qthumb.app.api.service import QencodeService
 from qthumb.app.console.auth import (
     SIGNIN_PATH,

@@ -14,7 +14,7 @@ from qthumb.app.qencode.query import url_scheme
 from qthumb.app.qencode.wire import status_object
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import Files, result_path
-from qthumb.app.storage.objects import read_all
+from qthumb.app.storage.objects import FileError, read_all
 from qthumb.app.tasks.model import TaskRecord
 from qthumb.app.tasks.outbox import CallbackOutbox
 
@@ -53,7 +53,10 @@ def _read_stored(url: str, files: Files) -> str | None:
     if found is None:
         return None
     key = result_path(*found.groups())
-    data = None if key is None else read_all(files.results, key, MAX_VTT_BYTES)
+    try:
+        data = None if key is None else read_all(files.results, key, MAX_VTT_BYTES)
+    except FileError:  # the store is down: the page shows no cues rather than failing
+        return None
     return None if data is None else data.decode("utf-8", "replace")
 
 

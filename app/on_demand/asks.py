@@ -314,6 +314,7 @@ class RenderAsk:
     source: str
     request: Request
     uploads: dict[str, str | None]  # upload_owners(source)
+    api_key: str  # the task's: which credentials its source may be read with
 
 
 @dataclass(frozen=True)
@@ -323,6 +324,7 @@ class SourceAsk:
     token: str
     source: str
     uploads: dict[str, str | None]
+    api_key: str
 
 
 @dataclass(frozen=True)

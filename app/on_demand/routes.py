@@ -67,7 +67,7 @@ async def _made(request: Request, token: str, asked: Asked, piece: str = "") -> 
         if task.status is TaskStatus.CREATED or not task.query:
             raise FrameRequestError("the task has not been started: it has no source yet", 409)
         made = await service.run(
-            service.render, token, task.source, asked, store.upload_owner, piece
+            service.render, token, task.source, asked, store.upload_owner, task.api_key, piece
         )
     return made
 

@@ -220,7 +220,13 @@ class OnDemand:
         return self.results.get(f"{request.key(token)}|{piece}")
 
     def render(
-        self, token: str, source: str, request: Request, upload_owner: Any, piece: str = ""
+        self,
+        token: str,
+        source: str,
+        request: Request,
+        upload_owner: Any,
+        api_key: str,
+        piece: str = "",
     ) -> RenderedFrame:
         """Raises ``FrameRequestError`` with the status to answer when nothing comes. A
         storyboard is made whole, once, however many of its pieces are asked for at once
@@ -231,7 +237,7 @@ class OnDemand:
             if found is not None:
                 return found
             reply = self.frames.answer(
-                RenderAsk(token, source, request, upload_owners(source, upload_owner))
+                RenderAsk(token, source, request, upload_owners(source, upload_owner), api_key)
             )
             if isinstance(reply, Storyboard):
                 pieces = {"vtt": reply.vtt, "json": reply.json}
@@ -265,8 +271,9 @@ class OnDemand:
                 else:
                     self._flights[key] = (lock, users - 1)
 
-    def source_path(self, token: str, source: str, upload_owner: Any) -> Path:
-        reply = self.frames.answer(SourceAsk(token, source, upload_owners(source, upload_owner)))
+    def source_path(self, token: str, source: str, upload_owner: Any, api_key: str) -> Path:
+        uploads = upload_owners(source, upload_owner)
+        reply = self.frames.answer(SourceAsk(token, source, uploads, api_key))
         if not isinstance(reply, SourceFile):
             raise _refused(reply)
         return Path(reply.path)

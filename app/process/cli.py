@@ -99,6 +99,9 @@ def banner(settings: Settings, backends: Backends, workers: int | None) -> str:
     ]
     if workers is not None:
         lines.append(f"  workers: {workers} processes")
+    if settings.control:
+        admin = "reset?all=1 with QTHUMB_ADMIN_KEY" if settings.admin_key else "no admin key"
+        lines.append(f"  control: on: /_qthumb/ reset and faults, per API key ({admin})")
     lines.append("  stop:    Ctrl-C (running tasks are handed back to the queue)")
     return "\n".join(lines)
 
@@ -136,6 +139,10 @@ def _serve_api(
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout)),
+        # X-Forwarded-For only from the proxies the operator names (uvicorn's default believes
+        # any loopback peer: a local client could name any address and lift the key limit)
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=list(settings.forwarded_allow_ips) or None,
     )
 
     class Server(uvicorn.Server):

@@ -123,14 +123,16 @@ def open_files(settings: Settings) -> Files:
             f"folder {settings.data_dir.resolve()}",
         )
     # boto3 only where a bucket is used
-    from qthumb.app.storage.s3 import credentials, parse_s3_url
+    from qthumb.app.storage.s3 import OPERATOR, credentials, parse_s3_url
     from qthumb.app.storage.s3_objects import S3Objects
 
+    # the operator's own bucket: its entry in QTHUMB_S3_CREDENTIALS, else the process's own
+    # identity; reached wherever it is (no egress check: the operator named it)
     location, user, password = parse_s3_url(settings.storage_url, settings)
-    user, password = credentials(location, user, password, settings)
+    creds = credentials(location, user, password, settings, OPERATOR)
     prefix = location.key.strip("/")
     results, in_bucket = (
-        S3Objects(location, user, password, settings, prefix=f"{prefix}/{folder}".lstrip("/"))
+        S3Objects(location, creds, settings, None, prefix=f"{prefix}/{folder}".lstrip("/"))
         for folder in ("storage", "uploads")
     )
 

@@ -25,6 +25,12 @@ class FileError(Exception):
     """The store could not be read or written; the message says which object and why."""
 
 
+class StoreUnavailable(FileError):
+    """The store did not answer as a store (a 5xx, throttling, a timeout, a refused or broken
+    connection): nothing is known of the object, and another try may pass. Never read as
+    "not there"."""
+
+
 @dataclass(frozen=True)
 class ObjectStat:
     size: int
@@ -43,7 +49,8 @@ class Objects(Protocol):
         """Bytes ``start`` to ``end`` inclusive."""
 
     def stat(self, key: str) -> ObjectStat | None:
-        """``None`` when there is no such object (or it cannot be read)."""
+        """``None`` when there is no such object; ``StoreUnavailable`` when the store cannot
+        say, ``FileError`` when it refuses to."""
 
     def delete(self, prefix: str) -> None:
         """Every object under ``prefix/``."""
@@ -64,16 +71,14 @@ class Objects(Protocol):
 
 
 def read_all(objects: Objects, key: str, limit: int) -> bytes | None:
-    """A small object's bytes; ``None`` when it is missing, unreadable or over ``limit``."""
+    """A small object's bytes; ``None`` when it is missing or over ``limit``; a store that
+    cannot be read raises (``FileError``, ``StoreUnavailable``)."""
     stat = objects.stat(key)
     if stat is None or stat.size > limit:
         return None
     if stat.size == 0:
         return b""
-    try:
-        return b"".join(objects.open(key, 0, stat.size - 1))
-    except FileError:
-        return None
+    return b"".join(objects.open(key, 0, stat.size - 1))
 
 
 class LocalObjects:

@@ -3,16 +3,18 @@ and boto3 clients. The one module that builds boto3 clients (one per endpoint, c
 process); ``app.storage.s3_objects`` (qthumb's own store in a bucket, and S3 destinations) and
 S3 sources (``workers.tasks.sources``) use it.
 
-``s3://host[:port]/bucket/key`` is path-style: the host is the endpoint (§4). HTTPS unless the
+``s3://host[:port]/bucket/key`` is path-style: the host is the endpoint. HTTPS unless the
 ``host:port`` is listed in ``QTHUMB_S3_INSECURE_ENDPOINTS``. botocore's standard retry mode
 retries timeouts, throttling and 5xx with backoff, ``s3_max_attempts`` times at most.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -101,65 +103,139 @@ def parse_s3_url(url: str, settings: Settings) -> tuple[S3Location, str | None, 
 
 
 def check_endpoint(location: S3Location, policy: EgressPolicy) -> None:
-    """Refuse endpoints that resolve to non-public addresses (unless allowed). botocore
-    resolves the name again when it connects: a DNS answer that changes in between is not
-    caught here, unlike sources and callbacks, which connect to the checked address."""
+    """Refuse endpoints that resolve to non-public addresses (unless allowed), before any
+    work is done for them; every request is checked again and sent to the address checked
+    then (``app.storage.s3_pinning``)."""
     policy.resolve(location.host, location.port or (443 if location.secure else 80))
 
 
+OPERATOR = None  # whom qthumb itself acts for: its own store, the offline commands
+
+
+class NoCredentials(ValueError):
+    """A destination no credentials may be used for; the message says where they could come
+    from."""
+
+
+@dataclass(frozen=True)
+class S3Credentials:
+    """What requests to a bucket are signed with: a key and secret, the process's own identity
+    (``ambient``: only for the operator or an ``"ambient"`` entry), or nothing (unsigned: a
+    bucket anyone may read)."""
+
+    key: str | None = None
+    secret: str | None = None
+    ambient: bool = False
+
+    @property
+    def anonymous(self) -> bool:
+        return self.key is None and not self.ambient
+
+    def cache_key(self) -> tuple[object, ...]:
+        """Names the credentials without holding the secret."""
+        secret = hashlib.sha256((self.secret or "").encode()).hexdigest()
+        return (self.key, secret, self.ambient)
+
+
 def credentials(
-    location: S3Location, key: str | None, secret: str | None, settings: Settings
-) -> tuple[str | None, str | None]:
-    """The URL's own ``key:secret`` when it has one, else ``QTHUMB_S3_CREDENTIALS``' for its
-    endpoint (none: boto3's own chain, environment and instance roles)."""
-    if key is not None:
-        return key, secret
-    known = settings.s3_credentials.get(location.netloc) or {}
-    return known.get("key"), known.get("secret")
+    location: S3Location,
+    key: str | None,
+    secret: str | None,
+    settings: Settings,
+    api_key: str | None,
+) -> S3Credentials:
+    """What a request for ``api_key`` (``OPERATOR``: qthumb itself) signs with at
+    ``location``: the ``key``/``secret`` it carries; else the ``QTHUMB_S3_CREDENTIALS`` entry
+    for that bucket or endpoint that ``api_key`` may use; else, for the operator only, the
+    process's own identity; else none (unsigned requests). A query never gets the process's
+    own identity unless an entry names it ``"ambient"``: a service lends its role to no
+    resource its caller names (the confused deputy)."""
+    if key or secret:
+        if not (key and secret):
+            raise NoCredentials("a key needs its secret, and a secret its key")
+        return S3Credentials(key, secret)
+    grant = settings.s3_grant(location.netloc, location.bucket, api_key)
+    if grant is not None:
+        return (
+            S3Credentials(None, None, True)
+            if grant.ambient
+            else S3Credentials(grant.key, grant.secret)
+        )
+    return S3Credentials(None, None, ambient=api_key is OPERATOR)
 
 
-_CLIENTS: dict[tuple[object, ...], Any] = {}
+def no_credentials_hint(location: S3Location) -> str:
+    return (
+        f"no credentials: the query carries no key and secret, and QTHUMB_S3_CREDENTIALS has "
+        f"no entry for {location.netloc} (or {location.netloc}/{location.bucket}) that this "
+        "API key may use; qthumb never signs a query's request with its own identity"
+    )
+
+
+# boto3 clients kept at once (each holds its credentials): least recently used out
+MAX_CLIENTS = 64
+_CLIENTS: OrderedDict[tuple[object, ...], Any] = OrderedDict()
 _CLIENTS_LOCK = threading.Lock()
 
 
-def s3_client(location: S3Location, key: str | None, secret: str | None, settings: Settings) -> Any:
+def s3_client(
+    location: S3Location, creds: S3Credentials, settings: Settings, egress: EgressPolicy | None
+) -> Any:
     """One client per endpoint, credentials and process: built on first use (so after any
     fork: a forked child builds its own), then shared by every thread (boto3 clients are
-    thread-safe) and every task of the process."""
+    thread-safe) and every task of the process; at most ``MAX_CLIENTS`` kept, so neither
+    clients nor the secrets they hold pile up on a server used with many credentials.
+    ``egress``: the policy every connection is checked against and pinned to
+    (``app.storage.s3_pinning``); ``None`` for qthumb's own store only."""
     knobs = (settings.s3_max_attempts, settings.s3_connect_timeout, settings.s3_read_timeout)
-    cache_key = (os.getpid(), location.endpoint, location.region, key, secret, knobs)
+    cache_key = (os.getpid(), location.endpoint, location.region, creds.cache_key(), knobs,
+                 egress)  # fmt: skip
     with _CLIENTS_LOCK:
         client = _CLIENTS.get(cache_key)
-        if client is None:
-            client = _CLIENTS[cache_key] = _new_client(location, key, secret, settings)
-        return client
+        if client is not None:
+            _CLIENTS.move_to_end(cache_key)
+            return client
+    client = _new_client(location, creds, settings, egress)
+    with _CLIENTS_LOCK:
+        _CLIENTS[cache_key] = client
+        while len(_CLIENTS) > MAX_CLIENTS:
+            _CLIENTS.popitem(last=False)
+    return client
 
 
 def _new_client(
-    location: S3Location, key: str | None, secret: str | None, settings: Settings
+    location: S3Location, creds: S3Credentials, settings: Settings, egress: EgressPolicy | None
 ) -> Any:
     # boto3 takes a quarter of a second to import: only where a bucket is used (the offline
     # commands on local files start without it)
     import boto3
+    from botocore import UNSIGNED
     from botocore.config import Config
 
     config = Config(
         s3={"addressing_style": "path"},
-        signature_version="s3v4",
+        signature_version=UNSIGNED if creds.anonymous else "s3v4",
         retries={"max_attempts": settings.s3_max_attempts, "mode": "standard"},
         connect_timeout=settings.s3_connect_timeout,
         read_timeout=settings.s3_read_timeout,
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    return boto3.session.Session().client(
+    signed = {} if creds.ambient or creds.anonymous else {
+        "aws_access_key_id": creds.key, "aws_secret_access_key": creds.secret,
+    }  # fmt: skip
+    client = boto3.session.Session().client(
         "s3",
         endpoint_url=location.endpoint,
         region_name=location.region,
-        aws_access_key_id=key,
-        aws_secret_access_key=secret,
         config=config,
+        **signed,
     )
+    if egress is not None:
+        from qthumb.app.storage.s3_pinning import pin_connections
+
+        pin_connections(client, egress, settings.s3_connect_timeout, settings.s3_read_timeout)
+    return client
 
 
 def s3_errors() -> tuple[type[Exception], ...]:
@@ -168,6 +244,35 @@ def s3_errors() -> tuple[type[Exception], ...]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     return ClientError, BotoCoreError, Boto3Error
+
+
+_MISSING = {"404", "NoSuchKey", "NotFound"}
+_THROTTLED = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
+              "RequestTimeTooSkewed", "ServiceUnavailable", "InternalError"}  # fmt: skip
+
+
+def is_missing(exc: Exception) -> bool:
+    """The store said there is no such object (and nothing else)."""
+    from botocore.exceptions import ClientError
+
+    return isinstance(exc, ClientError) and str(exc.response.get("Error", {}).get("Code")) in (
+        _MISSING
+    )
+
+
+def is_transient(exc: Exception) -> bool:
+    """The store did not answer as a store: a 5xx or throttling, or no answer at all (a
+    timeout, a refused or broken connection)."""
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, SSLError
+
+    if isinstance(exc, SSLError):  # a certificate fails the same way every time
+        return False
+    if isinstance(exc, ConnectionError | HTTPClientError):
+        return True
+    if not isinstance(exc, ClientError):
+        return False
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return int(status) >= 500 or str(exc.response.get("Error", {}).get("Code")) in _THROTTLED
 
 
 def error_code(exc: Exception) -> str:

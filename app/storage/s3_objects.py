@@ -13,9 +13,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from qthumb.app.egress import EgressPolicy
 from qthumb.app.settings import Settings
-from qthumb.app.storage.objects import CHUNK, FileError, ObjectStat
-from qthumb.app.storage.s3 import S3Location, error_code, s3_client, s3_errors
+from qthumb.app.storage.objects import CHUNK, FileError, ObjectStat, StoreUnavailable
+from qthumb.app.storage.s3 import (
+    S3Credentials,
+    S3Location,
+    error_code,
+    is_missing,
+    is_transient,
+    s3_client,
+    s3_errors,
+)
 
 
 class _Late(Exception):
@@ -28,14 +37,18 @@ class LateDownload(FileError):
 
 class S3Objects:
     """``extra``: what every object put here is stored with (``ACL``, ``StorageClass``,
-    ``CacheControl``: a destination's ``permissions``, ``storage_class``, ``cache_control``)."""
+    ``CacheControl``: a destination's ``permissions``, ``storage_class``, ``cache_control``).
+    ``egress``: the policy a query's endpoint is checked against on every connection (``None``
+    for qthumb's own store). A store's answer is told as what it was: "no such key" alone is
+    "not there"; a 5xx, throttling or a broken connection is ``StoreUnavailable``; any other
+    refusal, a ``FileError`` with the store's code."""
 
     def __init__(
         self,
         location: S3Location,
-        key: str | None,
-        secret: str | None,
+        creds: S3Credentials,
         settings: Settings,
+        egress: EgressPolicy | None,
         prefix: str = "",
         extra: dict[str, str] | None = None,
     ) -> None:
@@ -44,7 +57,7 @@ class S3Objects:
         self.bucket_location = location
         self.prefix = prefix.strip("/")
         self.extra = extra or {}
-        self.client = s3_client(location, key, secret, settings)
+        self.client = s3_client(location, creds, settings, egress)
         self.transfer = TransferConfig(
             multipart_threshold=settings.s3_multipart_threshold,
             multipart_chunksize=settings.s3_multipart_threshold,
@@ -63,7 +76,8 @@ class S3Objects:
         # boto3 wraps the store's ClientError while transferring: report the store's own code
         inner = exc.__cause__ or exc.__context__
         cause = inner if isinstance(inner, s3_errors()[0]) else exc
-        return FileError(f"{self.bucket_location.describe(key)}: {error_code(cause)}")
+        kind = StoreUnavailable if is_transient(cause) else FileError
+        return kind(f"{self.bucket_location.describe(key)}: {error_code(cause)}")
 
     def put(self, key: str, local: Path, content_type: str) -> None:
         full = self.full_key(key)
@@ -113,22 +127,29 @@ class S3Objects:
             body.close()
 
     def stat(self, key: str) -> ObjectStat | None:
+        full = self.full_key(key)
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=self.full_key(key))
-        except s3_errors():
-            return None
+            head = self.client.head_object(Bucket=self.bucket, Key=full)
+        except s3_errors() as exc:
+            if is_missing(exc):
+                return None
+            raise self._failed(full, exc) from None
         return ObjectStat(size=int(head["ContentLength"]))
 
     def delete(self, prefix: str) -> None:
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self.full_key(prefix) + "/"
-        )
-        for page in pages:
-            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-            if keys:
-                self.client.delete_objects(
-                    Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True}
-                )
+        full = self.full_key(prefix) + "/"
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=full
+            )
+            for page in pages:
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:
+                    self.client.delete_objects(
+                        Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True}
+                    )
+        except s3_errors() as exc:
+            raise self._failed(full, exc) from None
 
     def remove(self, key: str) -> None:
         try:
@@ -156,4 +177,7 @@ class S3Objects:
         return f"bucket {self.bucket_location.describe(self.prefix)}"
 
     def check(self) -> None:
-        self.client.head_bucket(Bucket=self.bucket)
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except s3_errors() as exc:
+            raise self._failed("", exc) from None

@@ -27,6 +27,10 @@ log = logging.getLogger("qthumb.faults")
 FAULT_METHODS = ("access_token", "create_task", "start_encode2", "status", "upload")
 STAGES = ("downloading", "encoding", "saving")
 EVENTS = ("queued", "downloading", "encoding", "saving", "saved", "error")
+# What one key may keep: every request of the key reads its rules (``in_force``).
+MAX_RULES_PER_KEY = 100
+MAX_RULE_BYTES = 4096  # one rule, as JSON
+MAX_TEXT = 1000  # characters of a message, error_description or match string
 
 
 class BadRule(ValueError):
@@ -82,13 +86,28 @@ def _text(rule: dict[str, Any], name: str) -> str | None:
     value = rule.get(name)
     if value is not None and not isinstance(value, str):
         raise BadRule(f"{name} must be a string")
+    if value is not None and len(value) > MAX_TEXT:
+        raise BadRule(f"{name} is over {MAX_TEXT} characters")
+    if value is not None and not _storable(value):
+        raise BadRule(f"{name} holds a NUL or a lone surrogate")
     return value
+
+
+def _storable(text: str) -> bool:
+    """Text both engines keep (PostgreSQL refuses NUL; UTF-8, a lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
 
 
 def parse_rule(rule: object) -> tuple[Fault, int | None]:
     """One rule as a test sends it; and its ``times`` (None: every time)."""
     if not isinstance(rule, dict):
         raise BadRule("a rule must be a JSON object")
+    if len(json.dumps(rule)) > MAX_RULE_BYTES:
+        raise BadRule(f"a rule is {MAX_RULE_BYTES} bytes of JSON at most")
     times = _number(rule, "times", 1, 1e9)
     count = None if times is None else int(times)
     if "method" in rule:
@@ -167,7 +186,20 @@ class FaultStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def add(self, api_key: str, rules: list[tuple[Fault, int | None]], now: float) -> list[int]:
+    def add(
+        self, api_key: str, rules: list[tuple[Fault, int | None]], now: float,
+        most: int = MAX_RULES_PER_KEY,
+    ) -> list[int]:  # fmt: skip
+        """Keep ``rules`` for ``api_key``, which may keep ``most`` at once."""
+        kept = self.db.execute(
+            "SELECT count(*) AS n FROM faults WHERE api_key = ?", (api_key,)
+        ).first()
+        held = int(kept["n"]) if kept else 0
+        if held + len(rules) > most:
+            raise BadRule(
+                f"a key keeps {most} rules at most and this one has {held}: clear some first "
+                "(DELETE /_qthumb/faults)"
+            )
         ids = []
         for fault, times in rules:
             row = self.db.execute(

@@ -21,7 +21,7 @@ TASK_NAME = "process_task"
 
 
 class TaskQueue(Protocol):
-    def enqueue(self, token: str) -> None: ...
+    def enqueue(self, token: str, delay: float = 0.0) -> None: ...
     def missing(self, tokens: list[str]) -> list[str]: ...
     def depth(self) -> int: ...
 
@@ -44,8 +44,12 @@ class HueyQueue:
             raise RuntimeError("no task handler bound: this process only enqueues")
         self._handler(token)
 
-    def enqueue(self, token: str) -> None:
-        self._task(token)
+    def enqueue(self, token: str, delay: float = 0.0) -> None:
+        """``delay``: seconds before a worker may take it (huey's schedule holds it)."""
+        if delay > 0:
+            self._task.schedule(args=(token,), delay=delay)
+        else:
+            self._task(token)
 
     def depth(self) -> int:
         """Messages waiting (a round trip to the queue's storage: also its health check)."""

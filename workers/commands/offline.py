@@ -39,6 +39,7 @@ from qthumb.app.qencode.wire import output_arrays, status_object
 from qthumb.app.settings import Settings, settings_or_exit
 from qthumb.app.storage.files import Files, open_files
 from qthumb.app.storage.media_files import VIDEO_SUFFIXES
+from qthumb.app.storage.s3 import OPERATOR
 from qthumb.app.tasks.model import TaskRecord, TaskStatus
 from qthumb.app.tasks.results import Results
 from qthumb.app.tasks.store import new_token
@@ -144,7 +145,7 @@ class Batch:
             if frames > 1:  # a bar in frames: a series (one frame is a bar in percent)
                 self.display.sized(key, frames)
 
-        return Hooks(progress=progress, probed=probed)
+        return Hooks(progress=progress, probed=probed, api_key=OPERATOR)
 
     def run(
         self, key: int, query: Query, storage_for: StorageFor
@@ -285,7 +286,7 @@ def run_command(args: argparse.Namespace) -> int:
         def storage_for(spec: FormatSpec, destination: Destination | None) -> Storage:
             if destination is None:
                 return folder_storage(out / str(spec.index))
-            return destination_storage(spec, destination, batch.settings)
+            return destination_storage(spec, destination, batch.settings, OPERATOR)
 
         batch.display.started(0, query.source)
         try:

@@ -46,9 +46,10 @@ log = logging.getLogger("qthumb.frame_server")
 def answer(frames: OnDemandFrames, ask: object) -> Answer:
     try:
         if isinstance(ask, RenderAsk):
-            return frames.render(ask.token, ask.source, ask.request, ask.uploads.get)
+            return frames.render(ask.token, ask.source, ask.request, ask.uploads.get, ask.api_key)
         if isinstance(ask, SourceAsk):
-            return SourceFile(str(frames.sources.path(ask.token, ask.source, ask.uploads.get)))
+            path = frames.sources.path(ask.token, ask.source, ask.uploads.get, ask.api_key)
+            return SourceFile(str(path))
         return Failed(400, f"unknown request {type(ask).__name__}")
     except FrameRequestError as exc:
         return Failed(exc.http_status, exc.message)

@@ -53,10 +53,12 @@ class SourceCache:
         with self._guard:
             return self._locks.setdefault(token, threading.Lock())
 
-    def path(self, token: str, source: str, upload_owner: Callable[[str], str | None]) -> Path:
+    def path(
+        self, token: str, source: str, upload_owner: Callable[[str], str | None], api_key: str
+    ) -> Path:
         if not url_scheme(source) or url_scheme(source) == "file":  # read in place
             return fetch_source(source, self.folder, self.settings, self.files, _quiet,
-                                upload_owner, token).path  # fmt: skip
+                                upload_owner, token, api_key).path  # fmt: skip
         target = self.folder / token
         with self._lock(token):
             if target.is_file():
@@ -65,7 +67,7 @@ class SourceCache:
             self.folder.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=self.folder, prefix=".fetch-") as work:
                 fetched = fetch_source(source, Path(work), self.settings, self.files, _quiet,
-                                       upload_owner, token)  # fmt: skip
+                                       upload_owner, token, api_key)  # fmt: skip
                 if not fetched.path.is_relative_to(work):
                     # Read in place (an upload in the data dir): the task still needs it there;
                     # moving it into the cache made the task's own run fail ("missing").
@@ -119,9 +121,10 @@ class OnDemandFrames:
         source: str,
         request: Request,
         upload_owner: Callable[[str], str | None],
+        api_key: str,
     ) -> RenderedFrame | Storyboard:
         with self.decodes:
-            path = self.sources.path(token, source, upload_owner)
+            path = self.sources.path(token, source, upload_owner, api_key)
             info = self.sources.info(path)
             if isinstance(request, StoryboardRequest):
                 return make_storyboard(path, info, request, token, self.settings)

@@ -1,9 +1,13 @@
 """Running an ``EncodePlan`` (mp4, webm, gif and animated WebP outputs) in a child process of
 its own, ``python -I -m qthumb.workers.outputs.encode``: one runner, with a deadline and both pipes
-drained as they come (a full stderr pipe would stop the child until the deadline)."""
+drained as they come (a full stderr pipe would stop the child until the deadline). Its end is
+told as what it was: past our deadline (transient: retried), out of memory (its own error, or
+a SIGKILL we did not send: the kernel's OOM killer), ended by another signal, or its own
+error."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import threading
 from collections import deque
@@ -48,7 +52,13 @@ def run_encoder(
     tail: deque[str] = deque(maxlen=ERROR_LINES)
     drain = threading.Thread(target=_keep_tail, args=(proc.stderr, tail), daemon=True)
     drain.start()
-    timer = threading.Timer(timeout, proc.kill)
+    late = threading.Event()
+
+    def past_deadline() -> None:
+        late.set()
+        proc.kill()
+
+    timer = threading.Timer(timeout, past_deadline)
     timer.start()
     try:
         _progress(proc.stdout, plan.duration, progress)
@@ -61,9 +71,21 @@ def run_encoder(
         drain.join(timeout=5)
         proc.stdout.close()  # the pipes are ours to close: one file descriptor each a run
         proc.stderr.close()
-    if code != 0:
-        lines = [line for line in tail if line.strip()]
-        if any(sign in line for line in lines for sign in OUT_OF_MEMORY):
-            raise MemoryError()  # past QTHUMB_WORKER_MEMORY_LIMIT, which the child inherits
-        reason = "timed out" if code == -9 else (" | ".join(lines[-3:]) or f"exit code {code}")
-        raise FormatFailure(f"could not make the {what}: {reason}", transient=code == -9)
+    if code == 0:
+        return
+    if late.is_set():  # our own deadline: the one failure another attempt may not meet
+        raise FormatFailure(
+            f"could not make the {what}: timed out after {timeout:g} s (QTHUMB_VIDEO_TIMEOUT)",
+            transient=True,
+        )
+    lines = [line for line in tail if line.strip()]
+    if code == -signal.SIGKILL or any(sign in line for line in lines for sign in OUT_OF_MEMORY):
+        # Past QTHUMB_WORKER_MEMORY_LIMIT, which the child inherits; a SIGKILL we did not send
+        # is the kernel's OOM killer (nothing else here kills an encoder)
+        raise MemoryError()
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+        last = f" ({lines[-1]})" if lines else ""
+        raise FormatFailure(f"could not make the {what}: the encoder was ended by {name}{last}")
+    reason = " | ".join(lines[-3:]) or f"exit code {code}"
+    raise FormatFailure(f"could not make the {what}: {reason}")

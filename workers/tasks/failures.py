@@ -9,17 +9,21 @@ FormatFailure        ends one format (the task too, unless it has allow_soft_fai
 
 ``transient``: a failure that another attempt may not meet (a deadline or the memory limit
 under load, an internal error, a fault a test asked for), which ``retry_on_error`` retries;
-a source, a destination or a query fails the same way every time.
+a source, a destination or a query fails the same way every time. ``store_down``: a store
+(a source's, a destination's or qthumb's own) did not answer as a store (5xx, throttling, no
+connection): the attempt is tried again later, up to ``QTHUMB_MAX_ATTEMPTS``, before the task
+fails naming the store.
 """
 
 from __future__ import annotations
 
 
 class TaskFailure(Exception):
-    def __init__(self, description: str, transient: bool = False) -> None:
+    def __init__(self, description: str, transient: bool = False, store_down: bool = False):
         super().__init__(description)
         self.description = description
-        self.transient = transient
+        self.transient = transient or store_down
+        self.store_down = store_down
 
 
 class SourceError(TaskFailure):
@@ -31,17 +35,20 @@ class MediaError(TaskFailure):
 
 
 class FormatFailure(Exception):
-    def __init__(self, description: str, transient: bool = False) -> None:
+    def __init__(self, description: str, transient: bool = False, store_down: bool = False):
         super().__init__(description)
         self.description = description
-        self.transient = transient
+        self.transient = transient or store_down
+        self.store_down = store_down
 
 
 class NothingMade(TaskFailure):
     """Every format failed: the task fails, and still reports each format's own reason."""
 
-    def __init__(self, description: str, results: object, transient: bool = False) -> None:
-        super().__init__(description, transient)
+    def __init__(
+        self, description: str, results: object, transient: bool = False, store_down: bool = False
+    ) -> None:
+        super().__init__(description, transient, store_down)
         self.results = results
 
 

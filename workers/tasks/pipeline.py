@@ -61,6 +61,9 @@ class Hooks:
     probed: Callable[[MediaInfo, int], None] = _ignore  # what the source is, its size in bytes
     upload_owner: Callable[[str], str | None] = lambda _: None  # tus uploads: whose it is
     task_token: str = ""  # whose uploads this run may read (uploads are the server's only)
+    # whom sources and destinations are reached for: the task's API key; OPERATOR (None) for
+    # the offline commands, whose user is the operator (app.storage.s3.credentials)
+    api_key: str | None = ""
     label: str = ""  # names the run in log lines
     # Measuring (the worker's Prometheus metrics): a context around each stage (download,
     # probe, encode, save), and the bytes stored in each kind of storage.
@@ -75,7 +78,7 @@ class Hooks:
 def secrets_of(query: Query | None, settings: Settings) -> list[str]:
     """Values masked in every description a run records (``app.redact``): the configured S3
     credentials, and the query's own once it is parsed."""
-    configured = [v for creds in settings.s3_credentials.values() for v in creds.values()]
+    configured = [v for g in settings.s3_credentials.values() for v in (g.key, g.secret) if v]
     return configured + (query.secrets() if query is not None else [])
 
 
@@ -105,7 +108,7 @@ class _Run:
             self.results.made.remove(entry)
 
     def failed(
-        self, spec: FormatSpec, description: str, transient: bool = False
+        self, spec: FormatSpec, description: str, transient: bool = False, store_down: bool = False
     ) -> OutputFailed | None:
         """``spec`` failed: its entry, and a warning with ``allow_soft_fail`` (or for an
         output qthumb does not make); else the ``OutputFailed`` that ends the task, for the
@@ -121,7 +124,7 @@ class _Run:
         if not spec.soft_fail and type(spec) in PRODUCERS:
             # made but not stored: not in the task's results
             self.results.made = [m for m in self.results.made if not isinstance(m, Running)]
-            return OutputFailed(f"{where}: {description}", self.results, transient)
+            return OutputFailed(f"{where}: {description}", self.results, transient, store_down)
         self.results.warnings.append(Notice(f"{where} failed", description, failure_tag(item)))
         return None
 
@@ -132,7 +135,7 @@ class _Run:
         )
         hooks = self.hooks
         fetched = fetch_source(url, folder, capped, self.files, _ignore, hooks.upload_owner,
-                               hooks.task_token)  # fmt: skip
+                               hooks.task_token, hooks.api_key)  # fmt: skip
         return fetched.path
 
     def make_all(
@@ -191,12 +194,16 @@ class _Run:
         for destination in destinations:
             fatal: OutputFailed | None = None
             stored: list[StoredObject] | None = None
+            storage: Storage | None = None
             try:
                 storage = self.storage_for(spec, destination)
-                # Entries only once every file is stored: a destination is whole or absent.
+                # Entries only once every file is stored: a destination is whole or absent,
+                # so what this attempt stored before a failure is removed again.
                 stored = [storage.put(p.path, p.name, p.content_type) for p in products]
             except FormatFailure as exc:
-                fatal = self.failed(spec, exc.description)
+                left = storage.discard() if storage is not None else []
+                kept = f"; left behind (could not be removed): {', '.join(left)}" if left else ""
+                fatal = self.failed(spec, exc.description + kept, exc.transient, exc.store_down)
             if fatal is not None:
                 raise fatal
             if stored is None:
@@ -248,6 +255,7 @@ def run_query(
             lambda _: hooks.progress(TaskStatus.DOWNLOADING, 0.0),
             hooks.upload_owner,
             hooks.task_token,
+            hooks.api_key,
         )
     info: MediaInfo | None = None
     if any(needs_video(spec) for spec in query.formats):

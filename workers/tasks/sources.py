@@ -14,6 +14,7 @@ from qthumb.app.egress import BlockedAddress, guarded_stream
 from qthumb.app.qencode.query import upload_id, url_scheme
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import FileError, Files
+from qthumb.app.storage.objects import StoreUnavailable
 from qthumb.app.tasks.model import is_token
 from qthumb.workers.tasks.failures import SourceError
 from qthumb.workers.tasks.s3 import download_s3
@@ -35,8 +36,11 @@ def fetch_source(
     progress: Callable[[int], None],
     upload_owner: Callable[[str], str | None],
     task_token: str,
+    api_key: str | None,
 ) -> FetchedSource:
-    """Return a local file holding the source. Local files are read in place, never copied."""
+    """Return a local file holding the source. Local files are read in place, never copied.
+    ``api_key``: whom it is fetched for (``OPERATOR``: qthumb's own commands), which decides
+    the credentials an ``s3://`` source may be read with."""
     scheme = url_scheme(source)
     if scheme in ("http", "https"):
         return _download(source, work_dir / "source", settings, progress)
@@ -44,7 +48,7 @@ def fetch_source(
         return _local(source, settings)
     if scheme == "s3":
         target = work_dir / "source"
-        return FetchedSource(path=target, size=download_s3(source, target, settings))
+        return FetchedSource(path=target, size=download_s3(source, target, settings, api_key))
     if scheme == "tus":
         return _uploaded(source, work_dir, files, upload_owner, task_token)
     raise SourceError(
@@ -64,7 +68,14 @@ def _uploaded(
     uid = upload_id(source) or ""
     if not is_token(uid) or upload_owner(uid) != task_token:
         raise SourceError(f"source {source}: no upload with that uuid was made for this task")
-    state = files.upload_state(uid)
+    try:
+        state = files.upload_state(uid)
+    except StoreUnavailable as exc:
+        raise SourceError(
+            f"source {source}: {exc}: the store is unavailable", store_down=True
+        ) from None
+    except FileError as exc:
+        raise SourceError(f"source {source}: {exc}") from None
     if state is None:
         raise SourceError(f"source {source}: the upload is missing or unreadable")
     if state.size is None or state.offset != state.size:

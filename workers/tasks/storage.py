@@ -11,12 +11,12 @@ puts them under a prefix; one that makes one file may be given its exact key ins
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qthumb.app.storage.files import Files, result_location
-from qthumb.app.storage.objects import FileError, LocalObjects, Objects
+from qthumb.app.storage.objects import FileError, LocalObjects, Objects, StoreUnavailable
 from qthumb.workers.tasks.failures import FormatFailure
 
 
@@ -35,6 +35,7 @@ class Storage:
     located: Callable[[str], str] | None = None
     report_storage: bool = True  # the storage object in images[]/videos[] (§11.6)
     label: str = ""  # how a failure names the place ("destination ")
+    put_keys: list[str] = field(default_factory=list)  # what this attempt stored here
 
     def key(self, name: str) -> str:
         if self.single:
@@ -45,12 +46,29 @@ class Storage:
         key = self.key(name)
         try:
             self.objects.put(key, local, content_type)
+        except StoreUnavailable as exc:
+            raise FormatFailure(
+                f"{self.label}{exc}: the store is unavailable", store_down=True
+            ) from None
         except FileError as exc:
             raise FormatFailure(f"{self.label}{exc}") from None
+        self.put_keys.append(key)
         return StoredObject(
             location=(self.located or self.objects.location)(key),
             storage=self.objects.storage_info(key) if self.report_storage else None,
         )
+
+    def discard(self) -> list[str]:
+        """Remove what this attempt stored here (a destination is whole or absent); the keys
+        that could not be removed."""
+        left = []
+        for key in self.put_keys:
+            try:
+                self.objects.remove(key)
+            except FileError:
+                left.append(key)
+        self.put_keys.clear()
+        return left
 
 
 def temporary_storage(files: Files, token: str, index: int) -> Storage:

@@ -156,6 +156,7 @@ class TaskRun:
             probed=self._probed,
             upload_owner=self.store.upload_owner,
             task_token=self.token,
+            api_key=self.task.api_key,
             label=f"task {self.token}",
             stage=lambda name: instruments().stage_seconds.labels(name).time(),
             stored=lambda kind, size: instruments().stored_bytes.labels(kind).inc(size),
@@ -190,7 +191,7 @@ class TaskRun:
     def _storage(self, spec: FormatSpec, destination: Destination | None) -> Storage:
         if destination is None:
             return temporary_storage(self.files, self.token, spec.index)
-        return destination_storage(spec, destination, self.settings)
+        return destination_storage(spec, destination, self.settings, self.task.api_key)
 
 
 def run_task(
@@ -230,6 +231,15 @@ def run_task(
         log.warning("task %s: claim lost to recovery; this attempt stops", token)
     except TaskFailure as exc:
         outcome = "error"
+        if exc.store_down and attempt < settings.max_attempts:
+            if store.requeue(token, attempt, time.time()):
+                delay = STORE_RETRY_DELAY * 2 ** (attempt - 1)
+                queue.enqueue(token, delay=delay)
+                outcome = "retried"
+                log.warning("task %s: %s; tried again in %g s (attempt %d of %d)", token,
+                            redact(exc.description, run.secrets), delay, attempt + 1,
+                            settings.max_attempts)  # fmt: skip
+                return
         _failed(settings, store, queue, outbox, run, exc.description, exc.transient)
     except (KeyboardInterrupt, SystemExit):
         # Shut down mid-task: hand the task back rather than leave it to the heartbeat timeout.
@@ -251,6 +261,9 @@ def run_task(
             # collected; after the metrics, so what watches them sees the task end at once.
             # Not after every task: the collection costs 25-30 ms a task (measured).
             give_back_memory()
+
+
+STORE_RETRY_DELAY = 2.0  # seconds before a task whose store was down is tried again (doubling)
 
 
 def ignored_notices(task: TaskRecord, query: Query) -> list[Notice]:
