@@ -222,7 +222,9 @@ def test_a_request_in_flight_when_its_server_dies_gets_a_422(
 
     def ask() -> None:
         try:
-            outcome.append(on_demand.render("t" * 32, stalling_source.url, request, lambda _: None))
+            outcome.append(
+                on_demand.render("t" * 32, stalling_source.url, request, lambda _: None, API_KEY)
+            )
         except FrameRequestError as exc:
             outcome.append(exc)
 
@@ -281,10 +283,10 @@ def test_the_same_answers_in_process(tmp_path: Path, clips: Path):
     settings = Settings(data_dir=tmp_path, local_source_dirs=[str(clips)])
     on_demand = OnDemand(settings, LocalFrames(settings))
     request = FrameRequest(2.0, None, None, None, ResizeMode.SCALE, ImageFormat.PNG)
-    frame = on_demand.render("t" * 32, str(clips / "index.mp4"), request, lambda _: None)
+    frame = on_demand.render("t" * 32, str(clips / "index.mp4"), request, lambda _: None, API_KEY)
     with Image.open(io.BytesIO(frame.data)) as picture:
         assert abs(frame_index(picture) - 2 * FPS) < 0.5
     assert on_demand.cached("t" * 32, request) == frame
     with pytest.raises(FrameRequestError) as refused:
-        on_demand.source_path("t" * 32, "/nonexistent.mp4", lambda _: None)
+        on_demand.source_path("t" * 32, "/nonexistent.mp4", lambda _: None, API_KEY)
     assert refused.value.http_status >= 400

@@ -12,13 +12,13 @@ that task stores.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 from qthumb.app.api.errors import QencodeError
+from qthumb.app.api.request_values import ascii_decimal, ascii_int
 from qthumb.app.qencode.query import MAX_SIDE, ImageFormat, Placeholder, ResizeMode, upload_id
 from qthumb.app.qencode.query_values import IMAGE_EXTENSIONS, ROTATIONS, colour, placeholder
 
@@ -192,35 +192,29 @@ def parse_time(value: str | None) -> tuple[float | None, float | None]:
         return None, 0.5
     text = value.strip()
     try:
-        number = float(text[:-1] if text.endswith("%") else text)
-    except ValueError:
-        shown = value[:40]
-        raise FrameRequestError(
-            f"time must be seconds (12.5) or a percent (50%), not {shown!r}"
-        ) from None
-    if not 0 <= number < float("inf") or (text.endswith("%") and number > 100):
-        raise FrameRequestError(f"time {value[:40]!r} is out of range")
-    return (None, number / 100) if text.endswith("%") else (number, None)
+        if text.endswith("%"):
+            return None, ascii_decimal("time", text[:-1], 0, 100, " of seconds or a percent") / 100
+        return ascii_decimal("time", text, 0, 10**7, " of seconds (12.5) or a percent (50%)"), None
+    except ValueError as exc:
+        raise FrameRequestError(str(exc)) from None
 
 
 def parse_side(value: str | None, name: str, most: int = MAX_SIDE) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit() or not 1 <= int(value) <= most:
-        raise FrameRequestError(f"{name} must be a whole number of pixels, 1 to {most}")
-    return int(value)
+    try:
+        return ascii_int(name, value, 1, most)
+    except ValueError as exc:
+        raise FrameRequestError(str(exc)) from None
 
 
 def parse_seconds(value: str | None, name: str, most: float) -> float | None:
     if value is None or value == "":
         return None
     try:
-        number = float(value)
-    except ValueError:
-        raise FrameRequestError(f"{name} must be a number of seconds, not {value[:40]!r}") from None
-    if not (math.isfinite(number) and 0 <= number <= most):
-        raise FrameRequestError(f"{name} must be between 0 and {most:g}, got {value[:40]!r}")
-    return number
+        return ascii_decimal(name, value, 0, most)
+    except ValueError as exc:
+        raise FrameRequestError(str(exc)) from None
 
 
 def _choice(params: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
@@ -271,10 +265,10 @@ def storyboard_request(ext: str, params: Mapping[str, str]) -> StoryboardRequest
 
 
 def sheet_index(params: Mapping[str, str]) -> int:
-    value = params.get("sheet") or "0"
-    if not value.isdigit() or len(value) > 6:
-        raise FrameRequestError(f"sheet must be a sheet's number from 0, not {value[:40]!r}")
-    return int(value)
+    try:
+        return ascii_int("sheet", params.get("sheet") or "0", 0, MAX_STORYBOARD_TILES)
+    except ValueError as exc:
+        raise FrameRequestError(str(exc)) from None
 
 
 def animated_request(ext: str, params: Mapping[str, str]) -> AnimatedRequest:

@@ -55,6 +55,9 @@ T = TypeVar("T")
 
 STARTUP_SECONDS = 60.0  # the child's imports, on a loaded machine
 REQUEST_SECONDS = 300.0  # one answer (a source fetched first, when not cached): then it is stuck
+MAX_LAYOUTS = 4096  # storyboard layouts remembered (a few dozen bytes each)
+# A storyboard by URL is kept whole or refused: at most this share of the result cache
+STORYBOARD_SHARE = 4
 
 
 class ResultCache:
@@ -195,6 +198,8 @@ class OnDemand:
         self.stopping = False
         self._flights: dict[str, tuple[threading.Lock, int]] = {}
         self._flights_guard = threading.Lock()
+        # storyboards built: (sheets, bytes in all), kept apart from their pieces
+        self.layouts: OrderedDict[str, tuple[int, int]] = OrderedDict()
 
     def stop_taking(self) -> None:
         """The API is stopping: new requests get 503, and a frame server that dies is not
@@ -232,27 +237,56 @@ class OnDemand:
         storyboard is made whole, once, however many of its pieces are asked for at once
         (a player asks for the VTT and its first sheet together)."""
         key = request.key(token)
+        self._check_layout(key, piece)  # a sheet past the last, or too large: nothing built
         with self._flight(key):
             found = self.results.get(f"{key}|{piece}")
             if found is not None:
                 return found
+            self._check_layout(key, piece)  # another request built it meanwhile
             reply = self.frames.answer(
                 RenderAsk(token, source, request, upload_owners(source, upload_owner), api_key)
             )
             if isinstance(reply, Storyboard):
-                pieces = {"vtt": reply.vtt, "json": reply.json}
-                pieces.update({f"sheet{n}": sheet for n, sheet in enumerate(reply.sheets)})
-                for name, made in pieces.items():
-                    self.results.put(f"{key}|{name}", made)
-                if piece not in pieces:
-                    raise FrameRequestError(
-                        f"the storyboard has {len(reply.sheets)} sheets, from sheet=0", 404
-                    )
-                return pieces[piece]
+                return self._keep_storyboard(key, reply, piece)
             if not isinstance(reply, RenderedFrame):
                 raise _refused(reply)
             self.results.put(f"{key}|{piece}", reply)
             return reply
+
+    def _check_layout(self, key: str, piece: str) -> None:
+        """Refuse, without building anything, what a storyboard built before says cannot be
+        answered: a sheet past its last, or any piece of one too large to keep."""
+        with self._flights_guard:
+            layout = self.layouts.get(key)
+            if layout is not None:
+                self.layouts.move_to_end(key)
+        if layout is None:
+            return
+        sheets, size = layout
+        if size > self.results.limit // STORYBOARD_SHARE:
+            raise _too_large(size, self.results.limit)
+        if piece.startswith("sheet") and int(piece[5:]) >= sheets:
+            raise FrameRequestError(f"the storyboard has {sheets} sheets, from sheet=0", 404)
+
+    def _keep_storyboard(self, key: str, reply: Storyboard, piece: str) -> RenderedFrame:
+        pieces = {"vtt": reply.vtt, "json": reply.json}
+        pieces.update({f"sheet{n}": sheet for n, sheet in enumerate(reply.sheets)})
+        size = sum(len(made.data) for made in pieces.values())
+        with self._flights_guard:
+            self.layouts[key] = (len(reply.sheets), size)
+            while len(self.layouts) > MAX_LAYOUTS:
+                self.layouts.popitem(last=False)
+        if size > self.results.limit // STORYBOARD_SHARE:
+            # kept, its sheets would push each other out: every sheet asked for would build
+            # the whole storyboard again
+            raise _too_large(size, self.results.limit)
+        for name, made in pieces.items():
+            self.results.put(f"{key}|{name}", made)
+        if piece not in pieces:
+            raise FrameRequestError(
+                f"the storyboard has {len(reply.sheets)} sheets, from sheet=0", 404
+            )
+        return pieces[piece]
 
     @contextmanager
     def _flight(self, key: str) -> Iterator[None]:
@@ -280,6 +314,15 @@ class OnDemand:
 
     def close(self) -> None:
         self.frames.close()
+
+
+def _too_large(size: int, limit: int) -> FrameRequestError:
+    return FrameRequestError(
+        f"this storyboard is {size / 2**20:.1f} MiB, more than a {STORYBOARD_SHARE}th of what "
+        f"QTHUMB_ON_DEMAND_RESULT_CACHE_BYTES keeps ({limit / 2**20:.0f} MiB): ask for smaller "
+        "tiles or a longer interval, or make it as a task",
+        413,
+    )
 
 
 def _refused(reply: Answer) -> FrameRequestError:

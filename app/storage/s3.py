@@ -203,6 +203,12 @@ def s3_client(
     return client
 
 
+def clients_cached() -> int:
+    """boto3 clients this process keeps (at most ``MAX_CLIENTS``)."""
+    with _CLIENTS_LOCK:
+        return len(_CLIENTS)
+
+
 def _new_client(
     location: S3Location, creds: S3Credentials, settings: Settings, egress: EgressPolicy | None
 ) -> Any:

@@ -231,15 +231,15 @@ def run_task(
         log.warning("task %s: claim lost to recovery; this attempt stops", token)
     except TaskFailure as exc:
         outcome = "error"
-        if exc.store_down and attempt < settings.max_attempts:
-            if store.requeue(token, attempt, time.time()):
-                delay = STORE_RETRY_DELAY * 2 ** (attempt - 1)
-                queue.enqueue(token, delay=delay)
-                outcome = "retried"
-                log.warning("task %s: %s; tried again in %g s (attempt %d of %d)", token,
-                            redact(exc.description, run.secrets), delay, attempt + 1,
-                            settings.max_attempts)  # fmt: skip
-                return
+        again = exc.store_down and attempt < settings.max_attempts
+        if again and store.requeue(token, attempt, time.time()):
+            delay = STORE_RETRY_DELAY * 2 ** (attempt - 1)
+            queue.enqueue(token, delay=delay)
+            outcome = "retried"
+            log.warning("task %s: %s; tried again in %g s (attempt %d of %d)", token,
+                        redact(exc.description, run.secrets), delay, attempt + 1,
+                        settings.max_attempts)  # fmt: skip
+            return
         _failed(settings, store, queue, outbox, run, exc.description, exc.transient)
     except (KeyboardInterrupt, SystemExit):
         # Shut down mid-task: hand the task back rather than leave it to the heartbeat timeout.
