@@ -22,7 +22,15 @@ import httpx
 import pytest
 from PIL import Image
 
-from qthumb.app.on_demand.asks import Failed, FrameRequest, FrameRequestError, SourceAsk
+from qthumb.app.on_demand.asks import (
+    Answer,
+    Ask,
+    Failed,
+    FrameRequest,
+    FrameRequestError,
+    SourceAsk,
+    StoryboardRequest,
+)
 from qthumb.app.on_demand.service import FrameServer, OnDemand
 from qthumb.app.qencode.query import ImageFormat, ResizeMode
 from qthumb.app.settings import Settings
@@ -97,11 +105,16 @@ def test_a_url_source_is_fetched_once_and_kept(client: QClient, qthumb: QthumbPr
     ("", 400, "task_token is required"),
     ("task_token=xyz", 400, "Bad task_token"),
     ("task_token=" + "0" * 32, 404, "Token not found"),
-    ("task_token={task}&time=soon", 400, "time must be seconds"),
-    ("task_token={task}&time=-1", 400, "out of range"),
-    ("task_token={task}&time=150%25", 400, "out of range"),
-    ("task_token={task}&time=nan", 400, "out of range"),
-    ("task_token={task}&time=1e999", 400, "out of range"),
+    ("task_token={task}&time=soon", 400, "time must be a number of seconds"),
+    ("task_token={task}&time=-1", 400, "time must be a number of seconds"),
+    ("task_token={task}&time=150%25", 400, "or a percent from 0 to 100"),
+    ("task_token={task}&time=nan", 400, "time must be"),
+    ("task_token={task}&time=1e999", 400, "time must be"),
+    # numbers are ASCII digits only: Arabic-Indic, superscript, underscores, blanks
+    ("task_token={task}&time=%D9%A1%D9%A2", 400, "time must be"),
+    ("task_token={task}&width=%C2%B2", 400, "width must be a whole number"),
+    ("task_token={task}&width=1_0", 400, "width must be a whole number"),
+    ("task_token={task}&width=%2010", 400, "width must be a whole number"),
     ("task_token={task}&width=0", 400, "width must be"),
     ("task_token={task}&width=99999999", 400, "width must be"),
     ("task_token={task}&width=4097&height=4097", 400, "pixels"),
@@ -131,11 +144,11 @@ def test_the_source_cache_keeps_within_its_bytes(tmp_path: Path, clips: Path, so
                         local_source_dirs=[str(clips)])  # fmt: skip
     one = (clips / "testsrc.mp4").stat().st_size
     cache = SourceCache(tmp_path / "sources", one + 1, settings, open_files(settings))
-    first = cache.path("a" * 32, f"{source_server}/testsrc.mp4", lambda _: None)
+    first = cache.path("a" * 32, f"{source_server}/testsrc.mp4", lambda _: None, API_KEY)
     assert first.is_file()
-    second = cache.path("b" * 32, f"{source_server}/testsrc.mp4", lambda _: None)
+    second = cache.path("b" * 32, f"{source_server}/testsrc.mp4", lambda _: None, API_KEY)
     assert second.is_file() and not first.exists()  # the least recently used went
-    local = cache.path("c" * 32, str(clips / "index.mp4"), lambda _: None)
+    local = cache.path("c" * 32, str(clips / "index.mp4"), lambda _: None, API_KEY)
     assert local == clips / "index.mp4"  # the API's own allowed folders: read in place
 
 
@@ -272,7 +285,9 @@ def test_only_the_api_gets_into_its_frame_server(tmp_path: Path):
         server.start()
         with pytest.raises(AuthenticationError):
             Client(server.address, family="AF_UNIX", authkey=b"not the key")
-        assert isinstance(server.answer(SourceAsk("t" * 32, "/nonexistent.mp4", {})), Failed)
+        assert isinstance(
+            server.answer(SourceAsk("t" * 32, "/nonexistent.mp4", {}, API_KEY)), Failed
+        )
     finally:
         server.close()
 
@@ -290,3 +305,42 @@ def test_the_same_answers_in_process(tmp_path: Path, clips: Path):
     with pytest.raises(FrameRequestError) as refused:
         on_demand.source_path("t" * 32, "/nonexistent.mp4", lambda _: None, API_KEY)
     assert refused.value.http_status >= 400
+
+
+class CountingFrames(LocalFrames):
+    """``LocalFrames`` that counts what it is asked to build."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.built = 0
+
+    def answer(self, ask: Ask) -> Answer:
+        self.built += 1
+        return super().answer(ask)
+
+
+def test_storyboards_are_not_rebuilt_for_what_they_cannot_answer(tmp_path: Path, clips: Path):
+    """A sheet past the last is refused from the storyboard's remembered layout, without a
+    build; a storyboard too large for the result cache is refused, and again without a
+    build (kept, its sheets would push each other out and each would build it all again)."""
+    settings = Settings(data_dir=tmp_path, local_source_dirs=[str(clips)])
+    frames = CountingFrames(settings)
+    on_demand = OnDemand(settings, frames)
+    source, asked = str(clips / "index.mp4"), StoryboardRequest(64, 2, 1.0, ImageFormat.JPG)
+    first = on_demand.render("t" * 32, source, asked, lambda _: None, API_KEY, "sheet0")
+    assert first.data[:3] == b"\xff\xd8\xff" and frames.built == 1
+    for _ in range(3):
+        with pytest.raises(FrameRequestError) as past:
+            on_demand.render("t" * 32, source, asked, lambda _: None, API_KEY, "sheet99")
+        assert past.value.http_status == 404 and "sheets" in past.value.message
+    assert frames.built == 1
+    small = Settings(data_dir=tmp_path, local_source_dirs=[str(clips)],
+                     on_demand_result_cache_bytes=4000)  # fmt: skip
+    frames = CountingFrames(small)
+    on_demand = OnDemand(small, frames)
+    for piece in ("vtt", "sheet0", "sheet1"):
+        with pytest.raises(FrameRequestError) as large:
+            on_demand.render("t" * 32, source, asked, lambda _: None, API_KEY, piece)
+        assert large.value.http_status == 413
+        assert "QTHUMB_ON_DEMAND_RESULT_CACHE_BYTES" in large.value.message
+    assert frames.built == 1

@@ -74,6 +74,18 @@ class TaskStore(Protocol):
         """The task, claimed for a new attempt (its ``attempts`` is that attempt's number);
         ``None`` when it is not queued (done, running elsewhere or unknown)."""
 
+    def claim_fair(self, worker_id: str, now: float, per_key: int) -> TaskRecord | None:
+        """The queued task due now whose API key runs the fewest tasks (the oldest among
+        equals), claimed; never one of a key already running ``per_key``. ``None``: none."""
+
+    def next_fair(self, now: float, per_key: int) -> str | None:
+        """The task ``claim_fair`` would claim now, unclaimed."""
+
+    def waiting_for_a_worker(self, queued_before: float, per_key: int) -> list[str]:
+        """Tasks queued before ``queued_before`` that a worker could take now (their keys run
+        fewer than ``per_key``): those waiting on their own key's share are not waiting for a
+        lost message."""
+
     def advance(
         self,
         token: str,
@@ -199,6 +211,37 @@ class SqlTaskStore:
             (TaskStatus.DOWNLOADING.value, worker_id, now, now, token, TaskStatus.QUEUED.value),
         ).first()
         return None if row is None else _record(row)
+
+    def _fair(self, now: float, per_key: int, limit: int, before: float | None = None) -> list[str]:
+        running = [s.value for s in TaskStatus if s.running]
+        due = "t.queued_at <= ?" if before is None else "t.queued_at < ?"
+        rows = self._rows(
+            "WITH busy AS (SELECT api_key, count(*) AS n FROM tasks "
+            "WHERE status IN (?, ?, ?) GROUP BY api_key) "
+            "SELECT t.token FROM tasks t LEFT JOIN busy b ON b.api_key = t.api_key "
+            f"WHERE t.status = ? AND {due} AND coalesce(b.n, 0) < ? "
+            "ORDER BY coalesce(b.n, 0), t.queued_at LIMIT ?",
+            (*running, TaskStatus.QUEUED.value, now if before is None else before, per_key,
+             limit),
+        )  # fmt: skip
+        return [str(row["token"]) for row in rows]
+
+    def claim_fair(self, worker_id: str, now: float, per_key: int) -> TaskRecord | None:
+        for _ in range(8):  # another worker may claim the same one first: pick again
+            found = self._fair(now, per_key, 1)
+            if not found:
+                return None
+            task = self.claim(found[0], worker_id, now)
+            if task is not None:
+                return task
+        return None
+
+    def next_fair(self, now: float, per_key: int) -> str | None:
+        found = self._fair(now, per_key, 1)
+        return found[0] if found else None
+
+    def waiting_for_a_worker(self, queued_before: float, per_key: int) -> list[str]:
+        return self._fair(queued_before, per_key, 10_000, before=queued_before)
 
     def advance(
         self,
