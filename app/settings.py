@@ -17,6 +17,7 @@ from qthumb.app.api.keys import API_KEY_RE
 from qthumb.app.egress import MAX_REDIRECTS, EgressPolicy
 
 CommaList = Annotated[list[str], NoDecode]
+SPARE_WORKERS = 1  # a pool's processes beyond QTHUMB_WORKERS, for keys running less than theirs
 
 
 def _split_commas(value: object) -> object:
@@ -211,6 +212,15 @@ class Settings(BaseSettings):
     max_active_tasks_per_key: int = Field(
         default=1000, ge=1, description="Queued and running tasks one API key may have at once."
     )
+    tasks_per_key: int = Field(
+        default=0,
+        ge=0,
+        description="Tasks one API key may run at once (0: QTHUMB_WORKERS). The pool keeps one"
+        " worker process more than QTHUMB_WORKERS for the other keys, so a key running its"
+        " most never makes another key's task wait; a free worker takes the queued task of the"
+        " key running the fewest, the oldest first. Tasks held by a fault count for their own"
+        " key. With several machines, set it to their workers in all.",
+    )
     max_attempts: int = Field(
         default=3, ge=1, description="Times a task is started before a dying worker fails it."
     )
@@ -305,6 +315,16 @@ class Settings(BaseSettings):
     def scaled(self, seconds: float) -> float:
         """A span of time as ``QTHUMB_TIME_SCALE`` makes it (test-only)."""
         return seconds * self.time_scale
+
+    @property
+    def per_key(self) -> int:
+        """Tasks one API key may run at once (``tasks_per_key``)."""
+        return self.tasks_per_key or self.workers
+
+    @property
+    def pool_processes(self) -> int:
+        """Worker processes of one pool: ``workers``, and one kept for the other keys."""
+        return self.workers + SPARE_WORKERS
 
     @property
     def decode_budget(self) -> int:

@@ -236,3 +236,31 @@ def test_outputs_being_made_are_shown_then_replaced(database: Database):
     task = store.get(token)
     assert task is not None and status_object(task, None)["videos"] == []
     assert len(status_object(task, None)["warnings"]) == 1
+
+
+def test_a_free_worker_takes_the_task_of_the_key_running_the_fewest(database: Database):
+    store = SqlTaskStore(database)
+    queued = {}
+    for n, key in enumerate(["a", "a", "a", "b", "c"]):
+        token = store.create_task(key, 0.0)
+        assert store.start(token, "{}", None, 1.0 + n)
+        queued.setdefault(key, []).append(token)
+    first = store.claim_fair("host:1", 10.0, per_key=2)
+    assert first is not None and first.token == queued["a"][0]  # all run none: the oldest
+    second = store.claim_fair("host:1", 10.0, per_key=2)
+    assert second is not None and second.token == queued["b"][0]  # a runs one, b none
+    third = store.claim_fair("host:1", 10.0, per_key=2)
+    assert third is not None and third.token == queued["c"][0]
+    fourth = store.claim_fair("host:1", 10.0, per_key=2)
+    assert fourth is not None and fourth.token == queued["a"][1]
+    assert store.next_fair(10.0, per_key=2) is None  # a runs its most: its third waits
+    assert store.waiting_for_a_worker(100.0, per_key=2) == []  # on its key, not a message
+    assert store.finish(first.token, 1, TaskStatus.ERROR, Results(), "ended", 11.0)
+    assert store.next_fair(12.0, per_key=2) == queued["a"][2]
+    # a task handed back to be tried later is not taken before it is due
+    assert store.requeue(second.token, 1, 50.0)
+    assert store.next_fair(20.0, per_key=5) == queued["a"][2]
+    later = store.claim_fair("host:1", 20.0, per_key=5)
+    assert later is not None and later.token == queued["a"][2]
+    assert store.next_fair(20.0, per_key=5) is None
+    assert store.next_fair(50.0, per_key=5) == second.token

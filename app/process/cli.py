@@ -98,7 +98,7 @@ def banner(settings: Settings, backends: Backends, workers: int | None) -> str:
         *(f"  {line}" for line in _aligned(backends.describe())),
     ]
     if workers is not None:
-        lines.append(f"  workers: {workers} processes")
+        lines.append(f"  workers: {workers} processes, and 1 for keys below their share")
     if settings.control:
         admin = "reset?all=1 with QTHUMB_ADMIN_KEY" if settings.admin_key else "no admin key"
         lines.append(f"  control: on: /_qthumb/ reset and faults, per API key ({admin})")

@@ -2,8 +2,9 @@
 
 1. A running task whose worker stopped beating for ``heartbeat_timeout`` is queued again, or,
    after ``max_attempts`` starts, ended with an error that says so.
-2. A queued task that is in neither the queue nor a worker (its message went down with a
-   worker between dequeue and claim) is enqueued again; claims make duplicates harmless.
+2. A queued task that a worker could take but no message will wake one for (it went down
+   with a worker between dequeue and claim) is enqueued again; claims make duplicates
+   harmless.
 3. Temporary-storage results older than ``storage_ttl`` are removed.
 
 Every API process and every worker pool runs it (no single process is needed): each change is
@@ -81,7 +82,9 @@ def sweep(
     # queued tasks than messages; only then is the queue read, a task at a time otherwise
     # costing nothing however long the backlog.
     if store.count_queued() > queue.depth():
-        waiting = store.queued_before(now - settings.heartbeat_timeout)
+        # a task waiting on its own key's share (app.tasks.store.claim_fair) waits for a
+        # worker of its key, not for a message: one of those wakes a worker when it ends
+        waiting = store.waiting_for_a_worker(now - settings.heartbeat_timeout, settings.per_key)
         for token in queue.missing(waiting) if waiting else []:
             queue.enqueue(token)
             report.reenqueued += 1

@@ -40,6 +40,11 @@ _APPEND_WARNING = {
 }
 
 
+# Seconds a task may be claimed before it is due: machines' clocks differ a little, and a task
+# queued by an API on one machine is due at once on a worker's whose clock is behind.
+CLOCK_SKEW = 1.0
+
+
 def new_token() -> str:
     """128 random bits as 32 hex characters: the shape of every Qencode token."""
     return secrets.token_hex(16)
@@ -221,8 +226,8 @@ class SqlTaskStore:
             "SELECT t.token FROM tasks t LEFT JOIN busy b ON b.api_key = t.api_key "
             f"WHERE t.status = ? AND {due} AND coalesce(b.n, 0) < ? "
             "ORDER BY coalesce(b.n, 0), t.queued_at LIMIT ?",
-            (*running, TaskStatus.QUEUED.value, now if before is None else before, per_key,
-             limit),
+            (*running, TaskStatus.QUEUED.value, now + CLOCK_SKEW if before is None else before,
+             per_key, limit),
         )  # fmt: skip
         return [str(row["token"]) for row in rows]
 

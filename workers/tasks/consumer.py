@@ -71,7 +71,7 @@ def run_consumer(settings: Settings, workers: int) -> None:
     children_die_with_this_process()
     queue.huey.on_startup()(lambda: worker_started(settings))
     consumer = queue.huey.create_consumer(
-        workers=workers,
+        workers=settings.pool_processes,  # one more than `workers`: for keys below their share
         worker_type="process",
         periodic=False,
         initial_delay=0.05,
@@ -92,7 +92,8 @@ def run_consumer(settings: Settings, workers: int) -> None:
     consumer._create_process = create_deaf_process  # also those started after one died
     for process in [consumer.scheduler, *(p for _, p in consumer.worker_threads)]:
         process.start = _born_deaf(process.start)
-    log.info("worker pool: %d processes; %s", workers, "; ".join(backends.describe()))
+    log.info("worker pool: %d processes (%d a key at most); %s", settings.pool_processes,
+             settings.per_key, "; ".join(backends.describe()))  # fmt: skip
     consumer.run()
 
 

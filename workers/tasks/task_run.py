@@ -203,11 +203,31 @@ def run_task(
     token: str,
     worker_id: str,
 ) -> None:
-    """Run one task if it can still be claimed. Never raises for a task's own failure."""
-    task = store.claim(token, worker_id, time.time())
+    """Run the queued task due now whose API key runs the fewest tasks (``token``, the task
+    whose message woke this worker, or another: a message only says that a task may be
+    waiting). Never raises for a task's own failure."""
+    task = store.claim_fair(worker_id, time.time(), settings.per_key)
     if task is None:
-        log.info("task %s not claimable (done, running elsewhere or unknown): skipped", token)
+        log.debug("woken for task %s: nothing a worker may take now", token)
         return
+    _run_claimed(settings, store, queue, outbox, files, task, worker_id)
+    # A message dropped while every queued task's key ran its share leaves those tasks
+    # without one: the end of a task frees a place, so it wakes a worker for them.
+    waiting = store.next_fair(time.time(), settings.per_key) if queue.depth() == 0 else None
+    if waiting is not None:
+        queue.enqueue(waiting)
+
+
+def _run_claimed(
+    settings: Settings,
+    store: TaskStore,
+    queue: TaskQueue,
+    outbox: CallbackOutbox,
+    files: Files,
+    task: TaskRecord,
+    worker_id: str,
+) -> None:
+    token = task.token
     attempt = task.attempts
     log.info("task %s downloading (attempt %d, %s)", token, attempt, worker_id)
     run = TaskRun(settings, store, files, task)
@@ -232,8 +252,8 @@ def run_task(
     except TaskFailure as exc:
         outcome = "error"
         again = exc.store_down and attempt < settings.max_attempts
-        if again and store.requeue(token, attempt, time.time()):
-            delay = STORE_RETRY_DELAY * 2 ** (attempt - 1)
+        delay = STORE_RETRY_DELAY * 2 ** (attempt - 1)
+        if again and store.requeue(token, attempt, time.time() + delay):  # due then
             queue.enqueue(token, delay=delay)
             outcome = "retried"
             log.warning("task %s: %s; tried again in %g s (attempt %d of %d)", token,
