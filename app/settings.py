@@ -297,13 +297,19 @@ class Settings(BaseSettings):
         description="Test-only: multiplies session-token lifetimes, callback retry back-offs and"
         " the stage holds faults ask for (0.01: a hundred times sooner).",
     )
+    memory_budget: int = Field(
+        default=0,
+        ge=0,
+        description="Bytes the worker processes (with their encoder children) and the frame"
+        " server of one machine may allocate together (RLIMIT_DATA, a share each); past its"
+        " share the format being made fails with an error naming this setting. 0: 80% of the"
+        " machine's memory (or the container's limit).",
+    )
     worker_memory_limit: int = Field(
         default=0,
         ge=0,
-        description="Bytes of memory each worker process, its encoder child and the frame"
-        " server may allocate (RLIMIT_DATA); past it the format being made fails with an error"
-        " naming this setting. 0: 80% of the machine's memory (or the container's limit)"
-        " shared among the worker processes, at least 1 GiB.",
+        description="Bytes one worker process (with its encoder child) and the frame server may"
+        " each allocate, instead of a share of QTHUMB_MEMORY_BUDGET (at least 256 MiB).",
     )
     decode_threads: int = Field(
         default=0,

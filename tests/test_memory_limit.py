@@ -1,17 +1,23 @@
 """``QTHUMB_WORKER_MEMORY_LIMIT``: a query that needs more memory than a worker may have fails
 its own format with an error naming the setting (in the worker, and in its encoder child),
-and the same worker goes on with the next task. The server runs under the memory watchdog. (The
-gif bomb, scaled down, runs under a limit too: ``test_hardening``.)"""
+and the same worker goes on with the next task; a library that crashes instead is told as
+memory at once; the shares add up to ``QTHUMB_MEMORY_BUDGET``. The server runs under the
+memory watchdog. (The gif bomb, scaled down, runs under a limit too: ``test_hardening``.)"""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from qthumb.app.process.memory import memory_failure, memory_limit
+from qthumb.app.settings import Settings
 from tests.conftest import API_KEY, QthumbProcess, ffmpeg, serving
 from tests.qclient import QClient
 from tests.watchdog import MemoryWatchdog
@@ -29,14 +35,23 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def eight_k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("big") / "8k.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=7680x4320:r=25:d=0.2", "-c:v", "libx264",
+           "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path))  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="module")
 def limited(
-    tmp_path_factory: pytest.TempPathFactory, clips: Path, big: Path
+    tmp_path_factory: pytest.TempPathFactory, clips: Path, big: Path, eight_k: Path
 ) -> Iterator[QthumbProcess]:
     with serving(
         tmp_path_factory.mktemp("limited"), clips, workers=1,
-        QTHUMB_LOCAL_SOURCE_DIRS=f"{clips},{big.parent}",
-        QTHUMB_MAX_SOURCE_PIXELS="20000000", QTHUMB_MAX_OUTPUT_PIXELS="100000000",
+        QTHUMB_LOCAL_SOURCE_DIRS=f"{clips},{big.parent},{eight_k.parent}",
+        QTHUMB_MAX_OUTPUT_PIXELS="100000000",
         QTHUMB_WORKER_MEMORY_LIMIT=str(LIMIT_MB * 1_000_000),
+        QTHUMB_HEARTBEAT_TIMEOUT="120",  # a crash is told at once, not when a beat is missed
     ) as server:  # fmt: skip
         with MemoryWatchdog(server.procs[0].pid, 1500) as watchdog:
             yield server
@@ -62,16 +77,21 @@ def worker_of(server: QthumbProcess, token: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "fmt",
+    ("source", "fmt"),
     [
-        {"output": "thumbnail", "time": 0.5, "size": "8000x8000"},  # 192 MB a copy of it
-        {"output": "thumbnails", "interval": 0.1, "sprite": 1},  # sheets of 4096x4096 tiles
+        ("big", {"output": "thumbnail", "time": 0.5, "size": "8000x8000"}),  # 192 MB a copy
+        ("big", {"output": "thumbnails", "interval": 0.1, "sprite": 1}),  # 4096x4096 tiles
+        # libavif crashed the worker here (SIGSEGV) instead of failing: refused first now
+        ("big", {"output": "thumbnail", "image_format": "avif"}),
+        ("eight_k", {"output": "thumbnail", "image_format": "avif"}),
+        ("eight_k", {"output": "thumbnail", "size": "7680x4320"}),
     ],
 )
 def test_past_the_limit_the_format_fails_naming_the_setting(
-    limited: QthumbProcess, big: Path, clips: Path, fmt: dict[str, Any]
-):
-    task, failed = run(limited, big, fmt)
+    limited: QthumbProcess, clips: Path, source: str, fmt: dict[str, Any],
+    request: pytest.FixtureRequest,
+):  # fmt: skip
+    task, failed = run(limited, request.getfixturevalue(source), fmt)
     assert failed["status"] == "error" and NAMED in failed["error_description"], failed
     next_task, after = run(limited, clips / "testsrc.mp4", {"output": "thumbnail", "width": 96})
     assert after["status"] == "completed", after
@@ -102,4 +122,43 @@ def test_the_encoder_child_inherits_the_limit(limited: QthumbProcess, big: Path)
                 limits = ""
         client.wait(task, timeout=120)
     line = next(x for x in limits.splitlines() if x.startswith("Max data size"))
-    assert line.split()[3] == str(LIMIT_MB * 1_000_000), line
+    # what its worker left of the share: the two together stay within it
+    assert 64 << 20 <= int(line.split()[3]) < LIMIT_MB * 1_000_000, line
+
+
+def test_a_worker_that_crashes_is_told_as_memory_at_once(limited: QthumbProcess, clips: Path):
+    """A media library that crashes (a fatal signal) under the limit takes its worker with
+    it: the task fails at once, naming the setting, not when its heartbeat is missed (120 s
+    here) and not three crashes later; a new worker takes the next task."""
+    control = {"Authorization": f"Bearer {API_KEY}"}
+    rule = [{"task": {"user_tag": "crash"}, "hold": {"encoding": 60}}]
+    assert httpx.post(f"{limited.base_url}/_qthumb/faults", json=rule, headers=control).is_success
+    try:
+        with QClient(limited.base_url, API_KEY) as client:
+            task = client.start({"source": str(clips / "testsrc.mp4"), "format": [
+                {"output": "thumbnail", "user_tag": "crash"}]})  # fmt: skip
+            deadline = time.monotonic() + 30
+            while client.status(task)["status"] != "encoding" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            os.kill(int(worker_of(limited, task).rsplit(":", 1)[1]), signal.SIGSEGV)
+            started = time.monotonic()
+            failed = client.wait(task, timeout=30)
+            assert time.monotonic() - started < 15
+        assert failed["status"] == "error"
+        assert "crashed (Segmentation fault)" in failed["error_description"], failed
+        assert "QTHUMB_WORKER_MEMORY_LIMIT" in failed["error_description"]
+    finally:
+        httpx.delete(f"{limited.base_url}/_qthumb/faults", headers=control)
+    _, after = run(limited, clips / "testsrc.mp4", {"output": "thumbnail", "width": 96})
+    assert after["status"] == "completed", after
+
+
+def test_the_shares_add_up_to_the_budget():
+    settings = Settings(workers=3, memory_budget=8 << 30)
+    shares = settings.pool_processes + 1  # the workers, the spare and the frame server
+    assert memory_limit(settings) * shares <= 8 << 30
+    assert memory_limit(settings) == (8 << 30) // 5
+    assert "QTHUMB_MEMORY_BUDGET" in memory_failure(settings)
+    fixed = Settings(worker_memory_limit=500 << 20)
+    assert memory_limit(fixed) == 500 << 20
+    assert "QTHUMB_WORKER_MEMORY_LIMIT" in memory_failure(fixed)

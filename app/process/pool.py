@@ -3,7 +3,7 @@
 ``qthumb serve`` and ``qthumb worker`` run the pool (``python -I -m qthumb.workers``: huey's
 consumer and the worker processes it forks) as a child of their ``Supervisor``, which starts it
 again when it dies. The supervising process, not the pool, also runs ``PoolWatch``: the
-deadline of every attempt the pool's workers run (``app.tasks.deadlines``) and, for a pool
+deadline of every attempt the pool's workers run (``app.process.attempt_watch``) and, for a pool
 alone (``qthumb worker``, no API beside it), the recovery sweep and ``/metrics`` on
 ``QTHUMB_METRICS_PORT``. So the consumer process has no thread of ours, and every worker huey
 forks, at the start or to replace one that died, is forked from a process with one thread.
@@ -22,11 +22,11 @@ from types import FrameType
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from qthumb.app.process import metrics
+from qthumb.app.process.attempt_watch import end_dead_workers, stop_overdue
 from qthumb.app.process.orphans import processes, qthumb_module
 from qthumb.app.process.supervisor import Child, ChildSpec, Supervisor
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.backends import Backends
-from qthumb.app.tasks.deadlines import stop_overdue
 from qthumb.app.tasks.recovery import sweep_safely
 
 log = logging.getLogger("qthumb.pool")
@@ -69,6 +69,7 @@ class PoolWatch:
                 sweep_safely(self.settings, b.store, b.queue, b.outbox, b.files, now)
             try:
                 stop_overdue(self.settings, b.store, b.outbox, self._workers, now)
+                end_dead_workers(self.settings, b.store, b.queue, b.outbox, now)
             except Exception:  # a store that is down now: the next round tries again
                 log.exception("deadline watch failed; trying again")
 

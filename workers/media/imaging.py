@@ -8,9 +8,11 @@ from pathlib import Path
 
 from PIL import Image
 
+from qthumb.app.process.memory import fits
 from qthumb.app.qencode.query import ImageFormat, ResizeMode, Sizing
 from qthumb.workers.media.frames import Picture
 
+AVIF_BYTES_PER_PIXEL, AVIF_BYTES = 36, 32 << 20  # what libavif's encoder allocates, at most
 DEFAULT_QUALITY = {ImageFormat.JPG: 85, ImageFormat.WEBP: 80, ImageFormat.AVIF: 70}
 
 
@@ -127,7 +129,17 @@ def encode_bytes(image: Image.Image, fmt: ImageFormat, quality: int | None) -> b
         rgb = image if image.mode == "RGB" else image.convert("RGB")  # no 100 MB sheet copy
         rgb.save(buffer, "JPEG", quality=q, optimize=False)
     elif fmt is ImageFormat.AVIF:  # libavif in Pillow's wheels; speed 8 of 0-10 (default 6)
-        image.save(buffer, "AVIF", quality=quality or DEFAULT_QUALITY[fmt], speed=8)
+        # libavif's encoder does not always check its allocations: short of memory it may
+        # crash the process instead of failing, so an encode that cannot fit is refused first
+        # (measured under RLIMIT_DATA: 4.2 Mpx needs 100-200 MiB more, 16.8 Mpx 400-600)
+        if not fits(AVIF_BYTES_PER_PIXEL * image.width * image.height + AVIF_BYTES):
+            raise MemoryError()
+        try:
+            image.save(buffer, "AVIF", quality=quality or DEFAULT_QUALITY[fmt], speed=8)
+        except RuntimeError as exc:  # "Encoding of color planes failed": an allocation
+            if fits(2 * AVIF_BYTES_PER_PIXEL * image.width * image.height + AVIF_BYTES):
+                raise
+            raise MemoryError() from exc
     else:
         image.save(buffer, "WEBP", quality=quality or DEFAULT_QUALITY[fmt], method=4)
     return buffer.getvalue()

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import IO
 
+from qthumb.app.process.memory import limit_child
 from qthumb.app.process.orphans import dies_with_us, qthumb_module
 from qthumb.workers.outputs.encode_plan import EncodePlan
 from qthumb.workers.tasks.failures import FormatFailure
@@ -48,6 +49,7 @@ def run_encoder(
         text=True,
         errors="replace",
     )
+    limit_child(proc.pid)  # what this worker leaves of its share: the two stay within it
     assert proc.stdout is not None and proc.stderr is not None
     tail: deque[str] = deque(maxlen=ERROR_LINES)
     drain = threading.Thread(target=_keep_tail, args=(proc.stderr, tail), daemon=True)

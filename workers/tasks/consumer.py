@@ -13,6 +13,7 @@ no orphan; and the consumer is interrupted when its supervisor dies (``--parent-
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import shutil
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from qthumb.app.process import metrics
+from qthumb.app.process.attempt_watch import crash_note
 from qthumb.app.process.memory import limit_memory
 from qthumb.app.process.orphans import children_die_with_this_process, die_with_parent
 from qthumb.app.redact import setup_logging
@@ -37,7 +39,11 @@ def worker_started(settings: Settings) -> None:
     the pytest plugin wait on before a test may start tasks."""
     # Born with SIGINT blocked (``_born_deaf``): huey's handler is in place now.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    limit_memory(settings)  # QTHUMB_WORKER_MEMORY_LIMIT, inherited by its encoder children
+    limit_memory(settings)  # its share of QTHUMB_MEMORY_BUDGET (app.process.memory)
+    # A fatal signal (a media library that crashed) is written where the pool's watch reads
+    # it, so the task running here fails at once, saying so (app.process.attempt_watch)
+    crash_note(settings, os.getpid()).parent.mkdir(parents=True, exist_ok=True)
+    faulthandler.enable(crash_note(settings, os.getpid()).open("w"), all_threads=False)
     metrics.instruments().workers.set(1)
     ready = settings.data_dir / "ready"
     ready.mkdir(parents=True, exist_ok=True)
