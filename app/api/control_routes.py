@@ -229,5 +229,7 @@ async def method_fault(request: Request, method: str, form: FormData) -> None:
         if fault.error is not None:
             raise InjectedError(fault.error, fault.message)
         assert fault.http_status is not None
+        if fault.http_status in (204, 205, 304):  # statuses that carry no body
+            raise FaultAnswer(Response(status_code=fault.http_status))
         message = fault.message or f"HTTP {fault.http_status} (a fault asked for)"
         raise FaultAnswer(JSONResponse({"error": 1, "message": message}, fault.http_status))

@@ -115,7 +115,7 @@ def parse_rule(rule: object) -> tuple[Fault, int | None]:
         if method not in FAULT_METHODS:
             raise BadRule(f"method must be one of {', '.join(FAULT_METHODS)}")
         error = _number(rule, "error", 1, 1000)
-        status = _number(rule, "http_status", 100, 599)
+        status = _number(rule, "http_status", 200, 599)  # a 1xx is no answer: the connection
         delay = _number(rule, "delay", 0, 600)
         drop = rule.get("drop") is True
         if sum(x is not None for x in (error, status, delay)) + drop != 1:
