@@ -66,13 +66,16 @@ def test_serve_prints_a_short_banner(tmp_path: Path, clips: Path):
         log = (server.data_dir / "serve.log").read_text()
     finally:
         server.stop()
-    banner = log[log.index("qthumb ") :].splitlines()[:9]
+    banner = log[log.index("qthumb ") :].splitlines()[:10]
     text = "\n".join(banner)
     assert f"API on http://127.0.0.1:{server.port}" in banner[0]
     assert "key:" in text and "data:" in text and str(server.data_dir) in text
     assert f"console: http://127.0.0.1:{server.port}/ui/" in banner[1]
     assert "tasks:   SQLite" in text and "queue:   SQLite" in text and "files:   folder" in text
-    assert "workers: 1 processes" in text and "stop:    Ctrl-C" in text
+    assert "workers: 1 processes, and 1 for keys below their share" in text
+    assert "stop:    Ctrl-C" in text
+    # the test settings turn control on, as make run does: the banner says so
+    assert "control: on: /_qthumb/ reset and faults, per API key (no admin key)" in text
 
 
 def test_offline_commands_also_run_through_app_cli(clips: Path, tmp_path: Path):
