@@ -176,9 +176,9 @@ def test_compose_scales_workers_and_survives_a_killed_one(podman: Podman, tmp_pa
         # whichever process swept first (the API or a surviving worker pool) requeued it
         names = podman.run("ps", "-a", "--format", "{{.Names}}").split()
         logs = "".join(podman.logs(n) for n in names if "_api_" in n or "_worker_" in n)
-        requeued = logs.count("queued again: its worker stopped beating")
+        requeued = logs.count("queued again: its worker ")
         print(f"killed {victim} mid-task; tasks queued again: {requeued}")
-        assert f"task {long} queued again: its worker stopped beating" in logs
+        assert f"task {long} queued again: its worker " in logs
     finally:
         podman.compose(project, "down", "-v", "-t", "0")
 

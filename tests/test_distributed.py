@@ -141,7 +141,7 @@ def test_two_apis_three_workers_share_only_the_three_urls(
                 else:
                     assert images[0]["user_tag"] == f"t{k}"
         logs = "\n".join(w.logs() for w in workers) + second.logs()
-        assert "queued again: its worker stopped beating" in logs  # the kill hit a task
+        assert "queued again: its worker " in logs  # the kill hit a task
         assert pending_messages(shared) == 0
         assert stuck_rows(shared) == 0
     finally:
@@ -211,7 +211,7 @@ def test_forty_tasks_while_huey_workers_are_killed_again_and_again(
             assert status["status"] == "completed", (k, status["error_description"])
         logs = api.logs() + pool.logs()
         assert kills >= 3, f"the kills hit too few running tasks to mean anything: {kills}"
-        assert "queued again: its worker stopped beating" in logs, logs[-3000:]
+        assert "queued again: its worker " in logs, logs[-3000:]
         assert pending_messages(shared) == 0
         assert stuck_rows(shared) == 0
     finally:

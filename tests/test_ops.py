@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from qthumb.app.settings import SPARE_WORKERS
 from tests.conftest import API_KEY, QthumbProcess, free_port, make_qthumb, wait_for
 from tests.qclient import QClient
 
@@ -46,7 +47,8 @@ def test_metrics_count_tasks_stages_requests_and_workers(
         assert (metric(text, "qthumb_stage_seconds_count", stage=stage) or 0) >= 1, stage
     assert (metric(text, "qthumb_stored_bytes_total") or 0) > 0
     assert (metric(text, "qthumb_api_requests_total", endpoint="status", code="200") or 0) >= 1
-    assert metric(text, "qthumb_worker_processes") == 2  # the pool `serve` runs beside the API
+    # the pool `serve` runs beside the API: its two workers and the spare
+    assert metric(text, "qthumb_worker_processes") == 2 + SPARE_WORKERS
     assert metric(text, "qthumb_worker_processes_busy") == 0
 
 
@@ -77,7 +79,8 @@ def test_a_worker_pool_alone_serves_metrics_and_logs_json(tmp_path: Path, clips:
                 text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
             except httpx.HTTPError:
                 return None
-            return text if metric(text, "qthumb_worker_processes") == 2 else None
+            ready = metric(text, "qthumb_worker_processes") == 2 + SPARE_WORKERS
+            return text if ready else None
 
         wait_for(scraped, 30, lambda: f"no worker metrics: {server.logs()}")
         with QClient(server.base_url, API_KEY) as client:

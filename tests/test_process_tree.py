@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from qthumb.app.process.pool import child_pids
+from qthumb.app.settings import SPARE_WORKERS
 from tests.conftest import API_KEY, QthumbProcess, make_qthumb, wait_for
 from tests.qclient import QClient
 from tests.test_orphans import command_of
@@ -43,7 +44,7 @@ def consumers(top: int) -> list[int]:
 def pool_is_up(top: int, workers: int) -> int | None:
     """The consumer under ``top`` once it has forked its workers and scheduler."""
     pools = consumers(top)
-    if len(pools) == 1 and len(children(pools[0])) == workers + 1:
+    if len(pools) == 1 and len(children(pools[0])) == workers + SPARE_WORKERS + 1:
         return pools[0]
     return None
 
