@@ -77,6 +77,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/on_demand_storm.py
 	$(BIN)/python bench/pool_throughput.py
 	$(BIN)/python bench/realistic.py
+	$(BIN)/python bench/lone_task.py
 	$(BIN)/python bench/previews.py
 
 # The wheel a team installs into its own venv (README, "In your test suite"): dist/qthumb-*.whl.

@@ -334,9 +334,15 @@ class Settings(BaseSettings):
 
     @property
     def decode_budget(self) -> int:
-        """Threads one worker process decodes with: readers x decoder threads never pass it,
-        so the worker processes together never ask for more than the machine's cores."""
+        """Threads one worker process decodes with when nothing says how many decode at once:
+        readers x decoder threads never pass it, so the worker processes together never ask
+        for more than the machine's cores."""
         return self.decode_threads or max(1, (os.cpu_count() or 1) // self.workers)
+
+    def decode_share(self, decoding: int) -> int:
+        """Threads one of ``decoding`` tasks decoding at once on this machine may use: the
+        cores shared among them (a task alone: every core), or ``decode_threads``."""
+        return self.decode_threads or max(1, (os.cpu_count() or 1) // max(1, decoding))
 
     @field_validator(
         "api_keys",

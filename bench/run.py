@@ -85,9 +85,9 @@ def worker_peak_rss_mb(server: QthumbProcess) -> float:
             continue
         try:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            if "-m workers" not in cmdline or server.env["QTHUMB_DATA_DIR"] not in (
-                (proc / "environ").read_bytes().decode(errors="replace")
-            ):
+            if "-m qthumb.workers --workers" not in cmdline or server.env[
+                "QTHUMB_DATA_DIR"
+            ] not in ((proc / "environ").read_bytes().decode(errors="replace")):
                 continue
             for line in (proc / "status").read_text().splitlines():
                 if line.startswith("VmHWM:"):

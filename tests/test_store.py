@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -264,3 +265,24 @@ def test_a_free_worker_takes_the_task_of_the_key_running_the_fewest(database: Da
     assert later is not None and later.token == queued["a"][2]
     assert store.next_fair(20.0, per_key=5) is None
     assert store.next_fair(50.0, per_key=5) == second.token
+
+
+def test_running_on_counts_one_machines_attempts(database: Database):
+    store = SqlTaskStore(database)
+    for n, worker in enumerate(["vm-a:10", "vm-a:11", "vm-ab:12", "vm-b:13"]):
+        token = store.create_task("key", 0.0)
+        assert store.start(token, "{}", None, 1.0)
+        assert store.claim(token, worker, 2.0 + n) is not None
+    assert (store.running_on("vm-a"), store.running_on("vm-ab"), store.running_on("vm")) == (
+        2, 1, 0)  # fmt: skip
+
+
+def test_a_lone_task_decodes_with_every_core():
+    from qthumb.app.settings import Settings
+
+    cores = os.cpu_count() or 1
+    settings = Settings(workers=cores)
+    assert settings.decode_share(1) == cores  # alone: the whole machine
+    assert settings.decode_share(cores) == 1  # as many as cores: one each
+    assert settings.decode_share(cores * 4) == 1
+    assert Settings(decode_threads=3).decode_share(1) == 3  # the override stays one

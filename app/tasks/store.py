@@ -128,6 +128,10 @@ class TaskStore(Protocol):
     def add_upload(self, uuid: str, token: str, now: float) -> None: ...
     def upload_owner(self, uuid: str) -> str | None: ...
     def active_tasks(self, api_key: str) -> int: ...
+    def running_on(self, host: str) -> int:
+        """Attempts running on the machine ``host`` (worker ids ``host:pid``)."""
+        ...
+
     def count_by_status(self) -> dict[str, int]: ...
     def count_queued(self) -> int: ...
 
@@ -359,6 +363,15 @@ class SqlTaskStore:
 
     def add_upload(self, uuid: str, token: str, now: float) -> None:
         self.db.execute("INSERT INTO uploads VALUES (?, ?, ?)", (uuid, token, now))
+
+    def running_on(self, host: str) -> int:
+        running = [s.value for s in TaskStatus if s.running]
+        row = self.db.execute(
+            "SELECT count(*) AS n FROM tasks WHERE status IN (?, ?, ?) "
+            "AND worker_id >= ? AND worker_id < ?",  # 'host:' up to 'host;': its pids
+            (*running, f"{host}:", f"{host};"),
+        ).first()
+        return int(row["n"]) if row else 0
 
     def active_tasks(self, api_key: str) -> int:
         active = [TaskStatus.QUEUED.value, *(s.value for s in TaskStatus if s.running)]

@@ -73,6 +73,9 @@ class Hooks:
     format_fault: Callable[[FormatSpec], str | None] = lambda _: None
     # The run's results as they grow (outputs being made), given once when it starts.
     live: Callable[[Results], None] = _ignore
+    # Threads this run may decode with, asked when its decoding starts (None: the settings'
+    # static budget, the cores shared among the worker processes)
+    decode_threads: Callable[[], int | None] = lambda: None
 
 
 def secrets_of(query: Query | None, settings: Settings) -> list[str]:
@@ -143,6 +146,10 @@ class _Run:
     ) -> list[tuple[FormatSpec, list[Product]]]:
         made: list[tuple[FormatSpec, list[Product]]] = []
         total = len(self.formats)
+        threads = self.hooks.decode_threads()
+        settings = self.settings
+        if threads is not None:  # what the machine's load leaves this run, asked now
+            settings = settings.model_copy(update={"decode_threads": threads})
         with contextlib.ExitStack() as stack:
             opened: list[VideoReader] = []
 
@@ -150,7 +157,7 @@ class _Run:
                 if not opened:
                     assert info is not None
                     opened.append(
-                        stack.enter_context(VideoReader(source, info, self.settings.decode_budget))
+                        stack.enter_context(VideoReader(source, info, settings.decode_budget))
                     )
                 return opened[0]
 
@@ -164,7 +171,7 @@ class _Run:
                     entry.percent = 100.0 * min(1.0, max(0.0, fraction))
                     self.hooks.progress(TaskStatus.ENCODING, 100.0 * (done + fraction) / total)
 
-                making = Making(source, info, out_dir, progress, self.settings, reader,
+                making = Making(source, info, out_dir, progress, settings, reader,
                                 self.fetch_logo)  # fmt: skip
                 fault = self.hooks.format_fault(spec)
                 fatal: OutputFailed | None = None

@@ -162,6 +162,7 @@ class TaskRun:
             stored=lambda kind, size: instruments().stored_bytes.labels(kind).inc(size),
             format_fault=self.format_fault,
             live=self._live,
+            decode_threads=self._decode_threads,
         )
         ignored = ignored_notices(self.task, query)
         try:
@@ -173,6 +174,13 @@ class TaskRun:
             raise
         self.results.warnings[:0] = ignored
         log.info("task %s saved", self.token)
+
+    def _decode_threads(self) -> int:
+        """The cores shared among the tasks running on this machine now, this one included:
+        a task alone decodes with every core, and several share them (each reads the count
+        when its decoding starts, so a task started alone keeps its threads when others join:
+        at most about twice the cores run at once, and only while the first ones finish)."""
+        return self.settings.decode_share(self.store.running_on(socket.gethostname()))
 
     def _live(self, results: Results) -> None:
         self.live = results
