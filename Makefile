@@ -11,10 +11,6 @@ SYSTEM_TEST := $(SYSTEM_RUN) /usr/bin/chromium:chromium npm:npm redis-server:red
 
 .PHONY: run test lint bench clean dist system-run system-test
 
-# Test processes (pytest-xdist): most tests wait on servers and subprocesses, so more than the
-# cores keep them busy.
-TEST_JOBS ?= 4
-
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
 	@PYTHON=$(PYTHON) scripts/system-packages.sh pymod:ensurepip:python3-venv
@@ -61,7 +57,7 @@ tests/js/node_modules/.package-lock.json: tests/js/package-lock.json
 	cd tests/js && npm ci --no-audit --no-fund --silent
 
 test: system-test lint tests/js/node_modules/.package-lock.json
-	$(BIN)/pytest -n $(TEST_JOBS) --dist loadgroup
+	$(BIN)/pytest
 
 $(VENV)/.bench-installed: pyproject.toml $(VENV)/.test-installed
 	$(UV_PIP) -e '.[dev,bench]'

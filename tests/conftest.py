@@ -37,44 +37,16 @@ INDEX_GOP = 50
 
 
 IMAGE_BUILD = pytest.StashKey[ImageBuild]()
-TESTS = Path(__file__).resolve().parent
-
-
-def _xdist_worker(config: pytest.Config) -> bool:
-    return hasattr(config, "workerinput")
-
-
-def _xdist_controller(config: pytest.Config) -> bool:
-    return not _xdist_worker(config) and bool(getattr(config.option, "numprocesses", None))
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist the controller collects nothing: it starts the images' build itself
-    when the whole suite (or the container tests) is asked for, and tells the workers where
-    (``QTHUMB_TEST_IMAGE_BUILD``, read by ``tests/test_containers.py``); workers inherit it."""
-    if not _xdist_controller(config) or shutil.which("podman") is None:
-        return
-    asked = [str(arg) for arg in config.args] or ["tests"]
-    whole = any(Path(a).resolve() in (TESTS, TESTS.parent) for a in asked)
-    wanted = whole or any("test_containers" in a for a in asked)
-    filtered = config.option.keyword or config.option.markexpr or config.option.collectonly
-    if wanted and not filtered:
-        build = ImageBuild(report=True).start()
-        config.stash[IMAGE_BUILD] = build
-        os.environ["QTHUMB_TEST_IMAGE_BUILD"] = str(build.podman.root)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The container tests run last, and their images start building now, in the background
-    (``tests/podman_images.py``): ~3.5 minutes of apt and PyPI that the other tests hide.
-    Under pytest-xdist they run on one worker (their ``xdist_group``), and the controller
-    builds (``pytest_configure``)."""
+    (``tests/podman_images.py``): ~3.5 minutes of apt and PyPI that the other tests hide."""
     containers = [item for item in items if item.path.name == "test_containers.py"]
     if not containers or config.option.collectonly or shutil.which("podman") is None:
         return
     items[:] = [item for item in items if item.path.name != "test_containers.py"] + containers
-    if not _xdist_worker(config):
-        config.stash[IMAGE_BUILD] = ImageBuild().start()
+    config.stash[IMAGE_BUILD] = ImageBuild().start()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

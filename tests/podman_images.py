@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,11 +79,9 @@ class Podman:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-def configured(root: Path | None = None) -> Podman:
-    """podman in ``root`` (default: a developer's cache, or a new folder)."""
+def configured() -> Podman:
     kept = os.environ.get("QTHUMB_TEST_PODMAN_STORE")  # a developer's cache between runs
-    if root is None:
-        root = Path(kept) if kept else Path(tempfile.mkdtemp(prefix="qthumb-podman-", dir="/tmp"))
+    root = Path(kept) if kept else Path(tempfile.mkdtemp(prefix="qthumb-podman-", dir="/tmp"))
     (root / "tmp").mkdir(parents=True, exist_ok=True)
     (root / "containers.conf").write_text(
         '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n'
@@ -110,7 +107,6 @@ class ImageBuild:
     command runs niced in a process group of its own, killed if the session ends first."""
 
     podman: Podman = field(default_factory=configured)
-    report: bool = False  # leave DONE or FAILED in the podman root for another process
     error: BaseException | None = None
     _thread: threading.Thread | None = None
     _running: subprocess.Popen[str] | None = None
@@ -172,22 +168,5 @@ class ImageBuild:
             self._step(*build, "-t", IMAGE, "-f", str(ROOT / "docker" / "Dockerfile"), str(ROOT))
             standins = ROOT / "docker" / "standins"
             self._step(*build, "-t", STANDINS, "-f", str(standins / "Dockerfile"), str(standins))
-            if self.report:
-                (self.podman.root / "DONE").touch()
         except BaseException as error:  # handed to the test that waits
             self.error = error
-            if self.report:
-                (self.podman.root / "FAILED").write_text(str(error)[-3000:])
-
-
-def built_elsewhere(root: Path) -> Podman:
-    """The images another process of the session builds in ``root`` (pytest-xdist's
-    controller), once it has said it is done."""
-    deadline = time.monotonic() + BUILD_SECONDS
-    while time.monotonic() < deadline:
-        if (root / "FAILED").exists():
-            raise AssertionError(f"building the images failed: {(root / 'FAILED').read_text()}")
-        if (root / "DONE").exists():
-            return configured(root)
-        time.sleep(1)
-    raise AssertionError(f"the images were not built within {BUILD_SECONDS} s")

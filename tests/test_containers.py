@@ -31,15 +31,14 @@ import yaml
 from PIL import Image
 
 from tests.conftest import IMAGE_BUILD, ffmpeg, wait_for
-from tests.podman_images import BIN, IMAGE, ImageBuild, Podman, built_elsewhere
+from tests.podman_images import BIN, IMAGE, ImageBuild, Podman
 from tests.qclient import QClient
 from tests.test_readme import README, code_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_BIN = next(Path(sys.prefix).glob("lib/python3*/site-packages/compose/docker-compose"))
 # Building the base, the image and the stand-ins takes ~3.5 minutes on 2 cores.
-# One worker runs them all under pytest-xdist (--dist loadgroup).
-pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("containers")]
+pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +47,6 @@ def podman(request: pytest.FixtureRequest) -> Iterator[Podman]:
     the session started, see ``tests/podman_images.py``). The store is removed at the end."""
     if shutil.which("podman") is None:
         pytest.fail("podman is missing: `make test` installs it")
-    elsewhere = os.environ.get("QTHUMB_TEST_IMAGE_BUILD")  # pytest-xdist's controller builds
-    if elsewhere:
-        podman = built_elsewhere(Path(elsewhere))
-        try:
-            yield podman
-        finally:
-            podman.remove()
-        return
     build = request.config.stash.get(IMAGE_BUILD, None) or ImageBuild().start()
     try:
         yield build.wait()
