@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from qthumb.app.process.pool import child_pids
 from qthumb.app.qencode.query import parse_query
 from qthumb.workers.media.probe import probe
 from qthumb.workers.outputs.encode_plan import EncodePlan
@@ -20,7 +21,6 @@ from qthumb.workers.outputs.video import video_command
 from qthumb.workers.tasks.failures import FormatFailure
 from tests.conftest import ffmpeg
 from tests.test_orphans import command_of
-from tests.watchdog import session_pids
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +37,14 @@ def plan(source: Path, out: Path) -> EncodePlan:
 
 
 def signal_the_encoder(signum: int) -> threading.Thread:
-    """Sends ``signum`` to this process's encoder child as soon as it runs."""
+    """Sends ``signum`` to this process's encoder child (none of another test process's) as
+    soon as it runs."""
 
     def find_and_signal() -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            for pid in session_pids(os.getsid(0)):
-                if pid != os.getpid() and "qthumb.workers.outputs.encode" in command_of(pid):
+            for pid in child_pids(os.getpid()):
+                if "qthumb.workers.outputs.encode" in command_of(pid):
                     time.sleep(0.3)  # started: encoding
                     os.kill(pid, signum)
                     return
