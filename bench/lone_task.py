@@ -31,7 +31,7 @@ from bench.realistic import (  # noqa: E402
     sprite_query,
     thumbnailer,
 )
-from bench.run import API_KEY, start_server  # noqa: E402
+from bench.run import API_KEY, pool_statuses, start_server, status_value  # noqa: E402
 from bench.tools import timed  # noqa: E402
 from tests.qclient import QClient  # noqa: E402
 
@@ -40,22 +40,7 @@ END = "<!-- end lone task -->"
 
 def pool_threads(data: Path) -> int:
     """Threads of this server's worker processes (and their encoder children) now."""
-    total = 0
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            if "-m qthumb.workers" not in cmdline:
-                continue
-            if str(data) not in (proc / "environ").read_bytes().decode(errors="replace"):
-                continue
-            for line in (proc / "status").read_text().splitlines():
-                if line.startswith("Threads:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total
+    return sum(status_value(s, "Threads") for s in pool_statuses(data, "-m qthumb.workers"))
 
 
 def lone(query: dict[str, object], data: Path, runs: int, **settings: str) -> tuple[float, int]:

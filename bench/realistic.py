@@ -41,6 +41,7 @@ PATTERNS = ("testsrc2", "smptehdbars", "mandelbrot", "rgbtestsrc")
 
 
 def ensure_sources() -> None:
+    WORK.mkdir(parents=True, exist_ok=True)
     if not HD.exists():
         print("generating real_1080p_5min.mp4 (a few minutes) …", flush=True)
         inputs: list[str] = []

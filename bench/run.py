@@ -77,24 +77,32 @@ def sprite_format(sc: Scenario, keyframes_only: bool = False) -> dict[str, objec
     return fmt
 
 
-def worker_peak_rss_mb(server: QthumbProcess) -> float:
-    """Largest VmHWM among the worker processes (children of the consumer)."""
-    peak = 0.0
+def pool_statuses(data: Path, command: str = "-m qthumb.workers --workers") -> list[list[str]]:
+    """``/proc/PID/status`` lines of each process of the server on ``data`` whose command line
+    holds ``command`` (default: the consumer and its workers, ``python -m qthumb.workers …``;
+    ``-m qthumb.workers``: their encoder children too)."""
+    found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            if "-m qthumb.workers --workers" not in cmdline or server.env[
-                "QTHUMB_DATA_DIR"
-            ] not in ((proc / "environ").read_bytes().decode(errors="replace")):
-                continue
-            for line in (proc / "status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]) / 1024)
+            environ = (proc / "environ").read_bytes().decode(errors="replace")
+            if command in cmdline and f"QTHUMB_DATA_DIR={data}" in environ:
+                found.append((proc / "status").read_text().splitlines())
         except OSError:
             continue
-    return peak
+    return found
+
+
+def status_value(lines: list[str], name: str) -> int:
+    return next((int(x.split()[1]) for x in lines if x.startswith(f"{name}:")), 0)
+
+
+def worker_peak_rss_mb(server: QthumbProcess) -> float:
+    """Largest VmHWM among the worker processes (the consumer and its workers)."""
+    data = Path(server.env["QTHUMB_DATA_DIR"])
+    return max((status_value(s, "VmHWM") / 1024 for s in pool_statuses(data)), default=0.0)
 
 
 def start_server(

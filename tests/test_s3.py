@@ -337,6 +337,21 @@ def test_s3_source_with_credentials_from_settings(s3: QClient, clips: Path, seaw
     assert status["duration"] == "6.000"
 
 
+def forward(handler: http.server.BaseHTTPRequestHandler, upstream: str, body: bytes) -> int:
+    """Send ``handler``'s request on to ``upstream`` (moto accepts any signature, so requests
+    signed for the proxy go as they are) and answer with its reply; the reply's status."""
+    headers = {k: v for k, v in handler.headers.items() if k.lower() != "host"}
+    reply = httpx.request(handler.command, upstream + handler.path, headers=headers,
+                          content=body)  # fmt: skip
+    handler.send_response(reply.status_code)
+    for k, v in reply.headers.items():
+        if k.lower() not in ("transfer-encoding", "content-encoding", "connection"):
+            handler.send_header(k, v)
+    handler.end_headers()
+    handler.wfile.write(reply.content)
+    return reply.status_code
+
+
 class _Flaky(http.server.BaseHTTPRequestHandler):
     """Answers 503 to the first PUT of every key, then forwards everything to the store."""
 
@@ -359,16 +374,7 @@ class _Flaky(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(payload)
             return
-        headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-        reply = httpx.request(self.command, self.upstream + self.path, headers=headers,
-                              content=body)  # fmt: skip
-        self.seen.append((self.path, reply.status_code))
-        self.send_response(reply.status_code)
-        for k, v in reply.headers.items():
-            if k.lower() not in ("transfer-encoding", "content-encoding", "connection"):
-                self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(reply.content)
+        self.seen.append((self.path, forward(self, self.upstream, body)))
 
     do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _forward
 

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-import httpx
 import pytest
 from PIL import Image
 
@@ -26,7 +25,7 @@ from qthumb.app.storage.s3 import S3Credentials, S3Location, credentials
 from qthumb.app.storage.s3_objects import S3Objects
 from tests.conftest import API_KEY, QthumbProcess, serving
 from tests.qclient import QClient
-from tests.test_s3 import SEAWEED_KEY, SEAWEED_SECRET, moto_endpoint, seaweed_endpoint  # noqa: F401  (fixtures)
+from tests.test_s3 import SEAWEED_KEY, SEAWEED_SECRET, forward, moto_endpoint, seaweed_endpoint  # noqa: F401  (fixtures)
 from tests.test_s3 import s3_client as bucket_client
 
 OTHER_KEY = "other-key-0123456789"
@@ -195,15 +194,7 @@ class _Proxy(http.server.BaseHTTPRequestHandler):
             _Proxy.puts.append(self.path)
             if _Proxy.refuse_third and len(_Proxy.puts) == 3:
                 return self._answer(403, "AccessDenied")
-        headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-        reply = httpx.request(self.command, self.upstream + self.path, headers=headers,
-                              content=body)  # fmt: skip
-        self.send_response(reply.status_code)
-        for k, v in reply.headers.items():
-            if k.lower() not in ("transfer-encoding", "content-encoding", "connection"):
-                self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(reply.content)
+        forward(self, self.upstream, body)
         return None
 
     do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _forward
