@@ -175,6 +175,9 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await loop
             app.state.on_demand.close()  # its frame server, if one was started
+            close_reads = getattr(backends.db, "close_reads", None)
+            if close_reads is not None:  # PostgreSQL's async pool, made in this loop
+                await close_reads()
 
     app = FastAPI(title="qthumb", version=__version__, lifespan=lifespan)
     app.state.settings = settings
@@ -187,8 +190,6 @@ def create_app(
     faults = FaultStore(backends.db) if settings.control else None
     app.state.faults = faults
     app.state.service = QencodeService(settings, store, queue, keys, outbox, faults=faults)
-    # A read from SQLite in WAL mode never waits; one from PostgreSQL may wait on its pool.
-    app.state.status_off_loop = backends.db.dialect != "sqlite"
     app.add_exception_handler(QencodeError, routes.qencode_error_handler)
     app.add_exception_handler(control_routes.FaultAnswer, control_routes.answer)
     app.include_router(control_routes.router)

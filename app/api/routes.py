@@ -117,13 +117,11 @@ async def status(request: Request) -> dict[str, Any]:
     single = [v for v in form.getlist("task_tokens") if isinstance(v, str)]
     bracketed = [v for v in form.getlist("task_tokens[]") if isinstance(v, str)]
     tokens = split_task_tokens(single, bracketed)
-    # On SQLite, on the event loop: SDKs poll status, it is one indexed read that no writer
+    # On the event loop: SDKs poll status. On SQLite it is one indexed read that no writer
     # blocks (WAL), and the thread hop cost more than the query (1,238 against 2,695 req/s,
-    # bench/backends.py). On PostgreSQL, in the thread pool: a connection may have to wait for
-    # the pool, and that wait must not freeze every other request.
-    if request.app.state.status_off_loop:
-        return await run_in_threadpool(_service(request).status, tokens)
-    return _service(request).status(tokens)
+    # bench/backends.py); on PostgreSQL the read is awaited through an async pool, so a wait
+    # for a connection freezes no other request.
+    return await _service(request).status_async(tokens)
 
 
 async def unknown_path_handler(request: Request, exc: Exception) -> Response:

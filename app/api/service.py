@@ -39,7 +39,7 @@ from qthumb.app.tasks.faults import (
     faults_for_task,
     parse_rule,
 )
-from qthumb.app.tasks.model import TaskStatus, is_token
+from qthumb.app.tasks.model import TaskRecord, TaskStatus, is_token
 from qthumb.app.tasks.outbox import CallbackOutbox
 from qthumb.app.tasks.queue import TaskQueue
 from qthumb.app.tasks.store import TaskStore
@@ -199,12 +199,23 @@ class QencodeService:
         )
 
     def status(self, tokens: list[str]) -> dict[str, Any]:
+        self.check_status_tokens(tokens)
+        return self.statuses(tokens, self.store.statuses(tokens))
+
+    async def status_async(self, tokens: list[str]) -> dict[str, Any]:
+        """``status`` on the event loop, its read awaited (``TaskStore.statuses_async``)."""
+        self.check_status_tokens(tokens)
+        return self.statuses(tokens, await self.store.statuses_async(tokens))
+
+    @staticmethod
+    def check_status_tokens(tokens: list[str]) -> None:
         if not tokens:
             raise FieldRequired("task_tokens")
         for token in tokens:
             if not is_token(token):
                 raise BadTaskTokens(f"Bad task_tokens: {token[:64]!r} is not a task token")
-        records = self.store.get_many(tokens)
+
+    def statuses(self, tokens: list[str], records: dict[str, TaskRecord]) -> dict[str, Any]:
         statuses: dict[str, Any] = {}
         base = self.settings.base_url
         for token in tokens:

@@ -147,6 +147,8 @@ class PostgresDatabase:
         self._pool: Any = None
         self._pid = 0
         self._lock = threading.Lock()
+        self._async_pool: Any = None  # ``read``'s, on the API's event loop
+        self._async_pid = 0
 
     def _get_pool(self) -> Any:
         from psycopg.rows import dict_row
@@ -206,6 +208,32 @@ class PostgresDatabase:
     def close(self) -> None:
         if self._pool is not None and self._pid == os.getpid():
             self._pool.close()
+
+    async def read(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Mapping[str, Any]]:
+        """Rows of one read, on the running event loop, through an async pool of its own
+        (made on first use, in that loop): a status poll waits on the database without a
+        thread of the pool's, where the thread hop and the GIL handoff cost more than the
+        query."""
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
+
+        pool = self._async_pool
+        if pool is None or self._async_pid != os.getpid():
+            pool = AsyncConnectionPool(
+                self.url, min_size=1, max_size=self.max_size, open=False, timeout=30,
+                kwargs={"row_factory": dict_row, "autocommit": True},
+            )  # fmt: skip
+            await pool.open()
+            self._async_pool, self._async_pid = pool, os.getpid()
+        async with pool.connection() as conn:
+            cursor = await conn.execute(self._sql(sql), list(params))
+            return list(await cursor.fetchall())
+
+    async def close_reads(self) -> None:
+        """Close the async pool (``read``), in the loop that made it."""
+        pool, self._async_pool = self._async_pool, None
+        if pool is not None and self._async_pid == os.getpid():
+            await pool.close()
 
 
 def _statements(script: str) -> list[str]:

@@ -57,6 +57,14 @@ class TaskStore(Protocol):
     def create_task(self, api_key: str, now: float) -> str: ...
     def get(self, token: str) -> TaskRecord | None: ...
     def get_many(self, tokens: Sequence[str]) -> dict[str, TaskRecord]: ...
+    def statuses(self, tokens: Sequence[str]) -> dict[str, TaskRecord]:
+        """What a status answer needs of each task (no query, plan or faults)."""
+        ...
+
+    async def statuses_async(self, tokens: Sequence[str]) -> dict[str, TaskRecord]:
+        """``statuses`` on the event loop (PostgreSQL: one round trip, no thread)."""
+        ...
+
     def recent(
         self, api_key: str, status: TaskStatus | None, limit: int, offset: int
     ) -> tuple[list[TaskRecord], int]: ...
@@ -179,6 +187,19 @@ class SqlTaskStore:
             return {}
         marks = ",".join("?" * len(tokens))
         rows = self._rows(f"SELECT * FROM tasks WHERE token IN ({marks})", list(tokens))
+        return {row["token"]: _record(row) for row in rows}
+
+    def statuses(self, tokens: Sequence[str]) -> dict[str, TaskRecord]:
+        if not tokens:
+            return {}
+        rows = self._rows(_status_sql(len(tokens)), list(tokens))
+        return {row["token"]: _record(row) for row in rows}
+
+    async def statuses_async(self, tokens: Sequence[str]) -> dict[str, TaskRecord]:
+        read = getattr(self.db, "read", None)
+        if read is None or not tokens:  # SQLite: a read in WAL mode never waits
+            return self.statuses(tokens)
+        rows = await read(_status_sql(len(tokens)), list(tokens))
         return {row["token"]: _record(row) for row in rows}
 
     def recent(
@@ -404,7 +425,20 @@ class SqlTaskStore:
         )
 
 
+# What a status answer reads of a task (``app.qencode.wire.status_object``): not the query,
+# plan or faults, the largest columns a task has.
+_STATUS_COLUMNS = (
+    "token, api_key, status, created_at, percent, error_description, payload, attempts, "
+    "duration, source_size, outputs"
+)
+
+
+def _status_sql(count: int) -> str:
+    return f"SELECT {_STATUS_COLUMNS} FROM tasks WHERE token IN ({','.join('?' * count)})"
+
+
 def _record(row: Mapping[str, Any]) -> TaskRecord:
+    """A task from its row, whole or as ``_STATUS_COLUMNS`` has it."""
     return TaskRecord(
         token=row["token"],
         api_key=row["api_key"],
@@ -412,17 +446,17 @@ def _record(row: Mapping[str, Any]) -> TaskRecord:
         created_at=row["created_at"],
         percent=row["percent"],
         error_description=row["error_description"],
-        query=row["query"],
+        query=row.get("query"),
         plan=row.get("plan"),
         faults=row.get("faults"),
         retry_of=row.get("retry_of"),
         payload=row["payload"],
         attempts=row["attempts"],
-        worker_id=row["worker_id"],
-        heartbeat_at=row["heartbeat_at"],
+        worker_id=row.get("worker_id"),
+        heartbeat_at=row.get("heartbeat_at"),
         claimed_at=row.get("claimed_at"),
-        queued_at=row["queued_at"],
-        finished_at=row["finished_at"],
+        queued_at=row.get("queued_at"),
+        finished_at=row.get("finished_at"),
         duration=row["duration"],
         source_size=row["source_size"],
         results=Results.from_json(as_json(row["outputs"]) or {}),
