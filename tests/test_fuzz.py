@@ -117,7 +117,7 @@ def test_query_limits_and_window_maths_never_overflow(
     from qthumb.app.qencode.window import clip_window, series_count, thumbnail_time
     from qthumb.app.settings import Settings
 
-    raw = json.dumps({"source": "/x.mp4", "format": [{"output": output, **values}]})
+    raw = json.dumps({"query": {"source": "/x.mp4", "format": [{"output": output, **values}]}})
     try:
         query = parse_query(decode_query(raw))
         check_query(query, Settings(_env_file=None))  # type: ignore[call-arg]

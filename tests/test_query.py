@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from qthumb.app.api.errors import BadQuery, FieldRequired
+from qthumb.app.api.errors import BadQuery, FieldRequired, QueryNotWrapped
 from qthumb.app.qencode.query import Destination, ImageFormat, ResizeMode, decode_query, parse_query
 
 THUMB = {"output": "thumbnail"}
@@ -16,14 +16,14 @@ def one(fmt: dict) -> object:
     return parse_query({"source": "/x.mp4", "format": [fmt]}).formats[0]
 
 
-def test_wrapped_unwrapped_and_twice_encoded_are_the_same():
+def test_wrapped_and_twice_encoded_are_the_same_and_bare_is_error_19():
     inner = {"source": "/x.mp4", "format": [THUMB]}
-    for raw in (
-        json.dumps({"query": inner}),
-        json.dumps(inner),
-        json.dumps({"query": json.dumps(inner)}),
-    ):
+    for raw in (json.dumps({"query": inner}), json.dumps({"query": json.dumps(inner)})):
         assert decode_query(raw) == inner
+    with pytest.raises(QueryNotWrapped) as bare:
+        decode_query(json.dumps(inner))
+    assert (bare.value.code, bare.value.message) == (19, "query field is required")
+    assert decode_query(json.dumps(inner), wrapped=False) == inner  # qthumb run's files
 
 
 def test_numbers_as_strings_and_tag_forms():

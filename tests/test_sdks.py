@@ -41,6 +41,10 @@ def test_python_sdk_custom_start_and_status(qthumb: QthumbProcess, clips: Path):
         time.sleep(0.1)
     assert status["status"] == "completed" and status["payload"] == "py-payload"
     assert {i["type"] for i in status["images"]} == {"thumbnail", "sprite", "vtt"}
+    # the query bare, not wrapped: what Qencode answers, error 19
+    bare = client.create_task()
+    bare.custom_start({"source": str(clips / "testsrc.mp4"), "format": [{"output": "thumbnail"}]})
+    assert (bare.error, bare.message) == (19, "query field is required")
 
 
 def test_python_sdk_reports_api_errors(qthumb: QthumbProcess):

@@ -156,7 +156,8 @@ def test_several_streams_are_refused_at_start(client: QClient, av_clip: Path):
     task = client.new_task()
     query = {"source": str(av_clip), "format": [
         {"output": "mp4", "stream": [{"size": "320x240"}, {"size": "640x480"}]}]}  # fmt: skip
-    reply = client.post("start_encode2", {"task_token": task, "query": json.dumps(query)})
+    reply = client.post("start_encode2",
+                        {"task_token": task, "query": json.dumps({"query": query})})  # fmt: skip
     assert reply == {"error": 1, "message": "query.format[0].stream has 2 streams; qthumb makes "
                      "one stream per output: use one format per size"}  # fmt: skip
 

@@ -100,6 +100,14 @@ class FieldRequired(QencodeError):
         self.field = field
 
 
+class QueryNotWrapped(QencodeError):
+    """The ``query`` field holds the query itself, not ``{"query": {…}}``: Qencode answers
+    error 19 with this message (README, the Qencode/qthumb table)."""
+
+    code = 19
+    default_message = "query field is required"
+
+
 class BadQuery(QencodeError):
     """The query parsed but asks for something qthumb cannot do; the message says where."""
 

@@ -24,6 +24,18 @@ from qthumb.app.tasks.model import TaskStatus, is_token
 router = APIRouter()
 
 
+def as_wrapped(query: str) -> str:
+    """The playground's query (the inner object, or already wrapped) as start_encode2 wants it,
+    ``{"query": {…}}``; text that is no JSON object goes as it is, for its error."""
+    try:
+        value = json.loads(query)
+    except (ValueError, RecursionError):
+        return query
+    if isinstance(value, dict) and "query" not in value:
+        return json.dumps({"query": value})
+    return query
+
+
 def default_query(media: list[str]) -> str:
     query = {
         "source": media[0] if media else "https://example.com/video.mp4",
@@ -61,7 +73,7 @@ async def preview(request: Request) -> Response:
     payload = body.get("payload") if isinstance(body, dict) else None
     error = None
     try:
-        parse_query(decode_query(query))
+        parse_query(decode_query(query, wrapped=False))
     except QencodeError as exc:
         error = exc.message
     settings = request.app.state.settings
@@ -100,7 +112,7 @@ async def run(request: Request) -> Response:
                 raise QencodeError("that task has already started")
         else:
             task_token = service.create_task(session.token)["task_token"]
-        service.start_encode2(task_token, query, payload)
+        service.start_encode2(task_token, as_wrapped(query), payload)
         return task_token
 
     try:

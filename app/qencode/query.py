@@ -19,7 +19,7 @@ from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 from urllib.parse import unquote, urlsplit
 
-from qthumb.app.api.errors import BadQuery, FieldRequired, QencodeError
+from qthumb.app.api.errors import BadQuery, FieldRequired, QencodeError, QueryNotWrapped
 from qthumb.app.egress import url_problem
 from qthumb.app.qencode.formats import KINDS, FormatSpec
 from qthumb.app.qencode.query_values import (
@@ -121,17 +121,21 @@ def _decode_value(hint: Any, value: Any) -> Any:
     return value
 
 
-def decode_query(raw: str) -> dict[str, Any]:
-    """Turn the ``query`` form field into the inner query object (wrapped or not)."""
+def decode_query(raw: str, wrapped: bool = True) -> dict[str, Any]:
+    """Turn the ``query`` form field, ``{"query": {…}}``, into the inner query object. A bare
+    query is error 19 "query field is required", as Qencode answers it, unless ``wrapped`` is
+    false (the offline ``qthumb run``, which takes either)."""
     try:
         value = json.loads(raw)
     except (ValueError, RecursionError) as exc:  # ValueError: also ints past 4300 digits
         raise BadQuery(f"query is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(value, dict):
         raise BadQuery("query must be a JSON object")
+    if wrapped and "query" not in value:
+        raise QueryNotWrapped()
     inner = value.get("query", value) if "format" not in value else value
     if isinstance(inner, str):  # {"query": "<json>"}: encoded twice by some callers
-        return decode_query(inner)
+        return decode_query(inner, wrapped=False)
     if not isinstance(inner, dict):
         raise BadQuery("query.query must be a JSON object")
     return inner

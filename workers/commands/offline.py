@@ -268,7 +268,8 @@ def run_command(args: argparse.Namespace) -> int:
     """``qthumb run QUERY.json``: the whole query, its status object on stdout."""
     try:
         text = sys.stdin.read() if args.query == "-" else Path(args.query).read_text()
-        query = parse_query(decode_query(text))  # as start_encode2 reads its query field
+        # as start_encode2 reads its query field, bare or wrapped (a file of one's own)
+        query = parse_query(decode_query(text, wrapped=False))
     except (OSError, ValueError) as exc:  # ValueError: a file that is not text
         print(f"qthumb: {args.query}: {exc}", file=sys.stderr)
         return 2
