@@ -99,6 +99,19 @@ def test_frame_number_wins_over_time(client: QClient, clips: Path):
     assert frame_index(image_of(client, only_image(status)["url"])) == pytest.approx(37, abs=0.5)
 
 
+def test_start_time_alone_is_the_frame_at_start_time(client: QClient, clips: Path):
+    """Qencode's thumbnail recipe: "for an exact second, use start_time". With no time it is
+    the frame at start_time (1.24 s: frame 31), not the middle of what follows; with a time,
+    that fraction of what follows."""
+    status = client.run({"source": str(clips / "index.mp4"), "format": [
+        {"output": "thumbnail", "start_time": 1.24},
+        {"output": "thumbnail", "start_time": 1.24, "time": 0.5}]})  # fmt: skip
+    at_start, middle = (image for image in status["images"])
+    assert frame_index(image_of(client, at_start["url"])) == pytest.approx(31, abs=0.5)
+    # the middle of [1.24, 4): 2.62 s, frame 65
+    assert frame_index(image_of(client, middle["url"])) == pytest.approx(65, abs=0.5)
+
+
 def test_rotated_source_is_upright(client: QClient, clips: Path, tmp_path: Path):
     status = client.run(
         {"source": str(clips / "rotated.mp4"), "format": [{"output": "thumbnail", "time": 0.5}]}

@@ -142,9 +142,13 @@ class ThumbnailSpec(ImageSpec):
 
     @classmethod
     def parse(cls, obj: dict[str, Any], path: str, common: dict[str, Any]) -> ThumbnailSpec:
+        fields = cls.image_fields(obj, path, common, named_by_destination=True)
+        # "For an exact second, use start_time" (Qencode's recipe): with no time, the frame at
+        # start_time, the window's start, not the middle of what follows it
+        at_start = obj.get("time") in (None, "") and fields.get("start_time") is not None
         return cls(
-            **cls.image_fields(obj, path, common, named_by_destination=True),
-            time=time_fraction(obj.get("time"), f"{path}.time"),
+            **fields,
+            time=0.0 if at_start else time_fraction(obj.get("time"), f"{path}.time"),
             frame_number=opt_int(obj, "frame_number", path, minimum=0),
             smart=flag(obj.get("smart"), f"{path}.smart"),
         )
