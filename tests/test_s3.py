@@ -207,8 +207,8 @@ def test_seed_thumbnails_land_in_the_bucket(
         host, port = moto_endpoint.split(":")
         # scheme and port of the endpoint (plain HTTP here), the file's format; Java's name too
         assert image["storage"] == {"type": "custom_s3", "host": host, "bucket": bucket,
-                                    "key": key, "scheme": "http", "port": int(port),
-                                    "format": "png"}  # fmt: skip
+                                    "key": key, "path": "test/thumb", "scheme": "http",
+                                    "port": int(port), "format": "png"}  # fmt: skip
         assert image["storage_info"] == image["storage"]
         body, content_type = get_object(moto_endpoint, bucket, key)
         assert content_type == "image/png"

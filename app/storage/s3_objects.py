@@ -167,6 +167,8 @@ class S3Objects:
             "host": where.host,
             "bucket": where.bucket,
             "key": full,
+            # the key's folder, which the Java and .NET SDKs' models read ("" at the root)
+            "path": full.rsplit("/", 1)[0] if "/" in full else "",
             # the endpoint's own scheme and port (defaults spelled out), the file's format
             "scheme": "https" if where.secure else "http",
             "port": where.port or (443 if where.secure else 80),
