@@ -281,14 +281,20 @@ def test_retry_on_error(steered: QthumbServer, clips: Path):
     assert restarted["status"]["status"] == "error"
     hooks.wait_for("saved", task.task_token)
     assert hooks.events(task.task_token) == ["queued", "error", "restarted", "saved"]
-    # fails every time: the retry fails too, said on the first task
+    # fails every time: the retry ran, so it ends with its own error; restart_failed is only
+    # for a retry that could not start (Qencode's documented meaning)
     with server.fault({"task": {"user_tag": "again"}, "fail_at": "encoding"}):
         again = {**query, "format": [{"output": "thumbnail", "user_tag": "again"}]}
         task = client.create_task()
         task.custom_start({"query": again})
-        server.wait(task.task_token)
-        failed = hooks.wait_for("restart_failed", task.task_token)
-    assert failed["status"]["warnings"][-1]["message"] == "Retry on error failed."
+        first = server.wait(task.task_token)
+        retry = first["warnings"][-1]["details"].rsplit(" ", 1)[-1]
+        ended = hooks.wait_for("error", retry)  # the retry's own, delivered
+    assert ended["status"]["status"] == "error"
+    hooks.wait_for("restarted", task.task_token)
+    assert hooks.events(task.task_token) == ["queued", "error", "restarted"]
+    assert "Retry on error failed." not in [w["message"] for w in
+                                            server.wait(task.task_token)["warnings"]]  # fmt: skip
     # a source that cannot be had is not retried
     with server.fault({"task": {"user_tag": "source"}, "fail_at": "downloading"}):
         task = client.create_task()

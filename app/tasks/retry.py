@@ -2,8 +2,9 @@
 started again once, as a new task with the same query and payload (a new task token, as
 Qencode gives a new job); the failed task stays ``error`` and gains two warnings, the second
 naming the new token, and a ``restarted`` callback. When the retry cannot start (the key's
-task limit) or fails in turn, the failed task gains ``Retry on error failed.`` and a
-``restart_failed`` callback.
+task limit), the failed task gains ``Retry on error failed.`` and a ``restart_failed``
+callback, as Qencode documents it; a retry that starts and fails ends with its own ``error``
+(and its own callbacks), the first task untouched.
 
 Passing reasons (``transient``, ``workers.tasks.failures``): a deadline or the memory limit,
 an internal error, a fault a test asked for while encoding. A source, a destination or the
@@ -68,21 +69,6 @@ def start_retry(
         outbox.add(token, ["queued"], now, status_snapshot(retry))
     log.info("task %s retried as task %s (retry_on_error)", task.token, token)
     return [*notices, Notice(TRIGGERED, f"the new task: {token}", tag)], "restarted"
-
-
-def retry_failed(store: TaskStore, outbox: CallbackOutbox, retry: TaskRecord, now: float) -> None:
-    """``retry`` (a retry) failed in turn: said on the task it retried."""
-    if retry.retry_of is None:
-        return
-    first = store.get(retry.retry_of)
-    if first is None:
-        return
-    why = f"the new task {retry.token} failed: {retry.error_description}"
-    store.add_warning(first.token, Notice(FAILED, why, task_tag(first)))
-    if callback_url(first) is not None:  # its status as of now: with that warning
-        first = store.get(first.token) or first
-        outbox.add(first.token, ["restart_failed"], now, status_snapshot(first))
-    log.info("task %s: its retry %s failed too", first.token, retry.token)
 
 
 def _carried(task: TaskRecord) -> list[Fault]:

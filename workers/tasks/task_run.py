@@ -37,7 +37,7 @@ from qthumb.app.tasks.model import TaskRecord, TaskStatus
 from qthumb.app.tasks.outbox import CallbackOutbox
 from qthumb.app.tasks.queue import TaskQueue
 from qthumb.app.tasks.results import Notice, Results
-from qthumb.app.tasks.retry import retry_failed, start_retry
+from qthumb.app.tasks.retry import start_retry
 from qthumb.app.tasks.store import TaskStore
 from qthumb.workers.media.probe import MediaInfo
 from qthumb.workers.tasks.failures import NothingMade, TaskFailure
@@ -342,10 +342,7 @@ def _failed(
                                      time.time())  # fmt: skip
         run.results.warnings += notices
         events.append(event)
-    if _end(store, outbox, run, TaskStatus.ERROR, description, events) and task.retry_of:
-        ended = store.get(task.token)
-        if ended is not None:
-            retry_failed(store, outbox, ended, time.time())
+    _end(store, outbox, run, TaskStatus.ERROR, description, events)
 
 
 def _end(
