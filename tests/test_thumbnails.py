@@ -156,9 +156,9 @@ def test_frames_without_sprite(client: QClient, clips: Path):
     )
     frames = of_type(status, "frame")
     assert [f["url"].rsplit("/", 1)[1] for f in frames] == [
-        "thumb_00001.png",
-        "thumb_00002.png",
-        "thumb_00003.png",
+        "thumb_0001.png",
+        "thumb_0002.png",
+        "thumb_0003.png",
     ]
     assert [f["time"] for f in frames] == [0.0, 1.48, 3.0]  # the frames holding 0, 1.5 and 3.0
     assert {f["user_tag"] for f in status["images"]} == {"series"}
@@ -169,9 +169,9 @@ def test_frames_without_sprite(client: QClient, clips: Path):
         )
     assert vtt_of(client, status) == (
         "WEBVTT\n\n"
-        "00:00:00.000 --> 00:00:01.500\nthumb_00001.png\n\n"
-        "00:00:01.500 --> 00:00:03.000\nthumb_00002.png\n\n"
-        "00:00:03.000 --> 00:00:04.000\nthumb_00003.png\n"
+        "00:00:00.000 --> 00:00:01.500\nthumb_0001.png\n\n"
+        "00:00:01.500 --> 00:00:03.000\nthumb_0002.png\n\n"
+        "00:00:03.000 --> 00:00:04.000\nthumb_0003.png\n"
     )
 
 
@@ -242,7 +242,7 @@ def test_one_frame_clip(client: QClient, extra_clips: Path):
             "format": [{"output": "thumbnails", "interval": 10}],
         }
     )
-    assert vtt_of(client, status) == "WEBVTT\n\n00:00:00.000 --> 00:00:00.040\nthumb_00001.png\n"
+    assert vtt_of(client, status) == "WEBVTT\n\n00:00:00.000 --> 00:00:00.040\nthumb_0001.png\n"
 
 
 def test_variable_frame_rate_source(client: QClient, extra_clips: Path):

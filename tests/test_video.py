@@ -128,8 +128,8 @@ def test_start_time_and_duration_clip_a_series(client: QClient, av_clip: Path):
     frames = [i for i in status["images"] if i["type"] == "frame"]
     assert [f["time"] for f in frames] == [2.0, 3.0, 4.0]
     vtt = client.fetch(next(i["url"] for i in status["images"] if i["type"] == "vtt")).text
-    assert vtt.startswith("WEBVTT\n\n00:00:00.000 --> 00:00:03.000\nthumb_00001.png\n")
-    assert vtt.endswith("00:00:04.000 --> 00:00:05.000\nthumb_00003.png\n")
+    assert vtt.startswith("WEBVTT\n\n00:00:00.000 --> 00:00:03.000\nthumb_0001.png\n")
+    assert vtt.endswith("00:00:04.000 --> 00:00:05.000\nthumb_0003.png\n")
 
 
 def test_one_stream_entry_sets_size_rate_and_bitrate(

@@ -92,10 +92,13 @@ def make_thumbnails(
     readers = max(1, min(readers, in_flight))
     decoded = _decoded(source, info, times, frame_out, readers, spec, layout, in_flight)
     hashes: list[str | None] = [None] * len(times)
+    # thumb_0001.<ext>, as Qencode names them; a series past 9,999 frames pads every name to
+    # its count's digits, so the names still sort in time order
+    digits = max(4, len(str(len(times))))
     for done, (k, made) in enumerate(decoded, start=1):
         hashes[k] = made.placeholder
         if composer is None:
-            name = f"thumb_{k + 1:05d}.{ext}"
+            name = f"thumb_{k + 1:0{digits}d}.{ext}"
             encoded = encode(made.image, spec.image_format, spec.quality, out_dir / name)
             dims = made.image.size
             products.append(_product(encoded.path, "frame", spec, encoded.size, dims, made))
