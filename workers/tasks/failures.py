@@ -17,6 +17,10 @@ fails naming the store.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+from qthumb.app.storage.objects import FileError, StoreUnavailable
+
 
 class TaskFailure(Exception):
     def __init__(self, description: str, transient: bool = False, store_down: bool = False):
@@ -54,3 +58,14 @@ class NothingMade(TaskFailure):
 
 class OutputFailed(NothingMade):
     """A format without ``allow_soft_fail`` failed: the task ends with what it made so far."""
+
+
+Failure = TypeVar("Failure", TaskFailure, FormatFailure)
+
+
+def store_failure(kind: type[Failure], where: str, exc: FileError, hint: str = "") -> Failure:
+    """A store's ``FileError`` as ``kind``: a store that was down says so and is
+    ``store_down`` (tried again later); any other refusal fails as it is, ``hint`` after it."""
+    if isinstance(exc, StoreUnavailable):
+        return kind(f"{where}{exc}: the store is unavailable", store_down=True)
+    return kind(f"{where}{exc}{hint}")

@@ -15,7 +15,7 @@ from qthumb.app.egress import BlockedAddress
 from qthumb.app.qencode.formats import FormatSpec
 from qthumb.app.qencode.query import Destination
 from qthumb.app.settings import Settings
-from qthumb.app.storage.objects import FileError, StoreUnavailable
+from qthumb.app.storage.objects import FileError
 from qthumb.app.storage.s3 import (
     check_endpoint,
     credentials,
@@ -23,7 +23,7 @@ from qthumb.app.storage.s3 import (
     parse_s3_url,
 )
 from qthumb.app.storage.s3_objects import LateDownload, S3Objects
-from qthumb.workers.tasks.failures import FormatFailure, SourceError
+from qthumb.workers.tasks.failures import FormatFailure, SourceError, store_failure
 from qthumb.workers.tasks.storage import Storage
 
 
@@ -56,10 +56,8 @@ def download_s3(source: str, target: Path, settings: Settings, api_key: str | No
         bucket.get(location.key, target, within=settings.download_deadline)
     except LateDownload as exc:
         raise SourceError(f"source {exc} (QTHUMB_DOWNLOAD_DEADLINE)") from None
-    except StoreUnavailable as exc:
-        raise SourceError(f"source {exc}: the store is unavailable", store_down=True) from None
     except FileError as exc:
-        raise SourceError(f"source {exc}{hint}") from None
+        raise store_failure(SourceError, "source ", exc, hint) from None
     return target.stat().st_size
 
 

@@ -14,9 +14,8 @@ from qthumb.app.egress import BlockedAddress, guarded_stream
 from qthumb.app.qencode.query import upload_id, url_scheme
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import FileError, Files
-from qthumb.app.storage.objects import StoreUnavailable
 from qthumb.app.tasks.model import is_token
-from qthumb.workers.tasks.failures import SourceError
+from qthumb.workers.tasks.failures import SourceError, store_failure
 from qthumb.workers.tasks.s3 import download_s3
 
 CHUNK = 1024 * 1024
@@ -70,12 +69,8 @@ def _uploaded(
         raise SourceError(f"source {source}: no upload with that uuid was made for this task")
     try:
         state = files.upload_state(uid)
-    except StoreUnavailable as exc:
-        raise SourceError(
-            f"source {source}: {exc}: the store is unavailable", store_down=True
-        ) from None
     except FileError as exc:
-        raise SourceError(f"source {source}: {exc}") from None
+        raise store_failure(SourceError, f"source {source}: ", exc) from None
     if state is None:
         raise SourceError(f"source {source}: the upload is missing or unreadable")
     if state.size is None or state.offset != state.size:

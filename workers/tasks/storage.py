@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from qthumb.app.storage.files import Files, result_location
-from qthumb.app.storage.objects import FileError, LocalObjects, Objects, StoreUnavailable
-from qthumb.workers.tasks.failures import FormatFailure
+from qthumb.app.storage.objects import FileError, LocalObjects, Objects
+from qthumb.workers.tasks.failures import FormatFailure, store_failure
 
 
 @dataclass(frozen=True)
@@ -46,12 +46,8 @@ class Storage:
         key = self.key(name)
         try:
             self.objects.put(key, local, content_type)
-        except StoreUnavailable as exc:
-            raise FormatFailure(
-                f"{self.label}{exc}: the store is unavailable", store_down=True
-            ) from None
         except FileError as exc:
-            raise FormatFailure(f"{self.label}{exc}") from None
+            raise store_failure(FormatFailure, self.label, exc) from None
         self.put_keys.append(key)
         return StoredObject(
             location=(self.located or self.objects.location)(key),
