@@ -96,12 +96,15 @@ def test_start_encode2_errors(client: QClient):
         ({"task_token": task, "query": "[1, 2]"}, 1, "query must be a JSON object"),
         ({"task_token": task, "query": '{"query": {"source": "/x.mp4"}}'}, 14,
          "query.format field is required"),
-        ({"task_token": task, "query": '{"format": [{"output": "thumbnail"}]}'}, 14,
+        ({"task_token": task, "query": '{"query": {"format": [{"output": "thumbnail"}]}}'}, 14,
          "query.source field is required"),
-        ({"task_token": task, "query": '{"source": "/x", "format": [{"output": "avi"}]}'}, 1,
-         "query.format[0].output: unknown output 'avi'"),
+        ({"task_token": task, "query": '{"source": "/x", "format": [{"output": "thumbnail"}]}'},
+         19, "query field is required"),  # not wrapped, as Qencode answers it
         ({"task_token": task,
-          "query": '{"source": "/x", "format": [{"output": "thumbnail", "time": 101}]}'}, 1,
+          "query": '{"query": {"source": "/x", "format": [{"output": "avi"}]}}'}, 1,
+         "query.format[0].output: unknown output 'avi'"),
+        ({"task_token": task, "query":
+          '{"query": {"source": "/x", "format": [{"output": "thumbnail", "time": 101}]}}'}, 1,
          "query.format[0].time must be a fraction 0-1 or a percent 1-100, got 101"),
     ]  # fmt: skip
     for data, code, message in cases:
