@@ -7,7 +7,14 @@ import json
 import pytest
 
 from qthumb.app.api.errors import BadQuery, FieldRequired, QueryNotWrapped
-from qthumb.app.qencode.query import Destination, ImageFormat, ResizeMode, decode_query, parse_query
+from qthumb.app.qencode.query import (
+    Destination,
+    ImageFormat,
+    ResizeMode,
+    decode_query,
+    ignored_fields,
+    parse_query,
+)
 
 THUMB = {"output": "thumbnail"}
 
@@ -157,3 +164,18 @@ def test_the_stored_form_reads_back_every_kind_equal():
     again = Query.from_json(stored)
     assert again == query
     assert [type(spec) for spec in again.formats] == [type(spec) for spec in query.formats]
+
+
+def test_fields_that_change_nothing_are_accepted_without_a_warning():
+    """Qencode's docs recommend encoder_version 2 on every job, and its thumbnail example sends
+    an mp4 entry with file_extension "mp4": neither is "ignored"; a field that would change
+    the output and is not applied still is."""
+    query = {"source": "/x.mp4", "encoder_version": 2, "use_subtask_callback": 1,
+             "format": [{"output": "mp4", "file_extension": "mp4"},
+                        {"output": "gif", "file_extension": "gif"},
+                        {"output": "thumbnail", "i_frames_only": 1}]}  # fmt: skip
+    assert ignored_fields(query) == ["query.format[2].i_frames_only"]
+    for output, extension in (("mp4", "webm"), ("webm", "mp4"), ("gif", "webp")):
+        with pytest.raises(BadQuery, match=f"makes a .{output} file"):
+            parse_query({"source": "/x.mp4", "format": [
+                {"output": output, "file_extension": extension}]})  # fmt: skip

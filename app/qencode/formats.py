@@ -251,6 +251,7 @@ class VideoSpec(SizedSpec):
     @classmethod
     def parse(cls, obj: dict[str, Any], path: str, common: dict[str, Any]) -> VideoSpec:
         fields, fields_path = _one_stream(obj, path)
+        _container_extension(obj, path, common["output"])  # the file is video.<output>
         return cls(
             **common,
             sizing=sizing(fields, fields_path),
@@ -279,7 +280,21 @@ class GifSpec(SizedSpec):
                 f"{path}.image_format must be gif or webp for a gif output, got {value!r}"
             )
         quality = opt_int(obj, "quality", path, minimum=1)
+        _container_extension(obj, path, "webp" if name == "webp" else "gif")
         return cls(**fields, animated_webp=name == "webp", quality=quality)
+
+
+def _container_extension(obj: dict[str, Any], path: str, container: str) -> None:
+    """``file_extension`` on a video or animation names its file, whose container the output
+    decides: the same one is what Qencode's own examples send (no warning); another is
+    refused, since the file made would not be what its name says."""
+    value = obj.get("file_extension")
+    if value is None or value == "":
+        return
+    if str(value).lower().strip().lstrip(".") != container:
+        raise BadQuery(
+            f"{path}.file_extension is {value!r}, but this output makes a .{container} file"
+        )
 
 
 # Every output Qencode documents (§3.2), by name. Anything else is a typo and is refused.

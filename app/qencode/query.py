@@ -165,6 +165,9 @@ class _Read(dict[str, Any]):
 # Read by qthumb outside the parsers (qthumb_faults, app.tasks.faults), or Qencode's own
 # wrapping, never worth a warning.
 _NOT_IGNORED = frozenset({"query", "qthumb_faults"})
+# Fields Qencode accepts that change nothing in what qthumb makes: accepted without a warning
+# (Qencode's docs recommend encoder_version 2 on every job; qthumb makes no subtasks)
+NO_EFFECT = frozenset({"encoder_version", "use_subtask_callback"})
 
 
 def ignored_fields(obj: dict[str, Any]) -> list[str]:
@@ -176,7 +179,8 @@ def ignored_fields(obj: dict[str, Any]) -> list[str]:
         parse_query(top, tracked)
     except QencodeError:
         return []  # refused anyway, with its own message
-    found = [f"query.{k}" for k in obj if k not in top.read and k not in _NOT_IGNORED]
+    quiet = _NOT_IGNORED | NO_EFFECT
+    found = [f"query.{k}" for k in obj if k not in top.read and k not in quiet]
     return found + tracked
 
 
