@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         description="Absolute base of status_url, upload_url and temporary-storage URLs in "
         "this API's replies and callbacks (default: http://HOST:PORT). Workers do not read it.",
     )
+    profiles: Path | None = Field(
+        default=None,
+        description='A JSON file of encoding profiles, {"<profile id>": [<format entry>, …]}'
+        " (entries as in a start_encode2 query's format): start_encode with profiles and uri"
+        " runs as the equivalent start_encode2. None: start_encode answers error 12.",
+    )
     api_keys: CommaList = Field(
         default_factory=list,
         description="Accepted API keys (comma-separated). Empty: a dev key is made and kept.",
@@ -380,6 +386,15 @@ class Settings(BaseSettings):
             if grant is not None and grant.allows(api_key):
                 return grant
         return None
+
+    @field_validator("profiles")
+    @classmethod
+    def _profiles_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from qthumb.app.api.service import load_profiles  # parses as start_encode2 does
+
+            load_profiles(value)  # ValueError naming the file and the profile
+        return value
 
     @field_validator("admin_key")
     @classmethod

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import qencode3
 
-from tests.conftest import API_KEY, QthumbProcess
+from tests.conftest import API_KEY, QthumbProcess, serving
 
 # qencode3.client is a function until the SDK imports its own ``qencode3.client`` module, which
 # then replaces it: a second ``qencode3.client(...)`` in one process fails (an SDK quirk).
@@ -132,3 +132,30 @@ def test_metadata_of_an_audio_only_source(client: Any, clips: Path):
     assert status["status"] == "completed", status["error_description"]
     info = httpx.get(status["videos"][0]["url"]).json()
     assert [s["codec_type"] for s in info["streams"]] == ["audio"]
+
+
+def test_python_sdk_start_runs_a_teams_profiles(tmp_path: Path, clips: Path):
+    """QTHUMB_PROFILES gives start_encode (every SDK's basic start()) the profiles a team uses:
+    their format entries, in the order named, run on the uri as start_encode2 would; an unknown
+    id is error 12 naming it."""
+    profiles = tmp_path / "profiles.json"
+    profiles.write_text(json.dumps({
+        "poster": [{"output": "thumbnail", "time": 0.5, "width": 96, "user_tag": "poster"}],
+        "sprite": [{"output": "thumbnails", "interval": 2, "sprite": 1, "width": 64}],
+    }))  # fmt: skip
+    with serving(tmp_path, clips, workers=1, QTHUMB_PROFILES=str(profiles)) as server:
+        client = make_client(API_KEY, api_url=server.base_url)
+        task = client.create_task()
+        task.start(["poster", "sprite"], str(clips / "testsrc.mp4"), payload="from-profiles")
+        assert not task.error, task.message
+        deadline = time.monotonic() + 60
+        while (status := task.status())["status"] not in ("completed", "error"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert status["status"] == "completed", status
+        assert status["payload"] == "from-profiles"
+        assert [i["type"] for i in status["images"]] == ["thumbnail", "sprite", "vtt"]
+        assert status["images"][0]["user_tag"] == "poster" and status["images"][0]["width"] == 96
+        unknown = client.create_task()
+        unknown.start("poster, nightly-4k", str(clips / "testsrc.mp4"))
+        assert unknown.error == 12 and "'nightly-4k'" in unknown.message

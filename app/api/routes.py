@@ -98,10 +98,17 @@ async def start_encode2(request: Request) -> dict[str, Any]:
     )
 
 
-@router.post("/start_encode", openapi_extra=form(task_token="task token", profiles="ids"))
+@router.post(
+    "/start_encode",
+    openapi_extra=form(task_token="task token", profiles="profile ids, commas between",
+                       uri="the source", payload="echoed back"),
+)  # fmt: skip
 async def start_encode(request: Request) -> dict[str, Any]:
-    await _form(request)
-    return _service(request).start_encode()
+    form = await _form(request, "start_encode2")  # its faults, as it runs as start_encode2
+    return await run_in_threadpool(
+        _service(request).start_encode, _text(form, "task_token"), _text(form, "profiles"),
+        _text(form, "uri"), _text(form, "payload"), _text(form, "stitch"),
+    )  # fmt: skip
 
 
 @router.api_route(

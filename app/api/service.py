@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NoReturn
 
 from qthumb.app.api.errors import (
@@ -73,6 +74,7 @@ class QencodeService:
         self.outbox = outbox
         self.key_guard = KeyGuard(settings.key_attempts_per_minute)
         self.faults = faults  # QTHUMB_CONTROL: the faults tests ask for
+        self.profiles = load_profiles(settings.profiles)
 
     @property
     def status_url(self) -> str:
@@ -192,11 +194,35 @@ class QencodeService:
         tags = [spec.user_tag or "" for spec in parsed.formats]
         return faults_for_task(self.faults, api_key, token, found, payload, tags)
 
-    def start_encode(self) -> dict[str, Any]:
-        raise ProfileNotFound(
-            "Profile not found: qthumb has no encoding profiles, send a custom query to"
-            " start_encode2 instead"
-        )
+    def start_encode(
+        self,
+        task_token: str | None,
+        profiles: str | None,
+        uri: str | None,
+        payload: str | None,
+        stitch: str | None = None,
+    ) -> dict[str, Any]:
+        """The legacy method every SDK's ``start()`` calls: the profiles' format entries
+        (``QTHUMB_PROFILES``), in the order named, on ``uri``, run as ``start_encode2``."""
+        if not self.profiles:
+            raise ProfileNotFound(
+                "Profile not found: qthumb has no encoding profiles, send a custom query to"
+                " start_encode2 instead (or give qthumb yours: QTHUMB_PROFILES)"
+            )
+        names = [p.strip() for p in (profiles or "").split(",") if p.strip()]
+        if not names:
+            raise ProfileNotFound("Profile not found: send profiles, their ids between commas")
+        formats: list[Any] = []
+        for name in names:
+            if name not in self.profiles:
+                raise ProfileNotFound(f"Profile not found: {name[:64]!r}")
+            formats += self.profiles[name]
+        if stitch:
+            raise BadQuery("stitch: stitching is not supported by qthumb")
+        if not uri:
+            raise FieldRequired("uri")
+        query = json.dumps({"query": {"source": uri, "format": formats}})
+        return self.start_encode2(task_token, query, payload)
 
     def status(self, tokens: list[str]) -> dict[str, Any]:
         self.check_status_tokens(tokens)
@@ -222,6 +248,27 @@ class QencodeService:
             record = records.get(token)
             statuses[token] = None if record is None else status_object(record, base)
         return {"error": 0, "statuses": statuses}
+
+
+def load_profiles(path: Path | None) -> dict[str, list[Any]]:
+    """``QTHUMB_PROFILES``: profile id to its format entries, each checked as start_encode2
+    checks a query's, so a bad file stops the API at its start, naming the entry."""
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"QTHUMB_PROFILES {path}: {exc}") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(v, list) and v and isinstance(k, str) for k, v in data.items()
+    ):
+        raise ValueError(f"QTHUMB_PROFILES {path}: a JSON object of id: [format entries]")
+    for name, entries in data.items():
+        try:
+            parse_query({"source": "/profile.mp4", "format": entries})
+        except QencodeError as exc:
+            raise ValueError(f"QTHUMB_PROFILES {path}: profile {name!r}: {exc.message}") from None
+    return data
 
 
 def split_task_tokens(single: list[str], bracketed: list[str]) -> list[str]:
