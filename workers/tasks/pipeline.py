@@ -14,6 +14,7 @@ nothing raises ``NothingMade``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -188,6 +189,12 @@ class _Run:
                 except FormatFailure as exc:
                     fatal = self.failed(spec, exc.description, exc.transient)
                 except MemoryError:  # past QTHUMB_WORKER_MEMORY_LIMIT: this format alone
+                    fatal = self.failed(spec, memory_failure(self.settings), transient=True)
+                except BlockingIOError as exc:
+                    # EAGAIN: a decoder or encoder thread could not start; under RLIMIT_DATA
+                    # that is the same limit (each thread's heap arena counts against it)
+                    if exc.errno != errno.EAGAIN:
+                        raise
                     fatal = self.failed(spec, memory_failure(self.settings), transient=True)
                 if fatal is not None:
                     raise fatal
