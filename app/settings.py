@@ -391,7 +391,7 @@ class Settings(BaseSettings):
     @classmethod
     def _profiles_file(cls, value: Path | None) -> Path | None:
         if value is not None:
-            from qthumb.app.api.service import load_profiles  # parses as start_encode2 does
+            from qthumb.app.qencode.profiles import load_profiles  # parses as start_encode2 does
 
             load_profiles(value)  # ValueError naming the file and the profile
         return value

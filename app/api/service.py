@@ -7,7 +7,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, NoReturn
 
 from qthumb.app.api.errors import (
@@ -27,6 +26,7 @@ from qthumb.app.api.errors import (
 from qthumb.app.api.key_guard import KeyGuard
 from qthumb.app.api.keys import API_KEY_RE
 from qthumb.app.qencode.limits import check_query
+from qthumb.app.qencode.profiles import load_profiles
 from qthumb.app.qencode.query import Query, decode_query, ignored_fields, parse_query
 from qthumb.app.qencode.query_values import coerced_values
 from qthumb.app.qencode.wire import status_object, status_url
@@ -248,27 +248,6 @@ class QencodeService:
             record = records.get(token)
             statuses[token] = None if record is None else status_object(record, base)
         return {"error": 0, "statuses": statuses}
-
-
-def load_profiles(path: Path | None) -> dict[str, list[Any]]:
-    """``QTHUMB_PROFILES``: profile id to its format entries, each checked as start_encode2
-    checks a query's, so a bad file stops the API at its start, naming the entry."""
-    if path is None:
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"QTHUMB_PROFILES {path}: {exc}") from None
-    if not isinstance(data, dict) or not all(
-        isinstance(v, list) and v and isinstance(k, str) for k, v in data.items()
-    ):
-        raise ValueError(f"QTHUMB_PROFILES {path}: a JSON object of id: [format entries]")
-    for name, entries in data.items():
-        try:
-            parse_query({"source": "/profile.mp4", "format": entries})
-        except QencodeError as exc:
-            raise ValueError(f"QTHUMB_PROFILES {path}: profile {name!r}: {exc.message}") from None
-    return data
 
 
 def split_task_tokens(single: list[str], bracketed: list[str]) -> list[str]:
