@@ -91,6 +91,14 @@ def test_past_the_limit_the_format_fails_naming_the_setting(
     assert worker_of(limited, task) == worker_of(limited, next_task)
 
 
+def image_of(pid: int) -> str:
+    """The name of the program a process runs now ("" once it ended)."""
+    try:
+        return Path(os.readlink(f"/proc/{pid}/exe")).name
+    except OSError:
+        return ""
+
+
 def test_the_encoder_child_inherits_the_limit(limited: QthumbProcess, big: Path):
     """The mp4/webm/gif encoder runs in a child of the worker, under the same ceiling."""
     from tests.test_orphans import command_of
@@ -100,8 +108,10 @@ def test_the_encoder_child_inherits_the_limit(limited: QthumbProcess, big: Path)
         task = client.start({"source": str(big), "format": [{"output": "mp4", "size": "320x320"}]})
 
         def encoder() -> int | None:
+            """The encoder once it is Python (setpriv and prlimit run first, in the same pid)."""
             found = [p for p in session_pids(limited.procs[0].pid)
-                     if "qthumb.workers.outputs.encode" in command_of(p)]  # fmt: skip
+                     if "qthumb.workers.outputs.encode" in command_of(p)
+                     and "python" in image_of(p)]  # fmt: skip
             return found[0] if found else None
 
         limits = ""

@@ -24,6 +24,7 @@ import ctypes
 import gc
 import logging
 import resource
+import shutil
 from pathlib import Path
 
 from qthumb.app.settings import Settings
@@ -85,11 +86,26 @@ def fits(size: int) -> bool:
     return soft == resource.RLIM_INFINITY or soft - data_in_use() >= size
 
 
-def limit_child(pid: int) -> None:
-    """Give the child ``pid`` (an encoder) what this process leaves of its own limit, so the
-    two together stay within this process's share."""
+def within_what_is_left(argv: list[str]) -> list[str]:
+    """``argv`` run under what this process leaves of its own limit, so the two together stay
+    within this process's share (the encoder child). Set by util-linux's ``prlimit`` before
+    the program starts: a limit set from outside after the start would leave a moment in
+    which the child runs with the whole share. Unchanged when this process has no limit or
+    ``prlimit`` is missing (then ``limit_child`` sets it once the child has started)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
-    if soft == resource.RLIM_INFINITY:
+    prlimit = shutil.which("prlimit")
+    if soft == resource.RLIM_INFINITY or prlimit is None:
+        return argv
+    left = max(MIN_CHILD, soft - data_in_use())
+    ceiling = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+    return [prlimit, f"--data={left}:{ceiling}", "--", *argv]
+
+
+def limit_child(pid: int) -> None:
+    """Give the child ``pid`` what this process leaves of its own limit, where
+    ``within_what_is_left`` could not (no ``prlimit`` program)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if soft == resource.RLIM_INFINITY or shutil.which("prlimit") is not None:
         return
     left = max(MIN_CHILD, soft - data_in_use())
     with contextlib.suppress(ProcessLookupError, PermissionError):  # ended already

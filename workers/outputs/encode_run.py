@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import IO
 
-from qthumb.app.process.memory import limit_child
+from qthumb.app.process.memory import limit_child, within_what_is_left
 from qthumb.app.process.orphans import dies_with_us, qthumb_module
 from qthumb.workers.outputs.encode_plan import EncodePlan
 from qthumb.workers.tasks.failures import FormatFailure
@@ -42,14 +42,14 @@ def run_encoder(
     """Make ``plan.out`` in a child process; its progress lines drive ``progress`` (0-1).
     Fails with the child's last error line when it fails or passes ``timeout`` seconds."""
     proc = subprocess.Popen(
-        dies_with_us(qthumb_module("workers.outputs.encode", plan.to_json())),
+        dies_with_us(within_what_is_left(qthumb_module("workers.outputs.encode", plan.to_json()))),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         errors="replace",
     )
-    limit_child(proc.pid)  # what this worker leaves of its share: the two stay within it
+    limit_child(proc.pid)  # only where prlimit is missing
     assert proc.stdout is not None and proc.stderr is not None
     tail: deque[str] = deque(maxlen=ERROR_LINES)
     drain = threading.Thread(target=_keep_tail, args=(proc.stderr, tail), daemon=True)
