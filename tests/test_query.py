@@ -179,3 +179,33 @@ def test_fields_that_change_nothing_are_accepted_without_a_warning():
         with pytest.raises(BadQuery, match=f"makes a .{output} file"):
             parse_query({"source": "/x.mp4", "format": [
                 {"output": output, "file_extension": extension}]})  # fmt: skip
+
+
+def test_a_sprite_destination_ending_in_a_file_name_names_the_sheet():
+    sprite = {"output": "thumbnails", "interval": 1, "sprite": 1}
+    named = one({**sprite, "destination": {"url": "s3://h:9/b/x/preview.webp?v=1"}})
+    assert named.sheet_name == "preview" and named.image_format is ImageFormat.WEBP
+    assert named.destinations[0].url == "s3://h:9/b/x/?v=1"
+    assert (named.sheet_names(1), named.sheet_names(2)) == (
+        ["preview.webp"], ["preview_01.webp", "preview_02.webp"])  # fmt: skip
+    assert (named.vtt_name, named.storyboard_name) == ("preview.vtt", "preview.json")
+    # a folder stays a folder, and frames (sprite: 0) always go in one
+    for fmt in ({**sprite, "destination": {"url": "s3://h:9/b/v1.2"}},
+                {**sprite, "sprite": 0, "destination": {"url": "s3://h:9/b/a.jpg"}}):  # fmt: skip
+        folder = one(fmt)
+        assert folder.sheet_name is None and folder.destinations == fmt_destinations(fmt)
+        assert folder.vtt_name == "thumbnails.vtt"
+
+
+def fmt_destinations(fmt: dict) -> tuple[Destination, ...]:
+    return (Destination(url=fmt["destination"]["url"]),)
+
+
+@pytest.mark.parametrize("urls", [["s3://h:9/b/a.jpg", "s3://h:9/b/folder"],
+                                  ["s3://h:9/b/a.jpg", "s3://h:9/c/b.jpg"]])  # fmt: skip
+def test_destinations_that_name_the_sprite_differently_are_refused(urls: list[str]):
+    """The VTT names its sheets once: two destinations cannot give them two names."""
+    fmt = {"output": "thumbnails", "interval": 1, "sprite": 1,
+           "destination": [{"url": u} for u in urls]}  # fmt: skip
+    with pytest.raises(BadQuery, match="names the sprite differently"):
+        one(fmt)

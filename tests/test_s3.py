@@ -409,3 +409,40 @@ def test_a_jpg_destination_gets_jpeg_bytes(
     assert body[:3] == b"\xff\xd8\xff" and content_type == "image/jpeg"
     body, content_type = get_object(moto_endpoint, bucket, "plain")
     assert body[:4] == b"RIFF" and body[8:12] == b"WEBP" and content_type == "image/webp"
+
+
+def test_a_sprite_destination_ending_in_a_file_name_is_the_sheet(
+    s3: QClient, clips: Path, moto_endpoint: str, bucket: str
+):
+    """Qencode's recipe writes a sprite destination as ``…/sprite.jpg``: the sheet is that
+    object, its VTT beside it under the same name (``…/sprite.vtt``) naming it; several sheets
+    are ``<name>_01.png``…; the name's extension picks the encoding; a folder stays a folder."""
+    keys = {"key": "k", "secret": "s"}
+    sprite = {"output": "thumbnails", "interval": 1, "sprite": 1, "columns": 3, "width": 160}
+    at = f"s3://{moto_endpoint}/{bucket}"
+    status = s3.run({"source": str(clips / "testsrc.mp4"), "format": [
+        {**sprite, "storyboard": 1, "destination": {"url": f"{at}/named/preview.jpg", **keys}},
+        # 200 tiles 90 px high in one column: past 16,000 px, two sheets
+        {**sprite, "interval": 0.03, "columns": 1,
+         "destination": {"url": f"{at}/many/seek.png", **keys}},
+        {**sprite, "destination": {"url": f"{at}/folder.v2", **keys}},
+    ]}, timeout=120)  # fmt: skip
+    assert status["status"] == "completed", status["error_description"]
+    keys_of = {
+        tag: sorted(i["storage"]["key"] for i in status["images"] if i["tag"].startswith(tag))
+        for tag in ("image-0-", "image-1-", "image-2-")
+    }
+    assert keys_of == {
+        "image-0-": ["named/preview.jpg", "named/preview.json", "named/preview.vtt"],
+        "image-1-": ["many/seek.vtt", "many/seek_01.png", "many/seek_02.png"],
+        "image-2-": ["folder.v2/sprite.png", "folder.v2/thumbnails.vtt"],
+    }
+    sheet, sheet_type = get_object(moto_endpoint, bucket, "named/preview.jpg")
+    assert sheet[:3] == b"\xff\xd8\xff" and sheet_type == "image/jpeg"
+    vtt = get_object(moto_endpoint, bucket, "named/preview.vtt")[0].decode()
+    assert vtt.count("preview.jpg#xywh=") == 6 and "sprite" not in vtt
+    board = json.loads(get_object(moto_endpoint, bucket, "named/preview.json")[0])
+    assert "preview.jpg" in json.dumps(board)
+    many = get_object(moto_endpoint, bucket, "many/seek.vtt")[0].decode()
+    assert many.count("seek_01.png#xywh=") == 177 and many.count("seek_02.png#xywh=") == 23
+    assert get_object(moto_endpoint, bucket, "many/seek_02.png")[0][:4] == b"\x89PNG"

@@ -14,20 +14,18 @@ bare class and fail on their own, leaving the others (§3.2).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from qthumb.app.api.errors import BadQuery, FieldRequired
+from qthumb.app.qencode.image_naming import image_encoding, named_sheet
 from qthumb.app.qencode.query_values import (
-    IMAGE_EXTENSIONS,
     Destination,
     ImageFormat,
     Logo,
     Placeholder,
     Sizing,
     flag,
-    image_format,
     logos,
     opt_float,
     opt_int,
@@ -35,13 +33,16 @@ from qthumb.app.qencode.query_values import (
     sizing,
     time_fraction,
 )
+from qthumb.app.qencode.video_fields import (
+    VideoSettings,
+    container_extension,
+    one_stream,
+    video_settings,
+)
 from qthumb.app.qencode.window import Window, series_count
 
 MIN_INTERVAL = 0.001  # seconds: a frame lasts longer at every rate a camera records
 MAX_FRAME_RATE = 1000  # frames a second: past any camera's, so frame_number has a ceiling
-_FRAMERATE_RE = re.compile(r"^\d+(\.\d+)?(/\d+(\.\d+)?)?$")
-_KEYFRAME_RE = re.compile(r"^\d+(\.\d+)?s?$")
-_OTHER_IMAGE_EXTENSIONS = frozenset({"gif", "bmp", "tif", "tiff", "heic", "jxl"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,7 +123,7 @@ class ImageSpec(SizedSpec):
             "sizing": sizing(obj, path),
             "logos": logos(obj.get("logo"), f"{path}.logo"),
         }
-        fields["image_format"] = _image_encoding(
+        fields["image_format"] = image_encoding(
             obj, common["destinations"], path, named_by_destination
         )
         quality = opt_int(obj, "quality", path, minimum=1)
@@ -175,6 +176,9 @@ class ThumbnailsSpec(ImageSpec):
     keyframes_only: bool = False
     storyboard: bool = False  # qthumb's extension: thumbnails.json beside the sprite's VTT
     dpr: int = 1  # qthumb's extension: tiles at this many pixels a CSS pixel
+    # A sprite destination that ends in a file name (…/sprite.jpg) names the sheet: its stem
+    # here, the destinations its folder
+    sheet_name: str | None = None
 
     folder: ClassVar[bool] = True
 
@@ -182,9 +186,30 @@ class ThumbnailsSpec(ImageSpec):
     def pixel_scale(self) -> int:
         return self.dpr
 
+    def sheet_names(self, sheets: int) -> list[str]:
+        """The sheets' file names: ``sprite.<ext>``, or ``sprite_01.<ext>``… when several,
+        under the name a destination gave instead of ``sprite``."""
+        base, ext = self.sheet_name or "sprite", self.image_format.extension
+        if sheets == 1:
+            return [f"{base}.{ext}"]
+        return [f"{base}_{i + 1:02d}.{ext}" for i in range(sheets)]
+
+    @property
+    def vtt_name(self) -> str:
+        """``thumbnails.vtt``, or beside a named sheet under its name (``sprite.vtt``)."""
+        return f"{self.sheet_name}.vtt" if self.sheet_name else "thumbnails.vtt"
+
+    @property
+    def storyboard_name(self) -> str:
+        return f"{self.sheet_name}.json" if self.sheet_name else "thumbnails.json"
+
     @classmethod
     def parse(cls, obj: dict[str, Any], path: str, common: dict[str, Any]) -> ThumbnailsSpec:
-        fields = cls.image_fields(obj, path, common, named_by_destination=False)
+        sprite = flag(obj.get("sprite"), f"{path}.sprite")
+        sheet, folders = named_sheet(common["destinations"], path) if sprite else (None, None)
+        fields = cls.image_fields(obj, path, common, named_by_destination=sheet is not None)
+        if folders is not None:
+            fields["destinations"] = folders
         interval = opt_float(obj, "interval", path, minimum=0.0, exclusive=True)
         if interval is None:
             raise FieldRequired(f"{path}.interval")
@@ -199,7 +224,6 @@ class ThumbnailsSpec(ImageSpec):
         dpr = opt_int(obj, "dpr", path, minimum=1)
         if dpr is not None and dpr > 4:
             raise BadQuery(f"{path}.dpr must be 1, 2, 3 or 4")
-        sprite = flag(obj.get("sprite"), f"{path}.sprite")
         storyboard = flag(obj.get("storyboard"), f"{path}.storyboard")
         if storyboard and not sprite:
             raise BadQuery(f"{path}.storyboard describes sprite sheets: it needs sprite: 1")
@@ -216,6 +240,7 @@ class ThumbnailsSpec(ImageSpec):
             keyframes_only=flag(obj.get("keyframes_only"), f"{path}.keyframes_only"),
             storyboard=storyboard,
             dpr=dpr or 1,
+            sheet_name=sheet,
         )
 
     def frames_asked(self, longest: float) -> tuple[int, str]:
@@ -227,21 +252,6 @@ class ThumbnailsSpec(ImageSpec):
         return count, f"{self.duration:g} s every {self.interval:g} s"
 
 
-@dataclass(frozen=True)
-class VideoSettings:
-    """``mp4`` / ``webm`` / ``gif`` fields (§3.2). ``quality`` is a CRF, not an image
-    quality."""
-
-    video_codec: str | None = None
-    framerate: str | None = None
-    keyframe: str | None = None  # frames ("50") or seconds ("2s")
-    bitrate: int | None = None  # kbit/s
-    quality: int | None = None
-    audio_bitrate: int | None = None  # kbit/s
-    audio: bool = True
-    mute: bool = False  # audio_mute: the source's audio replaced by silence of its length
-
-
 @dataclass(frozen=True, kw_only=True)
 class VideoSpec(SizedSpec):
     """``mp4`` / ``webm``: the clip window encoded (one video stream)."""
@@ -250,12 +260,12 @@ class VideoSpec(SizedSpec):
 
     @classmethod
     def parse(cls, obj: dict[str, Any], path: str, common: dict[str, Any]) -> VideoSpec:
-        fields, fields_path = _one_stream(obj, path)
-        _container_extension(obj, path, common["output"])  # the file is video.<output>
+        fields, fields_path = one_stream(obj, path)
+        container_extension(obj, path, common["output"])  # the file is video.<output>
         return cls(
             **common,
             sizing=sizing(fields, fields_path),
-            video=_video(fields, fields_path),
+            video=video_settings(fields, fields_path),
             logos=logos(fields.get("logo"), f"{fields_path}.logo"),
         )
 
@@ -271,7 +281,7 @@ class GifSpec(SizedSpec):
 
     @classmethod
     def parse(cls, obj: dict[str, Any], path: str, common: dict[str, Any]) -> GifSpec:
-        fields = {**common, "sizing": sizing(obj, path), "video": _video(obj, path),
+        fields = {**common, "sizing": sizing(obj, path), "video": video_settings(obj, path),
                   "logos": logos(obj.get("logo"), f"{path}.logo")}  # fmt: skip
         value = obj.get("image_format")
         name = "" if value is None else str(value).lower().strip()
@@ -280,21 +290,8 @@ class GifSpec(SizedSpec):
                 f"{path}.image_format must be gif or webp for a gif output, got {value!r}"
             )
         quality = opt_int(obj, "quality", path, minimum=1)
-        _container_extension(obj, path, "webp" if name == "webp" else "gif")
+        container_extension(obj, path, "webp" if name == "webp" else "gif")
         return cls(**fields, animated_webp=name == "webp", quality=quality)
-
-
-def _container_extension(obj: dict[str, Any], path: str, container: str) -> None:
-    """``file_extension`` on a video or animation names its file, whose container the output
-    decides: the same one is what Qencode's own examples send (no warning); another is
-    refused, since the file made would not be what its name says."""
-    value = obj.get("file_extension")
-    if value is None or value == "":
-        return
-    if str(value).lower().strip().lstrip(".") != container:
-        raise BadQuery(
-            f"{path}.file_extension is {value!r}, but this output makes a .{container} file"
-        )
 
 
 # Every output Qencode documents (§3.2), by name. Anything else is a typo and is refused.
@@ -314,94 +311,3 @@ KINDS: dict[str, type[FormatSpec]] = {
 def array_of(output: str) -> str:
     """Which status array an output's entries go in (rows of unknown outputs: videos)."""
     return KINDS.get(output, FormatSpec).array
-
-
-def _image_encoding(
-    obj: dict[str, Any], dests: tuple[Destination, ...], path: str, named_by_destination: bool
-) -> ImageFormat:
-    """``image_format`` when given; else what the file's name says (the SDKs'
-    ``file_extension``, or a ``thumbnail`` destination's extension: ``…/poster.jpg`` is a
-    JPEG); else PNG. Two that disagree are error 1 naming both."""
-    said: list[tuple[ImageFormat, str]] = []
-    extension = obj.get("file_extension")
-    if extension not in (None, ""):
-        fmt = IMAGE_EXTENSIONS.get(str(extension).lower().lstrip("."))
-        if fmt is None:
-            raise BadQuery(
-                f"{path}.file_extension must be png, jpg, webp or avif, got {extension!r}"
-            )
-        said.append((fmt, f"{path}.file_extension {str(extension)!r}"))
-    for i, destination in enumerate(dests if named_by_destination else ()):
-        name = destination.url.rstrip().rsplit("/", 1)[-1].split("?", 1)[0]
-        suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-        where = f"{path}.destination" + (f"[{i}]" if len(dests) > 1 else "")
-        if suffix in _OTHER_IMAGE_EXTENSIONS:
-            raise BadQuery(f"{where}: {name!r} names a .{suffix}; qthumb writes png, jpg, "
-                           "webp or avif")  # fmt: skip
-        if suffix in IMAGE_EXTENSIONS:
-            said.append((IMAGE_EXTENSIONS[suffix], f"{where} {name!r}"))
-    explicit = obj.get("image_format")
-    if explicit not in (None, ""):
-        chosen = image_format(explicit, path)
-        for fmt, where in said:
-            if fmt is not chosen:
-                raise BadQuery(f"{path}.image_format is {chosen.value} but {where} is {fmt.value}")
-        return chosen
-    if not said:
-        return ImageFormat.PNG
-    first, first_where = said[0]
-    for fmt, where in said[1:]:
-        if fmt is not first:
-            raise BadQuery(f"{path}: {first_where} is {first.value} but {where} is {fmt.value}")
-    return first
-
-
-_STREAM_FIELDS = frozenset({"size", "width", "height", "resolution", "resize_mode", "bitrate",
-                            "framerate", "keyframe", "video_codec", "quality", "audio_bitrate",
-                            "audio_disabled", "audio_mute", "rotate", "aspect_ratio",
-                            "logo"})  # fmt: skip
-
-
-def _one_stream(obj: dict[str, Any], path: str) -> tuple[dict[str, Any], str]:
-    """The fields a video is made with: the format's own, or its one ``stream[]`` entry's
-    (Qencode's per-stream form: its fields win over the format's). qthumb makes one video
-    stream per output: several are refused rather than silently reduced to one."""
-    streams = obj.get("stream")
-    if streams is None or streams == [] or streams == {}:
-        return obj, path
-    if isinstance(streams, dict):
-        streams = [streams]
-    if not isinstance(streams, list) or not all(isinstance(x, dict) for x in streams):
-        raise BadQuery(f"{path}.stream must be a list of stream objects")
-    if len(streams) > 1:
-        raise BadQuery(
-            f"{path}.stream has {len(streams)} streams; qthumb makes one stream per output: "
-            "use one format per size"
-        )
-    # Fields qthumb does not read are left alone, as at the format's own level.
-    chosen = {k: v for k, v in streams[0].items() if k in _STREAM_FIELDS}
-    return {**obj, **chosen}, f"{path}.stream[0]"
-
-
-def _video(obj: dict[str, Any], path: str) -> VideoSettings:
-    codec = obj.get("video_codec")
-    framerate = obj.get("framerate")
-    if framerate not in (None, "") and not _FRAMERATE_RE.match(str(framerate).strip()):
-        raise BadQuery(f"{path}.framerate must look like 25, 29.97 or 30000/1001")
-    keyframe = obj.get("keyframe")
-    if keyframe not in (None, "") and not _KEYFRAME_RE.match(str(keyframe).strip()):
-        raise BadQuery(f"{path}.keyframe must be frames (50) or seconds (2s)")
-    quality = opt_int(obj, "quality", path, minimum=0)
-    if quality is not None and quality > 63:
-        raise BadQuery(f"{path}.quality (CRF) must be between 0 and 63")
-    audio = obj.get("audio_disabled")
-    return VideoSettings(
-        video_codec=None if codec in (None, "") else str(codec),
-        framerate=None if framerate in (None, "") else str(framerate).strip(),
-        keyframe=None if keyframe in (None, "") else str(keyframe).strip(),
-        bitrate=opt_int(obj, "bitrate", path, minimum=1),
-        quality=quality,
-        audio_bitrate=opt_int(obj, "audio_bitrate", path, minimum=1),
-        audio=not flag(audio, f"{path}.audio_disabled"),
-        mute=flag(obj.get("audio_mute"), f"{path}.audio_mute"),
-    )

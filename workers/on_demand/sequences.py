@@ -28,7 +28,7 @@ from qthumb.app.settings import Settings
 from qthumb.workers.media.imaging import target_size
 from qthumb.workers.media.probe import MediaInfo
 from qthumb.workers.outputs.gif import make_gif
-from qthumb.workers.outputs.series import STORYBOARD_NAME, VTT_NAME, frame_count, make_thumbnails
+from qthumb.workers.outputs.series import frame_count, make_thumbnails
 from qthumb.workers.tasks.failures import FormatFailure, TaskFailure
 from qthumb.workers.tasks.limits import check_format, check_task
 
@@ -88,8 +88,12 @@ def make_storyboard(
         )  # fmt: skip
         sheets = sorted((p for p in made if p.kind == "sprite"), key=lambda p: p.name)
         return Storyboard(
-            vtt=RenderedFrame.of((Path(work) / VTT_NAME).read_bytes(), "text/vtt; charset=utf-8"),
-            json=RenderedFrame.of((Path(work) / STORYBOARD_NAME).read_bytes(), "application/json"),
+            vtt=RenderedFrame.of(
+                (Path(work) / spec.vtt_name).read_bytes(), "text/vtt; charset=utf-8"
+            ),
+            json=RenderedFrame.of(
+                (Path(work) / spec.storyboard_name).read_bytes(), "application/json"
+            ),
             sheets=tuple(RenderedFrame.of(p.path.read_bytes(), p.content_type) for p in sheets),
         )
 

@@ -22,8 +22,6 @@ from qthumb.workers.outputs.products import Product
 from qthumb.workers.outputs.sprites import SheetComposer, SheetLayout
 from qthumb.workers.outputs.webvtt import Cue, render_vtt, tile_cues
 
-VTT_NAME = "thumbnails.vtt"
-STORYBOARD_NAME = "thumbnails.json"
 TILES_IN_FLIGHT_BYTES = 256 * 1024 * 1024  # decoded RGB tiles held between readers and sheet
 
 
@@ -53,7 +51,7 @@ def make_thumbnails(
     logos: Sequence[LoadedLogo] = (),
     refer: Callable[[int, str], str] | None = None,
 ) -> list[Product]:
-    """Frames (``sprite: 0``) or sheets (``sprite: 1``), then ``thumbnails.vtt``. The count
+    """Frames (``sprite: 0``) or sheets (``sprite: 1``), then the VTT (``spec.vtt_name``). The count
     of frames has been checked against ``max_frames`` (``check_task``) before this runs.
     ``refer(n, file name)``: how the VTT and the storyboard JSON name sheet ``n`` (default:
     its file name, relative to them)."""
@@ -67,11 +65,7 @@ def make_thumbnails(
     pixels = replace(spec.sizing, width=tile[0] * dpr, height=tile[1] * dpr, resolution=None)
     layout = SheetLayout.plan((tile[0] * dpr, tile[1] * dpr), spec.columns, len(times),
                               max_pixels)  # fmt: skip
-    names = (
-        [f"sprite.{ext}"]
-        if layout.sheets == 1
-        else [f"sprite_{i + 1:02d}.{ext}" for i in range(layout.sheets)]
-    )
+    names = spec.sheet_names(layout.sheets)
     shown = names if refer is None else [refer(n, name) for n, name in enumerate(names)]
 
     def emit(sheet: int, image: Image.Image) -> None:
@@ -111,12 +105,14 @@ def make_thumbnails(
     products.sort(key=lambda p: p.name)
     cues = tile_cues(times, window.end, texts)
     if spec.storyboard:
-        products.append(_storyboard(out_dir, cues, tile, layout, shown, dpr, hashes))
-    vtt = out_dir / VTT_NAME
+        products.append(
+            _storyboard(out_dir, spec.storyboard_name, cues, tile, layout, shown, dpr, hashes)
+        )
+    vtt = out_dir / spec.vtt_name
     vtt.write_text(render_vtt(cues), encoding="utf-8", newline="\n")
     products.append(
         Product(
-            path=vtt, name=VTT_NAME, kind="vtt", content_type="text/vtt", size=vtt.stat().st_size
+            path=vtt, name=vtt.name, kind="vtt", content_type="text/vtt", size=vtt.stat().st_size
         )
     )
     return products
@@ -170,6 +166,7 @@ def _product(
 
 def _storyboard(
     out_dir: Path,
+    name: str,
     cues: list[Cue],
     tile: tuple[int, int],
     layout: SheetLayout,
@@ -201,7 +198,7 @@ def _storyboard(
         ],
         "tiles": tiles,
     }
-    path = out_dir / STORYBOARD_NAME
+    path = out_dir / name
     path.write_text(json.dumps(board, separators=(",", ":")), encoding="utf-8")
-    return Product(path=path, name=STORYBOARD_NAME, kind="storyboard",
+    return Product(path=path, name=name, kind="storyboard",
                    content_type="application/json", size=path.stat().st_size)  # fmt: skip

@@ -11,7 +11,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from qthumb.app.qencode.formats import VideoSettings, VideoSpec
+from qthumb.app.qencode.formats import VideoSpec
+from qthumb.app.qencode.video_fields import VideoSettings
 from qthumb.app.qencode.window import clip_window
 from qthumb.workers.media.imaging import target_size
 from qthumb.workers.media.logos import LoadedLogo
