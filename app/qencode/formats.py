@@ -62,6 +62,9 @@ class FormatSpec:
     # A destination URL names a folder the output's files go into (several files), rather
     # than the one object's full key.
     folder: ClassVar[bool] = False
+    # Fields Qencode reads on this kind that change nothing in what qthumb makes of it:
+    # accepted without an "ignored" warning (the one list of these decisions, per kind).
+    no_effect: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def parse(cls, obj: dict[str, Any], path: str, common: dict[str, Any]) -> FormatSpec:
@@ -99,6 +102,9 @@ class SizedSpec(FormatSpec):
 
     sizing: Sizing = field(default_factory=Sizing)
     logos: tuple[Logo, ...] = ()  # drawn over every frame, in order
+    # deinterlace: 1, every frame's fields taken apart (stills: the top field; video: bwdif);
+    # without it a frame flagged interlaced still is, for stills
+    deinterlace: bool = False
 
     @property
     def pixel_scale(self) -> int:
@@ -113,6 +119,8 @@ class ImageSpec(SizedSpec):
     placeholder: Placeholder | None = None  # qthumb's extension: a BlurHash/ThumbHash an image
 
     array: ClassVar[str] = "images"
+    # an image is SDR: HDR sources are always tone-mapped to BT.709
+    no_effect: ClassVar[frozenset[str]] = frozenset({"hdr_to_sdr"})
 
     @staticmethod
     def image_fields(
@@ -122,6 +130,7 @@ class ImageSpec(SizedSpec):
             **common,
             "sizing": sizing(obj, path),
             "logos": logos(obj.get("logo"), f"{path}.logo"),
+            "deinterlace": flag(obj.get("deinterlace"), f"{path}.deinterlace"),
         }
         fields["image_format"] = image_encoding(
             obj, common["destinations"], path, named_by_destination
@@ -257,6 +266,8 @@ class VideoSpec(SizedSpec):
     """``mp4`` / ``webm``: the clip window encoded (one video stream)."""
 
     video: VideoSettings = field(default_factory=VideoSettings)
+    # hdr_to_sdr: 1, a PQ or HLG source tone-mapped to SDR BT.709 as thumbnails are
+    hdr_to_sdr: bool = False
 
     @classmethod
     def parse(cls, obj: dict[str, Any], path: str, common: dict[str, Any]) -> VideoSpec:
@@ -267,6 +278,8 @@ class VideoSpec(SizedSpec):
             sizing=sizing(fields, fields_path),
             video=video_settings(fields, fields_path),
             logos=logos(fields.get("logo"), f"{fields_path}.logo"),
+            deinterlace=flag(fields.get("deinterlace"), f"{fields_path}.deinterlace"),
+            hdr_to_sdr=flag(fields.get("hdr_to_sdr"), f"{fields_path}.hdr_to_sdr"),
         )
 
 
@@ -279,10 +292,14 @@ class GifSpec(SizedSpec):
     animated_webp: bool = False
     quality: int | None = None
 
+    # an animation is SDR: HDR sources are always tone-mapped to BT.709
+    no_effect: ClassVar[frozenset[str]] = frozenset({"hdr_to_sdr"})
+
     @classmethod
     def parse(cls, obj: dict[str, Any], path: str, common: dict[str, Any]) -> GifSpec:
         fields = {**common, "sizing": sizing(obj, path), "video": video_settings(obj, path),
-                  "logos": logos(obj.get("logo"), f"{path}.logo")}  # fmt: skip
+                  "logos": logos(obj.get("logo"), f"{path}.logo"),
+                  "deinterlace": flag(obj.get("deinterlace"), f"{path}.deinterlace")}  # fmt: skip
         value = obj.get("image_format")
         name = "" if value is None else str(value).lower().strip()
         if name not in ("", "gif", "webp"):

@@ -245,7 +245,8 @@ def _parse_format(index: int, obj: object, tracked: list[str] | None = None) -> 
         read = _Read(obj)
         spec = _parse_format(index, read)
         if type(spec) is not FormatSpec:  # a kind qthumb makes: its unread fields
-            tracked += [f"{path}.{k}" for k in obj if k not in read.read]
+            tracked += [f"{path}.{k}" for k in obj
+                        if k not in read.read and k not in spec.no_effect]  # fmt: skip
         return spec
     output = obj.get("output")
     if output is None or output == "":

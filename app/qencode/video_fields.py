@@ -32,7 +32,7 @@ class VideoSettings:
 _STREAM_FIELDS = frozenset({"size", "width", "height", "resolution", "resize_mode", "bitrate",
                             "framerate", "keyframe", "video_codec", "quality", "audio_bitrate",
                             "audio_disabled", "audio_mute", "rotate", "aspect_ratio",
-                            "logo"})  # fmt: skip
+                            "logo", "deinterlace", "hdr_to_sdr"})  # fmt: skip
 
 
 def one_stream(obj: dict[str, Any], path: str) -> tuple[dict[str, Any], str]:

@@ -11,7 +11,8 @@
   primaries to BT.709, Hable's curve on the brightest channel with the peak the stream's
   metadata gives (MaxCLL, else the mastering display's, else 1000 nits), then the BT.709
   transfer for a BT.1886 display (gamma 2.4). A naive conversion shows PQ as washed-out grey.
-- Interlaced frames: the top field, line-doubled, so a still shows no combing.
+- Interlaced frames (flagged, or every frame with ``deinterlace: 1``): the top field,
+  line-doubled, so a still shows no combing.
 
 Scaling happens first (in the source's own signal), so the float maths runs on thumbnail-sized
 arrays, not 4K frames. The float maths lives in ``workers.media.deep_colour`` and is imported for
@@ -37,9 +38,13 @@ def _deep(frame: av.VideoFrame) -> bool:
     return any(c.bits > 8 for c in frame.format.components)
 
 
-def to_rgb(frame: av.VideoFrame, width: int, height: int) -> Image.Image:
-    """The frame at ``width`` x ``height`` (stored orientation), as 8-bit RGB."""
-    if frame.interlaced_frame:
+def to_rgb(
+    frame: av.VideoFrame, width: int, height: int, deinterlace: bool | None = None
+) -> Image.Image:
+    """The frame at ``width`` x ``height`` (stored orientation), as 8-bit RGB. Its top field
+    alone when ``deinterlace`` (the format's ``deinterlace: 1``), or by default when the
+    frame says it is interlaced."""
+    if frame.interlaced_frame if deinterlace is None else deinterlace:
         return _deinterlaced(frame, width, height)
     return _progressive(frame, width, height)
 

@@ -50,11 +50,11 @@ class Picture:
     display_size: tuple[int, int]
     rotation: int
 
-    def to_image(self, width: int, height: int) -> Image.Image:
+    def to_image(self, width: int, height: int, deinterlace: bool | None = None) -> Image.Image:
         """RGB image of ``width`` x ``height`` in display orientation."""
         turned = self.rotation in (90, 270)
         w, h = (height, width) if turned else (width, height)
-        image = to_rgb(self.frame, w, h)
+        image = to_rgb(self.frame, w, h, deinterlace)
         if self.rotation in _ROTATIONS:
             image = image.transpose(_ROTATIONS[self.rotation])
         return image

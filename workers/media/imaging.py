@@ -58,12 +58,14 @@ def _side(other: int, given_source: int, given: int) -> int:
     return max(1, round(other * given / given_source))
 
 
-def _turned(picture: Picture, width: int, height: int, rotate: int) -> Image.Image:
+def _turned(
+    picture: Picture, width: int, height: int, rotate: int, deinterlace: bool | None
+) -> Image.Image:
     """The picture at ``width`` x ``height`` once turned ``rotate`` degrees clockwise: one
     turn with the display rotation (counter-clockwise, ``Picture.rotation``), one transpose."""
     if rotate:
         picture = replace(picture, rotation=(picture.rotation - rotate) % 360)
-    return picture.to_image(width, height)
+    return picture.to_image(width, height, deinterlace)
 
 
 @dataclass(frozen=True)
@@ -100,10 +102,11 @@ def fit(display: tuple[int, int], sizing: Sizing) -> Fit:
     return Fit(scaled, canvas, ((width - scaled[0]) // 2, (height - scaled[1]) // 2))
 
 
-def render(picture: Picture, sizing: Sizing) -> Image.Image:
-    """The picture at the asked size and ``resize_mode`` (``fit``)."""
+def render(picture: Picture, sizing: Sizing, deinterlace: bool | None = None) -> Image.Image:
+    """The picture at the asked size and ``resize_mode`` (``fit``); ``deinterlace``: see
+    ``workers.media.colour.to_rgb``."""
     placed = fit(picture.display_size, sizing)
-    image = _turned(picture, *placed.scaled, sizing.rotate)
+    image = _turned(picture, *placed.scaled, sizing.rotate, deinterlace)
     if placed.whole:
         return image
     (width, height), (x, y) = placed.canvas, placed.offset

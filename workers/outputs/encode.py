@@ -27,6 +27,7 @@ import av.filter
 import numpy as np
 from PIL import Image
 
+from qthumb.workers.media.colour import HLG, PQ, to_rgb
 from qthumb.workers.media.probe import limit_decoder, open_media
 from qthumb.workers.outputs.audio_track import AudioTrack
 from qthumb.workers.outputs.encode_plan import EncodePlan, LogoPlan
@@ -67,6 +68,9 @@ class _Window:
         first = self.video.start_time or 0
         self.origin = first + round(Fraction(plan.start) / self.time_base)  # pts of `start`
         self.end = self.origin + round(Fraction(plan.duration) / self.time_base)
+        # hdr_to_sdr on a PQ or HLG stream: each frame tone-mapped as thumbnails are
+        # (``workers.media.colour``), at about the output's size, before the filters
+        self.sdr_size = _sdr_size(plan, self.video) if plan.tone_map else None
 
     def close(self) -> None:
         self.container.close()
@@ -88,7 +92,7 @@ class _Window:
                             video_done = True
                             continue
                         frame.pts -= self.origin
-                        yield frame
+                        yield frame if self.sdr_size is None else self._sdr(frame)
                     elif isinstance(frame, av.AudioFrame) and frame.time is not None:
                         if frame.time < origin_s - 1e-6:
                             continue
@@ -101,6 +105,25 @@ class _Window:
         except av.FFmpegError as exc:
             raise MediaError(f"the source could not be decoded ({exc})") from None
 
+    def _sdr(self, frame: av.VideoFrame) -> av.VideoFrame:
+        assert self.sdr_size is not None
+        deinterlace = True if self.plan.deinterlace else None  # its top field, as stills
+        image = to_rgb(frame, *self.sdr_size, deinterlace=deinterlace)
+        made = av.VideoFrame.from_ndarray(np.asarray(image), format="rgb24")
+        made.pts, made.time_base = frame.pts, frame.time_base
+        return made
+
+
+def _sdr_size(plan: EncodePlan, video: av.VideoStream) -> tuple[int, int] | None:
+    """The size (stored orientation) HDR frames are tone-mapped at: the source's, made no
+    larger than the output needs; None when the stream is not HDR."""
+    ctx = video.codec_context
+    if ctx.color_trc not in (PQ, HLG) or not ctx.width or not ctx.height:
+        return None
+    longest = max(plan.scaled or (plan.width, plan.height))
+    factor = min(1.0, longest / max(ctx.width, ctx.height))
+    return max(2, round(ctx.width * factor / 2) * 2), max(2, round(ctx.height * factor / 2) * 2)
+
 
 def _link(graph: Any, node: Any, steps: list[tuple[str, str]]) -> Any:
     """``steps`` (filter name, arguments) linked one after another from ``node``; the last."""
@@ -112,14 +135,23 @@ def _link(graph: Any, node: Any, steps: list[tuple[str, str]]) -> Any:
 
 
 def _video_graph(
-    plan: EncodePlan, stream: av.VideoStream, feeds: list[tuple[Any, Any]]
+    plan: EncodePlan, window: _Window, feeds: list[tuple[Any, Any]]
 ) -> tuple[Any, Any, Any]:
-    """buffer → display rotation → rotate → scale → setsar → logos → fps: the graph, its
-    source and its last node; ``feeds`` gets the logos' frames, for ``_end`` to push."""
+    """buffer → deinterlace → display rotation → rotate → scale → setsar → logos → fps: the
+    graph, its source and its last node; ``feeds`` gets the logos' frames, for ``_end`` to
+    push. Tone-mapped frames come in as RGB, their fields already taken apart."""
     graph = av.filter.Graph()
-    src = graph.add_buffer(template=stream)
+    if window.sdr_size is None:
+        src = graph.add_buffer(template=window.video)
+    else:
+        width, height = window.sdr_size
+        src = graph.add_buffer(width=width, height=height, format=av.VideoFormat("rgb24"),
+                               time_base=window.time_base)  # fmt: skip
     flags = f":flags={plan.scale_flags}" if plan.scale_flags else ""
+    # bwdif (FFmpeg's best field interpolator) on every frame, flagged interlaced or not
+    fields = plan.deinterlace and window.sdr_size is None
     chain = [
+        *([("bwdif", "mode=send_frame:parity=auto:deint=all")] if fields else []),
         *_rotation_filters(plan.rotation),
         *_turn_filters(plan.turn),
         *plan.scale_steps(flags),
@@ -185,7 +217,7 @@ def _palette(plan: EncodePlan) -> av.VideoFrame:
     window = _Window(plan)
     try:
         feeds: list[tuple[Any, Any]] = []
-        graph, src, node = _video_graph(plan, window.video, feeds)
+        graph, src, node = _video_graph(plan, window, feeds)
         _end(graph, node, ("palettegen", "stats_mode=diff"), feeds=feeds)
         palettes: list[av.VideoFrame] = []
         for frame in window.frames():
@@ -207,7 +239,7 @@ def _gif(plan: EncodePlan, out: av.container.OutputContainer, progress: _Progres
     window = _Window(plan)
     try:
         feeds: list[tuple[Any, Any]] = []
-        graph, src, node = _video_graph(plan, window.video, feeds)
+        graph, src, node = _video_graph(plan, window, feeds)
         pal = graph.add_buffer(width=palette.width, height=palette.height, format=palette.format,
                                time_base=window.time_base)  # fmt: skip
         use = graph.add("paletteuse", "dither=bayer:bayer_scale=5")
@@ -271,7 +303,7 @@ def _video(plan: EncodePlan, out: av.container.OutputContainer, progress: _Progr
     window = _Window(plan)
     try:
         feeds: list[tuple[Any, Any]] = []
-        graph, src, node = _video_graph(plan, window.video, feeds)
+        graph, src, node = _video_graph(plan, window, feeds)
         _end(graph, node, ("format", plan.pix_fmt), feeds=feeds)
         rate = Fraction(plan.fps) if plan.fps else Fraction(window.video.average_rate or 25)
         stream: av.VideoStream = out.add_stream(plan.codec, rate=rate)  # type: ignore[assignment]
@@ -283,6 +315,8 @@ def _video(plan: EncodePlan, out: av.container.OutputContainer, progress: _Progr
             ctx.gop_size = plan.gop
         ctx.options = dict(plan.codec_options)
         ctx.thread_type = "AUTO"
+        if window.sdr_size is not None:  # tone-mapped: say so, BT.709 as thumbnails are
+            ctx.color_primaries = ctx.color_trc = ctx.colorspace = 1
         audio = None
         if plan.audio is not None and window.audio is not None:
             audio = AudioTrack(plan.audio, window.audio, out, plan.mute)

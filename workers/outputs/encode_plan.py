@@ -49,6 +49,8 @@ class EncodePlan:
     scaled: tuple[int, int] | None = None
     offset: tuple[int, int] = (0, 0)
     pad_color: str = "000000"
+    deinterlace: bool = False  # bwdif on every frame before the other filters
+    tone_map: bool = False  # PQ/HLG frames tone-mapped to SDR BT.709 (hdr_to_sdr; gif always)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

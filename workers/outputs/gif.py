@@ -58,6 +58,8 @@ def gif_command(
         scale_flags="lanczos",
         container_options={"loop": "0"},
         max_pixels=info.max_pixels,
+        deinterlace=spec.deinterlace,
+        tone_map=True,  # an animation is SDR, as thumbnails are
         **fitted(width, height, info.display_size, spec.sizing),
     )
     if spec.animated_webp:

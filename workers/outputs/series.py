@@ -76,8 +76,11 @@ def make_thumbnails(
 
     def frame_out(picture: Picture) -> Tile:
         if spec.placeholder is None:
-            return Tile(draw_logos(render(picture, pixels), logos, picture.time), picture.time)
-        image = draw_logos(render(picture, pixels), logos, picture.time)
+            return Tile(
+                draw_logos(render(picture, pixels, spec.deinterlace or None), logos, picture.time),
+                picture.time,
+            )
+        image = draw_logos(render(picture, pixels, spec.deinterlace or None), logos, picture.time)
         return Tile(image, picture.time, placeholder(image, spec.placeholder))
 
     # Tiles in flight (one a reader, and those queued) stay within a budget: 160x90 tiles keep

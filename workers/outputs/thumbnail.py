@@ -32,7 +32,7 @@ def make_thumbnail(
         picture, score = ranked.picture, ranked.score
     else:
         picture = reader.frame_at(seconds)
-    image = draw_logos(render(picture, spec.sizing), logos, picture.time)
+    image = draw_logos(render(picture, spec.sizing, spec.deinterlace or None), logos, picture.time)
     hashed = placeholder(image, spec.placeholder) if spec.placeholder else None
     name = f"thumbnail.{spec.image_format.extension}"
     encoded = encode(image, spec.image_format, spec.quality, out_dir / name)

@@ -106,6 +106,8 @@ def video_command(
         max_pixels=info.max_pixels,
         logos=tuple(logo.plan() for logo in logos),
         mute=settings.mute,
+        deinterlace=spec.deinterlace,
+        tone_map=spec.hdr_to_sdr,
         **fitted(width, height, info.display_size, spec.sizing),
     )
     return VideoPlan(plan, width, height, window.length, content_type)
