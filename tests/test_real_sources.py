@@ -91,10 +91,17 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return made
 
 
-def run(settings: Settings, source: Path, formats: list[dict[str, object]]) -> Path:
-    """The pipeline as a library; each format's files in ``<out>/<index>/``."""
+def run(
+    settings: Settings,
+    source: Path | None,
+    formats: list[dict[str, object]],
+    stitch: list[object] | None = None,
+) -> Path:
+    """The pipeline as a library; each format's files in ``<out>/<index>/``. ``stitch``
+    instead of ``source``: the pieces of ``query.stitch``."""
     out = Path(tempfile.mkdtemp(dir=settings.data_dir))
-    query = parse_query({"source": str(source), "format": formats})
+    given = {"stitch": stitch} if stitch is not None else {"source": str(source)}
+    query = parse_query({**given, "format": formats})
     with tempfile.TemporaryDirectory(dir=settings.work_dir) as work:
         results = run_query(query, settings, open_files(settings), Path(work),
                             lambda spec, _: folder_storage(out / str(spec.index)))  # fmt: skip

@@ -74,6 +74,14 @@ async def access_token(request: Request) -> dict[str, Any]:
     )
 
 
+@router.post("/request_templates", openapi_extra=form(api_key="API key"))
+async def request_templates(request: Request) -> dict[str, Any]:
+    form = await _form(request, "request_templates")
+    return await run_in_threadpool(
+        _service(request).request_templates, _text(form, "api_key"), client_address(request)
+    )
+
+
 @router.post("/create_task", openapi_extra=form(token="session token from access_token"))
 async def create_task(request: Request) -> dict[str, Any]:
     form = await _form(request, "create_task")
@@ -101,13 +109,15 @@ async def start_encode2(request: Request) -> dict[str, Any]:
 @router.post(
     "/start_encode",
     openapi_extra=form(task_token="task token", profiles="profile ids, commas between",
-                       uri="the source", payload="echoed back"),
+                       uri="the source", stitch="or sources to join: a JSON list",
+                       start_time="seconds", duration="seconds", payload="echoed back"),
 )  # fmt: skip
 async def start_encode(request: Request) -> dict[str, Any]:
     form = await _form(request, "start_encode2")  # its faults, as it runs as start_encode2
     return await run_in_threadpool(
         _service(request).start_encode, _text(form, "task_token"), _text(form, "profiles"),
         _text(form, "uri"), _text(form, "payload"), _text(form, "stitch"),
+        _text(form, "start_time"), _text(form, "duration"),
     )  # fmt: skip
 
 

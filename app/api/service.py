@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -29,6 +30,7 @@ from qthumb.app.qencode.limits import check_query
 from qthumb.app.qencode.profiles import load_profiles
 from qthumb.app.qencode.query import Query, decode_query, ignored_fields, parse_query
 from qthumb.app.qencode.query_values import coerced_values
+from qthumb.app.qencode.stitch import stitch_pieces
 from qthumb.app.qencode.wire import status_object, status_url
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.callbacks import status_snapshot
@@ -51,7 +53,8 @@ MAX_PAYLOAD = 1000
 
 
 # The methods of Qencode's API qthumb serves, each at /v1/<name>, and where tus uploads go.
-METHODS = ("access_token", "create_task", "start_encode2", "start_encode", "status")
+METHODS = ("access_token", "create_task", "start_encode2", "start_encode", "status",
+           "request_templates")  # fmt: skip
 UPLOAD_PATH = "/v1/upload_file"
 
 
@@ -87,12 +90,7 @@ class QencodeService:
     def access_token(self, api_key: str | None, client: str = "") -> dict[str, Any]:
         """A session token for ``api_key``; ``client``: the address it came from, whose
         wrong keys are counted (``app.api.key_guard``)."""
-        if not api_key:
-            raise FieldRequired("api_key")
-        if not API_KEY_RE.match(api_key):
-            self.wrong_key(client, BadApiKey())
-        if api_key not in self.api_keys:
-            self.wrong_key(client, ApiKeyNotFound())
+        api_key = self._known_key(api_key, client)
         expires_at = self.clock() + self.settings.scaled(self.settings.session_token_ttl)
         token = self.store.create_session(api_key, expires_at)
         expire = datetime.fromtimestamp(expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%S")
@@ -201,9 +199,13 @@ class QencodeService:
         uri: str | None,
         payload: str | None,
         stitch: str | None = None,
+        start_time: str | None = None,
+        duration: str | None = None,
     ) -> dict[str, Any]:
         """The legacy method every SDK's ``start()`` calls: the profiles' format entries
-        (``QTHUMB_PROFILES``), in the order named, on ``uri``, run as ``start_encode2``."""
+        (``QTHUMB_PROFILES``), in the order named, on ``uri`` (or the ``stitch`` list, as JSON
+        text), run as ``start_encode2``; ``start_time`` and ``duration`` (the SDKs' task
+        fields) clip every entry that does not clip itself."""
         if not self.profiles:
             raise ProfileNotFound(
                 "Profile not found: qthumb has no encoding profiles, send a custom query to"
@@ -217,12 +219,33 @@ class QencodeService:
             if name not in self.profiles:
                 raise ProfileNotFound(f"Profile not found: {name[:64]!r}")
             formats += self.profiles[name]
+        clip = {k: v for k, v in (("start_time", start_time), ("duration", duration)) if v}
+        formats = [{**clip, **entry} for entry in formats]
         if stitch:
-            raise BadQuery("stitch: stitching is not supported by qthumb")
-        if not uri:
+            pieces = stitch_pieces(stitch, "stitch")  # checked here, to name the form field
+            query: dict[str, Any] = {"stitch": [asdict(p) for p in pieces], "format": formats}
+        elif uri:
+            query = {"source": uri, "format": formats}
+        else:
             raise FieldRequired("uri")
-        query = json.dumps({"query": {"source": uri, "format": formats}})
-        return self.start_encode2(task_token, query, payload)
+        return self.start_encode2(task_token, json.dumps({"query": query}), payload)
+
+    def _known_key(self, api_key: str | None, client: str) -> str:
+        if not api_key:
+            raise FieldRequired("api_key")
+        if not API_KEY_RE.match(api_key):
+            self.wrong_key(client, BadApiKey())
+        if api_key not in self.api_keys:
+            self.wrong_key(client, ApiKeyNotFound())
+        return api_key
+
+    def request_templates(self, api_key: str | None, client: str = "") -> dict[str, Any]:
+        """The Node SDK's ``getTemplates()``: the profiles of ``QTHUMB_PROFILES`` (none
+        without it), each its id and format entries; the key checked as a login checks it."""
+        self._known_key(api_key, client)
+        templates = [{"id": name, "name": name, "format": entries}
+                     for name, entries in self.profiles.items()]  # fmt: skip
+        return {"error": 0, "templates": templates}
 
     def status(self, tokens: list[str]) -> dict[str, Any]:
         self.check_status_tokens(tokens)

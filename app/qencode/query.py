@@ -34,6 +34,7 @@ from qthumb.app.qencode.query_values import (
     opt_float,
     url_scheme,
 )
+from qthumb.app.qencode.stitch import Piece, stitch_pieces
 
 __all__ = [
     "MAX_SIDE",
@@ -57,12 +58,14 @@ class Query:
     callback_url: str | None = None
     upscale: bool = False  # make video outputs larger than the source (else: not made)
     retry_on_error: bool = False  # a task that fails for a passing reason runs once more
+    # query.stitch: the sources joined into one timeline (``source`` is then "")
+    stitch: tuple[Piece, ...] = ()
 
     def secrets(self) -> list[str]:
         """Every credential the query carries, for ``app.redact`` to mask wherever it
         would be repeated: destination keys and secrets, and the user-info of its URLs."""
         found: list[str] = []
-        urls = [self.source, self.callback_url or ""]
+        urls = [self.source, self.callback_url or "", *(p.url for p in self.stitch)]
         for spec in self.formats:
             for d in spec.destinations:
                 found += [d.key or "", d.secret or ""]
@@ -85,8 +88,9 @@ class Query:
         if data.get("version") != PLAN_VERSION:
             raise ValueError(f"not a stored query of version {PLAN_VERSION}")
         formats = tuple(_decode(KINDS[f["output"]], f) for f in data["formats"])
+        stitch = tuple(Piece(**piece) for piece in data.get("stitch", ()))
         return cls(data["source"], formats, data["callback_url"],
-                   bool(data.get("upscale")), bool(data.get("retry_on_error")))  # fmt: skip
+                   bool(data.get("upscale")), bool(data.get("retry_on_error")), stitch)  # fmt: skip
 
 
 PLAN_VERSION = 1
@@ -187,9 +191,14 @@ def ignored_fields(obj: dict[str, Any]) -> list[str]:
 def parse_query(obj: dict[str, Any], tracked: list[str] | None = None) -> Query:
     """``tracked``: a list that receives the paths of the formats' fields no parser read."""
     source = obj.get("source")
-    if obj.get("stitch") is not None:
-        raise BadQuery("query.stitch: stitching is not supported by qthumb")
-    if source is None or source == "":
+    stitch: tuple[Piece, ...] = ()
+    if isinstance(source, list):  # as the Node SDK's StartCustom would send it as stitch
+        stitch, source = stitch_pieces(source, "query.source"), ""
+    elif obj.get("stitch") not in (None, ""):
+        if source not in (None, ""):
+            raise BadQuery("query.source and query.stitch: give one of them")
+        stitch, source = stitch_pieces(obj.get("stitch")), ""
+    elif source is None or source == "":
         raise FieldRequired("query.source")
     if not isinstance(source, str):
         raise BadQuery("query.source must be a string (a URL, a path or tus:<uuid>)")
@@ -214,6 +223,7 @@ def parse_query(obj: dict[str, Any], tracked: list[str] | None = None) -> Query:
         callback_url=callback or None,
         upscale=flag(obj.get("upscale"), "query.upscale"),
         retry_on_error=flag(obj.get("retry_on_error"), "query.retry_on_error"),
+        stitch=stitch,
     )
 
 

@@ -89,4 +89,5 @@ class TaskRecord:
 
     @property
     def source(self) -> str:
-        return str(self.query_object().get("source") or "")
+        value = self.query_object().get("source")  # a stitched query has pieces instead
+        return value if isinstance(value, str) else ""

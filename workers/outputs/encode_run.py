@@ -17,7 +17,7 @@ from typing import IO
 from qthumb.app.process.memory import limit_child, within_what_is_left
 from qthumb.app.process.orphans import dies_with_us, qthumb_module
 from qthumb.workers.outputs.encode_plan import EncodePlan
-from qthumb.workers.tasks.failures import FormatFailure
+from qthumb.workers.tasks.failures import FormatFailure, TaskFailure
 
 OUT_OF_MEMORY = ("MemoryError", "Cannot allocate memory", "malloc of size")  # Python, FFmpeg, x264
 ERROR_LINES = 20  # of the encoder's error output, kept for the failure's description
@@ -41,8 +41,23 @@ def run_encoder(
 ) -> None:
     """Make ``plan.out`` in a child process; its progress lines drive ``progress`` (0-1).
     Fails with the child's last error line when it fails or passes ``timeout`` seconds."""
+    run_child("workers.outputs.encode", plan.to_json(), plan.duration, progress, timeout, what)
+
+
+def run_child(
+    module: str,
+    plan: str,
+    duration: float,
+    progress: Callable[[float], None],
+    timeout: float,
+    what: str,
+    failure: type[FormatFailure] | type[TaskFailure] = FormatFailure,
+) -> None:
+    """Run qthumb's ``module`` on the JSON ``plan`` in a child process (an encoder: ``main``
+    prints ``out_time_us=…`` lines up to ``duration`` seconds, and one line saying what failed
+    on stderr), failing as ``failure`` naming ``what``."""
     proc = subprocess.Popen(
-        dies_with_us(within_what_is_left(qthumb_module("workers.outputs.encode", plan.to_json()))),
+        dies_with_us(within_what_is_left(qthumb_module(module, plan))),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -63,7 +78,7 @@ def run_encoder(
     timer = threading.Timer(timeout, past_deadline)
     timer.start()
     try:
-        _progress(proc.stdout, plan.duration, progress)
+        _progress(proc.stdout, duration, progress)
         code = proc.wait()
     finally:
         timer.cancel()
@@ -76,7 +91,7 @@ def run_encoder(
     if code == 0:
         return
     if late.is_set():  # our own deadline: the one failure another attempt may not meet
-        raise FormatFailure(
+        raise failure(
             f"could not make the {what}: timed out after {timeout:g} s (QTHUMB_VIDEO_TIMEOUT)",
             transient=True,
         )
@@ -88,6 +103,6 @@ def run_encoder(
     if code < 0:
         name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
         last = f" ({lines[-1]})" if lines else ""
-        raise FormatFailure(f"could not make the {what}: the encoder was ended by {name}{last}")
+        raise failure(f"could not make the {what}: the encoder was ended by {name}{last}")
     reason = " | ".join(lines[-3:]) or f"exit code {code}"
-    raise FormatFailure(f"could not make the {what}: {reason}")
+    raise failure(f"could not make the {what}: {reason}")

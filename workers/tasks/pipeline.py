@@ -37,7 +37,8 @@ from qthumb.workers.outputs.producers import PRODUCERS, Making, needs_video, pro
 from qthumb.workers.outputs.products import Product
 from qthumb.workers.tasks.failures import FormatFailure, NothingMade, OutputFailed
 from qthumb.workers.tasks.limits import check_format, check_task
-from qthumb.workers.tasks.sources import fetch_source
+from qthumb.workers.tasks.sources import FetchedSource, fetch_source
+from qthumb.workers.tasks.stitched_source import stitched_source
 from qthumb.workers.tasks.storage import Storage, StoredObject
 from qthumb.workers.tasks.upscale import without_upscale
 
@@ -260,17 +261,19 @@ def run_query(
     hooks = hooks or Hooks()
     run = _Run(query, settings, files, storage_for, hooks)
     hooks.live(run.results)
+
+    def fetch(url: str, folder: Path) -> FetchedSource:
+        return fetch_source(url, folder, settings, files,
+                            lambda _: hooks.progress(TaskStatus.DOWNLOADING, 0.0),
+                            hooks.upload_owner, hooks.task_token, hooks.api_key)  # fmt: skip
+
     with hooks.stage("download"):
-        fetched = fetch_source(
-            query.source,
-            work,
-            settings,
-            files,
-            lambda _: hooks.progress(TaskStatus.DOWNLOADING, 0.0),
-            hooks.upload_owner,
-            hooks.task_token,
-            hooks.api_key,
-        )
+        if query.stitch:
+            fetched = stitched_source(query.stitch, work, settings, fetch,
+                                      lambda part: hooks.progress(TaskStatus.DOWNLOADING,
+                                                                  100 * part))  # fmt: skip
+        else:
+            fetched = fetch(query.source, work)
     info: MediaInfo | None = None
     if any(needs_video(spec) for spec in query.formats):
         with hooks.stage("probe"):
