@@ -14,9 +14,10 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from qthumb.app.tasks.db import Database, as_json
+from qthumb.app.tasks.db import Database
 from qthumb.app.tasks.model import TaskRecord, TaskStatus, sources_of
 from qthumb.app.tasks.results import Notice, Results
+from qthumb.app.tasks.task_rows import STATUS_ANY_SQL, StatusReads, status_sql, task_record
 
 # The few statements whose JSON functions differ between the engines.
 _MERGE_WARNINGS = {
@@ -146,6 +147,7 @@ class TaskStore(Protocol):
 
 class SqlTaskStore:
     def __init__(self, db: Database) -> None:
+        self._status_reads: StatusReads | None = None  # PostgreSQL's polls, read together
         self.db = db  # its schema is applied when it is opened (app.tasks.backends)
 
     def _update(self, sql: str, params: Sequence[Any]) -> bool:
@@ -187,20 +189,21 @@ class SqlTaskStore:
             return {}
         marks = ",".join("?" * len(tokens))
         rows = self._rows(f"SELECT * FROM tasks WHERE token IN ({marks})", list(tokens))
-        return {row["token"]: _record(row) for row in rows}
+        return {row["token"]: task_record(row) for row in rows}
 
     def statuses(self, tokens: Sequence[str]) -> dict[str, TaskRecord]:
         if not tokens:
             return {}
-        rows = self._rows(_status_sql(len(tokens)), list(tokens))
-        return {row["token"]: _record(row) for row in rows}
+        rows = self._rows(status_sql(len(tokens)), list(tokens))
+        return {row["token"]: task_record(row) for row in rows}
 
     async def statuses_async(self, tokens: Sequence[str]) -> dict[str, TaskRecord]:
         read = getattr(self.db, "read", None)
         if read is None or not tokens:  # SQLite: a read in WAL mode never waits
             return self.statuses(tokens)
-        rows = await read(_status_sql(len(tokens)), list(tokens))
-        return {row["token"]: _record(row) for row in rows}
+        if self._status_reads is None:
+            self._status_reads = StatusReads(lambda wanted: read(STATUS_ANY_SQL, [wanted]))
+        return await self._status_reads.statuses(tokens)
 
     def recent(
         self, api_key: str, status: TaskStatus | None, limit: int, offset: int
@@ -214,7 +217,7 @@ class SqlTaskStore:
             [*args, limit, offset],
         )
         total = self.db.execute(f"SELECT count(*) AS n FROM tasks WHERE {where}", args).first()
-        return [_record(row) for row in rows], int(total["n"]) if total else 0
+        return [task_record(row) for row in rows], int(total["n"]) if total else 0
 
     def start(
         self,
@@ -240,7 +243,7 @@ class SqlTaskStore:
             "RETURNING *",
             (TaskStatus.DOWNLOADING.value, worker_id, now, now, token, TaskStatus.QUEUED.value),
         ).first()
-        return None if row is None else _record(row)
+        return None if row is None else task_record(row)
 
     def _fair(self, now: float, per_key: int, limit: int, before: float | None = None) -> list[str]:
         running = [s.value for s in TaskStatus if s.running]
@@ -356,14 +359,14 @@ class SqlTaskStore:
             "SELECT * FROM tasks WHERE status IN (?, ?, ?) AND heartbeat_at < ?",
             (*running, beat_before),
         )
-        return [_record(row) for row in rows]
+        return [task_record(row) for row in rows]
 
     def claimed_before(self, when: float) -> list[TaskRecord]:
         running = [s.value for s in TaskStatus if s.running]
         rows = self._rows(
             "SELECT * FROM tasks WHERE status IN (?, ?, ?) AND claimed_at < ?", (*running, when)
         )
-        return [_record(row) for row in rows]
+        return [task_record(row) for row in rows]
 
     def queued_before(self, when: float) -> list[str]:
         rows = self._rows(
@@ -423,41 +426,3 @@ class SqlTaskStore:
             f"UPDATE tasks SET outputs = {_APPEND_WARNING[self.db.dialect]} WHERE token = ?",
             (json.dumps(warning.to_json()), token),
         )
-
-
-# What a status answer reads of a task (``app.qencode.wire.status_object``): not the query,
-# plan or faults, the largest columns a task has.
-_STATUS_COLUMNS = (
-    "token, api_key, status, created_at, percent, error_description, payload, attempts, "
-    "duration, source_size, outputs"
-)
-
-
-def _status_sql(count: int) -> str:
-    return f"SELECT {_STATUS_COLUMNS} FROM tasks WHERE token IN ({','.join('?' * count)})"
-
-
-def _record(row: Mapping[str, Any]) -> TaskRecord:
-    """A task from its row, whole or as ``_STATUS_COLUMNS`` has it."""
-    return TaskRecord(
-        token=row["token"],
-        api_key=row["api_key"],
-        status=TaskStatus(row["status"]),
-        created_at=row["created_at"],
-        percent=row["percent"],
-        error_description=row["error_description"],
-        query=row.get("query"),
-        plan=row.get("plan"),
-        faults=row.get("faults"),
-        retry_of=row.get("retry_of"),
-        payload=row["payload"],
-        attempts=row["attempts"],
-        worker_id=row.get("worker_id"),
-        heartbeat_at=row.get("heartbeat_at"),
-        claimed_at=row.get("claimed_at"),
-        queued_at=row.get("queued_at"),
-        finished_at=row.get("finished_at"),
-        duration=row["duration"],
-        source_size=row["source_size"],
-        results=Results.from_json(as_json(row["outputs"]) or {}),
-    )
