@@ -13,7 +13,6 @@ from qthumb.app.process.memory import memory_failure
 from qthumb.app.qencode.stitch import Piece
 from qthumb.app.settings import Settings
 from qthumb.workers.media.probe import probe
-from qthumb.workers.media.stitching import PiecePlan, StitchPlan
 from qthumb.workers.outputs.encode_run import run_child
 from qthumb.workers.tasks.failures import MediaError, SourceError, TaskFailure
 from qthumb.workers.tasks.sources import FetchedSource
@@ -28,6 +27,9 @@ def stitched_source(
 ) -> FetchedSource:
     """The pieces joined into ``work/stitched.mkv``; ``fetch(url, folder)`` brings one piece
     (as ``fetch_source`` would the source), ``progress`` gets the part joined (0-1)."""
+    # imported here: the joining needs NumPy, which a worker loads only for what needs it
+    from qthumb.workers.media.stitching import PiecePlan, StitchPlan
+
     plans: list[PiecePlan] = []
     total, rate, audio = 0.0, 25.0, False
     for n, piece in enumerate(pieces):
