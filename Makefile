@@ -9,7 +9,7 @@ SYSTEM_TEST := $(SYSTEM_RUN) /usr/bin/chromium:chromium npm:npm redis-server:red
 	podman:podman runc:runc newuidmap:uidmap mmdebstrap:mmdebstrap \
 	/usr/lib/cni/dnsname:golang-github-containernetworking-plugin-dnsname
 
-.PHONY: run test lint bench clean dist system-run system-test
+.PHONY: run test lint docs bench clean dist system-run system-test
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
@@ -58,6 +58,10 @@ tests/js/node_modules/.package-lock.json: tests/js/package-lock.json
 
 test: system-test lint tests/js/node_modules/.package-lock.json
 	$(BIN)/pytest
+
+# The documentation site, into site/: strict (a broken link or a missing page fails), offline.
+docs: $(VENV)/.test-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 $(VENV)/.bench-installed: pyproject.toml $(VENV)/.test-installed
 	$(UV_PIP) -e '.[dev,bench]'

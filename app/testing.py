@@ -169,7 +169,7 @@ class QthumbServer:
 
     @contextmanager
     def fault(self, *rules: dict[str, Any]) -> Iterator[list[int]]:
-        """Rules in force inside the block (README, "Testing your error handling"), e.g.
+        """Rules in force inside the block (docs/testing.md, "Testing your error handling"), e.g.
         ``with qthumb.fault({"method": "start_encode2", "error": 8}): …``; removed on exit."""
         ids: list[int] = self._control("POST", "faults", json=list(rules))["ids"]
         try:

@@ -1,4 +1,5 @@
-"""Every §2.8 error the four endpoints (and legacy start_encode) can give, over real HTTP."""
+"""Every Qencode error code the four endpoints (and legacy start_encode) can give, over real
+HTTP (docs/compatibility.md)."""
 
 from __future__ import annotations
 
@@ -109,7 +110,7 @@ def test_start_encode2_errors(client: QClient):
     ]  # fmt: skip
     for data, code, message in cases:
         assert err(client, "start_encode2", data) == (code, message), data
-    # A bad query leaves the task startable; the second start is refused (§11.9).
+    # A bad query leaves the task startable; the second start is refused (docs/compatibility.md).
     assert client.post("start_encode2", {"task_token": task, "query": GOOD_QUERY})["error"] == 0
     assert err(client, "start_encode2", {"task_token": task, "query": GOOD_QUERY}) == (
         1,
@@ -146,7 +147,7 @@ def test_status_token_forms(client: QClient, qthumb):
         reply = client.post("status", data)
         assert reply["error"] == 0
         assert set(reply["statuses"]) == {a, b, unknown}
-        assert reply["statuses"][unknown] is None  # §11.2
+        assert reply["statuses"][unknown] is None  # docs/compatibility.md
         entry = reply["statuses"][a]
         assert entry["status"] == "created" and entry["error"] == 0
         assert entry["status_url"] == f"{qthumb.base_url}/v1/status"

@@ -1,4 +1,4 @@
-"""The CI recipes in docs/ci (and the README) parse, and what they name exists: the Dockerfile
+"""The CI recipes in docs/ci (and the testing page) parse, and what they name exists: the Dockerfile
 they build, the port it exposes, the settings and plugin variables they set, the readiness
 path they poll. tests/test_containers.py runs the GitHub recipe's container as written."""
 
@@ -74,8 +74,8 @@ def test_the_gitlab_recipe():
     assert service["variables"]["QTHUMB_API_KEYS"] == key
 
 
-def test_the_readme_shows_the_recipes():
-    readme = (ROOT / "README.md").read_text()
-    assert "## In your test suite" in readme
+def test_the_testing_page_shows_the_recipes():
+    testing = (ROOT / "docs" / "testing.md").read_text()
+    assert "## In your test suite" in testing
     for name in ("github-actions.yml", "gitlab-ci.yml"):
-        assert f"docs/ci/{name}" in readme
+        assert f"docs/ci/{name}" in testing

@@ -33,7 +33,7 @@ from PIL import Image
 from tests.conftest import IMAGE_BUILD, ffmpeg, wait_for
 from tests.podman_images import BIN, IMAGE, ImageBuild, Podman
 from tests.qclient import QClient
-from tests.test_readme import README, code_blocks
+from tests.test_docs import README, code_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_BIN = next(Path(sys.prefix).glob("lib/python3*/site-packages/compose/docker-compose"))

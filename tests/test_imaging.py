@@ -1,4 +1,4 @@
-"""Sizing rules (§3.2) as pure functions."""
+"""Sizing rules (docs/outputs.md) as pure functions."""
 
 from __future__ import annotations
 

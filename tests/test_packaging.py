@@ -1,11 +1,11 @@
 """What installing qthumb does to someone else's project: the wheel is built from the checkout
-(not an editable install) and installed, with the README's install line, into a fresh venv
+(not an editable install) and installed, with the testing page's install line, into a fresh venv
 beside a sample project that has `app` and `workers` packages of its own
 (tests/sample_project). Its tests run under the three ways people start pytest, and every
 process qthumb starts is shown a working directory full of impostor packages.
 
 The fresh venv is filled by uv (a second or so a venv, against pip's ~50 s here) from the same
-index and the same requirement strings the README gives pip."""
+index and the same requirement strings the testing page gives pip."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import zipfile
 from collections.abc import Iterator
@@ -47,20 +46,23 @@ class Installed:
         return next((self.venv / "lib").glob("python3*/site-packages"))
 
     def run(
-        self, *argv: str | Path, cwd: Path, timeout: float = 180
+        self, *argv: str | Path, cwd: Path, timeout: float = 180, tmp: Path | None = None
     ) -> subprocess.CompletedProcess[str]:
+        """``argv`` in this venv; ``tmp``: its TMPDIR (where qthumb_server() makes its data)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("QTHUMB_", "PYTEST_"))}
         env.update(PATH=f"{self.venv / 'bin'}:{env.get('PATH', '')}", VIRTUAL_ENV=str(self.venv))
+        if tmp is not None:
+            env["TMPDIR"] = str(tmp)
         return subprocess.run([str(a) for a in argv], cwd=cwd, env=env, capture_output=True,
                               text=True, timeout=timeout, stdin=subprocess.DEVNULL)  # fmt: skip
 
 
 def readme_install_line() -> list[str]:
-    """The requirements of the README's one install line for the test-suite integration."""
-    text = (ROOT / "README.md").read_text()
+    """The requirements of the testing page's one install line for the suite integration."""
+    text = (ROOT / "docs" / "testing.md").read_text()
     section = text.split("## In your test suite", 1)[1]
     line = re.search(r"```sh\n(pip install [^\n]+)\n```", section)
-    assert line, "the README's testing section has no pip install line"
+    assert line, "the testing page has no pip install line"
     return shlex.split(line.group(1))[2:]
 
 
@@ -126,11 +128,12 @@ def test_site_packages_has_no_generic_names(installed: Installed):
     assert "qthumb = qthumb.app.pytest_plugin" in entry_points
 
 
-def leftovers() -> list[str]:
-    """Data dirs and processes of qthumb_server(), which the fixture should have removed."""
-    found = [p.name for p in Path(tempfile.gettempdir()).glob("qthumb-test-*")]
+def leftovers(tmp: Path) -> list[str]:
+    """Data dirs and processes of qthumb_server() made in ``tmp`` (the run's own TMPDIR: other
+    tests running at once make theirs elsewhere), which the fixture should have removed."""
+    found = [p.name for p in tmp.glob("qthumb-test-*")]
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return found + [line for line in ps.splitlines() if "qthumb-test-" in line]
+    return found + [line for line in ps.splitlines() if f"{tmp}/qthumb-test-" in line]
 
 
 def _project(tmp: Path, ini: str = "") -> Path:
@@ -156,15 +159,16 @@ def test_a_project_with_its_own_app_and_workers(
     installed: Installed, tmp_path: Path, command: list[str], ini: str
 ):
     project = _project(tmp_path, ini)
-    before = leftovers()
-    done = installed.run(*command, "-q", "--qthumb-workers", "1", "-rf", cwd=project)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    done = installed.run(*command, "-q", "--qthumb-workers", "1", "-rf", cwd=project, tmp=tmp)
     out = done.stdout + done.stderr
     # the team's own tests pass, the fixture's sprite test and its error-path tests (faults,
     # reset, callbacks) pass, and the one that sends a bad query fails with qthumb's own words
     assert re.search(r"\b1 failed, 5 passed\b", out), out
     assert "qthumb said: query.format[0].output: unknown output" in out, out
     assert "Error while loading plugin" not in out and "ImportError" not in out, out
-    assert leftovers() == before, "the fixture left a server or its data behind"
+    assert leftovers(tmp) == [], "the fixture left a server or its data behind"
 
 
 IMPOSTOR = "raise ImportError(\"the working directory's {name}/ was imported, not qthumb's\")\n"

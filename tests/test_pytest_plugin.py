@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,11 +21,12 @@ from tests.conftest import ffmpeg
 JS_DIR = Path(__file__).parent / "js"
 
 
-def leftovers() -> list[str]:
-    """qthumb processes and data dirs that a fixture made and should have removed."""
-    found = [p.name for p in Path(tempfile.gettempdir()).glob("qthumb-test-*")]
+def leftovers(tmp: Path) -> list[str]:
+    """qthumb processes and data dirs that a fixture made in ``tmp`` (the nested session's
+    TMPDIR: other tests running at once make their own elsewhere) and should have removed."""
+    found = [p.name for p in tmp.glob("qthumb-test-*")]
     ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    found += [line for line in ps.splitlines() if "qthumb-test-" in line]
+    found += [line for line in ps.splitlines() if f"{tmp}/qthumb-test-" in line]
     return found
 
 
@@ -37,7 +37,9 @@ def ctrl_c_works() -> None:
 
 
 def test_an_interrupted_session_leaves_nothing(pytester: pytest.Pytester):
-    before = leftovers()
+    tmp = pytester.path / "tmp"
+    tmp.mkdir()
+    assert leftovers(tmp) == []
     pytester.makepyfile(
         test_slow="""
         import time
@@ -48,6 +50,7 @@ def test_an_interrupted_session_leaves_nothing(pytester: pytest.Pytester):
     )
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider"],
                             cwd=pytester.path, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp)},
                             start_new_session=True, preexec_fn=ctrl_c_works)  # fmt: skip
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -57,9 +60,9 @@ def test_an_interrupted_session_leaves_nothing(pytester: pytest.Pytester):
     out, _ = proc.communicate(timeout=60)
     assert "KeyboardInterrupt" in out and "1 passed" not in out
     deadline = time.monotonic() + 20
-    while leftovers() != before and time.monotonic() < deadline:
+    while leftovers(tmp) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert leftovers() == before
+    assert leftovers(tmp) == []
 
 
 def test_an_external_qthumb_from_the_ini_file(pytester: pytest.Pytester):

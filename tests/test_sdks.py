@@ -30,7 +30,7 @@ def test_python_sdk_custom_start_and_status(qthumb: QthumbProcess, clips: Path):
     task = client.create_task()
     assert not task.error and len(task.task_token) == 32
     assert task.upload_url == f"{qthumb.base_url}/v1/upload_file"
-    # custom_start sends what it is given: the caller wraps the query (§7.1)
+    # custom_start sends what it is given: the caller wraps the query (docs/compatibility.md)
     task.custom_start({"query": {"source": str(clips / "testsrc.mp4"), "format": [
         {"output": "thumbnail", "time": 0.5, "width": 320},
         {"output": "thumbnails", "interval": 2, "sprite": 1, "columns": 3, "width": 160},

@@ -13,11 +13,11 @@
     ├── FieldRequired       14   message names the field
     └── BadQuery             1   a query that cannot run; message names the field path
 
-API-level errors are answered with HTTP 200 and ``{"error": code, "message": ...}`` (§2.8, §11.10);
-qthumb's own GET URLs (frames on demand) answer the same body with a real HTTP status, which
-an error carries as ``http_status``. ``render`` is the one place the envelope is written: the
-app's handler calls it for every raised error, and so does the body-size middleware, which
-runs outside the handlers. Task failures are not exceptions of this tree: they end a task
+API-level errors are answered with HTTP 200 and ``{"error": code, "message": ...}``
+(docs/compatibility.md); qthumb's own GET URLs (frames on demand) answer the same body with a real
+HTTP status, which an error carries as ``http_status``. ``render`` is the one place the envelope is
+written: the app's handler calls it for every raised error, and so does the body-size middleware,
+which runs outside the handlers. Task failures are not exceptions of this tree: they end a task
 with ``status: "error"``.
 """
 
@@ -102,7 +102,7 @@ class FieldRequired(QencodeError):
 
 class QueryNotWrapped(QencodeError):
     """The ``query`` field holds the query itself, not ``{"query": {…}}``: Qencode answers
-    error 19 with this message (README, the Qencode/qthumb table)."""
+    error 19 with this message (docs/compatibility.md, the Qencode/qthumb table)."""
 
     code = 19
     default_message = "query field is required"

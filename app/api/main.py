@@ -40,7 +40,8 @@ log = logging.getLogger("qthumb.api")
 
 
 class CollapseSlashes:
-    """``//v1/status`` is ``/v1/status``: several SDKs build double slashes (§1)."""
+    """``//v1/status`` is ``/v1/status``: several SDKs build double slashes
+    (docs/compatibility.md)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

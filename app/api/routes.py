@@ -4,7 +4,8 @@ The service talks to the database synchronously, so calls that write run in the 
 never on the event loop: a burst of start_encode2 does not hold up status calls. Status, a
 single read, runs on the loop (see ``status``).
 
-Every ``QencodeError`` is rendered by ``qencode_error_handler`` with HTTP 200 (§11.10).
+Every ``QencodeError`` is rendered by ``qencode_error_handler`` with HTTP 200
+(docs/compatibility.md).
 """
 
 from __future__ import annotations

@@ -274,7 +274,8 @@ class QencodeService:
 
 
 def split_task_tokens(single: list[str], bracketed: list[str]) -> list[str]:
-    """``task_tokens`` (one, comma list or JSON array) and repeated ``task_tokens[]`` (§2.5)."""
+    """``task_tokens`` (one, comma list or JSON array) and repeated ``task_tokens[]``
+    (docs/compatibility.md)."""
     found: list[str] = []
     for value in [*single, *bracketed]:
         text = value.strip()

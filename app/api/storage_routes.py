@@ -1,4 +1,5 @@
-"""Temporary storage: results of tasks without a destination, served over HTTP (§11.4).
+"""Temporary storage: results of tasks without a destination, served over HTTP
+(docs/compatibility.md).
 
 Only ``/storage/<task_token>/<index>/<file>`` answers; nothing lists a folder. Files come from
 ``app.storage.files`` (the data dir or a bucket): on this machine's disk through Starlette's

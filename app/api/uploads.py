@@ -1,4 +1,5 @@
-"""Direct uploads (tus 1.0) at ``{upload_url}/<task_token>`` (§2.6), served by tuspyserver.
+"""Direct uploads (tus 1.0) at ``{upload_url}/<task_token>`` (docs/compatibility.md), served by
+tuspyserver.
 
 Every request names its task in the path; only a task that exists and has not started may
 receive uploads, and an upload can only be resumed (HEAD/PATCH) through the task that created

@@ -36,7 +36,7 @@ log = logging.getLogger("qthumb")
 DESCRIPTION = """\
 qthumb: a self-hosted thumbnail service that speaks the Qencode API.
 Point Qencode SDKs or curl at it; it makes thumbnails, sprite sheets with WebVTT, and mp4/webm.
-Every setting is also an environment variable (QTHUMB_*), listed in the README."""
+Every setting is also an environment variable (QTHUMB_*), listed in docs/settings.md."""
 EPILOG = """\
 examples:
   qthumb serve                      API and workers on http://127.0.0.1:8000

@@ -1,8 +1,8 @@
 """One supervisor a process: it starts, watches, restarts and stops every long-lived child.
 
 In ``qthumb serve`` it owns the worker pool and the frame server; in ``qthumb api`` the frame
-server; in ``qthumb worker`` the worker pool (README, "Processes"). Every start, every wait
-and every stop runs on the supervisor's one thread:
+server; in ``qthumb worker`` the worker pool (docs/architecture.md, "Processes"). Every start,
+every wait and every stop runs on the supervisor's one thread:
 
 - a child that exits on its own is logged with why (its exit code or signal) and started
   again: at once when it is started on demand (the frame server, on the next request that

@@ -9,7 +9,7 @@ counts their frames against the source. Adding an output is a class here, its en
 ``KINDS`` and a producer; nothing else branches on the output's name.
 
 Outputs Qencode makes and qthumb does not (``advanced_hls``, ``mp3``, …) are accepted as their
-bare class and fail on their own, leaving the others (§3.2).
+bare class and fail on their own, leaving the others (docs/outputs.md).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class FormatSpec:
     # allow_soft_fail: when this output fails, the task still completes (a warning says why)
     soft_fail: bool = False
 
-    array: ClassVar[str] = "videos"  # the status array its entries go in (§5.1)
+    array: ClassVar[str] = "videos"  # the status array its entries go in (docs/compatibility.md)
     # A destination URL names a folder the output's files go into (several files), rather
     # than the one object's full key.
     folder: ClassVar[bool] = False
@@ -311,7 +311,7 @@ class GifSpec(SizedSpec):
         return cls(**fields, animated_webp=name == "webp", quality=quality)
 
 
-# Every output Qencode documents (§3.2), by name. Anything else is a typo and is refused.
+# Every output Qencode documents (docs/outputs.md), by name. Anything else is a typo and is refused.
 KINDS: dict[str, type[FormatSpec]] = {
     "thumbnail": ThumbnailSpec,
     "thumbnails": ThumbnailsSpec,

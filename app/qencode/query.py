@@ -5,9 +5,9 @@ Pure functions: the API validates with them when a task starts, and the worker p
 query again with the same code, so both sides always agree. Every rejection is a ``BadQuery``
 whose message names the field path (``query.format[1].time``) and what is wrong with it.
 
-Qencode leniency kept here (§3): numbers may come as strings, ``query`` may be wrapped in
-``{"query": …}`` or not, ``tag`` or ``user_tag``, a destination may be ``""``, ``{}``, an object
-or a list of objects.
+Qencode leniency kept here (docs/compatibility.md): numbers may come as strings, ``tag`` or
+``user_tag``, a destination may be ``""``, ``{}``, an object or a list of objects; ``query``
+must be wrapped in ``{"query": …}`` (error 19 otherwise, as Qencode answers).
 """
 
 from __future__ import annotations

@@ -193,7 +193,8 @@ def flag(value: object, path: str) -> bool:
 
 
 def time_fraction(value: object, path: str) -> float:
-    """``time`` in [0, 1] is a fraction of the duration; in (1, 100] a percent (§11.3)."""
+    """``time`` in [0, 1] is a fraction of the duration; in (1, 100] a percent
+    (docs/compatibility.md)."""
     if value is None or value == "":
         return 0.5
     number = read_number(value, path)

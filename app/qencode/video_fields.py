@@ -1,5 +1,6 @@
-"""The fields an ``mp4``, ``webm`` or ``gif`` entry is made with (§3.2), read from the format or
-its one ``stream[]`` entry: ``VideoSettings``, and what a video's ``file_extension`` may say."""
+"""The fields an ``mp4``, ``webm`` or ``gif`` entry is made with (docs/outputs.md), read from the
+format or its one ``stream[]`` entry: ``VideoSettings``, and what a video's ``file_extension`` may
+say."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ _KEYFRAME_RE = re.compile(r"^\d+(\.\d+)?s?$")
 
 @dataclass(frozen=True)
 class VideoSettings:
-    """``mp4`` / ``webm`` / ``gif`` fields (§3.2). ``quality`` is a CRF, not an image
+    """``mp4`` / ``webm`` / ``gif`` fields (docs/outputs.md). ``quality`` is a CRF, not an image
     quality."""
 
     video_codec: str | None = None

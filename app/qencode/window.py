@@ -55,8 +55,8 @@ def series_times(interval: float, window: Window, limit: int) -> list[float]:
 
 
 def thumbnail_time(spec: ThumbnailSpec, duration: float, frame_rate: float | None) -> float:
-    """Seconds from the first frame. ``frame_number`` wins over ``time`` (§11.3); a frame past
-    the end is the last frame."""
+    """Seconds from the first frame. ``frame_number`` wins over ``time`` (docs/compatibility.md); a
+    frame past the end is the last frame."""
     if spec.frame_number is not None and frame_rate:
         return min(spec.frame_number / frame_rate, duration)
     window = clip_window(spec, duration)

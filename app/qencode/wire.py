@@ -1,4 +1,4 @@
-"""Qencode's wire format for results, the one place it is written (§5.1, §5.3, §11.6): the
+"""Qencode's wire format for results, the one place it is written (docs/compatibility.md): the
 status object and its ``images[]``/``videos[]``/``audios[]``/``texts[]`` entries, rendered from
 the typed ``app.tasks.results`` the pipeline returns and the store keeps."""
 
@@ -135,8 +135,8 @@ def status_url(base_url: str) -> str:
 
 
 def status_object(task: TaskRecord, base_url: str | None) -> dict[str, Any]:
-    """The ``statuses[token]`` entry (§5.1), as the API at ``base_url`` answers it (``None``:
-    no API, as offline). ``error`` is always an int, arrays never null."""
+    """The ``statuses[token]`` entry (docs/compatibility.md), as the API at ``base_url`` answers it
+    (``None``: no API, as offline). ``error`` is always an int, arrays never null."""
     failed = task.status is TaskStatus.ERROR
     return {
         "status": task.status.value,

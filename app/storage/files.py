@@ -1,7 +1,7 @@
-"""qthumb's own files: temporary results (§11.4) and tus uploads, in the data dir or in an S3
-bucket (``QTHUMB_STORAGE_URL``): two ``Objects`` (``app.storage.objects``) used by the worker
-(put a result, read an upload), the ``/storage`` route (stat, read a range), the console and the
-recovery sweep (delete).
+"""qthumb's own files: temporary results (docs/compatibility.md) and tus uploads, in the data dir
+or in an S3 bucket (``QTHUMB_STORAGE_URL``): two ``Objects`` (``app.storage.objects``) used by the
+worker (put a result, read an upload), the ``/storage`` route (stat, read a range), the console and
+the recovery sweep (delete).
 
 The one owner of the layout:
 

@@ -62,7 +62,7 @@ class Objects(Protocol):
         """Where the object is, as an absolute URL (``file:``, or the bucket's endpoint)."""
 
     def storage_info(self, key: str) -> dict[str, Any] | None:
-        """Qencode's ``storage`` object for it (§11.6), ``None`` for a folder."""
+        """Qencode's ``storage`` object for it (docs/compatibility.md), ``None`` for a folder."""
 
     def describe(self) -> str: ...
 

@@ -1,4 +1,4 @@
-"""Task callbacks (§6): form POSTs to the query's ``callback_url``.
+"""Task callbacks (docs/compatibility.md): form POSTs to the query's ``callback_url``.
 
 Events go into the outbox (``app.tasks.outbox``) when they happen: ``queued`` when start_encode2
 accepts a task, ``error`` (failed tasks) and ``saved`` when it ends. The API delivers them

@@ -21,7 +21,8 @@ def is_token(value: str) -> bool:
 
 
 class TaskStatus(StrEnum):
-    CREATED = "created"  # create_task done, start_encode2 not yet (qthumb's name, §5.2 has none)
+    # create_task done, start_encode2 not yet: qthumb's name (Qencode's status list has none)
+    CREATED = "created"
     QUEUED = "queued"
     DOWNLOADING = "downloading"
     ENCODING = "encoding"

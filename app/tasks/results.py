@@ -25,7 +25,7 @@ class StoredFile:
     # whichever API serves qthumb's temporary storage (``/storage/…``), made absolute at the
     # edge from that API's own public URL (``absolute_url``), so no worker needs to know it.
     location: str
-    storage: dict[str, Any] | None  # where it is, for S3 destinations (§11.6)
+    storage: dict[str, Any] | None  # where it is, for S3 destinations (docs/compatibility.md)
     kind: str  # thumbnail | frame | sprite | vtt | storyboard | mp4 | …
     size: int  # bytes
     width: int | None = None

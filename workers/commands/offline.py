@@ -185,7 +185,14 @@ def run_one(batch: Batch, key: int, source: str, spec: FormatSpec, target: Path)
 
 def _targets(sources: list[str], args: argparse.Namespace, ext: str) -> list[Path]:
     out = Path(args.output)
-    if args.command == "thumbnail" and len(sources) == 1 and not out.is_dir():
+    # one file named -o: one source named as such; a folder or a glob (even of one video), or
+    # an -o that is or ends like a folder (posters/), is a folder of one file a source
+    given = args.sources[0]
+    url = re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", given) and not given.startswith("file://")
+    pattern = not url and any(sign in given for sign in "*?[")
+    one_file = len(args.sources) == 1 and not Path(given).is_dir() and not pattern
+    folder = out.is_dir() or str(args.output).endswith(("/", os.sep))
+    if args.command == "thumbnail" and one_file and not folder:
         return [out]
     names: dict[str, int] = {}
     targets = []

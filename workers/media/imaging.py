@@ -36,7 +36,7 @@ def shown_size(display: tuple[int, int], sizing: Sizing) -> tuple[int, int]:
 
 
 def target_size(display: tuple[int, int], sizing: Sizing) -> tuple[int, int]:
-    """Output size for a picture shown at ``display`` (§3.2), after ``shown_size``.
+    """Output size for a picture shown at ``display`` (docs/outputs.md), after ``shown_size``.
 
     ``resolution`` (the smaller side) wins; then both sides as given; one side alone keeps the
     shown aspect; nothing keeps the shown size.

@@ -1,4 +1,5 @@
-"""What a format makes: files on local disk with what ``images[]`` says of them (§11.6)."""
+"""What a format makes: files on local disk with what ``images[]`` says of them
+(docs/compatibility.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """``output: "thumbnails"``: a frame every ``interval`` seconds, as files or sprite sheets, and
-the WebVTT file that players read for seek-bar previews (§3.4, §11.5, §11.7, §11.8)."""
+the WebVTT file that players read for seek-bar previews (docs/outputs.md, docs/compatibility.md)."""
 
 from __future__ import annotations
 

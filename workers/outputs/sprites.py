@@ -1,7 +1,7 @@
 """Sprite sheets composed as frames arrive: only the sheet being filled is held in memory.
 
-Sheets never exceed ``MAX_SHEET_SIDE`` pixels on a side (§11.8) nor ``max_pixels`` in all
-(``QTHUMB_MAX_OUTPUT_PIXELS``): a long video gets several, each cue naming its own sheet with
+Sheets never exceed ``MAX_SHEET_SIDE`` pixels on a side (docs/compatibility.md) nor ``max_pixels``
+in all (``QTHUMB_MAX_OUTPUT_PIXELS``): a long video gets several, each cue naming its own sheet with
 offsets that restart at 0,0. Fewer columns than asked are used when one row would pass a limit.
 """
 

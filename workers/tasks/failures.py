@@ -1,4 +1,4 @@
-"""Why a task or one of its formats failed, in words a person can act on (§11.1).
+"""Why a task or one of its formats failed, in words a person can act on (docs/compatibility.md).
 
 TaskFailure          ends the whole task with status "error"
 ├── SourceError      the source could not be fetched or is not allowed

@@ -3,9 +3,10 @@ a folder or a bucket, ``app.storage.objects``) and the format's layout in it.
 
 The layouts: qthumb's own temporary storage (``temporary_storage``: ``<token>/<index>/<name>``
 in ``app.storage.files``' results, reported as ``/storage/…``, a location each API makes
-absolute with its own public URL, §11.4); a user's bucket (``workers.tasks.s3``); a folder on
-this machine (the offline commands). A kind that makes several files (``FormatSpec.folder``)
-puts them under a prefix; one that makes one file may be given its exact key instead.
+absolute with its own public URL, docs/compatibility.md); a user's bucket (``workers.tasks.s3``); a
+folder on this machine (the offline commands). A kind that makes several files
+(``FormatSpec.folder``) puts them under a prefix; one that makes one file may be given its exact
+key instead.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class Storage:
     single: str | None = None  # or: the one file takes exactly this key
     # The location a result reports, by key (default: where the object is)
     located: Callable[[str], str] | None = None
-    report_storage: bool = True  # the storage object in images[]/videos[] (§11.6)
+    report_storage: bool = True  # the storage object in images[]/videos[] (docs/compatibility.md)
     label: str = ""  # how a failure names the place ("destination ")
     put_keys: list[str] = field(default_factory=list)  # what this attempt stored here
 
