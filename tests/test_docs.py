@@ -235,3 +235,43 @@ def test_the_python_sdk_example_works_as_pasted(tmp_path: Path):
         assert "'status':" in done.stdout and "'error': 0" in done.stdout, done.stdout
     finally:
         server.stop()
+
+
+def test_the_api_docs_pages_work_with_no_internet(tmp_path: Path):
+    """/docs (Swagger UI) and /redoc (ReDoc) render in Chromium with every request to another
+    host refused: their scripts, styles and icon are served by qthumb itself."""
+    from playwright.sync_api import Route, sync_playwright
+
+    from tests.test_player import CHROMIUM, CHROMIUM_ARGS
+
+    server = served(tmp_path)
+    refused: list[str] = []
+
+    def only_loopback(route: Route) -> None:
+        if route.request.url.startswith(f"http://127.0.0.1:{server.port}/"):
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort()
+
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.route("**/*", only_loopback)
+                page.goto(f"{server.base_url}/docs")
+                page.wait_for_selector(".swagger-ui .info .title", timeout=30_000)
+                assert "qthumb" in page.inner_text(".swagger-ui .info .title")
+                page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+                assert "/v1/start_encode2" in page.inner_text("body")
+                page.goto(f"{server.base_url}/redoc")
+                page.wait_for_selector("h1", timeout=30_000)
+                assert "qthumb" in page.inner_text("h1")
+                page.wait_for_selector("h2", timeout=30_000)  # an operation's heading
+                assert "start encode2" in page.inner_text("body").lower()
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+    assert refused == []

@@ -10,6 +10,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html
+from fastapi.responses import HTMLResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -131,6 +134,20 @@ class RequestMetrics:
             instruments().requests.labels(endpoint, str(code)).inc()
 
 
+API_DOCS_STATIC = "/_qthumb/api-docs"  # Swagger UI's and ReDoc's files (fastapi-offline's)
+
+
+async def _redoc() -> HTMLResponse:
+    """ReDoc from qthumb's own copy; its footer's logo, which ReDoc loads from its vendor's CDN,
+    is not fetched (the page's policy allows images from qthumb only)."""
+    page = get_redoc_html(openapi_url="/openapi.json", title="qthumb - ReDoc",
+                          redoc_js_url=f"{API_DOCS_STATIC}/redoc.standalone.js",
+                          redoc_favicon_url=f"{API_DOCS_STATIC}/favicon.png",
+                          with_google_fonts=False)  # fmt: skip
+    page.headers["Content-Security-Policy"] = "img-src 'self' data:"
+    return page
+
+
 def endpoint_name(path: str) -> str:
     parts = [p for p in path.split("/") if p]
     if len(parts) >= 2 and parts[0] == "v1":
@@ -180,7 +197,12 @@ def create_app(
             if close_reads is not None:  # PostgreSQL's async pool, made in this loop
                 await close_reads()
 
-    app = FastAPI(title="qthumb", version=__version__, lifespan=lifespan)
+    # /docs and /redoc with their scripts, styles and icon served from here (fastapi-offline's
+    # copies of Swagger UI and ReDoc), no Google font: FastAPI's defaults load them from a CDN,
+    # a blank page on a machine without internet
+    app = FastAPIOffline(title="qthumb", version=__version__, lifespan=lifespan,
+                         static_url=API_DOCS_STATIC, redoc_url=None)  # fmt: skip
+    app.add_api_route("/redoc", _redoc, include_in_schema=False)
     app.state.settings = settings
     app.state.store = store
     app.state.files = backends.files
