@@ -51,6 +51,7 @@ lint: $(VENV)/.test-installed $(VENV)/typing/qthumb/workers
 	$(BIN)/ruff check app workers tests bench
 	$(BIN)/ruff format --check app workers tests bench
 	$(BIN)/mypy
+	PYTHONPATH=$(VENV)/typing $(BIN)/lint-imports --no-cache
 
 # JavaScript the tests run (Plyr, the Node Qencode SDK), pinned in package-lock.json.
 tests/js/node_modules/.package-lock.json: tests/js/package-lock.json

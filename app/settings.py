@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import sys
 from functools import cached_property
 from pathlib import Path
@@ -13,10 +14,12 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from qthumb.app.api.keys import API_KEY_RE
 from qthumb.app.egress import MAX_REDIRECTS, EgressPolicy
 
 CommaList = Annotated[list[str], NoDecode]
+# What Qencode's SDKs send and qthumb accepts as an api_key (a longer or shorter one is
+# "Bad api_key"); settings refuse a configured key that could never be used.
+API_KEY_RE = re.compile(r"^[A-Za-z0-9_\-]{12,128}$")
 SPARE_WORKERS = 1  # a pool's processes beyond QTHUMB_WORKERS, for keys running less than theirs
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from qthumb.app.api.errors import TokenNotFound
 from qthumb.app.api.service import QencodeService
+from qthumb.app.errors import TokenNotFound
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.backends import build
 from tests.qclient import QClient

@@ -14,11 +14,11 @@ import pytest
 
 from qthumb.app.process.pool import child_pids
 from qthumb.app.qencode.query import parse_query
+from qthumb.workers.failures import FormatFailure
 from qthumb.workers.media.probe import probe
 from qthumb.workers.outputs.encode_plan import EncodePlan
 from qthumb.workers.outputs.encode_run import run_encoder
 from qthumb.workers.outputs.video import video_command
-from qthumb.workers.tasks.failures import FormatFailure
 from tests.conftest import ffmpeg
 from tests.test_orphans import command_of
 

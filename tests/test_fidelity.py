@@ -320,7 +320,7 @@ def test_retry_on_error(steered: QthumbServer, clips: Path):
     ],
 )
 def test_bad_transforms_are_refused_naming_the_field(fields: dict[str, Any], message: str):
-    from qthumb.app.api.errors import QencodeError
+    from qthumb.app.errors import QencodeError
 
     with pytest.raises(QencodeError) as refused:
         parse_query({"source": "/x.mp4", "format": [{"output": "mp4", **fields}]})

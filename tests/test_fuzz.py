@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 
-from qthumb.app.api.errors import QencodeError
+from qthumb.app.errors import QencodeError
 from qthumb.app.qencode.query import decode_query, parse_query
 from tests.conftest import QthumbProcess
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from qthumb.app.process.memory import memory_failure, memory_limit
+from qthumb.app.memory import memory_failure, memory_limit
 from qthumb.app.settings import Settings
 from tests.conftest import API_KEY, QthumbProcess, ffmpeg, serving
 from tests.qclient import QClient

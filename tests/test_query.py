@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from qthumb.app.api.errors import BadQuery, FieldRequired, QueryNotWrapped
+from qthumb.app.errors import BadQuery, FieldRequired, QueryNotWrapped
 from qthumb.app.qencode.query import (
     Destination,
     ImageFormat,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from qthumb.app.api.errors import BadQuery, FieldRequired
+from qthumb.app.errors import BadQuery, FieldRequired
 from qthumb.app.qencode.query import Query, parse_query
 from qthumb.app.qencode.stitch import Piece
 from qthumb.app.settings import Settings
@@ -80,7 +80,7 @@ def test_every_output_follows_the_joined_timeline(settings: Settings, pieces: Pa
 
 
 def test_a_piece_that_fails_is_named(settings: Settings, pieces: Path):
-    from qthumb.workers.tasks.failures import TaskFailure
+    from qthumb.workers.failures import TaskFailure
 
     with pytest.raises(TaskFailure, match=r"stitch\[1\]: start_time 5 s is past its end"):
         late = {"url": str(pieces / "b.mp4"), "start_time": 5}

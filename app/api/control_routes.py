@@ -20,10 +20,10 @@ from starlette.datastructures import FormData
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from qthumb.app.api.errors import ApiKeyNotFound, QencodeError
 from qthumb.app.api.key_guard import client_address
 from qthumb.app.api.request_values import BadBody, ascii_int, json_body
 from qthumb.app.api.service import QencodeService
+from qthumb.app.errors import ApiKeyNotFound, QencodeError
 from qthumb.app.tasks.faults import (
     MAX_RULES_PER_KEY,
     BadRule,

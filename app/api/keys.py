@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from qthumb.app.settings import Settings
-
-# What Qencode's SDKs send and qthumb accepts as an api_key (a longer or shorter one is
-# "Bad api_key"); settings refuse a configured key that could never be used.
-API_KEY_RE = re.compile(r"^[A-Za-z0-9_\-]{12,128}$")
 
 
 def resolve_api_keys(settings: Settings) -> tuple[list[str], str | None]:

@@ -18,7 +18,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qthumb.app import __version__
 from qthumb.app.api import control_routes, ops_routes, routes, storage_routes
-from qthumb.app.api.errors import QencodeError
 from qthumb.app.api.keys import resolve_api_keys
 from qthumb.app.api.routes import render
 from qthumb.app.api.service import METHODS, UPLOAD_PATH, QencodeService
@@ -27,9 +26,10 @@ from qthumb.app.api.uploads import UploadLocation, upload_router
 from qthumb.app.console import playground as console_playground
 from qthumb.app.console import routes as console_routes
 from qthumb.app.console.auth import BadCsrf, SignInRequired
+from qthumb.app.errors import QencodeError
+from qthumb.app.metrics import instruments
 from qthumb.app.on_demand import routes as on_demand_routes
 from qthumb.app.on_demand.service import FrameServer, OnDemand
-from qthumb.app.process.metrics import instruments
 from qthumb.app.process.supervisor import Supervisor
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.backends import Backends, build
@@ -108,7 +108,7 @@ class BodyLimit:
 
 
 class RequestMetrics:
-    """Counts API requests by endpoint and HTTP code (``app.process.metrics``). Endpoints are a
+    """Counts API requests by endpoint and HTTP code (``app.metrics``). Endpoints are a
     fixed
     set of names, never raw paths, so a scanner cannot grow the label set."""
 

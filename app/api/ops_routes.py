@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from qthumb.app.process.metrics import StateCollector, exposition
+from qthumb.app.metrics import StateCollector, exposition
 from qthumb.app.tasks.backends import Backends
 
 router = APIRouter()

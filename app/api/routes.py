@@ -20,9 +20,9 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 
 from qthumb.app.api.control_routes import method_fault
-from qthumb.app.api.errors import QencodeError
 from qthumb.app.api.key_guard import client_address
 from qthumb.app.api.service import METHODS, UPLOAD_PATH, QencodeService, split_task_tokens
+from qthumb.app.errors import QencodeError
 
 router = APIRouter(prefix="/v1")
 

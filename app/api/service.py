@@ -10,7 +10,8 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from qthumb.app.api.errors import (
+from qthumb.app.api.key_guard import KeyGuard
+from qthumb.app.errors import (
     ApiKeyNotFound,
     BadApiKey,
     BadPayload,
@@ -24,15 +25,13 @@ from qthumb.app.api.errors import (
     TokenNotFound,
     TooManyKeyAttempts,
 )
-from qthumb.app.api.key_guard import KeyGuard
-from qthumb.app.api.keys import API_KEY_RE
 from qthumb.app.qencode.limits import check_query
 from qthumb.app.qencode.profiles import load_profiles
 from qthumb.app.qencode.query import Query, decode_query, ignored_fields, parse_query
 from qthumb.app.qencode.query_values import coerced_values
 from qthumb.app.qencode.stitch import stitch_pieces
 from qthumb.app.qencode.wire import status_object, status_url
-from qthumb.app.settings import Settings
+from qthumb.app.settings import API_KEY_RE, Settings
 from qthumb.app.tasks.callbacks import status_snapshot
 from qthumb.app.tasks.faults import (
     BadRule,

@@ -12,11 +12,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from qthumb.app.api.errors import QencodeError
 from qthumb.app.api.service import QencodeService
 from qthumb.app.console.auth import Session, check_csrf, current_session
 from qthumb.app.console.routes import page
 from qthumb.app.console.views import curl_script
+from qthumb.app.errors import QencodeError
 from qthumb.app.qencode.query import decode_query, parse_query
 from qthumb.app.storage.media_files import list_media
 from qthumb.app.tasks.model import TaskStatus, is_token

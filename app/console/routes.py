@@ -19,7 +19,6 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from qthumb.app.api.errors import QencodeError, TooManyKeyAttempts
 from qthumb.app.api.key_guard import client_address
 from qthumb.app.api.service import QencodeService
 from qthumb.app.console.auth import (
@@ -37,6 +36,7 @@ from qthumb.app.console.auth import (
     signin_csrf,
 )
 from qthumb.app.console.views import curl_script, task_view
+from qthumb.app.errors import QencodeError, TooManyKeyAttempts
 from qthumb.app.on_demand.asks import FrameRequestError
 from qthumb.app.on_demand.service import OnDemand
 from qthumb.app.tasks.model import TaskRecord, TaskStatus, is_token

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from qthumb.app.api.errors import QencodeError
 from qthumb.app.api.request_values import ascii_decimal, ascii_int
+from qthumb.app.errors import QencodeError
 from qthumb.app.qencode.query import MAX_SIDE, ImageFormat, Placeholder, ResizeMode, upload_id
 from qthumb.app.qencode.query_values import IMAGE_EXTENSIONS, ROTATIONS, colour, placeholder
 

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from qthumb.app.api.errors import BadToken, FieldRequired, TokenNotFound
+from qthumb.app.errors import BadToken, FieldRequired, TokenNotFound
 from qthumb.app.on_demand.asks import (
     FrameRequestError,
     RenderedFrame,

@@ -24,7 +24,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
-from qthumb.app.process.memory import crash_failure
+from qthumb.app.memory import crash_failure
 from qthumb.app.process.orphans import pid_alive
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.outbox import CallbackOutbox

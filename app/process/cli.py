@@ -300,7 +300,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(args_in)
 
-    from qthumb.app.process import metrics, pool
+    from qthumb.app import metrics
+    from qthumb.app.process import pool
     from qthumb.app.process.supervisor import Supervisor
     from qthumb.app.redact import setup_logging
     from qthumb.app.tasks.backends import build

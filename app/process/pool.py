@@ -21,7 +21,7 @@ from types import FrameType
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from qthumb.app.process import metrics
+from qthumb.app import metrics
 from qthumb.app.process.attempt_watch import end_dead_workers, stop_overdue
 from qthumb.app.process.orphans import processes, qthumb_module
 from qthumb.app.process.supervisor import Child, ChildSpec, Supervisor

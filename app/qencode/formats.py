@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from qthumb.app.api.errors import BadQuery, FieldRequired
+from qthumb.app.errors import BadQuery, FieldRequired
 from qthumb.app.qencode.image_naming import image_encoding, named_sheet
 from qthumb.app.qencode.query_values import (
     Destination,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from qthumb.app.api.errors import BadQuery
+from qthumb.app.errors import BadQuery
 from qthumb.app.qencode.query_values import (
     IMAGE_EXTENSIONS,
     Destination,

@@ -4,7 +4,7 @@ its frame size) is checked by the worker once the source is probed (``workers.ta
 
 from __future__ import annotations
 
-from qthumb.app.api.errors import BadQuery
+from qthumb.app.errors import BadQuery
 from qthumb.app.qencode.query import Query
 from qthumb.app.settings import Settings
 

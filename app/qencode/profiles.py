@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from qthumb.app.api.errors import QencodeError
+from qthumb.app.errors import QencodeError
 from qthumb.app.qencode.query import parse_query
 
 

@@ -19,8 +19,8 @@ from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 from urllib.parse import unquote, urlsplit
 
-from qthumb.app.api.errors import BadQuery, FieldRequired, QencodeError, QueryNotWrapped
 from qthumb.app.egress import url_problem
+from qthumb.app.errors import BadQuery, FieldRequired, QencodeError, QueryNotWrapped
 from qthumb.app.qencode.formats import KINDS, FormatSpec
 from qthumb.app.qencode.query_values import (
     MAX_SIDE,

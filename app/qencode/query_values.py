@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from qthumb.app.api.errors import BadQuery, FieldRequired
 from qthumb.app.egress import url_problem
+from qthumb.app.errors import BadQuery, FieldRequired
 
 MAX_SIDE = 16_000
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")

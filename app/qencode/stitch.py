@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from qthumb.app.api.errors import BadQuery, FieldRequired
 from qthumb.app.egress import url_problem
+from qthumb.app.errors import BadQuery, FieldRequired
 from qthumb.app.qencode.query_values import opt_float, url_scheme
 
 MAX_PIECES = 100  # a timeline of more pieces than this is a mistake, not an edit

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from qthumb.app.api.errors import BadQuery
+from qthumb.app.errors import BadQuery
 from qthumb.app.qencode.query_values import flag, opt_int
 
 _FRAMERATE_RE = re.compile(r"^\d+(\.\d+)?(/\d+(\.\d+)?)?$")

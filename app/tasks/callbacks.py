@@ -20,7 +20,7 @@ from dataclasses import replace
 import httpx
 
 from qthumb.app.egress import BlockedAddress, EgressPolicy, guarded_request
-from qthumb.app.process.metrics import instruments
+from qthumb.app.metrics import instruments
 from qthumb.app.qencode.wire import status_object, task_tag
 from qthumb.app.redact import redact
 from qthumb.app.settings import Settings

@@ -6,7 +6,7 @@ task limit), the failed task gains ``Retry on error failed.`` and a ``restart_fa
 callback, as Qencode documents it; a retry that starts and fails ends with its own ``error``
 (and its own callbacks), the first task untouched.
 
-Passing reasons (``transient``, ``workers.tasks.failures``): a deadline or the memory limit,
+Passing reasons (``transient``, ``workers.failures``): a deadline or the memory limit,
 an internal error, a fault a test asked for while encoding. A source, a destination or the
 query fails the same way every time and is not retried, as upstream.
 """

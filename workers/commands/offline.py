@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qthumb.app.api.errors import QencodeError
+from qthumb.app.errors import QencodeError
 from qthumb.app.qencode.formats import FormatSpec, ImageSpec
 from qthumb.app.qencode.query import (
     Destination,
@@ -45,9 +45,9 @@ from qthumb.app.tasks.results import Results
 from qthumb.app.tasks.store import new_token
 from qthumb.workers.commands.offline_args import format_of, parser, settle
 from qthumb.workers.commands.progress import PlainProgress, progress_for
+from qthumb.workers.failures import FormatFailure, NothingMade, TaskFailure
 from qthumb.workers.media.probe import MediaInfo
 from qthumb.workers.outputs.producers import PRODUCERS
-from qthumb.workers.tasks.failures import FormatFailure, NothingMade, TaskFailure
 from qthumb.workers.tasks.pipeline import Hooks, StorageFor, run_query
 from qthumb.workers.tasks.s3 import destination_storage
 from qthumb.workers.tasks.storage import Storage, folder_storage

@@ -25,9 +25,9 @@ from types import TracebackType
 import av
 from PIL import Image
 
+from qthumb.workers.failures import MediaError
 from qthumb.workers.media.colour import to_rgb
 from qthumb.workers.media.probe import MediaInfo, limit_decoder, open_media, undecodable
-from qthumb.workers.tasks.failures import MediaError
 
 _ROTATIONS = {
     90: Image.Transpose.ROTATE_90,

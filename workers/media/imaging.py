@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from qthumb.app.process.memory import fits
+from qthumb.app.memory import fits
 from qthumb.app.qencode.query import ImageFormat, ResizeMode, Sizing
 from qthumb.workers.media.frames import Picture
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from qthumb.app.qencode.query_values import Logo
+from qthumb.workers.failures import FormatFailure, TaskFailure
 from qthumb.workers.outputs.encode_plan import LogoPlan
-from qthumb.workers.tasks.failures import FormatFailure, TaskFailure
 
 MAX_LOGO_BYTES = 10 * 1024 * 1024
 MAX_LOGO_PIXELS = 4096 * 4096

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import av
 
-from qthumb.workers.tasks.failures import MediaError
+from qthumb.workers.failures import MediaError
 
 
 @dataclass(frozen=True)

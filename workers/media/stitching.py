@@ -27,10 +27,10 @@ import av
 import numpy as np
 
 from qthumb.app.qencode.query_values import ResizeMode, Sizing
+from qthumb.workers.failures import MediaError
 from qthumb.workers.media.frames import Picture
 from qthumb.workers.media.imaging import Fit, fit, render
 from qthumb.workers.media.probe import limit_decoder, open_media
-from qthumb.workers.tasks.failures import MediaError
 
 AUDIO_RATE = 48000
 # AVColorSpace: how swscale names it

@@ -23,6 +23,7 @@ import threading
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection, Listener
 
+from qthumb.app.memory import limit_memory, memory_failure
 from qthumb.app.on_demand.asks import (
     Answer,
     Ask,
@@ -32,13 +33,12 @@ from qthumb.app.on_demand.asks import (
     SourceAsk,
     SourceFile,
 )
-from qthumb.app.process.memory import limit_memory, memory_failure
 from qthumb.app.process.orphans import die_with_parent
 from qthumb.app.redact import setup_logging
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.backends import build_files
+from qthumb.workers.failures import FormatFailure, TaskFailure
 from qthumb.workers.on_demand.frames import OnDemandFrames
-from qthumb.workers.tasks.failures import FormatFailure, TaskFailure
 
 log = logging.getLogger("qthumb.frame_server")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from qthumb.app.api.errors import QencodeError
+from qthumb.app.errors import QencodeError
 from qthumb.app.on_demand.asks import (
     MAX_PIXELS,
     MAX_STORYBOARD_TILES,
@@ -25,11 +25,11 @@ from qthumb.app.on_demand.asks import (
 from qthumb.app.qencode.formats import GifSpec, SizedSpec, ThumbnailsSpec
 from qthumb.app.qencode.query import Query, parse_format
 from qthumb.app.settings import Settings
+from qthumb.workers.failures import FormatFailure, TaskFailure
 from qthumb.workers.media.imaging import target_size
 from qthumb.workers.media.probe import MediaInfo
 from qthumb.workers.outputs.gif import make_gif
 from qthumb.workers.outputs.series import frame_count, make_thumbnails
-from qthumb.workers.tasks.failures import FormatFailure, TaskFailure
 from qthumb.workers.tasks.limits import check_format, check_task
 
 

@@ -27,11 +27,11 @@ import av.filter
 import numpy as np
 from PIL import Image
 
+from qthumb.workers.failures import MediaError
 from qthumb.workers.media.colour import HLG, PQ, to_rgb
 from qthumb.workers.media.probe import limit_decoder, open_media
 from qthumb.workers.outputs.audio_track import AudioTrack
 from qthumb.workers.outputs.encode_plan import EncodePlan, LogoPlan
-from qthumb.workers.tasks.failures import MediaError
 
 
 def _rotation_filters(rotation: int) -> list[tuple[str, str]]:

@@ -14,10 +14,10 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import IO
 
-from qthumb.app.process.memory import limit_child, within_what_is_left
+from qthumb.app.memory import limit_child, within_what_is_left
 from qthumb.app.process.orphans import dies_with_us, qthumb_module
+from qthumb.workers.failures import FormatFailure, TaskFailure
 from qthumb.workers.outputs.encode_plan import EncodePlan
-from qthumb.workers.tasks.failures import FormatFailure, TaskFailure
 
 OUT_OF_MEMORY = ("MemoryError", "Cannot allocate memory", "malloc of size")  # Python, FFmpeg, x264
 ERROR_LINES = 20  # of the encoder's error output, kept for the failure's description

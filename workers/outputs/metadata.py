@@ -13,9 +13,9 @@ from typing import Any
 
 import av
 
+from qthumb.workers.failures import MediaError
 from qthumb.workers.media.probe import open_media
 from qthumb.workers.outputs.products import Product
-from qthumb.workers.tasks.failures import MediaError
 
 NAME = "metadata.json"
 

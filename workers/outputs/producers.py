@@ -22,6 +22,7 @@ from qthumb.app.qencode.formats import (
     VideoSpec,
 )
 from qthumb.app.settings import Settings
+from qthumb.workers.failures import FormatFailure
 from qthumb.workers.media.frames import VideoReader
 from qthumb.workers.media.logos import Fetch, LoadedLogo, load_logos
 from qthumb.workers.media.probe import MediaInfo
@@ -31,7 +32,6 @@ from qthumb.workers.outputs.products import Product
 from qthumb.workers.outputs.series import frame_count, make_thumbnails
 from qthumb.workers.outputs.thumbnail import make_thumbnail
 from qthumb.workers.outputs.video import make_video
-from qthumb.workers.tasks.failures import FormatFailure
 
 
 def _cannot_fetch(url: str, folder: Path) -> Path:

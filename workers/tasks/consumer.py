@@ -21,9 +21,9 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-from qthumb.app.process import metrics
+from qthumb.app import metrics
+from qthumb.app.memory import limit_memory
 from qthumb.app.process.attempt_watch import crash_note
-from qthumb.app.process.memory import limit_memory
 from qthumb.app.process.orphans import children_die_with_this_process, die_with_parent
 from qthumb.app.redact import setup_logging
 from qthumb.app.settings import Settings, settings_or_exit
@@ -39,7 +39,7 @@ def worker_started(settings: Settings) -> None:
     the pytest plugin wait on before a test may start tasks."""
     # Born with SIGINT blocked (``_born_deaf``): huey's handler is in place now.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    limit_memory(settings)  # its share of QTHUMB_MEMORY_BUDGET (app.process.memory)
+    limit_memory(settings)  # its share of QTHUMB_MEMORY_BUDGET (app.memory)
     # A fatal signal (a media library that crashed) is written where the pool's watch reads
     # it, so the task running here fails at once, saying so (app.process.attempt_watch)
     crash_note(settings, os.getpid()).parent.mkdir(parents=True, exist_ok=True)

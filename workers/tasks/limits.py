@@ -6,10 +6,10 @@ from __future__ import annotations
 from qthumb.app.qencode.formats import FormatSpec, SizedSpec
 from qthumb.app.qencode.query import Query
 from qthumb.app.settings import Settings
+from qthumb.workers.failures import FormatFailure, TaskFailure
 from qthumb.workers.media.imaging import target_size
 from qthumb.workers.media.probe import MediaInfo
 from qthumb.workers.outputs.producers import PRODUCERS
-from qthumb.workers.tasks.failures import FormatFailure, TaskFailure
 
 
 def _hms(seconds: float) -> str:

@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qthumb.app.process.memory import memory_failure
+from qthumb.app.memory import memory_failure
 from qthumb.app.qencode.formats import FormatSpec
 from qthumb.app.qencode.query import Destination, Query
 from qthumb.app.qencode.wire import failure_tag, format_tag
@@ -30,12 +30,12 @@ from qthumb.app.settings import Settings
 from qthumb.app.storage.files import Files
 from qthumb.app.tasks.model import TaskStatus
 from qthumb.app.tasks.results import FormatFailed, Notice, Results, Running, StoredFile
+from qthumb.workers.failures import FormatFailure, NothingMade, OutputFailed
 from qthumb.workers.media.frames import VideoReader
 from qthumb.workers.media.logos import MAX_LOGO_BYTES
 from qthumb.workers.media.probe import MediaInfo, probe
 from qthumb.workers.outputs.producers import PRODUCERS, Making, needs_video, producer_for
 from qthumb.workers.outputs.products import Product
-from qthumb.workers.tasks.failures import FormatFailure, NothingMade, OutputFailed
 from qthumb.workers.tasks.limits import check_format, check_task
 from qthumb.workers.tasks.sources import FetchedSource, fetch_source
 from qthumb.workers.tasks.stitched_source import stitched_source

@@ -23,7 +23,7 @@ from qthumb.app.storage.s3 import (
     parse_s3_url,
 )
 from qthumb.app.storage.s3_objects import LateDownload, S3Objects
-from qthumb.workers.tasks.failures import FormatFailure, SourceError, store_failure
+from qthumb.workers.failures import FormatFailure, SourceError, store_failure
 from qthumb.workers.tasks.storage import Storage
 
 

@@ -15,7 +15,7 @@ from qthumb.app.qencode.query import upload_id, url_scheme
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import FileError, Files
 from qthumb.app.tasks.model import is_token
-from qthumb.workers.tasks.failures import SourceError, store_failure
+from qthumb.workers.failures import SourceError, store_failure
 from qthumb.workers.tasks.s3 import download_s3
 
 CHUNK = 1024 * 1024

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from qthumb.app.process.memory import memory_failure
+from qthumb.app.memory import memory_failure
 from qthumb.app.qencode.stitch import Piece
 from qthumb.app.settings import Settings
+from qthumb.workers.failures import MediaError, SourceError, TaskFailure
 from qthumb.workers.media.probe import probe
 from qthumb.workers.outputs.encode_run import run_child
-from qthumb.workers.tasks.failures import MediaError, SourceError, TaskFailure
 from qthumb.workers.tasks.sources import FetchedSource
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from qthumb.app.storage.files import Files, result_location
 from qthumb.app.storage.objects import FileError, LocalObjects, Objects
-from qthumb.workers.tasks.failures import FormatFailure, store_failure
+from qthumb.workers.failures import FormatFailure, store_failure
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 
-from qthumb.app.api.errors import QencodeError
-from qthumb.app.process.memory import give_back_memory
-from qthumb.app.process.metrics import instruments
+from qthumb.app.errors import QencodeError
+from qthumb.app.memory import give_back_memory
+from qthumb.app.metrics import instruments
 from qthumb.app.process.orphans import pid_alive
 from qthumb.app.qencode.formats import FormatSpec
 from qthumb.app.qencode.query import Destination, Query, ignored_fields, parse_query
@@ -39,8 +39,8 @@ from qthumb.app.tasks.queue import TaskQueue
 from qthumb.app.tasks.results import Notice, Results
 from qthumb.app.tasks.retry import start_retry
 from qthumb.app.tasks.store import TaskStore
+from qthumb.workers.failures import NothingMade, TaskFailure
 from qthumb.workers.media.probe import MediaInfo
-from qthumb.workers.tasks.failures import NothingMade, TaskFailure
 from qthumb.workers.tasks.pipeline import Hooks, run_query, secrets_of
 from qthumb.workers.tasks.s3 import destination_storage
 from qthumb.workers.tasks.storage import Storage, temporary_storage

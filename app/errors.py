@@ -1,4 +1,5 @@
-"""Qencode API errors: one class tree, rendered in one place (``app.api.routes``).
+"""Qencode API errors: one class tree, rendered in one place (``app.api.routes``). At the root
+of ``app`` so that every layer may raise them (the query language, the tasks, the HTTP edge).
 
     QencodeError (code 1, internal / generic request failure)
     ├── BadApiKey            2
