@@ -48,8 +48,8 @@ $(VENV)/typing/qthumb/workers: | $(BIN)/python
 	ln -sfn $(CURDIR)/workers $(VENV)/typing/qthumb/workers
 
 lint: $(VENV)/.test-installed $(VENV)/typing/qthumb/workers
-	$(BIN)/ruff check app workers tests bench
-	$(BIN)/ruff format --check app workers tests bench
+	$(BIN)/ruff check app workers tests bench docs/_hooks
+	$(BIN)/ruff format --check app workers tests bench docs/_hooks
 	$(BIN)/mypy
 	PYTHONPATH=$(VENV)/typing $(BIN)/lint-imports --no-cache
 

@@ -59,6 +59,17 @@ def test_the_site_builds_strictly_and_lists_every_setting(tmp_path: Path):
     home = (site / "index.html").read_text()
     assert "fonts.googleapis" not in home and not re.search(r'<script[^>]+src="https?://', home)
     assert (site / "search" / "search_index.json").exists()
+    # the outputs page's pictures, made by qthumb at this build (docs/_hooks/output_pictures.py)
+    made = site / "images" / "made"
+    sizes = {}
+    for picture in made.iterdir():
+        with Image.open(picture) as image:
+            sizes[picture.name] = image.size
+    assert sizes == {"thumbnail.jpg": (320, 180), "crop.jpg": (180, 180), "pad.jpg": (180, 180),
+                     "rotate.jpg": (180, 320), "sprite.jpg": (640, 144),
+                     "animation.gif": (240, 135)}, sizes  # fmt: skip
+    outputs = (site / "outputs" / "index.html").read_text()
+    assert all(f'src="../images/made/{name}"' in outputs for name in sizes)
 
 
 def test_curl_session_works_as_pasted(tmp_path: Path):
