@@ -10,14 +10,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_redoc_html
-from fastapi.responses import HTMLResponse
-from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qthumb.app import __version__
 from qthumb.app.api import control_routes, ops_routes, routes, storage_routes
+from qthumb.app.api.api_docs import add_api_docs
 from qthumb.app.api.keys import resolve_api_keys
 from qthumb.app.api.routes import render
 from qthumb.app.api.service import METHODS, UPLOAD_PATH, QencodeService
@@ -134,20 +132,6 @@ class RequestMetrics:
             instruments().requests.labels(endpoint, str(code)).inc()
 
 
-API_DOCS_STATIC = "/_qthumb/api-docs"  # Swagger UI's and ReDoc's files (fastapi-offline's)
-
-
-async def _redoc() -> HTMLResponse:
-    """ReDoc from qthumb's own copy; its footer's logo, which ReDoc loads from its vendor's CDN,
-    is not fetched (the page's policy allows images from qthumb only)."""
-    page = get_redoc_html(openapi_url="/openapi.json", title="qthumb - ReDoc",
-                          redoc_js_url=f"{API_DOCS_STATIC}/redoc.standalone.js",
-                          redoc_favicon_url=f"{API_DOCS_STATIC}/favicon.png",
-                          with_google_fonts=False)  # fmt: skip
-    page.headers["Content-Security-Policy"] = "img-src 'self' data:"
-    return page
-
-
 def endpoint_name(path: str) -> str:
     parts = [p for p in path.split("/") if p]
     if len(parts) >= 2 and parts[0] == "v1":
@@ -197,12 +181,9 @@ def create_app(
             if close_reads is not None:  # PostgreSQL's async pool, made in this loop
                 await close_reads()
 
-    # /docs and /redoc with their scripts, styles and icon served from here (fastapi-offline's
-    # copies of Swagger UI and ReDoc), no Google font: FastAPI's defaults load them from a CDN,
-    # a blank page on a machine without internet
-    app = FastAPIOffline(title="qthumb", version=__version__, lifespan=lifespan,
-                         static_url=API_DOCS_STATIC, redoc_url=None)  # fmt: skip
-    app.add_api_route("/redoc", _redoc, include_in_schema=False)
+    # /docs and /redoc: added last, served from here (app.api.api_docs)
+    app = FastAPI(title="qthumb", version=__version__, lifespan=lifespan, docs_url=None,
+                  redoc_url=None)  # fmt: skip
     app.state.settings = settings
     app.state.store = store
     app.state.files = backends.files
@@ -230,6 +211,7 @@ def create_app(
     app.add_exception_handler(BadCsrf, console_routes.console_error)
     app.include_router(ops_routes.router)
     app.include_router(upload_router(settings, store, backends.files))
+    add_api_docs(app)
     app.add_middleware(
         UploadLocation, base_url=lambda: settings.base_url, max_bytes=settings.max_source_bytes
     )
