@@ -27,6 +27,7 @@ import av
 import numpy as np
 
 from qthumb.app.qencode.query_values import ResizeMode, Sizing
+from qthumb.workers.child_protocol import Progress, child_main
 from qthumb.workers.failures import MediaError
 from qthumb.workers.media.frames import Picture
 from qthumb.workers.media.imaging import Fit, fit, render
@@ -164,7 +165,7 @@ def _letterboxed(frame: av.VideoFrame, placed: Fit, plan: StitchPlan) -> av.Vide
     return av.VideoFrame.from_ndarray(canvas, format="yuv420p")
 
 
-def _piece(joined: _Joined, piece: PiecePlan, offset: float, progress: _Progress) -> None:
+def _piece(joined: _Joined, piece: PiecePlan, offset: float, progress: Progress) -> None:
     container = open_media(Path(piece.path))
     try:
         video = container.streams.video[0]
@@ -217,22 +218,12 @@ def _exact_length(joined: _Joined, fifo: av.AudioFifo, samples: int) -> None:
         joined.sound(pcm[:, 2 * at : 2 * min(samples, at + step)])
 
 
-class _Progress:
-    def __init__(self) -> None:
-        self.last = -1.0
-
-    def __call__(self, seconds: float) -> None:
-        if seconds - self.last >= 0.2:
-            self.last = seconds
-            print(f"out_time_us={int(seconds * 1e6)}", flush=True)
-
-
 def join(plan: StitchPlan) -> None:
     """Make ``plan.out``; ``MediaError`` (or FFmpeg's own) says why not."""
     with open_media(Path(plan.pieces[0].path)) as first:  # its colour matrix (AVColorSpace)
         matrix = int(first.streams.video[0].codec_context.colorspace or 1)
     joined = _Joined(plan, matrix)
-    progress = _Progress()
+    progress = Progress()
     offset = 0.0
     try:
         for piece in plan.pieces:
@@ -243,13 +234,7 @@ def join(plan: StitchPlan) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    try:
-        join(StitchPlan.from_json(args[0]))
-    except (MediaError, av.FFmpegError, ValueError, OSError) as exc:
-        print(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, file=sys.stderr)
-        return 1
-    return 0
+    return child_main(lambda plan: join(StitchPlan.from_json(plan)), argv)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import av.filter
 import numpy as np
 from PIL import Image
 
+from qthumb.workers.child_protocol import Progress, child_main
 from qthumb.workers.failures import MediaError
 from qthumb.workers.media.colour import HLG, PQ, to_rgb
 from qthumb.workers.media.probe import limit_decoder, open_media
@@ -202,16 +203,6 @@ def _pull(graph: Any) -> Iterator[av.VideoFrame]:
             return
 
 
-class _Progress:
-    def __init__(self) -> None:
-        self.last = -1.0
-
-    def __call__(self, seconds: float) -> None:
-        if seconds - self.last >= 0.2:
-            self.last = seconds
-            print(f"out_time_us={int(seconds * 1e6)}", flush=True)
-
-
 def _palette(plan: EncodePlan) -> av.VideoFrame:
     """Pass one of a GIF: the window's colours, counted by palettegen (no frame is kept)."""
     window = _Window(plan)
@@ -234,7 +225,7 @@ def _palette(plan: EncodePlan) -> av.VideoFrame:
     return palette
 
 
-def _gif(plan: EncodePlan, out: av.container.OutputContainer, progress: _Progress) -> None:
+def _gif(plan: EncodePlan, out: av.container.OutputContainer, progress: Progress) -> None:
     palette = _palette(plan)
     window = _Window(plan)
     try:
@@ -262,7 +253,7 @@ def _encode_video(
     src: Any,
     stream: av.VideoStream,
     out: av.container.OutputContainer,
-    progress: _Progress,
+    progress: Progress,
     audio: AudioTrack | None = None,
 ) -> None:
     plan = window.plan
@@ -299,7 +290,7 @@ def _encode_video(
         audio.flush()
 
 
-def _video(plan: EncodePlan, out: av.container.OutputContainer, progress: _Progress) -> None:
+def _video(plan: EncodePlan, out: av.container.OutputContainer, progress: Progress) -> None:
     window = _Window(plan)
     try:
         feeds: list[tuple[Any, Any]] = []
@@ -327,7 +318,7 @@ def _video(plan: EncodePlan, out: av.container.OutputContainer, progress: _Progr
 
 def encode(plan: EncodePlan) -> None:
     """Make ``plan.out``; ``MediaError`` (or FFmpeg's own) says why not."""
-    progress = _Progress()
+    progress = Progress()
     kind = "gif" if plan.codec == "gif" else ("webp" if plan.codec == "libwebp" else None)
     out = av.open(plan.out, "w", format=kind, options=dict(plan.container_options))
     try:
@@ -342,13 +333,7 @@ def encode(plan: EncodePlan) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    try:
-        encode(EncodePlan.from_json(args[0]))
-    except (MediaError, av.FFmpegError, ValueError, OSError) as exc:
-        print(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, file=sys.stderr)
-        return 1
-    return 0
+    return child_main(lambda plan: encode(EncodePlan.from_json(plan)), argv)
 
 
 if __name__ == "__main__":
