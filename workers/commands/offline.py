@@ -86,11 +86,16 @@ class Outcome:
         }
 
 
+def _is_url(item: str) -> bool:
+    """A URL fetched as it is (``file://`` is a local path)."""
+    return bool(re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", item)) and not item.startswith("file://")
+
+
 def expand_sources(items: list[str], recursive: bool) -> list[str]:
     """Files as given, the videos inside folders, glob matches, and URLs as they are."""
     found: list[str] = []
     for item in items:
-        if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", item) and not item.startswith("file://"):
+        if _is_url(item):
             found.append(item)
             continue
         path = Path(item)
@@ -188,8 +193,7 @@ def _targets(sources: list[str], args: argparse.Namespace, ext: str) -> list[Pat
     # one file named -o: one source named as such; a folder or a glob (even of one video), or
     # an -o that is or ends like a folder (posters/), is a folder of one file a source
     given = args.sources[0]
-    url = re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", given) and not given.startswith("file://")
-    pattern = not url and any(sign in given for sign in "*?[")
+    pattern = not _is_url(given) and any(sign in given for sign in "*?[")
     one_file = len(args.sources) == 1 and not Path(given).is_dir() and not pattern
     folder = out.is_dir() or str(args.output).endswith(("/", os.sep))
     if args.command == "thumbnail" and one_file and not folder:
