@@ -84,6 +84,8 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/realistic.py
 	$(BIN)/python bench/lone_task.py
 	$(BIN)/python bench/previews.py
+	$(BIN)/python bench/encoders.py
+	$(BIN)/python bench/suite_time.py
 
 # The wheel a team installs into its own venv (README, "In your test suite"): dist/qthumb-*.whl.
 dist: | $(BIN)/python

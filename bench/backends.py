@@ -14,6 +14,7 @@ The distributed backend runs on PostgreSQL 15, Redis and moto's S3 started on lo
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -195,7 +196,9 @@ def main() -> None:
         "### Backends: embedded (SQLite, huey on SQLite, data dir) and distributed "
         "(PostgreSQL 15, Redis, S3 on moto), one run",
         "",
-        f"Bare FastAPI endpoint reading the same form: **{bare_rps:.0f} req/s** (the ceiling on "
+        f"Measured {time.strftime('%Y-%m-%d', time.gmtime())} by `bench/backends.py`, "
+        f"{os.cpu_count()} cores. Bare FastAPI endpoint reading the same form: "
+        f"**{bare_rps:.0f} req/s** (the ceiling on "
         "this machine). Tasks: a 320-px thumbnail and a 10-tile sprite of a 60-second 720p "
         "clip (synthetic `testsrc2`), 60 tasks a run after one warm-up task.",
         "",

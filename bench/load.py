@@ -5,6 +5,7 @@ and the workers' peak RSS, and writes them into the "Load" section of bench/RESU
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -88,10 +89,13 @@ def main() -> None:
     p99 = lat[int(len(lat) * 0.99) - 1] * 1000
     section = "\n".join([
         MARK_START,
-        "### Load: 200 tasks at once",
+        "### Load: 200 tasks at once (synthetic source)",
         "",
-        f"`bench/load.py`: {TASKS} tasks submitted at once (16 client threads) to `qthumb serve "
-        "--workers 2`, each a 320-px thumbnail and a 10-tile sprite of a 60-second 720p file, "
+        f"Measured {time.strftime('%Y-%m-%d', time.gmtime())} by `bench/load.py`, "
+        f"{os.cpu_count()} cores: {TASKS} tasks submitted at once (16 client threads) to "
+        "`qthumb serve "
+        "--workers 2`, each a 320-px thumbnail and a 10-tile sprite of a 60-second 720p file "
+        "(synthetic: lavfi `testsrc2`, 2 s GOPs), "
         "while one client polls status without pause.",
         "",
         "| measure | value |",

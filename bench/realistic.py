@@ -40,20 +40,28 @@ INTERVAL, COUNT, WIDTH = 5, 60, 160
 PATTERNS = ("testsrc2", "smptehdbars", "mandelbrot", "rgbtestsrc")
 
 
+def noisy_1080p(path: Path, seconds: int) -> None:
+    """``seconds`` of 1080p30, the four patterns in turn (scene cuts), film-like noise, x264
+    veryfast crf 23 with its default GOP (keyint 250, scene cuts, B-frames)."""
+    if path.exists():
+        return
+    print(f"generating {path.name} (a few minutes) …", flush=True)
+    part = seconds // len(PATTERNS)
+    inputs: list[str] = []
+    for p in PATTERNS:
+        source = f"{p}=s=1920x1080:r=30" + (
+            f",trim=duration={part}" if p == "mandelbrot" else f":d={part}"
+        )
+        inputs += ["-f", "lavfi", "-i", source]
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *inputs, "-filter_complex",
+                    "[0][1][2][3]concat=n=4:v=1,noise=alls=14:allf=t+u,format=yuv420p",
+                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", str(path)],
+                   check=True)  # fmt: skip
+
+
 def ensure_sources() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
-    if not HD.exists():
-        print("generating real_1080p_5min.mp4 (a few minutes) …", flush=True)
-        inputs: list[str] = []
-        for p in PATTERNS:
-            source = f"{p}=s=1920x1080:r=30" + (
-                ",trim=duration=75" if p == "mandelbrot" else ":d=75"
-            )
-            inputs += ["-f", "lavfi", "-i", source]
-        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *inputs, "-filter_complex",
-                        "[0][1][2][3]concat=n=4:v=1,noise=alls=14:allf=t+u,format=yuv420p",
-                        "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", str(HD)],
-                       check=True)  # fmt: skip
+    noisy_1080p(HD, 300)
     if not UHD.exists():
         print("generating real_4k_hevc.mp4 …", flush=True)
         subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
