@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -146,3 +147,14 @@ def encode_bytes(image: Image.Image, fmt: ImageFormat, quality: int | None) -> b
     else:
         image.save(buffer, "WEBP", quality=quality or DEFAULT_QUALITY[fmt], method=4)
     return buffer.getvalue()
+
+
+def fitted(width: int, height: int, display: tuple[int, int], sizing: Sizing) -> dict[str, Any]:
+    """``EncodePlan`` fields (``workers.outputs.encode_plan``) for an output of ``width`` x
+    ``height`` (evened, for video) in ``sizing``'s ``resize_mode``."""
+    if sizing.mode is ResizeMode.SCALE or sizing.width is None or sizing.height is None:
+        return {}
+    placed = fit(display, replace(sizing, width=width, height=height, resolution=None))
+    colour = "".join(f"{c:02x}" for c in sizing.pad_color)
+    return {"fit": sizing.mode.value, "scaled": placed.scaled, "offset": placed.offset,
+            "pad_color": colour}  # fmt: skip

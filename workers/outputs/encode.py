@@ -24,7 +24,6 @@ from typing import Any
 
 import av
 import av.filter
-import numpy as np
 from PIL import Image
 
 from qthumb.workers.child_protocol import Progress, child_main
@@ -110,6 +109,8 @@ class _Window:
         assert self.sdr_size is not None
         deinterlace = True if self.plan.deinterlace else None  # its top field, as stills
         image = to_rgb(frame, *self.sdr_size, deinterlace=deinterlace)
+        import numpy as np  # only for HDR frames: the child starts without it
+
         made = av.VideoFrame.from_ndarray(np.asarray(image), format="rgb24")
         made.pts, made.time_base = frame.pts, frame.time_base
         return made
@@ -169,6 +170,8 @@ def _video_graph(
 def _overlay(graph: Any, node: Any, logo: LogoPlan, feeds: list[tuple[Any, Any]]) -> Any:
     """``node`` with ``logo`` drawn over it: its one frame (pushed by ``_end``, into
     ``feeds``) is repeated to the end, overlay's default."""
+    import numpy as np  # only for logos: the child starts without it
+
     with Image.open(logo.path) as image:
         # from_ndarray: from_image would drop the alpha (it makes rgb24 of RGBA)
         frame = av.VideoFrame.from_ndarray(np.asarray(image.convert("RGBA")), format="rgba")

@@ -1,15 +1,13 @@
 """What the encoder child (``workers.outputs.encode``) makes, as values: built by pure
 functions (``workers.outputs.video``, ``workers.outputs.gif``), tested by equality, and passed
-to the child as JSON."""
+to the child as JSON. The child imports this module: it needs nothing of qthumb's settings or
+query language (``fitted``, which reads a query's sizing, is in ``workers.media.imaging``)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
-
-from qthumb.app.qencode.query import ResizeMode, Sizing
-from qthumb.workers.media.imaging import fit
 
 
 @dataclass(frozen=True)
@@ -74,17 +72,6 @@ class EncodePlan:
         if self.fit == "crop":
             return [scale, ("crop", f"{self.width}:{self.height}:{-x}:{-y}")]
         return [scale, ("pad", f"{self.width}:{self.height}:{x}:{y}:color=0x{self.pad_color}")]
-
-
-def fitted(width: int, height: int, display: tuple[int, int], sizing: Sizing) -> dict[str, Any]:
-    """``EncodePlan`` fields for an output of ``width`` x ``height`` (evened, for video) in
-    ``sizing``'s ``resize_mode``."""
-    if sizing.mode is ResizeMode.SCALE or sizing.width is None or sizing.height is None:
-        return {}
-    placed = fit(display, replace(sizing, width=width, height=height, resolution=None))
-    colour = "".join(f"{c:02x}" for c in sizing.pad_color)
-    return {"fit": sizing.mode.value, "scaled": placed.scaled, "offset": placed.offset,
-            "pad_color": colour}  # fmt: skip
 
 
 @dataclass(frozen=True)

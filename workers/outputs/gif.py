@@ -15,10 +15,10 @@ from pathlib import Path
 
 from qthumb.app.qencode.formats import GifSpec
 from qthumb.app.qencode.window import clip_window
-from qthumb.workers.media.imaging import target_size
+from qthumb.workers.media.imaging import fitted, target_size
 from qthumb.workers.media.logos import LoadedLogo
 from qthumb.workers.media.probe import MediaInfo
-from qthumb.workers.outputs.encode_plan import EncodePlan, fitted
+from qthumb.workers.outputs.encode_plan import EncodePlan
 from qthumb.workers.outputs.encode_run import run_encoder
 from qthumb.workers.outputs.products import Product
 

@@ -15,10 +15,10 @@ from qthumb.app.qencode.formats import VideoSpec
 from qthumb.app.qencode.video_fields import VideoSettings
 from qthumb.app.qencode.window import clip_window
 from qthumb.workers.failures import FormatFailure
-from qthumb.workers.media.imaging import target_size
+from qthumb.workers.media.imaging import fitted, target_size
 from qthumb.workers.media.logos import LoadedLogo
 from qthumb.workers.media.probe import MediaInfo, open_media
-from qthumb.workers.outputs.encode_plan import AudioPlan, EncodePlan, fitted
+from qthumb.workers.outputs.encode_plan import AudioPlan, EncodePlan
 from qthumb.workers.outputs.encode_run import run_encoder
 from qthumb.workers.outputs.products import Product
 
