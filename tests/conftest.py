@@ -10,8 +10,7 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +23,7 @@ from qthumb.app.process.orphans import qthumb_module
 from tests.engines import Engines, postgres_server, redis_server, s3_server
 from tests.podman_images import ImageBuild
 from tests.qclient import QClient
+from tests.waiting import eventually
 
 T = TypeVar("T")
 # A user's project, run through pytester by tests/test_pytest_plugin.py, not collected here.
@@ -70,7 +70,7 @@ def serve_in_thread(app: Any) -> Iterator[int]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    wait_for(lambda: server.started, 10, lambda: "the test server did not start")
+    eventually(lambda: server.started, 10, lambda: "the test server did not start")
     try:
         yield int(server.servers[0].sockets[0].getsockname()[1])
     finally:
@@ -118,6 +118,15 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "-c:v", "libx264", "-preset", "veryfast", "-qp", "2", "-bf", "2",
         "-x264-params", f"keyint={INDEX_GOP}:min-keyint={INDEX_GOP}:scenecut=0:b-adapt=0",
         "-pix_fmt", "yuv420p", str(d / "index.mp4"),
+    )  # fmt: skip
+    # The same frame count and rate, each frame's index written as 8 black or white columns
+    # (bit k in column k): read back exactly through GIF palettes and lossy WebP.
+    ffmpeg(
+        "-f", "lavfi",
+        "-i", f"color=c=black:s=64x48:r={FPS}:d={INDEX_FRAMES / FPS},"
+        "geq=lum='if(mod(floor(N/pow(2,floor(X/8))),2),235,16)':cb=128:cr=128",
+        "-c:v", "libx264", "-preset", "veryfast", "-qp", "2", "-pix_fmt", "yuv420p",
+        str(d / "barcode.mp4"),
     )  # fmt: skip
     # A white square in the top-left corner shows where "up" went.
     marker = "color=c=black:s=64x48:r=25:d=2,drawbox=x=0:y=0:w=16:h=16:c=white:t=fill"
@@ -188,7 +197,7 @@ class QthumbProcess:
         port = str(self.port or 0)
         proc = self.start(command, "--port", port, "--port-file", str(port_file), *args)
         try:
-            self.port = int(wait_for(lambda: _read_port(port_file, proc), 30, self.logs))
+            self.port = int(eventually(lambda: _read_port(port_file, proc), 30, self.logs))
             self.wait_ready()
         except (RuntimeError, AssertionError):
             self.stop()
@@ -209,7 +218,7 @@ class QthumbProcess:
             except OSError:
                 return False
 
-        wait_for(accepts, timeout, lambda: f"qthumb did not listen on {port}: {self.logs()}")
+        eventually(accepts, timeout, lambda: f"qthumb did not listen on {port}: {self.logs()}")
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in self.data_dir.glob("*.log"))
@@ -225,18 +234,6 @@ class QthumbProcess:
                 os.killpg(proc.pid, 9)
                 proc.wait()
         self.procs.clear()
-
-
-def wait_for(check: Callable[[], T | None], timeout: float, why: Callable[[], str]) -> T:
-    """Poll ``check`` until it gives something truthy; fail with ``why()`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(why())
-        time.sleep(0.05)
 
 
 def _read_port(path: Path, proc: subprocess.Popen[bytes]) -> int | None:

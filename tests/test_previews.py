@@ -23,7 +23,7 @@ from PIL import Image
 
 from tests.conftest import API_KEY, QthumbProcess, ffmpeg, serving
 from tests.qclient import QClient
-from tests.test_thumbnail import frame_index
+from tests.test_thumbnail import barcode_index, frame_index
 
 JS = Path(__file__).parent / "js"
 PERIOD = 4.0  # the ranked clip repeats black, blurred, fading, good: a second each
@@ -271,7 +271,8 @@ def test_storyboard_defaults_and_refusals(server: QthumbProcess, qc: QClient, cl
 
 
 def test_animations_by_url(server: QthumbProcess, qc: QClient, clips: Path):
-    qc.run({"source": str(clips / "index.mp4"), "format": [{"output": "metadata"}]})
+    # the barcode clip: each frame's index read back exactly through the GIF's palette
+    qc.run({"source": str(clips / "barcode.mp4"), "format": [{"output": "metadata"}]})
     token = qc.last_token
     base = f"{server.base_url}/v1/animated"
     gif = httpx.get(f"{base}.gif?task_token={token}", timeout=60)
@@ -279,15 +280,22 @@ def test_animations_by_url(server: QthumbProcess, qc: QClient, clips: Path):
     with Image.open(io.BytesIO(gif.content)) as shown:
         # 4 s (the source ends before 5), 15 fps, the source's 64 px (under 320)
         assert shown.size == (64, 48) and shown.n_frames == 60
-        for n in (0, 30, 59):
+        # frame n is the source's frame shown at n / 15 s (25 fps): its neighbour fails
+        indexes = []
+        for n in range(shown.n_frames):
             shown.seek(n)
-            assert abs(frame_index(shown.convert("RGB")) - n * 25 / 15) < 2.0, n
+            indexes.append(barcode_index(shown.convert("RGB")))
+        assert indexes == [n * 25 // 15 for n in range(60)]
     webp = httpx.get(f"{base}.webp?task_token={token}&start=1&end=2&fps=10&width=32",
                      timeout=60)  # fmt: skip
     assert webp.headers["content-type"] == "image/webp"
     with Image.open(io.BytesIO(webp.content)) as shown:
         assert shown.size == (32, 24) and shown.n_frames == 10
-        assert abs(frame_index(shown.convert("RGB")) - 25) < 2.0
+        indexes = []
+        for n in range(shown.n_frames):
+            shown.seek(n)
+            indexes.append(barcode_index(shown.convert("RGB")))
+        assert indexes == [25 + n * 25 // 10 for n in range(10)]  # 1 s is frame 25
     again = httpx.get(f"{base}.gif?task_token={token}",
                       headers={"If-None-Match": gif.headers["etag"]}, timeout=30)  # fmt: skip
     assert again.status_code == 304

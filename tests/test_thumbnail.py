@@ -31,6 +31,13 @@ def frame_index(image: Image.Image) -> float:
     return luma * 219 / 510
 
 
+def barcode_index(image: Image.Image) -> int:
+    """The frame index the barcode clip writes into each frame: bit k is column k (8 px wide)
+    white; robust to palettes and lossy coding, so a neighbouring frame never passes."""
+    grey = image.convert("L").resize((8, 1), Image.Resampling.BOX)
+    return sum(1 << k for k in range(8) if grey.getpixel((k, 0)) > 128)
+
+
 def only_image(status: dict[str, Any]) -> dict[str, Any]:
     assert status["status"] == "completed", status
     assert status["error"] == 0 and status["error_description"] is None

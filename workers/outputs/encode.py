@@ -163,7 +163,10 @@ def _video_graph(
     for logo in plan.logos:
         node = _overlay(graph, node, logo, feeds)
     if plan.fps:
-        node = _link(graph, node, [("fps", f"fps={plan.fps}")])
+        # round=up: output frame n (time n / fps) is the source frame shown at that time, the
+        # last one to start at or before it, as a thumbnail at that time would be. FFmpeg's
+        # default (near) took the next one up to half an output frame later.
+        node = _link(graph, node, [("fps", f"fps={plan.fps}:round=up")])
     return graph, src, node
 
 
