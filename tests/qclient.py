@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
-import time
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 
+from tests.waiting import eventually
+
 TERMINAL = ("completed", "error")
+
+
+def ended(status: dict[str, Any]) -> dict[str, Any] | None:
+    """``status`` (one task's, as the SDKs read it) once the task has ended, else None."""
+    return status if status["status"] in TERMINAL else None
 
 
 class QClient:
@@ -70,14 +76,14 @@ class QClient:
         return entry
 
     def wait(self, task: str, timeout: float = 60.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            status = self.status(task)
-            if status["status"] in TERMINAL:
-                return status
-            if time.monotonic() > deadline:
-                raise AssertionError(f"task {task} still {status['status']}: {status}")
-            time.sleep(0.1)
+        last: dict[str, Any] = {}
+
+        def ended() -> dict[str, Any] | None:
+            last.update(self.status(task))
+            return dict(last) if last["status"] in TERMINAL else None
+
+        return eventually(ended, timeout, lambda: f"task {task} still {last.get('status')}: {last}",
+                          every=0.1)  # fmt: skip
 
     def run(self, query: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
         return self.wait(self.start(query), timeout)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.run import pool_statuses, status_value, worker_peak_rss_mb
-from tests.conftest import serving, wait_for
+from tests.conftest import eventually, serving
 
 
 def test_the_pool_figures_find_the_pool(tmp_path: Path, clips: Path):
@@ -17,7 +17,7 @@ def test_the_pool_figures_find_the_pool(tmp_path: Path, clips: Path):
             found = pool_statuses(server.data_dir)
             return found if len(found) >= 5 else None
 
-        found = wait_for(whole_pool, 30, lambda: f"{pool_statuses(server.data_dir)}")
+        found = eventually(whole_pool, 30, lambda: f"{pool_statuses(server.data_dir)}")
         assert all(status_value(s, "VmHWM") > 0 for s in found)
         assert sum(status_value(s, "Threads") for s in found) >= len(found)
         assert worker_peak_rss_mb(server) > 10  # MB: a Python with PyAV and Pillow loaded

@@ -17,16 +17,19 @@ from starlette.routing import Route
 
 from tests.conftest import API_KEY, QthumbProcess, free_port, serve_in_thread, serving
 from tests.qclient import QClient
+from tests.waiting import eventually
 
 
 class Receiver:
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
+        self.arrived: dict[int, float] = {}  # a call's place in ``calls``: when it came
         self.fail_first = 0
         self.port = 0  # bound by the server (port 0), known once it runs
 
         async def hook(request: Request) -> PlainTextResponse:
             form = dict((await request.form()).items())
+            self.arrived[len(self.calls)] = time.monotonic()
             self.calls.append(form)
             if self.fail_first > 0:
                 self.fail_first -= 1
@@ -39,14 +42,17 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
 
+    def first_at(self, token: str) -> float:
+        """When the first call for ``token`` came (``time.monotonic``)."""
+        return min(self.arrived[n] for n, c in enumerate(self.calls) if c["task_token"] == token)
+
     def events(self, token: str) -> list[str]:
         return [c["event"] for c in self.calls if c["task_token"] == token]
 
-    def wait_for(self, token: str, count: int, timeout: float = 30) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while len(self.events(token)) < count:
-            assert time.monotonic() < deadline, self.events(token)
-            time.sleep(0.05)
+    def calls_for(self, token: str, count: int, timeout: float = 30) -> list[dict[str, Any]]:
+        """The calls for ``token``, once there are ``count`` of them."""
+        events = lambda: self.events(token)  # noqa: E731
+        eventually(lambda: len(events()) >= count, timeout, lambda: str(events()))
         return [c for c in self.calls if c["task_token"] == token]
 
 
@@ -85,7 +91,7 @@ def test_good_task_sends_queued_then_saved(cb: QClient, clips: Path, receiver: R
          "format": [{"output": "thumbnail"}]},
         payload="my-payload-42",
     )  # fmt: skip
-    calls = receiver.wait_for(task, 2)
+    calls = receiver.calls_for(task, 2)
     assert [c["event"] for c in calls] == ["queued", "saved"]
     for call in calls:
         assert call["payload"] == "my-payload-42" and call["callback_type"] == "task"
@@ -99,7 +105,7 @@ def test_good_task_sends_queued_then_saved(cb: QClient, clips: Path, receiver: R
 def test_failing_task_sends_queued_error_saved(cb: QClient, receiver: Receiver):
     task = cb.start({"source": "/etc/passwd", "callback_url": receiver.url,
                      "format": [{"output": "thumbnail"}]})  # fmt: skip
-    calls = receiver.wait_for(task, 3)
+    calls = receiver.calls_for(task, 3)
     assert [c["event"] for c in calls] == ["queued", "error", "saved"]
     assert calls[1]["error_message"].startswith("source /etc/passwd: local files must be")
     # each event carries the status as of that event, whenever it is delivered
@@ -110,7 +116,7 @@ def test_a_500_is_retried(cb: QClient, clips: Path, receiver: Receiver):
     receiver.fail_first = 1
     task = cb.start({"source": str(clips / "testsrc.mp4"), "callback_url": receiver.url,
                      "format": [{"output": "thumbnail"}]})  # fmt: skip
-    calls = receiver.wait_for(task, 3)
+    calls = receiver.calls_for(task, 3)
     assert [c["event"] for c in calls] == ["queued", "queued", "saved"]
     assert cb.wait(task)["warnings"] == []
     # the retried "queued" went out after the task had ended: it still says "queued"
@@ -121,10 +127,12 @@ def test_dead_receiver_does_not_fail_the_task(cb: QClient, clips: Path):
     dead = f"http://127.0.0.1:{free_port()}/nobody-listens"
     task = cb.start({"source": str(clips / "testsrc.mp4"), "callback_url": dead,
                      "format": [{"output": "thumbnail"}]})  # fmt: skip
-    deadline = time.monotonic() + 30
-    while len((status := cb.wait(task))["warnings"]) < 2:
-        assert time.monotonic() < deadline, status
-        time.sleep(0.1)
+
+    def warned_twice() -> dict[str, Any] | None:
+        status = cb.wait(task)
+        return status if len(status["warnings"]) >= 2 else None
+
+    status = eventually(warned_twice, 30)
     assert status["status"] == "completed" and status["error"] == 0
     assert [w["message"] for w in status["warnings"]] == ["Callback delivery error"] * 2
     assert status["warnings"][0]["details"].startswith(f"Error sending callback to {dead} ")

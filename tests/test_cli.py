@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from qthumb.app.process.orphans import qthumb_module
-from tests.conftest import FPS, make_qthumb, wait_for
+from tests.conftest import FPS, eventually, make_qthumb
 from tests.test_offline import QTHUMB
 from tests.test_thumbnail import frame_index
 
@@ -102,11 +102,11 @@ def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path: Path, clips
             # the server has read it once a later request on another connection is answered
             assert httpx.get(f"{server.base_url}/healthz", timeout=10).status_code == 200
             os.killpg(proc.pid, signal.SIGINT)
-            wait_for(lambda: "Waiting for connections to close" in server.logs(), 10,
+            eventually(lambda: "Waiting for connections to close" in server.logs(), 10,
                      server.logs)  # fmt: skip
             os.killpg(proc.pid, signal.SIGINT)
             proc.wait(timeout=30)
-        wait_for(lambda: not _group_alive(proc.pid), 30, lambda: "the worker pool outlived it")
+        eventually(lambda: not _group_alive(proc.pid), 30, lambda: "the worker pool outlived it")
         log = server.logs()
     finally:
         server.stop()
@@ -134,10 +134,10 @@ def test_a_sigterm_just_after_the_start_stops_serve(tmp_path: Path, clips: Path)
             port_file = tmp_path / f"port{k}"
             proc = server.start("serve", "--port", "0", "--port-file", str(port_file),
                                 "--workers", "1")  # fmt: skip
-            wait_for(port_file.exists, 30, server.logs)
+            eventually(port_file.exists, 30, server.logs)
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=20)
-            wait_for(lambda p=proc.pid: not _group_alive(p), 20, lambda: "the pool outlived it")
+            eventually(lambda p=proc.pid: not _group_alive(p), 20, lambda: "the pool outlived it")
     finally:
         server.stop()
     assert "starting it again" not in server.logs()

@@ -30,7 +30,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.conftest import IMAGE_BUILD, ffmpeg, wait_for
+from tests.conftest import IMAGE_BUILD, eventually, ffmpeg
 from tests.podman_images import BIN, IMAGE, ImageBuild, Podman
 from tests.qclient import QClient
 from tests.test_docs import README, code_blocks
@@ -94,7 +94,7 @@ def test_docker_run_serves_the_readme_session(podman: Podman, tmp_path: Path):
         "-e", f"QTHUMB_LOCAL_SOURCE_DIRS={tmp_path}/media", IMAGE,
     )  # fmt: skip
     try:
-        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), 60,
+        eventually(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), 60,
                  lambda: podman.run("logs", "qthumb-run", check=False))  # fmt: skip
         banner = podman.logs("qthumb-run")
         assert "dev API key" in banner and "API on http://0.0.0.0:8000" in banner
@@ -137,14 +137,14 @@ def test_compose_scales_workers_and_survives_a_killed_one(podman: Podman, tmp_pa
     podman.compose(project, "up", "-d", "postgres", "redis", "minio")
     try:
         for service in ("postgres", "redis", "minio"):
-            wait_for(lambda s=service: _healthy(podman, s), 120, lambda s=service: f"{s} down")
+            eventually(lambda s=service: _healthy(podman, s), 120, lambda s=service: f"{s} down")
         podman.compose(project, "up", "--no-deps", "createbucket")
         code = podman.run("inspect", _container(podman, "createbucket", every=True),
                           "--format", "{{.State.ExitCode}}")  # fmt: skip
         assert code.strip() == "0", podman.run("logs", _container(podman, "createbucket", True))
         podman.compose(project, "up", "-d", "--no-deps", "--scale", "worker=3", "api", "worker")
         base = "http://127.0.0.1:8000"
-        wait_for(lambda: _answers(f"{base}/readyz"), 120,
+        eventually(lambda: _answers(f"{base}/readyz"), 120,
                  lambda: podman.run("ps", "-a", check=False))  # fmt: skip
         key = (data / "dev_api_key").read_text().strip()
         with QClient(base, key) as client:
@@ -158,7 +158,7 @@ def test_compose_scales_workers_and_survives_a_killed_one(podman: Podman, tmp_pa
                 source = media / ("slow.mp4" if k % 5 == 0 else "clip.mp4")
                 fmt = {**(slow if k % 5 == 0 else sprite), "user_tag": f"t{k}"}
                 tasks[client.start({"source": str(source), "format": [fmt]})] = k
-            victim = wait_for(lambda: _worker_running(podman, client, long), 120,
+            victim = eventually(lambda: _worker_running(podman, client, long), 120,
                               lambda: f"no worker ran {long}")  # fmt: skip
             podman.run("kill", victim)
             statuses = {t: client.wait(t, timeout=300) for t in [long, *tasks]}
@@ -242,7 +242,7 @@ def test_the_github_recipe_runs_as_written(podman: Podman, tmp_path: Path):
     podman.run(*command[1:-1], IMAGE)
     try:
         env = {**os.environ, **{k: here(str(v)) for k, v in job["env"].items()}}
-        wait_for(lambda: _answers(f"{env['QTHUMB_TEST_URL']}/readyz"), 60,
+        eventually(lambda: _answers(f"{env['QTHUMB_TEST_URL']}/readyz"), 60,
                  lambda: podman.logs("qthumb"))  # fmt: skip
         shutil.copy(ROOT / "tests" / "sample_project" / "tests" / "test_sprites.py", tmp_path)
         done = subprocess.run(

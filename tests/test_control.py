@@ -17,7 +17,7 @@ import qencode3
 
 from qthumb.app.api.main import create_app
 from qthumb.app.settings import Settings
-from tests.conftest import API_KEY, QthumbProcess, serve_in_thread, serving
+from tests.conftest import API_KEY, QthumbProcess, eventually, serve_in_thread, serving
 from tests.qclient import QClient
 from tests.test_callbacks import Receiver, receiver  # noqa: F401  (fixture)
 
@@ -116,9 +116,13 @@ def test_tasks_fail_hold_and_lose_a_format_as_asked(
         assert fine["status"] == "completed"
         slow = c.start(query(clips), payload="slow please")
         seen, started = set(), time.monotonic()
-        while (status := c.status(slow))["status"] not in ("completed", "error"):
+
+        def ended() -> dict[str, Any] | None:
+            status = c.status(slow)
             seen.add(status["status"])
-            time.sleep(0.1)
+            return status if status["status"] in ("completed", "error") else None
+
+        status = eventually(ended, 30, every=0.1)
         assert "encoding" in seen and time.monotonic() - started >= 2.0
         assert status["status"] == "completed"
         two = query(clips)
@@ -160,16 +164,18 @@ def test_callbacks_dropped_doubled_and_delayed(
     with QClient(server.base_url, API_KEY) as c:
         first = c.start({**query(clips), "callback_url": receiver.url})
         assert c.wait(first)["status"] == "completed"
-        receiver.wait_for(first, 2)
-        time.sleep(0.5)
+        receiver.calls_for(first, 2)
+        # a task's callbacks arrive in the order they were queued: had "queued" been sent, it
+        # would have come before the first "saved"; so no wait can show more than this does
         assert receiver.events(first) == ["saved", "saved"]  # queued dropped, saved twice
         fault(control, {"callback": "queued", "delay": 2, "times": 1})
+        started = time.monotonic()
         second = c.start({**query(clips), "callback_url": receiver.url})
         assert c.wait(second)["status"] == "completed"
-        time.sleep(1.0)
-        assert receiver.events(second) == []  # saved waits behind the delayed queued
-        receiver.wait_for(second, 2, timeout=10)
+        receiver.calls_for(second, 2, timeout=10)
+        # queued came first, 2 s late, and saved (due long before) waited behind it
         assert receiver.events(second) == ["queued", "saved"]
+        assert receiver.first_at(second) - started >= 1.9
 
 
 def test_reset_removes_one_keys_state_and_nothing_else(
@@ -180,8 +186,7 @@ def test_reset_removes_one_keys_state_and_nothing_else(
         image = mine.wait(done)["images"][0]["url"]
         fault(control, {"task": {"user_tag": "held"}, "hold": {"encoding": 60}})
         held = mine.start(query(clips, user_tag="held"))
-        while mine.status(held)["status"] != "encoding":
-            time.sleep(0.05)
+        eventually(lambda: mine.status(held)["status"] == "encoding", 30)
         kept = theirs.start(query(clips))
         assert theirs.wait(kept)["status"] == "completed"
         session = mine.post("access_token", {"api_key": API_KEY})["token"]
@@ -211,13 +216,16 @@ def test_time_scale_makes_expiry_and_retries_quick(
     with fast as server, QClient(server.base_url, API_KEY) as c:
         token = c.post("access_token", {"api_key": API_KEY})["token"]
         assert c.post("create_task", {"token": token})["error"] == 0
-        time.sleep(2.5)
-        expired = c.post("create_task", {"token": token})
-        assert expired["error"] != 0, expired
+
+        def refused() -> dict[str, Any] | None:
+            answer = c.post("create_task", {"token": token})
+            return answer if answer["error"] != 0 else None
+
+        eventually(refused, 10)  # expired within seconds, where an hour's token would not be
         receiver.fail_first = 2  # the first two tries of the first event fail
         task = c.start({**query(clips), "callback_url": receiver.url})
         assert c.wait(task)["status"] == "completed"
-        calls = receiver.wait_for(task, 4, timeout=15)  # queued x3, then saved
+        calls = receiver.calls_for(task, 4, timeout=15)  # queued x3, then saved
         assert [call["event"] for call in calls] == ["queued"] * 3 + ["saved"]
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from PIL import Image
 
-from tests.conftest import API_KEY, QthumbProcess, make_qthumb, wait_for
+from tests.conftest import API_KEY, QthumbProcess, eventually, make_qthumb
 from tests.engines import Engines
 from tests.qclient import QClient
 from tests.test_restart import slow_clip  # noqa: F401  (fixture)
@@ -119,7 +119,7 @@ def test_two_apis_three_workers_share_only_the_three_urls(
                                 return worker
                 return None
 
-            victim = wait_for(a_worker_runs_a_slow_task, 120, lambda: "no slow task ran")
+            victim = eventually(a_worker_runs_a_slow_task, 120, lambda: "no slow task ran")
             os.killpg(victim.procs[0].pid, signal.SIGKILL)  # the machine is gone
             os.killpg(first.procs[0].pid, signal.SIGKILL)  # and so is one API replica
             statuses = {t: b.wait(t, timeout=240) for t in tasks}

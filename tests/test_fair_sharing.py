@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import API_KEY, QthumbProcess, serving
 from tests.qclient import QClient
+from tests.waiting import eventually
 
 OTHER_KEY = "other-key-0123456789"
 THIRD_KEY = "third-key-0123456789"
@@ -50,9 +51,7 @@ def test_a_key_running_its_most_does_not_hold_up_another(shared: QthumbProcess, 
             def encoding() -> int:
                 return sum(heavy.status(t)["status"] == "encoding" for t in held)
 
-            deadline = time.monotonic() + 30
-            while encoding() < 2 and time.monotonic() < deadline:
-                time.sleep(0.1)
+            eventually(lambda: encoding() >= 2, 30, lambda: f"{encoding()} encoding")
             assert encoding() == 2  # QTHUMB_WORKERS of them: the key's most
             time.sleep(1)  # the spare worker stays free: no third one of the key starts
             assert encoding() == 2

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import API_KEY, QthumbProcess, ffmpeg, serving, wait_for
+from tests.conftest import API_KEY, QthumbProcess, eventually, ffmpeg, serving
 from tests.qclient import QClient
 from tests.watchdog import MemoryWatchdog
 
@@ -280,7 +280,7 @@ def _wait_for_warning(c: QClient, task: str, message: str) -> dict[str, Any]:
         found = any(w["message"] == message for w in current.get("warnings") or [])
         return current if found else None
 
-    return wait_for(warned, 20, lambda: f"no {message!r} warning: {c.status(task)}")
+    return eventually(warned, 20, lambda: f"no {message!r} warning: {c.status(task)}")
 
 
 # 8: a header that lies about the duration does not plan frames that are not there.

@@ -20,6 +20,7 @@ from qthumb.app.memory import memory_failure, memory_limit
 from qthumb.app.settings import Settings
 from tests.conftest import API_KEY, QthumbProcess, ffmpeg, serving
 from tests.qclient import QClient
+from tests.waiting import eventually
 from tests.watchdog import MemoryWatchdog
 
 LIMIT_MB = 400  # an idle worker holds ~60 MB; one 4096x4096 frame through decode and Pillow ~350
@@ -139,9 +140,7 @@ def test_a_worker_that_crashes_is_told_as_memory_at_once(limited: QthumbProcess,
         with QClient(limited.base_url, API_KEY) as client:
             task = client.start({"source": str(clips / "testsrc.mp4"), "format": [
                 {"output": "thumbnail", "user_tag": "crash"}]})  # fmt: skip
-            deadline = time.monotonic() + 30
-            while client.status(task)["status"] != "encoding" and time.monotonic() < deadline:
-                time.sleep(0.05)
+            eventually(lambda: client.status(task)["status"] == "encoding", 30)
             os.kill(int(worker_of(limited, task).rsplit(":", 1)[1]), signal.SIGSEGV)
             started = time.monotonic()
             failed = client.wait(task, timeout=30)

@@ -28,16 +28,17 @@ from qthumb.app.on_demand.asks import (
     Failed,
     FrameRequest,
     FrameRequestError,
+    RenderedFrame,
     SourceAsk,
     StoryboardRequest,
 )
-from qthumb.app.on_demand.service import FrameServer, OnDemand
+from qthumb.app.on_demand.service import FrameServer, OnDemand, ResultCache
 from qthumb.app.qencode.query import ImageFormat, ResizeMode
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import open_files
 from qthumb.workers.on_demand.frame_server import LocalFrames
 from qthumb.workers.on_demand.frames import SourceCache
-from tests.conftest import API_KEY, FPS, QthumbProcess, wait_for
+from tests.conftest import API_KEY, FPS, QthumbProcess, eventually
 from tests.qclient import QClient
 from tests.test_thumbnail import frame_index
 
@@ -244,9 +245,9 @@ def test_a_request_in_flight_when_its_server_dies_gets_a_422(
     try:
         asking = threading.Thread(target=ask)
         asking.start()
-        pid = wait_for(lambda: server.pid, 30, lambda: "the request started no frame server")
+        pid = eventually(lambda: server.pid, 30, lambda: "the request started no frame server")
         # the request is in the server, waiting on the origin
-        wait_for(lambda: stalling_source.held, 30, lambda: "the source was never asked for")
+        eventually(lambda: stalling_source.held, 30, lambda: "the source was never asked for")
         os.kill(pid, signal.SIGKILL)
         asking.join(timeout=30)
         (error,) = outcome
@@ -276,7 +277,7 @@ def test_the_frame_server_ends_with_its_api_process(tmp_path: Path):
         api.wait()
         assert api.stdout is not None
         api.stdout.close()
-    wait_for(lambda: not Path(f"/proc/{child}").exists(), 5, lambda: "the frame server lives")
+    eventually(lambda: not Path(f"/proc/{child}").exists(), 5, lambda: "the frame server lives")
 
 
 def test_only_the_api_gets_into_its_frame_server(tmp_path: Path):
@@ -344,3 +345,21 @@ def test_storyboards_are_not_rebuilt_for_what_they_cannot_answer(tmp_path: Path,
         assert large.value.http_status == 413
         assert "QTHUMB_ON_DEMAND_RESULT_CACHE_BYTES" in large.value.message
     assert frames.built == 1
+
+
+def test_the_result_cache_drops_the_least_recently_used_past_its_bytes():
+    """Encoded frames are kept within the cache's bytes: the least recently *used* goes first
+    (a read counts as a use), and an answer larger than the whole cache is not kept at all."""
+    cache = ResultCache(limit=300)
+    frame = {name: RenderedFrame.of(bytes([n]) * 100, "image/jpeg")
+             for n, name in enumerate("abcd")}  # fmt: skip
+    for name in "abc":
+        cache.put(name, frame[name])
+    assert cache.get("a") == frame["a"]  # used: now the most recent
+    cache.put("d", frame["d"])  # 400 bytes: one must go, the least recently used (b)
+    assert [k for k in "abcd" if cache.get(k) is not None] == ["a", "c", "d"]
+    assert cache.size == 300
+    cache.put("big", RenderedFrame.of(b"x" * 301, "image/png"))
+    assert cache.get("big") is None and cache.size == 300
+    cache.put("c", RenderedFrame.of(b"y" * 50, "image/jpeg"))  # replaced: its bytes counted once
+    assert cache.size == 250 and cache.get("c") is not None

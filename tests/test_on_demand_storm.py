@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import API_KEY, make_qthumb, wait_for
+from tests.conftest import API_KEY, eventually, make_qthumb
 from tests.qclient import QClient
 from tests.test_on_demand import Stalling, stalling_source  # noqa: F401  (fixture)
 
@@ -49,7 +49,7 @@ def test_a_storm_of_frames_leaves_the_api_alone(
             for thread in storm:
                 thread.start()
             refused = STORM - CONCURRENCY - QUEUE
-            wait_for(lambda: len(answers) >= refused, 60, lambda: f"answers: {answers}")
+            eventually(lambda: len(answers) >= refused, 60, lambda: f"answers: {answers}")
             with lock:
                 busy = [a for a in answers if isinstance(a, httpx.Response)]
             assert len(busy) == refused, answers
@@ -57,7 +57,7 @@ def test_a_storm_of_frames_leaves_the_api_alone(
                 assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
                 assert answer.json()["error"] == 1 and "retry shortly" in answer.json()["message"]
             # the held ones are waiting on the origin, which holds their connections
-            wait_for(lambda: stalling_source.held, 30, lambda: "the source was never asked")
+            eventually(lambda: stalling_source.held, 30, lambda: "the source was never asked")
             for _ in range(5):  # the Qencode API answers throughout
                 assert api.status(slow)["status"] == "queued"
                 other = api.start({"source": str(clips / "index.mp4"),

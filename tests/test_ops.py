@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from qthumb.app.settings import SPARE_WORKERS
-from tests.conftest import API_KEY, QthumbProcess, free_port, make_qthumb, wait_for
+from tests.conftest import API_KEY, QthumbProcess, eventually, free_port, make_qthumb
 from tests.qclient import QClient
 
 
@@ -82,7 +82,7 @@ def test_a_worker_pool_alone_serves_metrics_and_logs_json(tmp_path: Path, clips:
             ready = metric(text, "qthumb_worker_processes") == 2 + SPARE_WORKERS
             return text if ready else None
 
-        wait_for(scraped, 30, lambda: f"no worker metrics: {server.logs()}")
+        eventually(scraped, 30, lambda: f"no worker metrics: {server.logs()}")
         with QClient(server.base_url, API_KEY) as client:
             task = client.start({"source": str(clips / "testsrc.mp4"),
                                  "format": [{"output": "thumbnail"}]})  # fmt: skip

@@ -8,7 +8,7 @@ import os
 import signal
 from pathlib import Path
 
-from tests.conftest import API_KEY, make_qthumb, wait_for
+from tests.conftest import API_KEY, eventually, make_qthumb
 from tests.qclient import QClient
 from tests.test_restart import slow_clip  # noqa: F401  (fixture)
 from tests.watchdog import session_pids
@@ -38,10 +38,10 @@ def test_sigkill_of_serve_takes_the_worker_pool_with_it(tmp_path: Path, clips: P
     try:
         server.serve(workers=2)
         sid = server.procs[0].pid
-        wait_for(lambda: pool_is_up(sid, 2), 30, lambda: f"pool not up: {session_pids(sid)}")
+        eventually(lambda: pool_is_up(sid, 2), 30, lambda: f"pool not up: {session_pids(sid)}")
         os.kill(sid, signal.SIGKILL)  # serve alone, not its process group
         server.procs[0].wait()
-        wait_for(lambda: gone(sid), 15, lambda: "left behind: " + ", ".join(
+        eventually(lambda: gone(sid), 15, lambda: "left behind: " + ", ".join(
             f"{p} {command_of(p)}" for p in session_pids(sid)))  # fmt: skip
     finally:
         server.stop()
@@ -56,7 +56,7 @@ def test_sigkill_of_the_consumer_takes_workers_scheduler_and_encoder(
         server.listen("api")
         worker = server.start("worker", "--workers", "2")  # execs the consumer: same pid
         sid = worker.pid
-        wait_for(lambda: pool_is_up(sid, 2), 30, lambda: f"pool not up: {session_pids(sid)}")
+        eventually(lambda: pool_is_up(sid, 2), 30, lambda: f"pool not up: {session_pids(sid)}")
         with QClient(server.base_url, API_KEY) as client:
             client.start({"source": str(slow_clip), "format": [{"output": "mp4"}]})
 
@@ -65,10 +65,10 @@ def test_sigkill_of_the_consumer_takes_workers_scheduler_and_encoder(
                     "qthumb.workers.outputs.encode" in command_of(p) for p in session_pids(sid)
                 )
 
-            wait_for(encoder_running, 30, lambda: f"no encoder started: {server.logs()}")
+            eventually(encoder_running, 30, lambda: f"no encoder started: {server.logs()}")
         os.kill(sid, signal.SIGKILL)
         worker.wait()
-        wait_for(lambda: gone(sid), 15, lambda: "left behind: " + ", ".join(
+        eventually(lambda: gone(sid), 15, lambda: "left behind: " + ", ".join(
             f"{p} {command_of(p)}" for p in session_pids(sid)))  # fmt: skip
     finally:
         server.stop()

@@ -14,7 +14,7 @@ import pytest
 
 from qthumb.app.process.pool import child_pids
 from qthumb.app.settings import SPARE_WORKERS
-from tests.conftest import API_KEY, QthumbProcess, make_qthumb, wait_for
+from tests.conftest import API_KEY, QthumbProcess, eventually, make_qthumb
 from tests.qclient import QClient
 from tests.test_orphans import command_of
 from tests.watchdog import session_pids
@@ -65,18 +65,18 @@ def kill_pool_parts(top: int, workers: int, server: QthumbProcess) -> None:
     """A huey worker: huey forks another. The consumer: its workers and scheduler go with it,
     and the supervisor starts a new pool."""
     why = lambda: f"{tree(top)}\n{server.logs()[-3000:]}"  # noqa: E731
-    pool = wait_for(lambda: pool_is_up(top, workers), 30, why)
+    pool = eventually(lambda: pool_is_up(top, workers), 30, why)
     forked = children(pool)
     os.kill(forked[0], signal.SIGKILL)
-    wait_for(lambda: pool_is_up(top, workers) and set(children(pool)) - set(forked), 30, why)
+    eventually(lambda: pool_is_up(top, workers) and set(children(pool)) - set(forked), 30, why)
     os.kill(pool, signal.SIGKILL)
-    wait_for(lambda: not any(command_of(p) for p in children(pool)) or None, 5, why)
-    wait_for(lambda: (p := pool_is_up(top, workers)) and p != pool, 30, why)
+    eventually(lambda: not any(command_of(p) for p in children(pool)) or None, 5, why)
+    eventually(lambda: (p := pool_is_up(top, workers)) and p != pool, 30, why)
 
 
 def kill_frame_server(top: int, server: QthumbProcess, task: str) -> None:
     ask_frame(server, task, 0.5)
-    first = wait_for(lambda: frame_server(top), 10, lambda: tree(top))
+    first = eventually(lambda: frame_server(top), 10, lambda: tree(top))
     os.kill(first, signal.SIGKILL)
     ask_frame(server, task, 0.7)  # started again for this request
     assert frame_server(top) not in (None, first), tree(top)
@@ -86,7 +86,7 @@ def kill_top(top: int, server: QthumbProcess) -> None:
     os.kill(top, signal.SIGKILL)
     for proc in server.procs:
         proc.wait()
-    wait_for(lambda: not session_pids(top), 5, lambda: "left behind:\n" + "\n".join(
+    eventually(lambda: not session_pids(top), 5, lambda: "left behind:\n" + "\n".join(
         f"{p} {command_of(p)}" for p in session_pids(top)))  # fmt: skip
 
 

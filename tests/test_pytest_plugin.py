@@ -10,13 +10,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from qthumb.app.testing import qthumb_server
 from tests.conftest import ffmpeg
+from tests.waiting import eventually
 
 JS_DIR = Path(__file__).parent / "js"
 
@@ -59,10 +59,7 @@ def test_an_interrupted_session_leaves_nothing(pytester: pytest.Pytester):
     os.kill(proc.pid, signal.SIGINT)  # Ctrl-C
     out, _ = proc.communicate(timeout=60)
     assert "KeyboardInterrupt" in out and "1 passed" not in out
-    deadline = time.monotonic() + 20
-    while leftovers(tmp) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert leftovers(tmp) == []
+    eventually(lambda: leftovers(tmp) == [], 20, lambda: f"left over: {leftovers(tmp)}")
 
 
 def test_an_external_qthumb_from_the_ini_file(pytester: pytest.Pytester):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import API_KEY, QthumbProcess, ffmpeg, make_qthumb
 from tests.qclient import TERMINAL, QClient
+from tests.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +40,11 @@ def kill_all(server: QthumbProcess) -> None:
 
 
 def wait_until_running(client: QClient, tasks: list[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def running() -> bool:
         states = {client.status(t)["status"] for t in tasks}
-        if states & {"downloading", "encoding", "saving"}:
-            return
-        time.sleep(0.05)
-    raise AssertionError("no task started running")
+        return bool(states & {"downloading", "encoding", "saving"})
+
+    eventually(running, timeout, lambda: "no task started running")
 
 
 def test_sigkill_with_tasks_queued_and_running(tmp_path: Path, slow_clip: Path):

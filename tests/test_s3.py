@@ -25,6 +25,7 @@ from PIL import Image, ImageChops, ImageStat
 
 from tests.conftest import API_KEY, QthumbProcess, free_port, serving
 from tests.qclient import QClient
+from tests.waiting import eventually
 
 SEAWEED_KEY, SEAWEED_SECRET = "qthumb-test-key", "qthumb-test-secret"
 
@@ -67,14 +68,14 @@ def _listening_or_exited(proc: subprocess.Popen[bytes], port: int, timeout: floa
 
 
 def wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def listens() -> bool:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
+                return True
         except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
+            return False
+
+    eventually(listens, timeout, lambda: f"nothing listens on {port}", every=0.1)
 
 
 @pytest.fixture(scope="module")

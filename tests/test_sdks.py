@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,8 @@ import pytest
 import qencode3
 
 from tests.conftest import API_KEY, QthumbProcess, serving
+from tests.qclient import ended
+from tests.waiting import eventually
 
 # qencode3.client is a function until the SDK imports its own ``qencode3.client`` module, which
 # then replaces it: a second ``qencode3.client(...)`` in one process fails (an SDK quirk).
@@ -37,10 +38,7 @@ def test_python_sdk_custom_start_and_status(qthumb: QthumbProcess, clips: Path):
     ]}}, payload="py-payload")  # fmt: skip
     assert not task.error, task.message
     assert task.status_url == f"{qthumb.base_url}/v1/status"
-    deadline = time.monotonic() + 60
-    while (status := task.status())["status"] not in ("completed", "error"):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    status = eventually(lambda: ended(task.status()), 60)
     assert status["status"] == "completed" and status["payload"] == "py-payload"
     assert {i["type"] for i in status["images"]} == {"thumbnail", "sprite", "vtt"}
     # the query bare, not wrapped: what Qencode answers, error 19
@@ -157,10 +155,7 @@ def test_python_sdk_start_runs_a_teams_profiles(tmp_path: Path, clips: Path):
         task = client.create_task()
         task.start(["poster", "sprite"], str(clips / "testsrc.mp4"), payload="from-profiles")
         assert not task.error, task.message
-        deadline = time.monotonic() + 60
-        while (status := task.status())["status"] not in ("completed", "error"):
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        status = eventually(lambda: ended(task.status()), 60)
         assert status["status"] == "completed", status
         assert status["payload"] == "from-profiles"
         assert [i["type"] for i in status["images"]] == ["thumbnail", "sprite", "vtt"]
@@ -211,14 +206,12 @@ def run_example(script: Path, base_url: str) -> dict[str, Any]:
                     break
             assert token and said[-1].startswith("Status URL:"), "".join(said)
             with httpx.Client(base_url=base_url) as http:
-                deadline = time.monotonic() + 90
-                while True:
+
+                def status() -> dict[str, Any]:
                     reply = http.post("/v1/status", data={"task_tokens": token}).json()
-                    status: dict[str, Any] = reply["statuses"][token]
-                    if status["status"] in ("completed", "error"):
-                        return status
-                    assert time.monotonic() < deadline, status
-                    time.sleep(0.1)
+                    return dict(reply["statuses"][token])
+
+                return eventually(lambda: ended(status()), 90, every=0.1)
         finally:
             node.kill()
 

@@ -301,18 +301,18 @@ def test_keyframes_only_flag_gives_keyframes(client: QClient, clips: Path):
 
 
 def test_percent_is_a_float_that_reaches_100(client: QClient, clips: Path):
-    task = client.start(
-        {
-            "source": str(clips / "index.mp4"),
-            "format": [{"output": "thumbnails", "interval": 0.04}],
-        }
-    )
+    # held half a second in each of two stages (a fault in the query): polls see it running
+    hold = [{"task": {}, "hold": {"downloading": 0.5}}, {"task": {}, "hold": {"encoding": 0.5}}]
+    task = client.start({"source": str(clips / "index.mp4"), "qthumb_faults": hold,
+                         "format": [{"output": "thumbnails", "interval": 0.04}]})  # fmt: skip
     seen = []
     while (status := client.status(task))["status"] not in ("completed", "error"):
-        seen.append(status["percent"])
+        seen.append((status["status"], status["percent"]))
     assert status["status"] == "completed" and status["percent"] == 100.0
-    assert all(isinstance(p, float) and 0.0 <= p <= 100.0 for p in seen)
-    assert seen == sorted(seen)  # never goes back
+    assert {"downloading", "encoding"} <= {stage for stage, _ in seen}, seen
+    percents = [p for _, p in seen]
+    assert all(isinstance(p, float) and 0.0 <= p <= 100.0 for p in percents), seen
+    assert percents == sorted(percents)  # never goes back
 
 
 @pytest.mark.parametrize("stride", [1, 7, 23, 37, 61])

@@ -3,7 +3,6 @@ uploads with tuspy, and uploads that belong to another task refused."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
@@ -13,7 +12,9 @@ from qencode3 import tus_uploader
 from tusclient import client as tus
 
 from tests.conftest import API_KEY, QthumbProcess
+from tests.qclient import ended
 from tests.test_sdks import make_client
+from tests.waiting import eventually
 
 # tuspy 0.2 (the one qencode3's uploader works with) leaves the uploaded file open.
 pytestmark = [
@@ -23,11 +24,7 @@ pytestmark = [
 
 
 def wait(task: qencode3.task.Task) -> dict:  # type: ignore[name-defined]
-    deadline = time.monotonic() + 60
-    while (status := task.status())["status"] not in ("completed", "error"):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    return status
+    return eventually(lambda: ended(task.status()), 60, every=0.1)
 
 
 def test_python_sdk_uploads_then_encodes_the_upload(qthumb: QthumbProcess, clips: Path):

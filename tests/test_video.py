@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import av
 import pytest
 
 from qthumb.app.qencode.query import parse_query
@@ -18,6 +19,7 @@ from qthumb.workers.outputs.encode_plan import AudioPlan, EncodePlan
 from qthumb.workers.outputs.video import video_command
 from tests.conftest import ffmpeg
 from tests.qclient import QClient
+from tests.test_thumbnail import barcode_index
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +189,19 @@ def test_a_gif_past_the_frame_limit_is_refused(client: QClient, clips: Path):
         {"output": "gif", "framerate": 100000}]})  # fmt: skip
     assert status["status"] == "error"
     assert "the limit is 100000 (QTHUMB_MAX_FRAMES_PER_TASK)" in status["error_description"]
+
+
+def test_start_time_and_duration_cut_at_the_asked_frames(
+    client: QClient, clips: Path, tmp_path: Path
+):
+    """An mp4 with ``start_time`` and ``duration`` of the barcode clip (25 fps, each frame's
+    index written in it) begins with the frame at ``start_time`` and ends with the frame
+    before ``start_time + duration``: a cut a frame early or late fails."""
+    status = client.run({"source": str(clips / "barcode.mp4"), "format": [
+        {"output": "mp4", "start_time": "1.6", "duration": "1.2"}]}, timeout=120)  # fmt: skip
+    assert status["status"] == "completed", status
+    made = tmp_path / "cut.mp4"
+    made.write_bytes(client.fetch(status["videos"][0]["url"]).content)
+    with av.open(str(made)) as container:
+        frames = [barcode_index(f.to_image()) for f in container.decode(video=0)]
+    assert frames == list(range(40, 70))  # 1.2 s at 25 fps; 1.6 s is frame 40

@@ -1,0 +1,29 @@
+"""Waiting in tests: one helper, ``eventually``, for everything a test waits for (a task to end,
+a port to listen, a file to go). A test that must show something did *not* happen waits for the
+event that proves it instead of sleeping."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def eventually(
+    check: Callable[[], T | None],
+    timeout: float = 30.0,
+    why: Callable[[], str] = lambda: "",
+    every: float = 0.05,
+) -> T:
+    """Poll ``check`` until it gives something truthy and return that; fail with ``why()``
+    after ``timeout`` seconds. The suite's one way to wait for something to happen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(why() or f"not within {timeout:g} s: {check}")
+        time.sleep(every)
