@@ -123,8 +123,15 @@ def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
 
 def _non_public_kind(ip: IPAddress) -> str | None:
     """What kind of non-public address ``ip`` is, or ``None`` for a public unicast one."""
-    for name in ("unspecified", "loopback", "link_local", "site_local", "multicast", "private",
-                 "reserved"):  # fmt: skip
+    for name in (
+        "unspecified",
+        "loopback",
+        "link_local",
+        "site_local",
+        "multicast",
+        "private",
+        "reserved",
+    ):
         if getattr(ip, f"is_{name}", False):
             return name.replace("_", "-")
     return None if ip.is_global else "non-public"
@@ -192,9 +199,12 @@ def guarded_stream(
     for _ in range(max_redirects + 1):
         target, extensions, host_header = _pinned(current, policy)
         request = client.build_request(
-            method, target, headers={**headers, "Host": host_header}, extensions=extensions,
+            method,
+            target,
+            headers={**headers, "Host": host_header},
+            extensions=extensions,
             **kwargs,
-        )  # fmt: skip
+        )
         response = client.send(request, stream=True, follow_redirects=False)
         if response.is_redirect and "location" in response.headers:
             response.close()

@@ -102,8 +102,9 @@ class StateCollector:
         for state, count in sorted(self.count_by_status().items()):
             tasks.add_metric([state], count)
         yield tasks
-        yield GaugeMetricFamily("qthumb_queue_depth", "Messages waiting in the queue",
-                                value=self.depth())  # fmt: skip
+        yield GaugeMetricFamily(
+            "qthumb_queue_depth", "Messages waiting in the queue", value=self.depth()
+        )
 
 
 def exposition(extra: StateCollector | None = None) -> bytes:

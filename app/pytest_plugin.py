@@ -31,8 +31,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("qthumb_url", "use this running qthumb instead of starting one", default="")
     parser.addini("qthumb_api_key", "the API key of the qthumb at qthumb_url", default="")
-    parser.addini("qthumb_workers", "worker processes of the qthumb the fixture starts",
-                  default="2")  # fmt: skip
+    parser.addini(
+        "qthumb_workers", "worker processes of the qthumb the fixture starts", default="2"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -90,8 +90,10 @@ class CallbackReceiver:
                         return found
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(f"no {event!r} callback for {task_token} in {timeout} s "
-                                       f"(got {self.events(task_token)})")  # fmt: skip
+                    raise TimeoutError(
+                        f"no {event!r} callback for {task_token} in {timeout} s "
+                        f"(got {self.events(task_token)})"
+                    )
                 self._changed.wait(left)
 
     def clear(self) -> None:
@@ -126,8 +128,9 @@ class QthumbServer:
         return None if self.data_dir is None else self.data_dir / "storage"
 
     def status(self, task_token: str) -> dict[str, Any]:
-        answer = httpx.post(f"{self.url}/v1/status", data={"task_tokens": task_token},
-                            timeout=30).json()  # fmt: skip
+        answer = httpx.post(
+            f"{self.url}/v1/status", data={"task_tokens": task_token}, timeout=30
+        ).json()
         found: dict[str, Any] | None = (answer.get("statuses") or {}).get(task_token)
         if found is None:
             raise KeyError(f"qthumb knows no task {task_token}: {answer}")
@@ -153,9 +156,12 @@ class QthumbServer:
 
     def _control(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         answer = httpx.request(
-            method, f"{self.url}/_qthumb/{path}", timeout=120,
-            headers={"Authorization": f"Bearer {self.api_key}"}, **kwargs,
-        )  # fmt: skip
+            method,
+            f"{self.url}/_qthumb/{path}",
+            timeout=120,
+            headers={"Authorization": f"Bearer {self.api_key}"},
+            **kwargs,
+        )
         if answer.status_code == 404:
             raise RuntimeError("this qthumb answers no /_qthumb/ controls: set QTHUMB_CONTROL=1")
         answer.raise_for_status()
@@ -257,11 +263,22 @@ def qthumb_server(
     port_file = data / "port"
     with (data / "data" / "serve.log").open("ab") as log:
         process = subprocess.Popen(
-            qthumb_module("app.process.cli", "serve", "--port", "0", "--port-file", str(port_file),
-                          "--workers", str(workers)),
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            qthumb_module(
+                "app.process.cli",
+                "serve",
+                "--port",
+                "0",
+                "--port-file",
+                str(port_file),
+                "--workers",
+                str(workers),
+            ),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
-        )  # fmt: skip
+        )
     server = QthumbServer("", key, media, data / "data", process)
 
     def cleanup() -> None:

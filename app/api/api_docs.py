@@ -22,18 +22,24 @@ def add_api_docs(app: FastAPI) -> None:
     openapi = app.openapi_url or "/openapi.json"
 
     async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=openapi, title=f"{app.title} - Swagger UI",
-                                   swagger_js_url=f"{STATIC_URL}/swagger-ui-bundle.js",
-                                   swagger_css_url=f"{STATIC_URL}/swagger-ui.css",
-                                   swagger_favicon_url=f"{STATIC_URL}/favicon.png")  # fmt: skip
+        return get_swagger_ui_html(
+            openapi_url=openapi,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{STATIC_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{STATIC_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{STATIC_URL}/favicon.png",
+        )
 
     async def redoc() -> HTMLResponse:
         """ReDoc's footer logo, which it loads from its vendor's CDN, is not fetched: the page
         allows images from qthumb only."""
-        page = get_redoc_html(openapi_url=openapi, title=f"{app.title} - ReDoc",
-                              redoc_js_url=f"{STATIC_URL}/redoc.standalone.js",
-                              redoc_favicon_url=f"{STATIC_URL}/favicon.png",
-                              with_google_fonts=False)  # fmt: skip
+        page = get_redoc_html(
+            openapi_url=openapi,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{STATIC_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{STATIC_URL}/favicon.png",
+            with_google_fonts=False,
+        )
         page.headers["Content-Security-Policy"] = "img-src 'self' data:"
         return page
 

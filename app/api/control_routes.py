@@ -66,8 +66,13 @@ class DroppedOnPurpose(Exception):
 
 class _Drop(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-length", b"1000")]})  # fmt: skip
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", b"1000")],
+            }
+        )
         raise DroppedOnPurpose()
 
 
@@ -105,10 +110,16 @@ def _key(request: Request, form: FormData | None = None, admin: bool = False) ->
     if admin_key and hmac.compare_digest(key.encode(), admin_key.encode()):
         if admin:
             return None
-        raise ControlRefused("the admin key acts on every key's state (reset?all=1); faults "
-                             "belong to one API key: send that key")  # fmt: skip
-    service.wrong_key(client_address(request), ApiKeyNotFound(
-        "api_key not found: send one as Authorization: Bearer <key>", http_status=401))  # fmt: skip
+        raise ControlRefused(
+            "the admin key acts on every key's state (reset?all=1); faults "
+            "belong to one API key: send that key"
+        )
+    service.wrong_key(
+        client_address(request),
+        ApiKeyNotFound(
+            "api_key not found: send one as Authorization: Bearer <key>", http_status=401
+        ),
+    )
 
 
 class ControlRefused(QencodeError):
@@ -131,8 +142,10 @@ async def reset(request: Request) -> dict[str, Any]:
             raise ControlRefused("the admin key resets every key: send all=1")
         keys = sorted(request.app.state.service.api_keys)
     elif every in ("1", "true"):
-        raise ControlRefused("reset?all=1 reaches every key's state: it needs QTHUMB_ADMIN_KEY "
-                             "(an API key resets its own state only)")  # fmt: skip
+        raise ControlRefused(
+            "reset?all=1 reaches every key's state: it needs QTHUMB_ADMIN_KEY "
+            "(an API key resets its own state only)"
+        )
     else:
         keys = [key]
     settings = request.app.state.settings

@@ -182,8 +182,9 @@ def create_app(
                 await close_reads()
 
     # /docs and /redoc: added last, served from here (app.api.api_docs)
-    app = FastAPI(title="qthumb", version=__version__, lifespan=lifespan, docs_url=None,
-                  redoc_url=None)  # fmt: skip
+    app = FastAPI(
+        title="qthumb", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.settings = settings
     app.state.store = store
     app.state.files = backends.files

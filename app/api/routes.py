@@ -109,17 +109,28 @@ async def start_encode2(request: Request) -> dict[str, Any]:
 
 @router.post(
     "/start_encode",
-    openapi_extra=form(task_token="task token", profiles="profile ids, commas between",
-                       uri="the source", stitch="or sources to join: a JSON list",
-                       start_time="seconds", duration="seconds", payload="echoed back"),
-)  # fmt: skip
+    openapi_extra=form(
+        task_token="task token",
+        profiles="profile ids, commas between",
+        uri="the source",
+        stitch="or sources to join: a JSON list",
+        start_time="seconds",
+        duration="seconds",
+        payload="echoed back",
+    ),
+)
 async def start_encode(request: Request) -> dict[str, Any]:
     form = await _form(request, "start_encode2")  # its faults, as it runs as start_encode2
     return await run_in_threadpool(
-        _service(request).start_encode, _text(form, "task_token"), _text(form, "profiles"),
-        _text(form, "uri"), _text(form, "payload"), _text(form, "stitch"),
-        _text(form, "start_time"), _text(form, "duration"),
-    )  # fmt: skip
+        _service(request).start_encode,
+        _text(form, "task_token"),
+        _text(form, "profiles"),
+        _text(form, "uri"),
+        _text(form, "payload"),
+        _text(form, "stitch"),
+        _text(form, "start_time"),
+        _text(form, "duration"),
+    )
 
 
 @router.api_route(

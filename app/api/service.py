@@ -52,8 +52,14 @@ MAX_PAYLOAD = 1000
 
 
 # The methods of Qencode's API qthumb serves, each at /v1/<name>, and where tus uploads go.
-METHODS = ("access_token", "create_task", "start_encode2", "start_encode", "status",
-           "request_templates")  # fmt: skip
+METHODS = (
+    "access_token",
+    "create_task",
+    "start_encode2",
+    "start_encode",
+    "status",
+    "request_templates",
+)
 UPLOAD_PATH = "/v1/upload_file"
 
 
@@ -144,8 +150,7 @@ class QencodeService:
         check_query(parsed, self.settings)
         if self.settings.strict:
             if ignored := ignored_fields(inner):
-                raise BadQuery(f"{ignored[0]}: qthumb does not act on this field "
-                               "(QTHUMB_STRICT=1)")  # fmt: skip
+                raise BadQuery(f"{ignored[0]}: qthumb does not act on this field (QTHUMB_STRICT=1)")
             if lenient := coerced_values(lambda: parse_query(inner)):
                 raise BadQuery(f"{lenient[0]} (QTHUMB_STRICT=1)")
         active = self.store.active_tasks(task.api_key)
@@ -185,8 +190,9 @@ class QencodeService:
                 except BadRule as exc:
                     raise BadQuery(f"query.qthumb_faults[{n}]: {exc}") from None
                 if isinstance(fault, MethodFault):
-                    raise BadQuery(f"query.qthumb_faults[{n}]: a task carries task and "
-                                   "callback rules only")  # fmt: skip
+                    raise BadQuery(
+                        f"query.qthumb_faults[{n}]: a task carries task and callback rules only"
+                    )
                 found.append(fault)
         tags = [spec.user_tag or "" for spec in parsed.formats]
         return faults_for_task(self.faults, api_key, token, found, payload, tags)
@@ -242,8 +248,9 @@ class QencodeService:
         """The Node SDK's ``getTemplates()``: the profiles of ``QTHUMB_PROFILES`` (none
         without it), each its id and format entries; the key checked as a login checks it."""
         self._known_key(api_key, client)
-        templates = [{"id": name, "name": name, "format": entries}
-                     for name, entries in self.profiles.items()]  # fmt: skip
+        templates = [
+            {"id": name, "name": name, "format": entries} for name, entries in self.profiles.items()
+        ]
         return {"error": 0, "templates": templates}
 
     def status(self, tokens: list[str]) -> dict[str, Any]:

@@ -47,14 +47,29 @@ def default_query(media: list[str]) -> str:
     return json.dumps(query, indent=2)
 
 
-def _form_page(request: Request, session: Session, query: str, payload: str | None,
-               error: str | None, status_code: int = 200) -> Response:  # fmt: skip
+def _form_page(
+    request: Request,
+    session: Session,
+    query: str,
+    payload: str | None,
+    error: str | None,
+    status_code: int = 200,
+) -> Response:
     settings = request.app.state.settings
     media = list_media(list(settings.local_source_dirs))
     query = query or default_query(media)
     curl = curl_script(settings.base_url, query, payload)
-    return page(request, "playground.html", status_code, session=session, active="playground",
-                media=media, query=query, error=error, curl=curl)  # fmt: skip
+    return page(
+        request,
+        "playground.html",
+        status_code,
+        session=session,
+        active="playground",
+        media=media,
+        query=query,
+        error=error,
+        curl=curl,
+    )
 
 
 @router.get("/ui/playground", include_in_schema=False)
@@ -118,6 +133,7 @@ async def run(request: Request) -> Response:
     try:
         started = await run_in_threadpool(start)
     except QencodeError as exc:
-        return await run_in_threadpool(_form_page, request, session, query, payload,
-                                       exc.message, 400)  # fmt: skip
+        return await run_in_threadpool(
+            _form_page, request, session, query, payload, exc.message, 400
+        )
     return RedirectResponse(f"/ui/tasks/{started}", status_code=303)

@@ -226,8 +226,9 @@ async def task_state(request: Request, token: str) -> Response:
     if task is None:
         return Response(status_code=404)
     body = {"status": task.status.value, "percent": task.percent}
-    return Response(json.dumps(body), media_type="application/json",
-                    headers={"Cache-Control": "no-store"})  # fmt: skip
+    return Response(
+        json.dumps(body), media_type="application/json", headers={"Cache-Control": "no-store"}
+    )
 
 
 @router.get("/ui/tasks/{token}/source", include_in_schema=False)

@@ -73,8 +73,9 @@ def task_view(
     vtts, sheets = [], []
     for vtt in (i for i in images if i.get("type") == "vtt"):
         text = _read_stored(vtt["url"], files)
-        vtts.append({"url": vtt["url"], "name": _name(vtt["url"]), "text": text or "",
-                     "tag": vtt["tag"]})  # fmt: skip
+        vtts.append(
+            {"url": vtt["url"], "name": _name(vtt["url"]), "text": text or "", "tag": vtt["tag"]}
+        )
         cues = parse_vtt(text) if text else []
         for sheet in (i for i in images if i.get("type") == "sprite"):
             if sheet["tag"].rsplit("-", 1)[0] != vtt["tag"].rsplit("-", 1)[0]:
@@ -88,8 +89,11 @@ def task_view(
         for i in images
         if i.get("type") in ("thumbnail", "frame")
     ]
-    videos = [{"url": v["url"], "name": _name(v["url"]), "user_tag": v.get("user_tag")}
-              for v in status["videos"] if v.get("url")]  # fmt: skip
+    videos = [
+        {"url": v["url"], "name": _name(v["url"]), "user_tag": v.get("user_tag")}
+        for v in status["videos"]
+        if v.get("url")
+    ]
     failed = [
         e for e in (*status["images"], *status["videos"], *status["audios"]) if e.get("error")
     ]
@@ -113,11 +117,23 @@ def _sheet(sheet: dict[str, Any], cues: list[dict[str, Any]]) -> dict[str, Any]:
     boxes = []
     for c in cues:
         x, y, w, h = c["xywh"]
-        boxes.append({"left": round(100 * x / width, 4), "top": round(100 * y / height, 4),
-                      "w": round(100 * w / width, 4), "h": round(100 * h / height, 4),
-                      "start": timestamp(c["start"]), "end": timestamp(c["end"])})  # fmt: skip
-    return {"url": sheet["url"], "name": _name(sheet["url"]), "width": width, "height": height,
-            "cues": boxes}  # fmt: skip
+        boxes.append(
+            {
+                "left": round(100 * x / width, 4),
+                "top": round(100 * y / height, 4),
+                "w": round(100 * w / width, 4),
+                "h": round(100 * h / height, 4),
+                "start": timestamp(c["start"]),
+                "end": timestamp(c["end"]),
+            }
+        )
+    return {
+        "url": sheet["url"],
+        "name": _name(sheet["url"]),
+        "width": width,
+        "height": height,
+        "cues": boxes,
+    }
 
 
 PREVIEW_WIDTH = 160  # the seek-bar preview's tiles when the task made no sprite
@@ -135,8 +151,13 @@ def _player(task: TaskRecord, source: str, vtts: list[dict[str, Any]]) -> dict[s
     else:  # no sprite made: the storyboard by URL, made on the first hover (app.on_demand)
         vtt = f"/v1/storyboard.vtt?task_token={task.token}&width={PREVIEW_WIDTH}"
         name = "storyboard.vtt, made on demand"
-    return {"video": video, "label": label, "vtt": vtt, "vtt_name": name,
-            "duration": task.duration or 0}  # fmt: skip
+    return {
+        "video": video,
+        "label": label,
+        "vtt": vtt,
+        "vtt_name": name,
+        "duration": task.duration or 0,
+    }
 
 
 def curl_script(base_url: str, query: str, payload: str | None) -> str:

@@ -97,8 +97,7 @@ class StoryboardRequest:
 
     def query(self, token: str) -> str:
         """The query string every piece of this storyboard is asked for with."""
-        params: dict[str, Any] = {"task_token": token, "width": self.width,
-                                  "columns": self.columns}  # fmt: skip
+        params: dict[str, Any] = {"task_token": token, "width": self.width, "columns": self.columns}
         if self.interval is not None:
             params["interval"] = f"{self.interval:g}"
         if self.image_format is not ImageFormat.JPG:
@@ -107,9 +106,15 @@ class StoryboardRequest:
 
     def format_fields(self, duration: float) -> dict[str, Any]:
         """The ``query.format[]`` entry of the task that stores the same files."""
-        return {"output": "thumbnails", "sprite": 1, "storyboard": 1, "width": self.width,
-                "columns": self.columns, "image_format": self.image_format.value,
-                "interval": self.interval or default_interval(duration)}  # fmt: skip
+        return {
+            "output": "thumbnails",
+            "sprite": 1,
+            "storyboard": 1,
+            "width": self.width,
+            "columns": self.columns,
+            "image_format": self.image_format.value,
+            "interval": self.interval or default_interval(duration),
+        }
 
 
 @dataclass(frozen=True)
@@ -133,14 +138,18 @@ class AnimatedRequest:
             raise FrameRequestError(
                 f"start {self.start:g} s is at or past the source's end ({duration:g} s)"
             )
-        fields: dict[str, Any] = {"output": "gif", "start_time": self.start,
-                                  "duration": end - self.start,
-                                  "framerate": f"{self.fps:g}"}  # fmt: skip
+        fields: dict[str, Any] = {
+            "output": "gif",
+            "start_time": self.start,
+            "duration": end - self.start,
+            "framerate": f"{self.fps:g}",
+        }
         if self.width is None and self.height is None:
             fields["width"] = min(ANIMATED_WIDTH, display[0])
         else:
-            fields.update({k: v for k, v in (("width", self.width), ("height", self.height))
-                           if v is not None})  # fmt: skip
+            fields.update(
+                {k: v for k, v in (("width", self.width), ("height", self.height)) if v is not None}
+            )
         if self.webp:
             fields["image_format"] = "webp"
         return fields

@@ -157,8 +157,9 @@ class FrameServer:
                 code: int | None = process.wait(timeout=1.0)
             except subprocess.TimeoutExpired:
                 code = None
-            log.error("the frame server stopped (exit %s, %s) under a request",
-                      code, type(exc).__name__)  # fmt: skip
+            log.error(
+                "the frame server stopped (exit %s, %s) under a request", code, type(exc).__name__
+            )
             why = f"signal {-code}" if code is not None and code < 0 else f"exit {code}"
             return Failed(422, f"the frame could not be made: the decoder stopped ({why})")
 

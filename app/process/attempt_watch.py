@@ -84,8 +84,12 @@ def end_dead_workers(
         elif store.requeue(task.token, task.attempts, now):
             queue.enqueue(task.token)
             ended += 1
-            log.warning("task %s queued again: its worker %s died (attempt %d)", task.token,
-                        owner_pid, task.attempts)  # fmt: skip
+            log.warning(
+                "task %s queued again: its worker %s died (attempt %d)",
+                task.token,
+                owner_pid,
+                task.attempts,
+            )
         note.unlink(missing_ok=True)
     for note in (settings.data_dir / "crashes").glob(f"worker-{host}-*"):
         pid = note.name.rsplit("-", 1)[1]

@@ -236,12 +236,21 @@ class Supervisor:
         if code in (-signal.SIGTERM, -signal.SIGINT) and self._closing.wait(STOP_GRACE):
             return True  # the signal went to the whole group: we are stopping too
         if child.spec.on_demand:
-            log.error("%s (pid %d) ended (%s); it starts again when next needed",
-                      child.spec.name, process.pid, describe_exit(code))  # fmt: skip
+            log.error(
+                "%s (pid %d) ended (%s); it starts again when next needed",
+                child.spec.name,
+                process.pid,
+                describe_exit(code),
+            )
         else:
             child.next_start = now + child.backoff
-            log.error("%s (pid %d) ended (%s); starting it again in %.0f s",
-                      child.spec.name, process.pid, describe_exit(code), child.backoff)  # fmt: skip
+            log.error(
+                "%s (pid %d) ended (%s); starting it again in %.0f s",
+                child.spec.name,
+                process.pid,
+                describe_exit(code),
+                child.backoff,
+            )
             child.backoff = min(child.backoff * 2, child.spec.max_backoff)
         return True
 
@@ -250,8 +259,12 @@ class Supervisor:
             self._reap(child, now)
             process = child.process
             if child.retired and process is not None and now >= child.kill_at:
-                log.warning("%s (pid %d) still running %.0f s after SIGTERM: killed",
-                            child.spec.name, process.pid, child.spec.stop_timeout)  # fmt: skip
+                log.warning(
+                    "%s (pid %d) still running %.0f s after SIGTERM: killed",
+                    child.spec.name,
+                    process.pid,
+                    child.spec.stop_timeout,
+                )
                 process.kill()
             if self._closing.is_set() or child.retired:
                 continue
@@ -261,8 +274,12 @@ class Supervisor:
                 except (OSError, ChildUnavailable) as exc:
                     child.next_start = now + child.backoff
                     child.backoff = min(child.backoff * 2, child.spec.max_backoff)
-                    log.error("%s did not start (%s); trying again in %.0f s",
-                              child.spec.name, exc, child.backoff)  # fmt: skip
+                    log.error(
+                        "%s did not start (%s); trying again in %.0f s",
+                        child.spec.name,
+                        exc,
+                        child.backoff,
+                    )
 
     def _end_all(self) -> None:
         running = [(c, c.process) for c in self._children if c.process is not None]
@@ -282,8 +299,9 @@ def _end(process: subprocess.Popen[bytes], timeout: float, name: str = "") -> No
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        log.warning("%s (pid %d) still running after its stop timeout: killed",
-                    name or "child", process.pid)  # fmt: skip
+        log.warning(
+            "%s (pid %d) still running after its stop timeout: killed", name or "child", process.pid
+        )
         process.kill()
         process.wait()
     _close_pipes(process)

@@ -37,8 +37,9 @@ def image_encoding(
         suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
         where = f"{path}.destination" + (f"[{i}]" if len(dests) > 1 else "")
         if suffix in _OTHER_IMAGE_EXTENSIONS:
-            raise BadQuery(f"{where}: {name!r} names a .{suffix}; qthumb writes png, jpg, "
-                           "webp or avif")  # fmt: skip
+            raise BadQuery(
+                f"{where}: {name!r} names a .{suffix}; qthumb writes png, jpg, webp or avif"
+            )
         if suffix in IMAGE_EXTENSIONS:
             said.append((IMAGE_EXTENSIONS[suffix], f"{where} {name!r}"))
     explicit = obj.get("image_format")
@@ -80,8 +81,9 @@ def named_sheet(
     if stems == {None} or not stems:
         return None, None
     if len(stems) > 1:
-        shown = ", ".join(repr(s) if s is not None else "a folder" for s in sorted(
-            stems, key=lambda s: s or ""))  # fmt: skip
+        shown = ", ".join(
+            repr(s) if s is not None else "a folder" for s in sorted(stems, key=lambda s: s or "")
+        )
         raise BadQuery(
             f"{path}.destination names the sprite differently ({shown}): the VTT names its "
             "sheets once, so every destination gives the same file name or a folder"

@@ -89,8 +89,14 @@ class Query:
             raise ValueError(f"not a stored query of version {PLAN_VERSION}")
         formats = tuple(_decode(KINDS[f["output"]], f) for f in data["formats"])
         stitch = tuple(Piece(**piece) for piece in data.get("stitch", ()))
-        return cls(data["source"], formats, data["callback_url"],
-                   bool(data.get("upscale")), bool(data.get("retry_on_error")), stitch)  # fmt: skip
+        return cls(
+            data["source"],
+            formats,
+            data["callback_url"],
+            bool(data.get("upscale")),
+            bool(data.get("retry_on_error")),
+            stitch,
+        )
 
 
 PLAN_VERSION = 1
@@ -255,8 +261,9 @@ def _parse_format(index: int, obj: object, tracked: list[str] | None = None) -> 
         read = _Read(obj)
         spec = _parse_format(index, read)
         if type(spec) is not FormatSpec:  # a kind qthumb makes: its unread fields
-            tracked += [f"{path}.{k}" for k in obj
-                        if k not in read.read and k not in spec.no_effect]  # fmt: skip
+            tracked += [
+                f"{path}.{k}" for k in obj if k not in read.read and k not in spec.no_effect
+            ]
         return spec
     output = obj.get("output")
     if output is None or output == "":

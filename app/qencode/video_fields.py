@@ -30,10 +30,28 @@ class VideoSettings:
     mute: bool = False  # audio_mute: the source's audio replaced by silence of its length
 
 
-_STREAM_FIELDS = frozenset({"size", "width", "height", "resolution", "resize_mode", "bitrate",
-                            "framerate", "keyframe", "video_codec", "quality", "audio_bitrate",
-                            "audio_disabled", "audio_mute", "rotate", "aspect_ratio",
-                            "logo", "deinterlace", "hdr_to_sdr"})  # fmt: skip
+_STREAM_FIELDS = frozenset(
+    {
+        "size",
+        "width",
+        "height",
+        "resolution",
+        "resize_mode",
+        "bitrate",
+        "framerate",
+        "keyframe",
+        "video_codec",
+        "quality",
+        "audio_bitrate",
+        "audio_disabled",
+        "audio_mute",
+        "rotate",
+        "aspect_ratio",
+        "logo",
+        "deinterlace",
+        "hdr_to_sdr",
+    }
+)
 
 
 def one_stream(obj: dict[str, Any], path: str) -> tuple[dict[str, Any], str]:

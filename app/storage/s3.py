@@ -188,8 +188,7 @@ def s3_client(
     ``egress``: the policy every connection is checked against and pinned to
     (``app.storage.s3_pinning``); ``None`` for qthumb's own store only."""
     knobs = (settings.s3_max_attempts, settings.s3_connect_timeout, settings.s3_read_timeout)
-    cache_key = (os.getpid(), location.endpoint, location.region, creds.cache_key(), knobs,
-                 egress)  # fmt: skip
+    cache_key = (os.getpid(), location.endpoint, location.region, creds.cache_key(), knobs, egress)
     with _CLIENTS_LOCK:
         client = _CLIENTS.get(cache_key)
         if client is not None:
@@ -227,9 +226,14 @@ def _new_client(
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    signed = {} if creds.ambient or creds.anonymous else {
-        "aws_access_key_id": creds.key, "aws_secret_access_key": creds.secret,
-    }  # fmt: skip
+    signed = (
+        {}
+        if creds.ambient or creds.anonymous
+        else {
+            "aws_access_key_id": creds.key,
+            "aws_secret_access_key": creds.secret,
+        }
+    )
     client = boto3.session.Session().client(
         "s3",
         endpoint_url=location.endpoint,
@@ -253,8 +257,15 @@ def s3_errors() -> tuple[type[Exception], ...]:
 
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
-_THROTTLED = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
-              "RequestTimeTooSkewed", "ServiceUnavailable", "InternalError"}  # fmt: skip
+_THROTTLED = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "ServiceUnavailable",
+    "InternalError",
+}
 
 
 def is_missing(exc: Exception) -> bool:

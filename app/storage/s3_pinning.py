@@ -65,10 +65,15 @@ class PinnedSender:
                 return pool
             if scheme == "https":
                 pool = HTTPSConnectionPool(
-                    ip, port, timeout=self.timeout, maxsize=10, server_hostname=host,
-                    assert_hostname=host, cert_reqs="CERT_REQUIRED",
+                    ip,
+                    port,
+                    timeout=self.timeout,
+                    maxsize=10,
+                    server_hostname=host,
+                    assert_hostname=host,
+                    cert_reqs="CERT_REQUIRED",
                     ca_certs=get_cert_path(True),
-                )  # fmt: skip
+                )
             else:
                 pool = HTTPConnectionPool(ip, port, timeout=self.timeout, maxsize=10)
             self._pools[key] = pool
@@ -93,10 +98,17 @@ class PinnedSender:
         chunked = (encoding.encode() if isinstance(encoding, str) else encoding) == b"chunked"
         try:
             answer = pool.urlopen(
-                method=request.method, url=target or "/", body=request.body, headers=headers,
-                retries=Retry(False), assert_same_host=False, preload_content=False,
-                decode_content=False, chunked=chunked, enforce_content_length=False,
-            )  # fmt: skip
+                method=request.method,
+                url=target or "/",
+                body=request.body,
+                headers=headers,
+                retries=Retry(False),
+                assert_same_host=False,
+                preload_content=False,
+                decode_content=False,
+                chunked=chunked,
+                enforce_content_length=False,
+            )
             response = AWSResponse(request.url, answer.status, answer.headers, answer)
             if not request.stream_output:
                 response.content  # noqa: B018  (read now, as botocore's own sender does)

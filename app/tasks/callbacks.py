@@ -146,8 +146,13 @@ def deliver_one(
         counter.labels(item.event, "retried").inc()
         delay = settings.scaled(settings.callback_backoff * 2**item.attempts)
         outbox.retry_at(item, time.time() + delay)
-        log.info("task %s callback %s failed (%s); again in %.1f s", item.token, item.event,
-                 problem, delay)  # fmt: skip
+        log.info(
+            "task %s callback %s failed (%s); again in %.1f s",
+            item.token,
+            item.event,
+            problem,
+            delay,
+        )
     else:
         outbox.settle(item, "given_up")
         counter.labels(item.event, "given_up").inc()

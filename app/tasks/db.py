@@ -220,9 +220,13 @@ class PostgresDatabase:
         pool = self._async_pool
         if pool is None or self._async_pid != os.getpid():
             pool = AsyncConnectionPool(
-                self.url, min_size=1, max_size=self.max_size, open=False, timeout=30,
+                self.url,
+                min_size=1,
+                max_size=self.max_size,
+                open=False,
+                timeout=30,
                 kwargs={"row_factory": dict_row, "autocommit": True},
-            )  # fmt: skip
+            )
             await pool.open()
             self._async_pool, self._async_pid = pool, os.getpid()
         async with pool.connection() as conn:

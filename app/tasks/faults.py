@@ -121,9 +121,13 @@ def parse_rule(rule: object) -> tuple[Fault, int | None]:
         if sum(x is not None for x in (error, status, delay)) + drop != 1:
             raise BadRule("a method rule needs one of error, http_status, delay or drop")
         return MethodFault(
-            method, None if error is None else int(error), _text(rule, "message"),
-            None if status is None else int(status), delay, drop,
-        ), count  # fmt: skip
+            method,
+            None if error is None else int(error),
+            _text(rule, "message"),
+            None if status is None else int(status),
+            delay,
+            drop,
+        ), count
     if "task" in rule:
         match = rule["task"]
         if not isinstance(match, dict):
@@ -133,18 +137,24 @@ def parse_rule(rule: object) -> tuple[Fault, int | None]:
             raise BadRule(f"fail_at must be one of {', '.join(STAGES)}")
         hold_in = rule.get("hold") or {}
         if not isinstance(hold_in, dict) or any(
-            s not in STAGES or isinstance(v, bool) or not isinstance(v, int | float)
-            or not 0 <= v <= 3600 for s, v in hold_in.items()
-        ):  # fmt: skip
+            s not in STAGES
+            or isinstance(v, bool)
+            or not isinstance(v, int | float)
+            or not 0 <= v <= 3600
+            for s, v in hold_in.items()
+        ):
             raise BadRule("hold must map a stage (downloading, encoding, saving) to seconds")
         fail_format = _number(rule, "fail_format", 0, 99)
         if fail_at is None and not hold_in and fail_format is None:
             raise BadRule("a task rule needs fail_at, hold or fail_format")
         return TaskFault(
-            _text(match, "payload"), _text(match, "user_tag"), fail_at,
-            _text(rule, "error_description"), {s: float(v) for s, v in hold_in.items()},
+            _text(match, "payload"),
+            _text(match, "user_tag"),
+            fail_at,
+            _text(rule, "error_description"),
+            {s: float(v) for s, v in hold_in.items()},
             None if fail_format is None else int(fail_format),
-        ), count  # fmt: skip
+        ), count
     if "callback" in rule:
         event = rule["callback"]
         if event not in EVENTS:
@@ -176,8 +186,12 @@ class Rule:
     fired: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, **fault_to_json(self.fault), "times": self.times,
-                "fired": self.fired}  # fmt: skip
+        return {
+            "id": self.id,
+            **fault_to_json(self.fault),
+            "times": self.times,
+            "fired": self.fired,
+        }
 
 
 class FaultStore:
@@ -187,9 +201,12 @@ class FaultStore:
         self.db = db
 
     def add(
-        self, api_key: str, rules: list[tuple[Fault, int | None]], now: float,
+        self,
+        api_key: str,
+        rules: list[tuple[Fault, int | None]],
+        now: float,
         most: int = MAX_RULES_PER_KEY,
-    ) -> list[int]:  # fmt: skip
+    ) -> list[int]:
         """Keep ``rules`` for ``api_key``, which may keep ``most`` at once."""
         kept = self.db.execute(
             "SELECT count(*) AS n FROM faults WHERE api_key = ?", (api_key,)
@@ -227,9 +244,10 @@ class FaultStore:
 
     def in_force(self, api_key: str, kind: type[Fault]) -> list[Rule]:
         return [
-            r for r in self.rules(api_key)
+            r
+            for r in self.rules(api_key)
             if isinstance(r.fault, kind) and (r.times is None or r.fired < r.times)
-        ]  # fmt: skip
+        ]
 
     def fire(self, rule: Rule, token: str = "") -> bool:
         """Count one firing, if the rule has any left (several processes race safely)."""
@@ -242,8 +260,12 @@ class FaultStore:
             == 1
         )
         if fired:
-            log.warning("fault %d fired%s: %s", rule.id, f" on task {token}" if token else "",
-                        json.dumps(fault_to_json(rule.fault)))  # fmt: skip
+            log.warning(
+                "fault %d fired%s: %s",
+                rule.id,
+                f" on task {token}" if token else "",
+                json.dumps(fault_to_json(rule.fault)),
+            )
         return fired
 
     def clear(self, api_key: str, rule_id: int | None = None) -> int:
@@ -255,9 +277,13 @@ class FaultStore:
 
 
 def faults_for_task(
-    store: FaultStore, api_key: str, token: str, carried: list[Fault], payload: str | None,
+    store: FaultStore,
+    api_key: str,
+    token: str,
+    carried: list[Fault],
+    payload: str | None,
     tags: list[str],
-) -> str | None:  # fmt: skip
+) -> str | None:
     """What a starting task will meet: the rules its query carried, and its key's task rules
     it matches (each counted as fired)."""
     found = list(carried)

@@ -28,8 +28,10 @@ from qthumb.app.tasks.store import TaskStore
 
 log = logging.getLogger("qthumb.retry")
 
-RETRYING = ("An error occurred while processing your job. It will be automatically retried "
-            "with the same parameters in a new job.")  # fmt: skip
+RETRYING = (
+    "An error occurred while processing your job. It will be automatically retried "
+    "with the same parameters in a new job."
+)
 TRIGGERED = "Retry on error triggered."
 FAILED = "Retry on error failed."
 
@@ -50,15 +52,18 @@ def start_retry(
     notices = [Notice(RETRYING, f"the error: {task.error_description or 'see above'}", tag)]
     active = store.active_tasks(task.api_key) - 1  # the failing task still counts as active
     if active >= settings.max_active_tasks_per_key:
-        why = (f"the API key has {active} tasks queued or running; the limit is "
-               f"{settings.max_active_tasks_per_key}")  # fmt: skip
+        why = (
+            f"the API key has {active} tasks queued or running; the limit is "
+            f"{settings.max_active_tasks_per_key}"
+        )
         return [*notices, Notice(FAILED, why, tag)], "restart_failed"
     token = store.create_task(task.api_key, now)
     faults = None
     if outbox.faults is not None:  # QTHUMB_CONTROL: the retry meets the rules in force now
         tags = [spec.user_tag or "" for spec in query.formats]  # as start_encode2 matches
-        faults = faults_for_task(outbox.faults, task.api_key, token, _carried(task),
-                                 task.payload, tags)  # fmt: skip
+        faults = faults_for_task(
+            outbox.faults, task.api_key, token, _carried(task), task.payload, tags
+        )
     if task.query is None or not store.start(
         token, task.query, task.payload, now, task.plan, faults, retry_of=task.token
     ):

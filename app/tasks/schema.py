@@ -145,8 +145,22 @@ ALTER TABLE tasks ADD COLUMN faults TEXT
 _BOTH_7 = "ALTER TABLE tasks ADD COLUMN retry_of TEXT"
 
 MIGRATIONS: dict[Dialect, list[tuple[int, str]]] = {
-    "sqlite": [(1, _SQLITE_1), (2, _BOTH_2), (3, _BOTH_3), (4, _BOTH_4), (5, _SQLITE_5),
-               (6, _SQLITE_6), (7, _BOTH_7)],
-    "postgresql": [(1, _POSTGRES_1), (2, _BOTH_2), (3, _BOTH_3), (4, _BOTH_4), (5, _POSTGRES_5),
-                   (6, _POSTGRES_6), (7, _BOTH_7)],
-}  # fmt: skip
+    "sqlite": [
+        (1, _SQLITE_1),
+        (2, _BOTH_2),
+        (3, _BOTH_3),
+        (4, _BOTH_4),
+        (5, _SQLITE_5),
+        (6, _SQLITE_6),
+        (7, _BOTH_7),
+    ],
+    "postgresql": [
+        (1, _POSTGRES_1),
+        (2, _BOTH_2),
+        (3, _BOTH_3),
+        (4, _BOTH_4),
+        (5, _POSTGRES_5),
+        (6, _POSTGRES_6),
+        (7, _BOTH_7),
+    ],
+}

@@ -290,8 +290,9 @@ def run_command(args: argparse.Namespace) -> int:
     if query.callback_url:
         print("qthumb: callback_url is not called by qthumb run (no server)", file=sys.stderr)
     out = Path(args.output)
-    task = TaskRecord(token=new_token(), api_key="", status=TaskStatus.COMPLETED,
-                      created_at=time.time())  # fmt: skip
+    task = TaskRecord(
+        token=new_token(), api_key="", status=TaskStatus.COMPLETED, created_at=time.time()
+    )
     query = Query(located(query.source), query.formats, query.callback_url)
     with _batch(1, 1) as batch:
 

@@ -52,8 +52,12 @@ def format_of(args: argparse.Namespace) -> dict[str, Any]:
             fmt[name] = getattr(args, name)
     if args.format:
         fmt["image_format"] = args.format
-    for name, field in (("fit", "resize_mode"), ("pad_color", "pad_color"), ("rotate", "rotate"),
-                        ("placeholder", "placeholder")):  # fmt: skip
+    for name, field in (
+        ("fit", "resize_mode"),
+        ("pad_color", "pad_color"),
+        ("rotate", "rotate"),
+        ("placeholder", "placeholder"),
+    ):
         if getattr(args, name, None) is not None:
             fmt[field] = getattr(args, name)
     if args.command == "thumbnail":

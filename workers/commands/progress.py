@@ -118,8 +118,9 @@ class TerminalProgress(PlainProgress):
             self.shares.pop(key, None)
             self.done += 1
             self.progress.update(self.overall, completed=self.done + sum(self.shares.values()))
-            self.progress.console.print(f"[{self.done}/{self.total}] {line}", markup=False,
-                                        highlight=False)  # fmt: skip
+            self.progress.console.print(
+                f"[{self.done}/{self.total}] {line}", markup=False, highlight=False
+            )
 
     def _index(self, bar: TaskID) -> int:
         return next(i for i, t in enumerate(self.progress.tasks) if t.id == bar)

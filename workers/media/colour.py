@@ -72,6 +72,7 @@ def _deinterlaced(frame: av.VideoFrame, width: int, height: int) -> Image.Image:
     field_lines = max(1, frame.height // 2)
     full = _progressive(frame, width, frame.height)
     # Every other line: Pillow reads the rows with twice the stride.
-    top = Image.frombuffer("RGB", (width, field_lines), full.tobytes(), "raw", "RGB",
-                           2 * 3 * width, 1)  # fmt: skip
+    top = Image.frombuffer(
+        "RGB", (width, field_lines), full.tobytes(), "raw", "RGB", 2 * 3 * width, 1
+    )
     return top.resize((width, height), Image.Resampling.BILINEAR)

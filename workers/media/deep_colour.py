@@ -28,16 +28,25 @@ _2020_TO_709 = np.array(
 
 # (Kr, Kb) of each AVColorSpace qthumb meets; unspecified: BT.709 from 720 lines up, else
 # BT.601 (what players assume).
-_MATRICES = {1: (0.2126, 0.0722), 5: (0.299, 0.114), 6: (0.299, 0.114), 7: (0.212, 0.087),
-             9: (0.2627, 0.0593), 10: (0.2627, 0.0593)}  # fmt: skip
+_MATRICES = {
+    1: (0.2126, 0.0722),
+    5: (0.299, 0.114),
+    6: (0.299, 0.114),
+    7: (0.212, 0.087),
+    9: (0.2627, 0.0593),
+    10: (0.2627, 0.0593),
+}
 FULL_RANGE = 2  # AVColorRange: JPEG / full
 
 
 def signal_rgb(frame: av.VideoFrame, width: int, height: int) -> Array:
     """The frame's R'G'B' signal, 0..1, at ``width`` x ``height``: swscale scales the planes at
     16 bits, the matrix and range are applied here in float (exact for 10 and 12 bits)."""
-    yuv = frame.reformat(width=width, height=height, format="yuv444p16le",
-                         interpolation="AREA").to_ndarray().astype(np.float32)  # fmt: skip
+    yuv = (
+        frame.reformat(width=width, height=height, format="yuv444p16le", interpolation="AREA")
+        .to_ndarray()
+        .astype(np.float32)
+    )
     kr, kb = _MATRICES.get(
         frame.colorspace, (0.2126, 0.0722) if frame.height >= 720 else (0.299, 0.114)
     )

@@ -156,5 +156,9 @@ def fitted(width: int, height: int, display: tuple[int, int], sizing: Sizing) ->
         return {}
     placed = fit(display, replace(sizing, width=width, height=height, resolution=None))
     colour = "".join(f"{c:02x}" for c in sizing.pad_color)
-    return {"fit": sizing.mode.value, "scaled": placed.scaled, "offset": placed.offset,
-            "pad_color": colour}  # fmt: skip
+    return {
+        "fit": sizing.mode.value,
+        "scaled": placed.scaled,
+        "offset": placed.offset,
+        "pad_color": colour,
+    }

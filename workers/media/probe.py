@@ -47,11 +47,35 @@ class MediaInfo:
 # The decoder reads only the file it was given: the file protocol alone, and only demuxers of
 # single-file containers. Playlists (hls, dash), concat lists, image sequences and the like
 # would open other files or URLs named inside the "video".
-SAFE_DEMUXERS = ",".join([
-    "mov", "matroska", "avi", "flv", "mpegts", "mpeg", "asf", "ogg", "mxf", "dv", "nut",
-    "ivf", "h264", "hevc", "m4v", "mpegvideo", "obu", "rm", "wtv",
-    "mp3", "aac", "wav", "flac", "w64", "caf",
-])  # fmt: skip
+SAFE_DEMUXERS = ",".join(
+    [
+        "mov",
+        "matroska",
+        "avi",
+        "flv",
+        "mpegts",
+        "mpeg",
+        "asf",
+        "ogg",
+        "mxf",
+        "dv",
+        "nut",
+        "ivf",
+        "h264",
+        "hevc",
+        "m4v",
+        "mpegvideo",
+        "obu",
+        "rm",
+        "wtv",
+        "mp3",
+        "aac",
+        "wav",
+        "flac",
+        "w64",
+        "caf",
+    ]
+)
 OPEN_OPTIONS = {"protocol_whitelist": "file", "format_whitelist": SAFE_DEMUXERS}
 
 

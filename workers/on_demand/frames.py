@@ -57,8 +57,9 @@ class SourceCache:
         self, token: str, source: str, upload_owner: Callable[[str], str | None], api_key: str
     ) -> Path:
         if not url_scheme(source) or url_scheme(source) == "file":  # read in place
-            return fetch_source(source, self.folder, self.settings, self.files, _quiet,
-                                upload_owner, token, api_key).path  # fmt: skip
+            return fetch_source(
+                source, self.folder, self.settings, self.files, _quiet, upload_owner, token, api_key
+            ).path
         target = self.folder / token
         with self._lock(token):
             if target.is_file():
@@ -66,8 +67,16 @@ class SourceCache:
                 return target
             self.folder.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=self.folder, prefix=".fetch-") as work:
-                fetched = fetch_source(source, Path(work), self.settings, self.files, _quiet,
-                                       upload_owner, token, api_key)  # fmt: skip
+                fetched = fetch_source(
+                    source,
+                    Path(work),
+                    self.settings,
+                    self.files,
+                    _quiet,
+                    upload_owner,
+                    token,
+                    api_key,
+                )
                 if not fetched.path.is_relative_to(work):
                     # Read in place (an upload in the data dir): the task still needs it there;
                     # moving it into the cache made the task's own run fail ("missing").
@@ -133,13 +142,19 @@ class OnDemandFrames:
             return self._frame(path, info, request)
 
     def _frame(self, path: Path, info: MediaInfo, request: FrameRequest) -> RenderedFrame:
-        sizing = Sizing(width=request.width, height=request.height, mode=request.fit,
-                        rotate=request.rotate, pad_color=request.pad_color)  # fmt: skip
+        sizing = Sizing(
+            width=request.width,
+            height=request.height,
+            mode=request.fit,
+            rotate=request.rotate,
+            pad_color=request.pad_color,
+        )
         width, height = target_size(info.display_size, sizing)
         limit = min(self.settings.max_output_pixels, MAX_PIXELS)
         if width * height > limit:
-            raise FrameRequestError(f"{width}x{height} is over {limit} pixels, the most an "
-                                    "on-demand thumbnail may have")  # fmt: skip
+            raise FrameRequestError(
+                f"{width}x{height} is over {limit} pixels, the most an on-demand thumbnail may have"
+            )
         seconds = request.seconds
         if seconds is None:
             seconds = (request.fraction or 0.0) * info.duration
@@ -148,5 +163,6 @@ class OnDemandFrames:
         image = render(picture, sizing)
         data = encode_bytes(image, request.image_format, None)
         hashed = placeholder(image, request.placeholder) if request.placeholder else None
-        return RenderedFrame.of(data, request.image_format.content_type, time=picture.time,
-                                placeholder=hashed)  # fmt: skip
+        return RenderedFrame.of(
+            data, request.image_format.content_type, time=picture.time, placeholder=hashed
+        )

@@ -82,10 +82,16 @@ def make_storyboard(
 
     with _scratch(settings) as work:
         made = make_thumbnails(
-            source, info, spec, Path(work), lambda _: None, readers=settings.decode_budget,
-            max_frames=settings.max_frames_per_task, max_pixels=settings.max_output_pixels,
+            source,
+            info,
+            spec,
+            Path(work),
+            lambda _: None,
+            readers=settings.decode_budget,
+            max_frames=settings.max_frames_per_task,
+            max_pixels=settings.max_output_pixels,
             refer=url,
-        )  # fmt: skip
+        )
         sheets = sorted((p for p in made if p.kind == "sprite"), key=lambda p: p.name)
         return Storyboard(
             vtt=RenderedFrame.of(

@@ -58,8 +58,9 @@ class AudioTrack:
     def _write(self, frames: list[av.AudioFrame]) -> None:
         for made in frames:
             if self.mute:  # the same samples, silent: the track keeps its length
-                silent = av.AudioFrame(format=made.format.name, layout=made.layout.name,
-                                       samples=made.samples)  # fmt: skip
+                silent = av.AudioFrame(
+                    format=made.format.name, layout=made.layout.name, samples=made.samples
+                )
                 silent.sample_rate = made.sample_rate
                 for plane in silent.planes:
                     plane.update(bytes(plane.buffer_size))

@@ -147,8 +147,9 @@ def _video_graph(
         src = graph.add_buffer(template=window.video)
     else:
         width, height = window.sdr_size
-        src = graph.add_buffer(width=width, height=height, format=av.VideoFormat("rgb24"),
-                               time_base=window.time_base)  # fmt: skip
+        src = graph.add_buffer(
+            width=width, height=height, format=av.VideoFormat("rgb24"), time_base=window.time_base
+        )
     flags = f":flags={plan.scale_flags}" if plan.scale_flags else ""
     # bwdif (FFmpeg's best field interpolator) on every frame, flagged interlaced or not
     fields = plan.deinterlace and window.sdr_size is None
@@ -180,8 +181,9 @@ def _overlay(graph: Any, node: Any, logo: LogoPlan, feeds: list[tuple[Any, Any]]
         frame = av.VideoFrame.from_ndarray(np.asarray(image.convert("RGBA")), format="rgba")
     frame.pts = 0
     frame.time_base = Fraction(1, 1000)
-    buffer = graph.add_buffer(width=frame.width, height=frame.height, format="rgba",
-                              time_base=Fraction(1, 1000))  # fmt: skip
+    buffer = graph.add_buffer(
+        width=frame.width, height=frame.height, format="rgba", time_base=Fraction(1, 1000)
+    )
     over = graph.add("overlay", logo.overlay_args())
     node.link_to(over, 0, 0)
     buffer.link_to(over, 0, 1)
@@ -237,8 +239,12 @@ def _gif(plan: EncodePlan, out: av.container.OutputContainer, progress: Progress
     try:
         feeds: list[tuple[Any, Any]] = []
         graph, src, node = _video_graph(plan, window, feeds)
-        pal = graph.add_buffer(width=palette.width, height=palette.height, format=palette.format,
-                               time_base=window.time_base)  # fmt: skip
+        pal = graph.add_buffer(
+            width=palette.width,
+            height=palette.height,
+            format=palette.format,
+            time_base=window.time_base,
+        )
         use = graph.add("paletteuse", "dither=bayer:bayer_scale=5")
         node.link_to(use, 0, 0)
         pal.link_to(use, 0, 1)

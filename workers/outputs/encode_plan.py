@@ -60,8 +60,12 @@ class EncodePlan:
         logos = tuple(LogoPlan(**logo) for logo in raw.pop("logos", ()))
         scaled = raw.pop("scaled", None)
         raw["offset"] = tuple(raw.get("offset", (0, 0)))
-        return cls(**raw, audio=AudioPlan(**audio) if audio else None, logos=logos,
-                   scaled=tuple(scaled) if scaled else None)  # fmt: skip
+        return cls(
+            **raw,
+            audio=AudioPlan(**audio) if audio else None,
+            logos=logos,
+            scaled=tuple(scaled) if scaled else None,
+        )
 
     def scale_steps(self, flags: str) -> list[tuple[str, str]]:
         """The filters that size each frame: scale, then crop or pad to the output."""

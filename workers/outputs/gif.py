@@ -64,8 +64,9 @@ def gif_command(
     )
     if spec.animated_webp:
         options = {"lossless": "0", "quality": str(spec.quality or 75)}
-        return replace(plan, codec="libwebp", pix_fmt="yuv420p", palette=False,
-                       codec_options=options)  # fmt: skip
+        return replace(
+            plan, codec="libwebp", pix_fmt="yuv420p", palette=False, codec_options=options
+        )
     return plan
 
 

@@ -52,8 +52,9 @@ class Making:
         """The format's logos, fetched and prepared (``FormatFailure`` if one cannot be)."""
         if not spec.logos:
             return []
-        return load_logos(spec.logos, self.out_dir.parent / f"logos-{self.out_dir.name}",
-                          self.fetch)  # fmt: skip
+        return load_logos(
+            spec.logos, self.out_dir.parent / f"logos-{self.out_dir.name}", self.fetch
+        )
 
     @property
     def media(self) -> MediaInfo:
@@ -111,14 +112,14 @@ def _thumbnails(spec: ThumbnailsSpec, m: Making) -> list[Product]:
 
 def _video(spec: VideoSpec, m: Making) -> list[Product]:
     s = m.settings
-    return make_video(m.source, m.media, spec, m.out_dir, m.progress, s.video_timeout,
-                      m.logos(spec))  # fmt: skip
+    return make_video(
+        m.source, m.media, spec, m.out_dir, m.progress, s.video_timeout, m.logos(spec)
+    )
 
 
 def _gif(spec: GifSpec, m: Making) -> list[Product]:
     s = m.settings
-    return make_gif(m.source, m.media, spec, m.out_dir, m.progress, s.video_timeout,
-                    m.logos(spec))  # fmt: skip
+    return make_gif(m.source, m.media, spec, m.out_dir, m.progress, s.video_timeout, m.logos(spec))
 
 
 def _metadata(spec: MetadataSpec, m: Making) -> list[Product]:

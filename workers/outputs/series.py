@@ -63,8 +63,7 @@ def make_thumbnails(
     tile = target_size(info.display_size, spec.sizing)  # CSS pixels: what the VTT says
     dpr = spec.dpr
     pixels = replace(spec.sizing, width=tile[0] * dpr, height=tile[1] * dpr, resolution=None)
-    layout = SheetLayout.plan((tile[0] * dpr, tile[1] * dpr), spec.columns, len(times),
-                              max_pixels)  # fmt: skip
+    layout = SheetLayout.plan((tile[0] * dpr, tile[1] * dpr), spec.columns, len(times), max_pixels)
     names = spec.sheet_names(layout.sheets)
     shown = names if refer is None else [refer(n, name) for n, name in enumerate(names)]
 
@@ -183,8 +182,13 @@ def _storyboard(
     tiles = []
     for k, cue in enumerate(cues):
         sheet, x, y = layout.place(k)  # where the composer put tile k, in the sheet's pixels
-        entry: dict[str, object] = {"start": round(cue.start, 3), "end": round(cue.end, 3),
-                                    "sheet": sheet, "x": x // dpr, "y": y // dpr}  # fmt: skip
+        entry: dict[str, object] = {
+            "start": round(cue.start, 3),
+            "end": round(cue.end, 3),
+            "sheet": sheet,
+            "x": x // dpr,
+            "y": y // dpr,
+        }
         if hashes[k] is not None:
             entry["placeholder"] = hashes[k]
         tiles.append(entry)
@@ -203,5 +207,10 @@ def _storyboard(
     }
     path = out_dir / name
     path.write_text(json.dumps(board, separators=(",", ":")), encoding="utf-8")
-    return Product(path=path, name=name, kind="storyboard",
-                   content_type="application/json", size=path.stat().st_size)  # fmt: skip
+    return Product(
+        path=path,
+        name=name,
+        kind="storyboard",
+        content_type="application/json",
+        size=path.stat().st_size,
+    )

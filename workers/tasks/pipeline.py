@@ -103,8 +103,9 @@ class _Run:
         self.formats = self.query.formats
 
     def _running(self, spec: FormatSpec) -> Running | None:
-        return next((m for m in self.results.made
-                     if isinstance(m, Running) and m.index == spec.index), None)  # fmt: skip
+        return next(
+            (m for m in self.results.made if isinstance(m, Running) and m.index == spec.index), None
+        )
 
     def _settle(self, spec: FormatSpec) -> None:
         """The format's ``Running`` entry removed: its files or its failure take its place."""
@@ -139,8 +140,16 @@ class _Run:
             update={"max_source_bytes": min(self.settings.max_source_bytes, MAX_LOGO_BYTES)}
         )
         hooks = self.hooks
-        fetched = fetch_source(url, folder, capped, self.files, _ignore, hooks.upload_owner,
-                               hooks.task_token, hooks.api_key)  # fmt: skip
+        fetched = fetch_source(
+            url,
+            folder,
+            capped,
+            self.files,
+            _ignore,
+            hooks.upload_owner,
+            hooks.task_token,
+            hooks.api_key,
+        )
         return fetched.path
 
     def make_all(
@@ -173,8 +182,7 @@ class _Run:
                     entry.percent = 100.0 * min(1.0, max(0.0, fraction))
                     self.hooks.progress(TaskStatus.ENCODING, 100.0 * (done + fraction) / total)
 
-                making = Making(source, info, out_dir, progress, settings, reader,
-                                self.fetch_logo)  # fmt: skip
+                making = Making(source, info, out_dir, progress, settings, reader, self.fetch_logo)
                 fault = self.hooks.format_fault(spec)
                 fatal: OutputFailed | None = None
                 if fault is not None:
@@ -263,15 +271,26 @@ def run_query(
     hooks.live(run.results)
 
     def fetch(url: str, folder: Path) -> FetchedSource:
-        return fetch_source(url, folder, settings, files,
-                            lambda _: hooks.progress(TaskStatus.DOWNLOADING, 0.0),
-                            hooks.upload_owner, hooks.task_token, hooks.api_key)  # fmt: skip
+        return fetch_source(
+            url,
+            folder,
+            settings,
+            files,
+            lambda _: hooks.progress(TaskStatus.DOWNLOADING, 0.0),
+            hooks.upload_owner,
+            hooks.task_token,
+            hooks.api_key,
+        )
 
     with hooks.stage("download"):
         if query.stitch:
-            fetched = stitched_source(query.stitch, work, settings, fetch,
-                                      lambda part: hooks.progress(TaskStatus.DOWNLOADING,
-                                                                  100 * part))  # fmt: skip
+            fetched = stitched_source(
+                query.stitch,
+                work,
+                settings,
+                fetch,
+                lambda part: hooks.progress(TaskStatus.DOWNLOADING, 100 * part),
+            )
         else:
             fetched = fetch(query.source, work)
     info: MediaInfo | None = None

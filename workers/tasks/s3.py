@@ -79,8 +79,9 @@ def destination_storage(
     shown = destination.url.encode("unicode_escape").decode("ascii")
     try:
         location, user, password = parse_s3_url(destination.url, settings)
-        creds = credentials(location, destination.key or user, destination.secret or password,
-                            settings, api_key)  # fmt: skip
+        creds = credentials(
+            location, destination.key or user, destination.secret or password, settings, api_key
+        )
     except ValueError as exc:
         raise FormatFailure(f"destination {shown}: {exc}") from None
     if creds.anonymous:

@@ -115,8 +115,7 @@ def _download(
     cap = settings.max_source_bytes
     policy = settings.egress
     deadline = settings.download_deadline
-    late = (f"source {url}: not downloaded within {deadline:g} s "
-            "(QTHUMB_DOWNLOAD_DEADLINE)")  # fmt: skip
+    late = f"source {url}: not downloaded within {deadline:g} s (QTHUMB_DOWNLOAD_DEADLINE)"
     started = time.monotonic()
     client = httpx.Client(timeout=timeout)
     # A source that trickles (a byte now and then, never idle past the read timeout) would hold
@@ -137,10 +136,14 @@ def _download(
         with (
             client,
             guarded_stream(
-                client, "GET", url, policy, max_redirects=settings.max_redirects,
+                client,
+                "GET",
+                url,
+                policy,
+                max_redirects=settings.max_redirects,
                 headers={"User-Agent": "qthumb"},
             ) as response,
-        ):  # fmt: skip
+        ):
             if response.status_code != 200:
                 raise SourceError(f"source: HTTP {response.status_code} from {url}")
             declared = response.headers.get("content-length")

@@ -59,15 +59,31 @@ def stitched_source(
             rate = info.frame_rate or rate
             width, height = (max(2, side // 2 * 2) for side in info.display_size)
         audio = audio or info.has_audio
-        plans.append(PiecePlan(path=str(fetched.path), start=piece.start_time, length=length,
-                               first=info.start_time, display_size=info.display_size,
-                               rotation=info.rotation, max_pixels=info.max_pixels))  # fmt: skip
+        plans.append(
+            PiecePlan(
+                path=str(fetched.path),
+                start=piece.start_time,
+                length=length,
+                first=info.start_time,
+                display_size=info.display_size,
+                rotation=info.rotation,
+                max_pixels=info.max_pixels,
+            )
+        )
     out = work / "stitched.mkv"
-    plan = StitchPlan(out=str(out), width=width, height=height, rate=rate, audio=audio,
-                      pieces=tuple(plans))  # fmt: skip
+    plan = StitchPlan(
+        out=str(out), width=width, height=height, rate=rate, audio=audio, pieces=tuple(plans)
+    )
     try:
-        run_child("workers.media.stitching", plan.to_json(), total, progress,
-                  settings.video_timeout, "stitched source", failure=MediaError)  # fmt: skip
+        run_child(
+            "workers.media.stitching",
+            plan.to_json(),
+            total,
+            progress,
+            settings.video_timeout,
+            "stitched source",
+            failure=MediaError,
+        )
     except MemoryError:
         raise TaskFailure(f"stitch: {memory_failure(settings)}", transient=True) from None
     return FetchedSource(path=out, size=out.stat().st_size)

@@ -51,12 +51,22 @@ def without_upscale(query: Query, info: MediaInfo) -> tuple[tuple[FormatSpec, ..
             assert isinstance(spec, SizedSpec)
             sizing = replace(spec.sizing, width=None, height=None, resolution=None)
             kept.append(replace(spec, sizing=sizing))
-            notices.append(Notice(f"{where} made at the source's size",
-                                  f"{aw}x{ah} is larger than the {sw}x{sh} source and every "
-                                  "video output is: the first is made at the source's size "
-                                  "(upscale: 0)", tag))  # fmt: skip
+            notices.append(
+                Notice(
+                    f"{where} made at the source's size",
+                    f"{aw}x{ah} is larger than the {sw}x{sh} source and every "
+                    "video output is: the first is made at the source's size "
+                    "(upscale: 0)",
+                    tag,
+                )
+            )
             continue
-        notices.append(Notice(f"{where} not made",
-                              f"{aw}x{ah} is larger than the {sw}x{sh} source (upscale: 0; "
-                              "set upscale: 1 to make it)", tag))  # fmt: skip
+        notices.append(
+            Notice(
+                f"{where} not made",
+                f"{aw}x{ah} is larger than the {sw}x{sh} source (upscale: 0; "
+                "set upscale: 1 to make it)",
+                tag,
+            )
+        )
     return tuple(kept), notices
