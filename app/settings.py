@@ -11,10 +11,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
-from qthumb.app.egress import MAX_REDIRECTS, EgressPolicy
+from qthumb.app.egress import EgressPolicy
+from qthumb.app.settings_limits import LimitSettings
+from qthumb.app.settings_s3 import S3Settings
 
 CommaList = Annotated[list[str], NoDecode]
 # What Qencode's SDKs send and qthumb accepts as an api_key (a longer or shorter one is
@@ -29,37 +31,10 @@ def _split_commas(value: object) -> object:
     return value
 
 
-class S3Grant(BaseModel):
-    """One entry of ``QTHUMB_S3_CREDENTIALS``: the key and secret qthumb signs with for an
-    endpoint (or one bucket of it), or ``"ambient"``: the process's own identity (environment,
-    ``~/.aws``, an instance or pod role), which qthumb otherwise never lends to a query;
-    ``api_keys``: the API keys whose queries may use it (absent: every key)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    key: str = ""
-    secret: str = ""
-    ambient: bool = False
-    api_keys: tuple[str, ...] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _ambient_word(cls, value: object) -> object:
-        return {"ambient": True} if value == "ambient" else value
-
-    @model_validator(mode="after")
-    def _one_identity(self) -> S3Grant:
-        if self.ambient == bool(self.key and self.secret) or bool(self.key) != bool(self.secret):
-            raise ValueError('an entry is {"key": …, "secret": …} or "ambient"')
-        return self
-
-    def allows(self, api_key: str | None) -> bool:
-        """``None``: the operator (qthumb's own store, the offline commands)."""
-        return api_key is None or self.api_keys is None or api_key in self.api_keys
-
-
-class Settings(BaseSettings):
-    """Every knob of qthumb. Environment variables carry the ``QTHUMB_`` prefix."""
+class Settings(LimitSettings, S3Settings):
+    """Every knob of qthumb. Environment variables carry the ``QTHUMB_`` prefix. The limits on
+    what one source, query or request may cost are in ``app.settings_limits``, the S3 ones in
+    ``app.settings_s3``."""
 
     model_config = SettingsConfigDict(env_prefix="QTHUMB_", extra="ignore")
 
@@ -145,79 +120,6 @@ class Settings(BaseSettings):
         "then one every 60/N s) to access_token and the console's sign-in before it is answered "
         "429 with Retry-After; 0: no limit.",
     )
-    storage_ttl: float = Field(
-        default=24 * 3600, gt=0, description="Seconds temporary-storage results are kept."
-    )
-    max_source_bytes: int = Field(
-        default=20 * 1024**3, gt=0, description="Largest source download, in bytes."
-    )
-    source_connect_timeout: float = Field(
-        default=10.0, gt=0, description="Seconds to connect to a source host."
-    )
-    source_read_timeout: float = Field(
-        default=60.0, gt=0, description="Seconds without a byte from a source before giving up."
-    )
-    download_deadline: float = Field(
-        default=600.0,
-        gt=0,
-        description="Seconds one source download may take in all (a source that trickles bytes"
-        " under the read timeout fails here), past it by at most the read timeout.",
-    )
-    max_redirects: int = Field(
-        default=MAX_REDIRECTS,
-        ge=0,
-        le=50,
-        description="Redirects a source download follows at most.",
-    )
-    max_source_seconds: float = Field(
-        default=24 * 3600, gt=0, description="Longest source accepted, in seconds."
-    )
-    max_frames_per_task: int = Field(
-        default=100_000, ge=1, description="Most frames (thumbnails and tiles) one task may ask."
-    )
-    max_output_pixels: int = Field(
-        default=64_000_000, ge=1, description="Most pixels of one output image or video frame."
-    )
-    max_format_pixels: int = Field(
-        default=10_000_000_000,
-        ge=1,
-        description="Most pixels one format may make in all: frames x pixels of each, for a"
-        " gif or animated WebP and for a series of thumbnails alike (a 7900x7900 gif of 600"
-        " frames is 37.4G).",
-    )
-    max_source_pixels: int = Field(
-        default=40_000_000,
-        ge=1,
-        description="Most pixels in one frame of a source video (8K is 35.4M): a larger one "
-        "fails before any frame is decoded, and so does a stream that grows past it.",
-    )
-    max_formats: int = Field(default=100, ge=1, description="Most formats in one query.")
-    on_demand_source_cache_bytes: int = Field(
-        default=2 * 1024**3,
-        ge=0,
-        description="Bytes of task sources the API keeps on disk for thumbnails on demand "
-        "(least recently used out).",
-    )
-    on_demand_result_cache_bytes: int = Field(
-        default=64 * 1024**2,
-        ge=0,
-        description="Bytes of encoded on-demand thumbnails kept in memory by each API process.",
-    )
-    on_demand_concurrency: int = Field(
-        default_factory=lambda: max(2, os.cpu_count() or 1),
-        ge=1,
-        description="Frames on demand made at once by each API process (default: its cores, "
-        "at least 2), in threads of their own, apart from the Qencode API's.",
-    )
-    on_demand_queue: int = Field(
-        default=32,
-        ge=0,
-        description="Frames on demand that may wait for a place; past it a request is "
-        "answered 503 with Retry-After at once.",
-    )
-    max_request_bytes: int = Field(
-        default=1024 * 1024, ge=1024, description="Largest API request body (uploads aside)."
-    )
     max_active_tasks_per_key: int = Field(
         default=1000, ge=1, description="Queued and running tasks one API key may have at once."
     )
@@ -251,31 +153,6 @@ class Settings(BaseSettings):
     )
     shutdown_timeout: float = Field(
         default=30.0, gt=0, description="Seconds running tasks get to finish on SIGTERM."
-    )
-    s3_insecure_endpoints: CommaList = Field(
-        default_factory=list,
-        description="host:port S3 endpoints reached over plain HTTP (e.g. a MinIO on "
-        "127.0.0.1:9000); every other endpoint is HTTPS.",
-    )
-    s3_credentials: dict[str, S3Grant] = Field(
-        default_factory=dict,
-        description="JSON map of S3 endpoint (host:port, or host:port/bucket for one bucket) to"
-        ' the credentials for s3:// sources and destinations that carry none: {"key": …,'
-        ' "secret": …}, optionally "api_keys": [...] (the keys whose queries may use them), or'
-        ' "ambient" (the process\'s own AWS identity; never lent otherwise), e.g.'
-        ' {"127.0.0.1:9000": {"key": "K", "secret": "S"}}.',
-    )
-    s3_max_attempts: int = Field(
-        default=4, ge=1, description="Tries of one S3 request on timeouts and 5xx (backoff)."
-    )
-    s3_connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to reach S3.")
-    s3_read_timeout: float = Field(
-        default=60.0, gt=0, description="Seconds without an answer from S3 before a retry."
-    )
-    s3_multipart_threshold: int = Field(
-        default=8 * 1024 * 1024,
-        ge=5 * 1024 * 1024,
-        description="Bytes above which uploads are multipart (also the part size).",
     )
     callback_attempts: int = Field(
         default=5, ge=1, description="Tries of one callback delivery (backoff doubles)."
@@ -375,20 +252,6 @@ class Settings(BaseSettings):
                     "letters, digits, '_' or '-'"
                 )
         return value
-
-    @field_validator("s3_credentials")
-    @classmethod
-    def _grant_places(cls, value: dict[str, S3Grant]) -> dict[str, S3Grant]:
-        return {place.lower().strip("/"): grant for place, grant in value.items()}
-
-    def s3_grant(self, netloc: str, bucket: str, api_key: str | None) -> S3Grant | None:
-        """The entry of ``s3_credentials`` for ``bucket`` at ``netloc`` that ``api_key`` may
-        use: the bucket's own first, then the endpoint's."""
-        for place in (f"{netloc}/{bucket}".lower(), netloc.lower()):
-            grant = self.s3_credentials.get(place)
-            if grant is not None and grant.allows(api_key):
-                return grant
-        return None
 
     @field_validator("profiles")
     @classmethod

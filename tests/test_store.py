@@ -18,7 +18,7 @@ from qthumb.app.tasks.db import Database, PostgresDatabase, SqliteDatabase
 from qthumb.app.tasks.model import TaskStatus
 from qthumb.app.tasks.results import FormatFailed, Notice, Results, Running, StoredFile
 from qthumb.app.tasks.schema import MIGRATIONS
-from qthumb.app.tasks.store import SqlTaskStore
+from qthumb.app.tasks.sql_store import SqlTaskStore
 from tests.engines import Engines
 
 

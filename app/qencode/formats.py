@@ -19,14 +19,13 @@ from typing import Any, ClassVar
 
 from qthumb.app.errors import BadQuery, FieldRequired
 from qthumb.app.qencode.image_naming import image_encoding, named_sheet
+from qthumb.app.qencode.logos import Logo, logos
 from qthumb.app.qencode.query_values import (
     Destination,
     ImageFormat,
-    Logo,
     Placeholder,
     Sizing,
     flag,
-    logos,
     opt_float,
     opt_int,
     placeholder,
@@ -297,9 +296,13 @@ class GifSpec(SizedSpec):
 
     @classmethod
     def parse(cls, obj: dict[str, Any], path: str, common: dict[str, Any]) -> GifSpec:
-        fields = {**common, "sizing": sizing(obj, path), "video": video_settings(obj, path),
-                  "logos": logos(obj.get("logo"), f"{path}.logo"),
-                  "deinterlace": flag(obj.get("deinterlace"), f"{path}.deinterlace")}  # fmt: skip
+        fields = {
+            **common,
+            "sizing": sizing(obj, path),
+            "video": video_settings(obj, path),
+            "logos": logos(obj.get("logo"), f"{path}.logo"),
+            "deinterlace": flag(obj.get("deinterlace"), f"{path}.deinterlace"),
+        }
         value = obj.get("image_format")
         name = "" if value is None else str(value).lower().strip()
         if name not in ("", "gif", "webp"):

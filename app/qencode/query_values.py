@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from qthumb.app.egress import url_problem
 from qthumb.app.errors import BadQuery, FieldRequired
 
 MAX_SIDE = 16_000
@@ -51,8 +50,13 @@ class ImageFormat(StrEnum):
 
 # What a file name's extension (lower case, no dot) says about the image it holds: for a
 # query's file_extension or destination, a /v1/thumbnail.<ext> URL and an offline OUT file.
-IMAGE_EXTENSIONS = {"png": ImageFormat.PNG, "jpg": ImageFormat.JPG, "jpeg": ImageFormat.JPG,
-                    "webp": ImageFormat.WEBP, "avif": ImageFormat.AVIF}  # fmt: skip
+IMAGE_EXTENSIONS = {
+    "png": ImageFormat.PNG,
+    "jpg": ImageFormat.JPG,
+    "jpeg": ImageFormat.JPG,
+    "webp": ImageFormat.WEBP,
+    "avif": ImageFormat.AVIF,
+}
 
 
 @dataclass(frozen=True)
@@ -78,20 +82,6 @@ class Sizing:
     rotate: int = 0
     aspect: float | None = None
     pad_color: tuple[int, int, int] = (0, 0, 0)  # ``pad``: the letterbox's colour
-
-
-@dataclass(frozen=True)
-class Logo:
-    """A watermark (``logo``): an image drawn over the output at ``x``, ``y`` (negative: from
-    the right or bottom edge), ``opacity`` 0-1, from ``start_time`` for ``duration`` seconds
-    of the output (None: from its start, to its end)."""
-
-    source: str
-    x: int = 0
-    y: int = 0
-    opacity: float = 1.0
-    start_time: float | None = None
-    duration: float | None = None
 
 
 # Set while a strict check runs (``coerced_values``): what a reader coerced, by path.
@@ -146,7 +136,7 @@ def shown(value: object) -> str:
     return text if len(text) <= 100 else f"{text[:100]}…"
 
 
-def _opt_number(obj: dict[str, Any], key: str, path: str) -> float | None:
+def opt_number(obj: dict[str, Any], key: str, path: str) -> float | None:
     """An optional number: absent, ``null`` and ``""`` (noted as a coercion) are ``None``."""
     value = obj.get(key)
     if value == "":
@@ -159,7 +149,7 @@ def _opt_number(obj: dict[str, Any], key: str, path: str) -> float | None:
 def opt_float(
     obj: dict[str, Any], key: str, path: str, *, minimum: float, exclusive: bool = False
 ) -> float | None:
-    number = _opt_number(obj, key, path)
+    number = opt_number(obj, key, path)
     if number is None:
         return None
     if number < minimum or (exclusive and number == minimum):
@@ -169,7 +159,7 @@ def opt_float(
 
 
 def opt_int(obj: dict[str, Any], key: str, path: str, *, minimum: int) -> int | None:
-    number = _opt_number(obj, key, path)
+    number = opt_number(obj, key, path)
     if number is None:
         return None
     if not number.is_integer():
@@ -246,18 +236,37 @@ def sizing(obj: dict[str, Any], path: str) -> Sizing:
     if rotate not in ROTATIONS:
         raise BadQuery(f"{path}.rotate must be 90, 180 or 270, got {rotate}")
     aspect = aspect_ratio(obj.get("aspect_ratio"), f"{path}.aspect_ratio")
-    return Sizing(width=width, height=height, resolution=resolution, mode=mode, rotate=rotate,
-                  aspect=aspect, pad_color=pad_color)  # fmt: skip
+    return Sizing(
+        width=width,
+        height=height,
+        resolution=resolution,
+        mode=mode,
+        rotate=rotate,
+        aspect=aspect,
+        pad_color=pad_color,
+    )
 
 
 # CSS's basic colour keywords, for ``pad_color``; anything else is hex.
 _COLOUR_NAMES = {
-    "black": "000000", "white": "ffffff", "gray": "808080", "grey": "808080",
-    "silver": "c0c0c0", "red": "ff0000", "maroon": "800000", "yellow": "ffff00",
-    "olive": "808000", "lime": "00ff00", "green": "008000", "aqua": "00ffff",
-    "teal": "008080", "blue": "0000ff", "navy": "000080", "fuchsia": "ff00ff",
+    "black": "000000",
+    "white": "ffffff",
+    "gray": "808080",
+    "grey": "808080",
+    "silver": "c0c0c0",
+    "red": "ff0000",
+    "maroon": "800000",
+    "yellow": "ffff00",
+    "olive": "808000",
+    "lime": "00ff00",
+    "green": "008000",
+    "aqua": "00ffff",
+    "teal": "008080",
+    "blue": "0000ff",
+    "navy": "000080",
+    "fuchsia": "ff00ff",
     "purple": "800080",
-}  # fmt: skip
+}
 _HEX_RE = re.compile(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 
 
@@ -322,46 +331,7 @@ def aspect_ratio(value: object, path: str) -> float | None:
     return ratio
 
 
-def logos(value: object, path: str) -> tuple[Logo, ...]:
-    """``logo``: one object or a list of them (one a time range), each with a ``source``."""
-    items = _objects(value, path, "a source")
-    if len(items) > MAX_LOGOS:
-        raise BadQuery(f"{path} has {len(items)} logos; at most {MAX_LOGOS}")
-    found = []
-    for item, where in items:
-        source = item.get("source")
-        if source is None or source == "":
-            raise FieldRequired(f"{where}.source")
-        if not isinstance(source, str):
-            raise BadQuery(f"{where}.source must be a URL")
-        web = url_scheme(source) in ("http", "https")  # checked as a query's source is
-        problem = url_problem(source.strip()) if web else ""
-        if problem:
-            raise BadQuery(f"{where}.source: {problem}")
-        opacity = _opt_number(item, "opacity", where)
-        if opacity is not None and not 0 <= opacity <= 1:
-            raise BadQuery(f"{where}.opacity must be between 0 and 1, got {opacity:g}")
-        x, y = (_opt_number(item, side, where) for side in ("x", "y"))
-        for side, number in (("x", x), ("y", y)):
-            if number is not None and (not number.is_integer() or abs(number) > MAX_SIDE):
-                raise BadQuery(f"{where}.{side} must be whole pixels within {MAX_SIDE}")
-        found.append(
-            Logo(
-                source=source.strip(),
-                x=int(x or 0),
-                y=int(y or 0),
-                opacity=1.0 if opacity is None else opacity,
-                start_time=opt_float(item, "start_time", where, minimum=0.0),
-                duration=opt_float(item, "duration", where, minimum=0.0, exclusive=True),
-            )
-        )
-    return tuple(found)
-
-
-MAX_LOGOS = 8
-
-
-def _objects(value: object, path: str, holding: str) -> list[tuple[dict[str, Any], str]]:
+def objects(value: object, path: str, holding: str) -> list[tuple[dict[str, Any], str]]:
     """A field Qencode takes as one object or a list of them (``destination``, ``logo``):
     each object with its path; absent, ``""``, ``{}`` and ``[]`` are none."""
     if value is None or value == "" or value == {} or value == []:
@@ -378,7 +348,7 @@ def _objects(value: object, path: str, holding: str) -> list[tuple[dict[str, Any
 
 def destinations(value: object, path: str) -> tuple[Destination, ...]:
     result = []
-    for item, item_path in _objects(value, path, "a url"):
+    for item, item_path in objects(value, path, "a url"):
         url = item.get("url")
         if not isinstance(url, str) or not url.strip():
             raise FieldRequired(f"{item_path}.url")

@@ -19,7 +19,7 @@ from qthumb.app.tasks.db import Database, PostgresDatabase, SqliteDatabase
 from qthumb.app.tasks.outbox import CallbackOutbox
 from qthumb.app.tasks.queue import HueyQueue
 from qthumb.app.tasks.schema import MIGRATIONS
-from qthumb.app.tasks.store import SqlTaskStore
+from qthumb.app.tasks.sql_store import SqlTaskStore
 
 
 @dataclass

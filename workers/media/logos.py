@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from qthumb.app.qencode.query_values import Logo
+from qthumb.app.qencode.logos import Logo
 from qthumb.workers.failures import FormatFailure, TaskFailure
 from qthumb.workers.outputs.encode_plan import LogoPlan
 

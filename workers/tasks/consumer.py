@@ -28,7 +28,8 @@ from qthumb.app.process.orphans import children_die_with_this_process, die_with_
 from qthumb.app.redact import setup_logging
 from qthumb.app.settings import Settings, settings_or_exit
 from qthumb.app.tasks.backends import build
-from qthumb.workers.tasks.task_run import clear_stale_work, run_task, worker_id
+from qthumb.workers.tasks.task_run import run_task
+from qthumb.workers.tasks.work_folders import clear_stale_work, worker_id
 
 log = logging.getLogger("qthumb.worker")
 
@@ -98,8 +99,12 @@ def run_consumer(settings: Settings, workers: int) -> None:
     consumer._create_process = create_deaf_process  # also those started after one died
     for process in [consumer.scheduler, *(p for _, p in consumer.worker_threads)]:
         process.start = _born_deaf(process.start)
-    log.info("worker pool: %d processes (%d a key at most); %s", settings.pool_processes,
-             settings.per_key, "; ".join(backends.describe()))  # fmt: skip
+    log.info(
+        "worker pool: %d processes (%d a key at most); %s",
+        settings.pool_processes,
+        settings.per_key,
+        "; ".join(backends.describe()),
+    )
     consumer.run()
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import socket
@@ -24,7 +23,6 @@ from types import TracebackType
 from qthumb.app.errors import QencodeError
 from qthumb.app.memory import give_back_memory
 from qthumb.app.metrics import instruments
-from qthumb.app.process.orphans import pid_alive
 from qthumb.app.qencode.formats import FormatSpec
 from qthumb.app.qencode.query import Destination, Query, ignored_fields, parse_query
 from qthumb.app.qencode.wire import format_tag
@@ -44,6 +42,7 @@ from qthumb.workers.media.probe import MediaInfo
 from qthumb.workers.tasks.pipeline import Hooks, run_query, secrets_of
 from qthumb.workers.tasks.s3 import destination_storage
 from qthumb.workers.tasks.storage import Storage, temporary_storage
+from qthumb.workers.tasks.work_folders import work_folder
 
 log = logging.getLogger("qthumb.worker")
 
@@ -112,8 +111,9 @@ class TaskRun:
         for fault in self.faults:
             seconds = self.settings.scaled(fault.hold.get(status.value, 0.0))
             if seconds:
-                log.warning("task %s: fault holds it %g s while %s", self.token, seconds,
-                            status.value)  # fmt: skip
+                log.warning(
+                    "task %s: fault holds it %g s while %s", self.token, seconds, status.value
+                )
                 until = time.monotonic() + seconds
                 while time.monotonic() < until:  # the heartbeat goes on meanwhile
                     if self.beat is not None and self.beat.lost:
@@ -264,9 +264,14 @@ def _run_claimed(
         if again and store.requeue(token, attempt, time.time() + delay):  # due then
             queue.enqueue(token, delay=delay)
             outcome = "retried"
-            log.warning("task %s: %s; tried again in %g s (attempt %d of %d)", token,
-                        redact(exc.description, run.secrets), delay, attempt + 1,
-                        settings.max_attempts)  # fmt: skip
+            log.warning(
+                "task %s: %s; tried again in %g s (attempt %d of %d)",
+                token,
+                redact(exc.description, run.secrets),
+                delay,
+                attempt + 1,
+                settings.max_attempts,
+            )
             return
         _failed(settings, store, queue, outbox, run, exc.description, exc.transient)
     except (KeyboardInterrupt, SystemExit):
@@ -304,8 +309,13 @@ def ignored_notices(task: TaskRecord, query: Query) -> list[Notice]:
         if index >= len(query.formats):
             index = 0
         tag = format_tag(query.formats[index].output, index)
-        notices.append(Notice(f"{path} ignored", "qthumb does not act on this field; the "
-                              "output was made without it", tag))  # fmt: skip
+        notices.append(
+            Notice(
+                f"{path} ignored",
+                "qthumb does not act on this field; the output was made without it",
+                tag,
+            )
+        )
     return notices
 
 
@@ -338,8 +348,9 @@ def _failed(
     task = run.task
     if transient and run.query is not None and run.query.retry_on_error and not task.retry_of:
         failing = replace(task, error_description=description)
-        notices, event = start_retry(settings, store, queue, outbox, failing, run.query,
-                                     time.time())  # fmt: skip
+        notices, event = start_retry(
+            settings, store, queue, outbox, failing, run.query, time.time()
+        )
         run.results.warnings += notices
         events.append(event)
     _end(store, outbox, run, TaskStatus.ERROR, description, events)
@@ -363,36 +374,3 @@ def _end(
         return True
     log.warning("task %s: result of attempt %d not recorded (claim lost)", run.token, run.attempt)
     return False
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def work_folder(settings: Settings, token: str, attempt: int) -> Path:
-    """Where one attempt works, on this machine: ``<work dir>/<token>-<attempt>``."""
-    return settings.work_dir / f"{token}-{attempt}"
-
-
-def clear_stale_work(settings: Settings, store: TaskStore) -> None:
-    """Remove work folders left by attempts that no live process on this machine runs (a
-    SIGKILLed pool, a machine that rebooted). Folders of live attempts are kept, so several
-    pools may share one data dir."""
-    if not settings.work_dir.is_dir():
-        return
-    host = socket.gethostname()
-    for folder in settings.work_dir.iterdir():
-        token, _, attempt = folder.name.rpartition("-")
-        task = store.get(token) if attempt.isdigit() else None
-        owner = (task.worker_id or "") if task is not None else ""
-        owner_host, _, owner_pid = owner.rpartition(":")
-        alive = (
-            task is not None
-            and task.status.running
-            and task.attempts == int(attempt)
-            and owner_host == host
-            and owner_pid.isdigit()
-            and pid_alive(int(owner_pid))
-        )
-        if not alive:
-            shutil.rmtree(folder, ignore_errors=True)
