@@ -62,6 +62,7 @@ test: system-test lint tests/js/node_modules/.package-lock.json
 
 # The documentation site, into site/: strict (a broken link or a missing page fails), offline.
 docs: $(VENV)/.test-installed
+	@scripts/system-packages.sh ffmpeg:ffmpeg /usr/bin/chromium:chromium
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 $(VENV)/.bench-installed: pyproject.toml $(VENV)/.test-installed

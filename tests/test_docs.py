@@ -65,11 +65,19 @@ def test_the_site_builds_strictly_and_lists_every_setting(tmp_path: Path):
     for picture in made.iterdir():
         with Image.open(picture) as image:
             sizes[picture.name] = image.size
+    console = {name: sizes.pop(name) for name in list(sizes) if name.startswith("console-")}
     assert sizes == {"thumbnail.jpg": (320, 180), "crop.jpg": (180, 180), "pad.jpg": (180, 180),
                      "rotate.jpg": (180, 320), "sprite.jpg": (640, 144),
                      "animation.gif": (240, 135)}, sizes  # fmt: skip
     outputs = (site / "outputs" / "index.html").read_text()
     assert all(f'src="../images/made/{name}"' in outputs for name in sizes)
+    # the console page's, taken by Chromium from a real qthumb (docs/_hooks/console_pictures.py)
+    assert set(console) == {"console-tasks.png", "console-task.png", "console-playground.png"}
+    assert all(size == (1000, 760) for size in console.values()), console
+    with Image.open(made / "console-task.png") as task:  # the sprite's preview is on it
+        assert len(task.convert("RGB").getcolors(1 << 20) or []) > 1000  # a picture, not a page
+    page_html = (site / "console" / "index.html").read_text()
+    assert all(f'src="../images/made/{name}"' in page_html for name in console)
 
 
 def test_curl_session_works_as_pasted(tmp_path: Path):
