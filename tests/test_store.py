@@ -184,15 +184,21 @@ def test_rows_with_absolute_urls_read_back_the_same_and_locations_follow_the_api
            "meta": None}  # fmt: skip
     new = {**old, "index": 1, "location": f"/storage/{token}/1/thumbnail.png"}
     del new["url"]
-    outputs = {"version": 2, "made": [{"file": old}, {"file": new}], "warnings": []}
+    # rows written now: a typed location (a path on the API, or an absolute URL)
+    typed = {**new, "index": 2, "location": {"on_api": f"/storage/{token}/2/thumbnail.png"}}
+    bucket = {**new, "index": 3, "location": {"url": "http://bucket.example/b/x.png"}}
+    outputs = {"version": 2, "made": [{"file": f} for f in (old, new, typed, bucket)],
+               "warnings": []}  # fmt: skip
     database.execute("UPDATE tasks SET outputs = ? WHERE token = ?", (json.dumps(outputs), token))
     task = store.get(token)
     assert task is not None
     for base in ("http://one.example", "https://two.example/qthumb"):
         urls = [i["url"] for i in status_object(task, base)["images"]]
-        assert urls == [old["url"], f"{base}/storage/{token}/1/thumbnail.png"]
+        on_api = [f"{base}/storage/{token}/{n}/thumbnail.png" for n in (1, 2)]
+        assert urls == [old["url"], *on_api, "http://bucket.example/b/x.png"]
         assert status_object(task, base)["status_url"] == f"{base}/v1/status"
     assert [i["url"] for i in status_object(task, None)["images"]][1].startswith("/storage/")
+    assert Results.from_json(task.results.to_json()) == task.results  # typed both ways
 
 
 def test_claim_returns_the_row_with_the_query_the_api_parsed(database: Database):

@@ -9,14 +9,14 @@ from typing import Any
 
 from qthumb.app.qencode.formats import array_of
 from qthumb.app.tasks.model import TaskRecord, TaskStatus
-from qthumb.app.tasks.results import FormatFailed, Results, Running, StoredFile, absolute_url
+from qthumb.app.tasks.results import FormatFailed, Results, Running, StoredFile
 
 ARRAYS = ("images", "videos", "audios", "texts")
 
 
 def _file_entry(item: StoredFile, tag: str, base_url: str | None) -> dict[str, Any]:
     entry: dict[str, Any] = {
-        "url": absolute_url(item.location, base_url),
+        "url": item.location.absolute(base_url),
         "tag": tag,
         "user_tag": item.user_tag,
         "profile": None,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qthumb.app.settings import Settings
-from qthumb.app.storage.objects import FileError, LocalObjects, Objects, read_all
+from qthumb.app.storage.objects import FileError, LocalObjects, Location, Objects, read_all
 from qthumb.app.tasks.model import is_token
 
 if TYPE_CHECKING:  # tuspyserver brings FastAPI: imported where uploads are served, not here
@@ -48,9 +48,9 @@ def result_path(token: str, index: int | str, name: str) -> str | None:
     return f"{token}/{int(index)}/{name}"
 
 
-def result_location(token: str, index: int, name: str) -> str:
+def result_location(token: str, index: int, name: str) -> Location:
     """Where the API serves a result: a path, made absolute by whichever API answers."""
-    return f"/storage/{token}/{index}/{name}"
+    return Location(on_api=f"/storage/{token}/{index}/{name}")
 
 
 class Files:

@@ -32,6 +32,33 @@ class StoreUnavailable(FileError):
 
 
 @dataclass(frozen=True)
+class Location:
+    """Where a stored file is, told by its type: ``on_api``, a path on whichever API serves
+    qthumb's temporary storage (``/storage/…``), made absolute at the edge from that API's own
+    public URL, so no worker needs to know it; or ``url``, absolute already (a user's bucket;
+    a ``file:`` URI offline). Exactly one is set."""
+
+    url: str = ""
+    on_api: str = ""
+
+    def absolute(self, base_url: str | None) -> str:
+        """The URL a client is given: a path on the API under ``base_url`` (the public URL of
+        the API answering; None: the path as it is), an absolute URL as it is."""
+        if self.on_api and base_url is not None:
+            return f"{base_url.rstrip('/')}{self.on_api}"
+        return self.on_api or self.url
+
+    @classmethod
+    def from_json(cls, value: object) -> Location:
+        """As ``dataclasses.asdict`` wrote it; or one string, as task rows held it before
+        locations were typed: a result path on the API, or an absolute URL."""
+        if isinstance(value, dict):
+            return cls(url=str(value.get("url") or ""), on_api=str(value.get("on_api") or ""))
+        text = str(value or "")
+        return cls(on_api=text) if text.startswith("/storage/") else cls(url=text)
+
+
+@dataclass(frozen=True)
 class ObjectStat:
     size: int
     local_path: Path | None = None  # set when the object is a file on this machine's disk
@@ -58,7 +85,7 @@ class Objects(Protocol):
     def remove(self, key: str) -> None:
         """One object, if it is there."""
 
-    def location(self, key: str) -> str:
+    def location(self, key: str) -> Location:
         """Where the object is, as an absolute URL (``file:``, or the bucket's endpoint)."""
 
     def storage_info(self, key: str) -> dict[str, Any] | None:
@@ -142,8 +169,8 @@ class LocalObjects:
     def remove(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
 
-    def location(self, key: str) -> str:
-        return self.path(key).resolve().as_uri()
+    def location(self, key: str) -> Location:
+        return Location(url=self.path(key).resolve().as_uri())
 
     def storage_info(self, key: str) -> dict[str, Any] | None:
         return None

@@ -15,7 +15,7 @@ from typing import Any
 
 from qthumb.app.egress import EgressPolicy
 from qthumb.app.settings import Settings
-from qthumb.app.storage.objects import CHUNK, FileError, ObjectStat, StoreUnavailable
+from qthumb.app.storage.objects import CHUNK, FileError, Location, ObjectStat, StoreUnavailable
 from qthumb.app.storage.s3 import (
     S3Credentials,
     S3Location,
@@ -157,8 +157,8 @@ class S3Objects:
         except s3_errors() as exc:
             raise self._failed(self.full_key(key), exc) from None
 
-    def location(self, key: str) -> str:
-        return self.bucket_location.url(self.full_key(key))
+    def location(self, key: str) -> Location:
+        return Location(url=self.bucket_location.url(self.full_key(key)))
 
     def storage_info(self, key: str) -> dict[str, Any] | None:
         where, full = self.bucket_location, self.full_key(key)

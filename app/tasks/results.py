@@ -9,6 +9,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from qthumb.app.storage.objects import Location
+
 # The JSON shape a row's ``outputs`` column holds. Rows written before it held Qencode's wire
 # arrays (``images``, ``videos``, …): ``Results.from_json`` still reads those.
 FORMAT_VERSION = 2
@@ -21,10 +23,7 @@ class StoredFile:
     index: int  # the format's place in query.format
     output: str  # thumbnail | thumbnails | mp4 | webm | gif | metadata
     user_tag: str | None
-    # Where the file is: an absolute URL (a user's bucket; a file: URI offline), or a path on
-    # whichever API serves qthumb's temporary storage (``/storage/…``), made absolute at the
-    # edge from that API's own public URL (``absolute_url``), so no worker needs to know it.
-    location: str
+    location: Location  # a path on the API (/storage/…) or an absolute URL
     storage: dict[str, Any] | None  # where it is, for S3 destinations (docs/compatibility.md)
     kind: str  # thumbnail | frame | sprite | vtt | storyboard | mp4 | …
     size: int  # bytes
@@ -105,21 +104,14 @@ class Results:
             if "file" in item:
                 file = dict(item["file"])
                 if "url" in file:  # rows written before locations: an absolute URL
-                    file["location"] = file.pop("url")
+                    file["location"] = {"url": file.pop("url")}
+                file["location"] = Location.from_json(file["location"])
                 made.append(StoredFile(**file))
             elif "running" in item:
                 made.append(Running(**item["running"]))
             else:
                 made.append(FormatFailed(**item["failed"]))
         return cls(made=made, warnings=warnings)
-
-
-def absolute_url(location: str, base_url: str | None) -> str:
-    """The URL a client is given for ``location``: paths on the API (``/storage/…``) are put
-    under ``base_url``, the public URL of the API answering; absolute URLs stay as they are."""
-    if base_url is not None and location.startswith("/"):
-        return f"{base_url.rstrip('/')}{location}"
-    return location
 
 
 def _notice(data: dict[str, Any]) -> Notice:
@@ -148,7 +140,7 @@ def _from_wire(data: dict[str, Any]) -> list[Made]:
                     index=index,
                     output=output,
                     user_tag=user_tag,
-                    location=entry.get("url") or "",
+                    location=Location(url=entry.get("url") or ""),
                     storage=entry.get("storage"),
                     kind=entry.get("type") or output,
                     size=round(float(size) * 1_000_000) if video else int(size),

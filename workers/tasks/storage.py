@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from qthumb.app.storage.files import Files, result_location
-from qthumb.app.storage.objects import FileError, LocalObjects, Objects
+from qthumb.app.storage.objects import FileError, LocalObjects, Location, Objects
 from qthumb.workers.failures import FormatFailure, store_failure
 
 
 @dataclass(frozen=True)
 class StoredObject:
-    location: str  # see app.tasks.results.StoredFile.location
+    location: Location
     storage: dict[str, Any] | None
 
 
@@ -33,7 +33,7 @@ class Storage:
     prefix: str = ""  # files go under this key prefix, by their own names
     single: str | None = None  # or: the one file takes exactly this key
     # The location a result reports, by key (default: where the object is)
-    located: Callable[[str], str] | None = None
+    located: Callable[[str], Location] | None = None
     report_storage: bool = True  # the storage object in images[]/videos[] (docs/compatibility.md)
     label: str = ""  # how a failure names the place ("destination ")
     put_keys: list[str] = field(default_factory=list)  # what this attempt stored here
