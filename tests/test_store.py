@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from qthumb.app.qencode.wire import status_object
+from qthumb.app.storage.objects import Location
 from qthumb.app.tasks.db import Database, PostgresDatabase, SqliteDatabase
 from qthumb.app.tasks.model import TaskStatus
 from qthumb.app.tasks.results import FormatFailed, Notice, Results, Running, StoredFile
@@ -78,11 +79,12 @@ def test_warnings_added_while_running_survive_the_finish(database: Database):
 def test_results_are_stored_typed_and_read_back_equal(database: Database):
     store = SqlTaskStore(database)
     token, attempt = running_task(store)
-    sprite = StoredFile(0, "thumbnails", "s", "http://h/a.jpg", None, "sprite", 1234, 1600, 90)
-    frame = StoredFile(1, "thumbnail", None, "s3://b/k.png", {"bucket": "b"}, "thumbnail", 9,
-                       160, 90, time=2.5)  # fmt: skip
-    video = StoredFile(2, "mp4", None, "http://h/v.mp4", None, "mp4", 10**6, duration=4.0,
-                       meta={"codec": "h264"})  # fmt: skip
+    sprite = StoredFile(0, "thumbnails", "s", Location(url="http://h/a.jpg"), None, "sprite",
+                        1234, 1600, 90)  # fmt: skip
+    frame = StoredFile(1, "thumbnail", None, Location(url="s3://b/k.png"), {"bucket": "b"},
+                       "thumbnail", 9, 160, 90, time=2.5)  # fmt: skip
+    video = StoredFile(2, "mp4", None, Location(on_api="/storage/t/2/v.mp4"), None, "mp4", 10**6,
+                       duration=4.0, meta={"codec": "h264"})  # fmt: skip
     failed = FormatFailed(3, "webm", "w", "destination ftp://x: not supported")
     results = Results(made=[sprite, frame, video, failed], warnings=[Notice("m", "d", "t")])
     assert store.advance(token, attempt, TaskStatus.ENCODING, 0.0)
@@ -203,17 +205,25 @@ def test_rows_with_absolute_urls_read_back_the_same_and_locations_follow_the_api
 
 def test_claim_returns_the_row_with_the_query_the_api_parsed(database: Database):
     """The worker runs the typed query stored when the task started (one parse, in the
-    API); a task started before plans were stored is parsed from its query as it was."""
-    from qthumb.app.qencode.query import parse_query
+    API), with the fields qthumb does not act on found by that parse; a task started before
+    plans were stored is parsed from its query as it was, and a plan stored before it noted
+    those fields has them found from the query."""
+    from qthumb.app.qencode.query import read_query
     from qthumb.workers.tasks.task_run import task_query
 
     store = SqlTaskStore(database)
-    raw = {"source": "/x.mp4", "format": [{"output": "thumbnails", "interval": "2", "sprite": 1,
-                                          "width": 64}]}  # fmt: skip
-    parsed = parse_query(raw)
+    fmt = {"output": "thumbnails", "interval": "2", "sprite": 1, "width": 64, "two_pass": 1}
+    raw = {"source": "/x.mp4", "frobnicate": 1, "format": [fmt]}
+    parsed = read_query(raw)
+    assert parsed.ignored == ("query.frobnicate", "query.format[0].two_pass")
     new, old = store.create_task("key", 0.0), store.create_task("key", 0.0)
     assert store.start(new, json.dumps(raw), "p", 1.0, json.dumps(parsed.to_json()))
     assert store.start(old, json.dumps(raw), None, 1.0)  # as before schema version 4
+    earlier = store.create_task("key", 0.0)  # a plan from before plans noted ignored fields
+    plan = {k: v for k, v in parsed.to_json().items() if k != "ignored"}
+    assert store.start(earlier, json.dumps(raw), None, 1.0, json.dumps(plan))
+    claimed_earlier = store.claim(earlier, "host:1", 2.0)
+    assert claimed_earlier is not None and task_query(claimed_earlier) == parsed
     claimed = store.claim(new, "host:1", 2.0)
     assert claimed is not None and claimed.status is TaskStatus.DOWNLOADING
     assert (claimed.attempts, claimed.worker_id, claimed.payload) == (1, "host:1", "p")

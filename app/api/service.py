@@ -27,7 +27,7 @@ from qthumb.app.errors import (
 )
 from qthumb.app.qencode.limits import check_query
 from qthumb.app.qencode.profiles import load_profiles
-from qthumb.app.qencode.query import Query, decode_query, ignored_fields, parse_query
+from qthumb.app.qencode.query import Query, decode_query, parse_query, read_query
 from qthumb.app.qencode.query_values import coerced_values
 from qthumb.app.qencode.stitch import stitch_pieces
 from qthumb.app.qencode.wire import status_object, status_url
@@ -146,11 +146,15 @@ class QencodeService:
                 f"query.format has {len(formats)} formats; the limit is "
                 f"{self.settings.max_formats} (QTHUMB_MAX_FORMATS)"
             )
-        parsed = parse_query(inner)  # refuse a bad query now, not in the worker
+        # the one parse of the task: refuses a bad query now, not in the worker, and notes the
+        # fields qthumb does not act on (stored in the plan, said by the worker as warnings)
+        parsed = read_query(inner)
         check_query(parsed, self.settings)
         if self.settings.strict:
-            if ignored := ignored_fields(inner):
-                raise BadQuery(f"{ignored[0]}: qthumb does not act on this field (QTHUMB_STRICT=1)")
+            if parsed.ignored:
+                raise BadQuery(
+                    f"{parsed.ignored[0]}: qthumb does not act on this field (QTHUMB_STRICT=1)"
+                )
             if lenient := coerced_values(lambda: parse_query(inner)):
                 raise BadQuery(f"{lenient[0]} (QTHUMB_STRICT=1)")
         active = self.store.active_tasks(task.api_key)

@@ -13,7 +13,7 @@ must be wrapped in ``{"query": …}`` (error 19 otherwise, as Qencode answers).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 from enum import Enum
 from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -60,6 +60,9 @@ class Query:
     retry_on_error: bool = False  # a task that fails for a passing reason runs once more
     # query.stitch: the sources joined into one timeline (``source`` is then "")
     stitch: tuple[Piece, ...] = ()
+    # paths of the user's fields qthumb did not act on (``read_query``): found by the one parse
+    # at start_encode2, said as warnings by the worker, refused in strict mode
+    ignored: tuple[str, ...] = ()
 
     def secrets(self) -> list[str]:
         """Every credential the query carries, for ``app.redact`` to mask wherever it
@@ -96,6 +99,7 @@ class Query:
             bool(data.get("upscale")),
             bool(data.get("retry_on_error")),
             stitch,
+            tuple(data.get("ignored", ())),
         )
 
 
@@ -180,18 +184,23 @@ _NOT_IGNORED = frozenset({"query", "qthumb_faults"})
 NO_EFFECT = frozenset({"encoder_version", "use_subtask_callback"})
 
 
-def ignored_fields(obj: dict[str, Any]) -> list[str]:
-    """The paths of the query's fields qthumb does not act on (``query.frobnicate``,
-    ``query.format[0].logo``), in order: said as warnings, or refused in strict mode. A format
+def read_query(obj: dict[str, Any]) -> Query:
+    """The typed query and, in ``Query.ignored``, the paths of its fields qthumb does not act
+    on (``query.frobnicate``, ``query.format[0].logo``), in order, from one parse. A format
     qthumb does not make at all has its own warning, and no list of its fields."""
     top, tracked = _Read(obj), list[str]()
-    try:
-        parse_query(top, tracked)
-    except QencodeError:
-        return []  # refused anyway, with its own message
+    query = parse_query(top, tracked)
     quiet = _NOT_IGNORED | NO_EFFECT
     found = [f"query.{k}" for k in obj if k not in top.read and k not in quiet]
-    return found + tracked
+    return replace(query, ignored=tuple(found + tracked))
+
+
+def ignored_fields(obj: dict[str, Any]) -> list[str]:
+    """``read_query(obj).ignored``, or none for a query refused anyway (with its own message)."""
+    try:
+        return list(read_query(obj).ignored)
+    except QencodeError:
+        return []
 
 
 def parse_query(obj: dict[str, Any], tracked: list[str] | None = None) -> Query:

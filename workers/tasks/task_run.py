@@ -24,7 +24,7 @@ from qthumb.app.errors import QencodeError
 from qthumb.app.memory import give_back_memory
 from qthumb.app.metrics import instruments
 from qthumb.app.qencode.formats import FormatSpec
-from qthumb.app.qencode.query import Destination, Query, ignored_fields, parse_query
+from qthumb.app.qencode.query import Destination, Query, ignored_fields, read_query
 from qthumb.app.qencode.wire import format_tag
 from qthumb.app.redact import redact
 from qthumb.app.settings import Settings
@@ -164,7 +164,7 @@ class TaskRun:
             live=self._live,
             decode_threads=self._decode_threads,
         )
-        ignored = ignored_notices(self.task, query)
+        ignored = ignored_notices(query)
         try:
             self.results = run_query(query, self.settings, self.files, work, self._storage, hooks)
         except NothingMade as exc:
@@ -299,11 +299,11 @@ def _run_claimed(
 STORE_RETRY_DELAY = 2.0  # seconds before a task whose store was down is tried again (doubling)
 
 
-def ignored_notices(task: TaskRecord, query: Query) -> list[Notice]:
+def ignored_notices(query: Query) -> list[Notice]:
     """A warning for each field of the user's query qthumb did not act on, tagged as the
     format it belongs to (a field of the query's own: as the task, its first format's)."""
     notices = []
-    for path in ignored_fields(task.query_object()):
+    for path in query.ignored:
         found = re.match(r"query\.format\[(\d+)\]", path)
         index = int(found.group(1)) if found else 0  # the query's own: as its first format
         if index >= len(query.formats):
@@ -324,10 +324,14 @@ def task_query(task: TaskRecord) -> Query:
     stored (schema version 4) have their query parsed here, as it was then."""
     try:
         if task.plan:
-            return Query.from_json(json.loads(task.plan))
+            plan = json.loads(task.plan)
+            query = Query.from_json(plan)
+            if "ignored" not in plan and task.query is not None:  # a plan stored before it
+                query = replace(query, ignored=tuple(ignored_fields(json.loads(task.query))))
+            return query
         if task.query is None:
             raise TaskFailure("task has no query")
-        return parse_query(json.loads(task.query))
+        return read_query(json.loads(task.query))
     except QencodeError as exc:
         raise TaskFailure(f"query: {exc.message}") from None
 
