@@ -17,7 +17,14 @@ from qthumb.app.qencode.wire import status_object
 from qthumb.app.storage.objects import Location
 from qthumb.app.tasks.db import Database, PostgresDatabase, SqliteDatabase
 from qthumb.app.tasks.model import TaskStatus
-from qthumb.app.tasks.results import FormatFailed, Notice, Results, Running, StoredFile
+from qthumb.app.tasks.results import (
+    EntryType,
+    FormatFailed,
+    Notice,
+    Results,
+    Running,
+    StoredFile,
+)
 from qthumb.app.tasks.schema import MIGRATIONS
 from qthumb.app.tasks.sql_store import SqlTaskStore
 from tests.engines import Engines
@@ -79,12 +86,12 @@ def test_warnings_added_while_running_survive_the_finish(database: Database):
 def test_results_are_stored_typed_and_read_back_equal(database: Database):
     store = SqlTaskStore(database)
     token, attempt = running_task(store)
-    sprite = StoredFile(0, "thumbnails", "s", Location(url="http://h/a.jpg"), None, "sprite",
-                        1234, 1600, 90)  # fmt: skip
+    sprite = StoredFile(0, "thumbnails", "s", Location(url="http://h/a.jpg"), None,
+                        EntryType.SPRITE, 1234, 1600, 90)  # fmt: skip
     frame = StoredFile(1, "thumbnail", None, Location(url="s3://b/k.png"), {"bucket": "b"},
-                       "thumbnail", 9, 160, 90, time=2.5)  # fmt: skip
-    video = StoredFile(2, "mp4", None, Location(on_api="/storage/t/2/v.mp4"), None, "mp4", 10**6,
-                       duration=4.0, meta={"codec": "h264"})  # fmt: skip
+                       EntryType.THUMBNAIL, 9, 160, 90, time=2.5)  # fmt: skip
+    video = StoredFile(2, "mp4", None, Location(on_api="/storage/t/2/v.mp4"), None,
+                       EntryType.VIDEO, 10**6, duration=4.0, meta={"codec": "h264"})  # fmt: skip
     failed = FormatFailed(3, "webm", "w", "destination ftp://x: not supported")
     results = Results(made=[sprite, frame, video, failed], warnings=[Notice("m", "d", "t")])
     assert store.advance(token, attempt, TaskStatus.ENCODING, 0.0)

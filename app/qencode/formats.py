@@ -15,6 +15,7 @@ bare class and fail on their own, leaving the others (docs/outputs.md).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from qthumb.app.errors import BadQuery, FieldRequired
@@ -40,6 +41,27 @@ from qthumb.app.qencode.video_fields import (
 )
 from qthumb.app.qencode.window import Window, series_count
 
+
+class Array(StrEnum):
+    """The status array an output's entries go in (docs/compatibility.md)."""
+
+    IMAGES = "images"
+    VIDEOS = "videos"
+    AUDIOS = "audios"
+    TEXTS = "texts"
+
+
+@dataclass(frozen=True)
+class Codecs:
+    """A video kind's encoding: its default video codec, the ones a query may pick, its
+    audio codec and the file's content type."""
+
+    video: str
+    allowed: frozenset[str]
+    audio: str
+    content_type: str
+
+
 MIN_INTERVAL = 0.001  # seconds: a frame lasts longer at every rate a camera records
 MAX_FRAME_RATE = 1000  # frames a second: past any camera's, so frame_number has a ceiling
 
@@ -57,7 +79,7 @@ class FormatSpec:
     # allow_soft_fail: when this output fails, the task still completes (a warning says why)
     soft_fail: bool = False
 
-    array: ClassVar[str] = "videos"  # the status array its entries go in (docs/compatibility.md)
+    array: ClassVar[Array] = Array.VIDEOS  # the status array its entries go in
     # A destination URL names a folder the output's files go into (several files), rather
     # than the one object's full key.
     folder: ClassVar[bool] = False
@@ -82,12 +104,12 @@ class FormatSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class AudioSpec(FormatSpec):
-    array: ClassVar[str] = "audios"
+    array: ClassVar[Array] = Array.AUDIOS
 
 
 @dataclass(frozen=True, kw_only=True)
 class TextSpec(FormatSpec):
-    array: ClassVar[str] = "texts"
+    array: ClassVar[Array] = Array.TEXTS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,7 +139,7 @@ class ImageSpec(SizedSpec):
     quality: int | None = None
     placeholder: Placeholder | None = None  # qthumb's extension: a BlurHash/ThumbHash an image
 
-    array: ClassVar[str] = "images"
+    array: ClassVar[Array] = Array.IMAGES
     # an image is SDR: HDR sources are always tone-mapped to BT.709
     no_effect: ClassVar[frozenset[str]] = frozenset({"hdr_to_sdr"})
 
@@ -268,6 +290,16 @@ class VideoSpec(SizedSpec):
     # hdr_to_sdr: 1, a PQ or HLG source tone-mapped to SDR BT.709 as thumbnails are
     hdr_to_sdr: bool = False
 
+    CODECS: ClassVar[dict[str, Codecs]] = {
+        "mp4": Codecs("libx264", frozenset({"libx264"}), "aac", "video/mp4"),
+        "webm": Codecs("libvpx-vp9", frozenset({"libvpx-vp9", "libvpx"}), "libopus", "video/webm"),
+    }
+
+    @property
+    def codecs(self) -> Codecs:
+        """How this kind (mp4 or webm) is encoded."""
+        return self.CODECS[self.output]
+
     @classmethod
     def parse(cls, obj: dict[str, Any], path: str, common: dict[str, Any]) -> VideoSpec:
         fields, fields_path = one_stream(obj, path)
@@ -328,6 +360,6 @@ KINDS: dict[str, type[FormatSpec]] = {
 }
 
 
-def array_of(output: str) -> str:
+def array_of(output: str) -> Array:
     """Which status array an output's entries go in (rows of unknown outputs: videos)."""
     return KINDS.get(output, FormatSpec).array

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from qthumb.app.qencode.formats import array_of
+from qthumb.app.qencode.formats import Array, array_of
 from qthumb.app.tasks.model import TaskRecord, TaskStatus
 from qthumb.app.tasks.results import FormatFailed, Results, Running, StoredFile
 
-ARRAYS = ("images", "videos", "audios", "texts")
+ARRAYS = tuple(Array)
 
 
 def _file_entry(item: StoredFile, tag: str, base_url: str | None) -> dict[str, Any]:
@@ -22,7 +22,7 @@ def _file_entry(item: StoredFile, tag: str, base_url: str | None) -> dict[str, A
         "profile": None,
         "storage": item.storage,
     }
-    if array_of(item.output) == "images":
+    if array_of(item.output) is Array.IMAGES:
         entry.update(type=item.kind, width=item.width, height=item.height, size=item.size)
         if item.time is not None:
             entry["time"] = round(item.time, 6)
@@ -59,7 +59,7 @@ def _failed_entry(item: FormatFailed, tag: str) -> dict[str, Any]:
         "error": 1,
         "error_description": item.description,
     }
-    if array_of(item.output) == "images":
+    if array_of(item.output) is Array.IMAGES:
         entry["storage_info"] = None
     return entry
 
@@ -120,7 +120,7 @@ def output_arrays(results: Results, base_url: str | None) -> dict[str, list[dict
             arrays[array].append(_failed_entry(item, failure_tag(item)))
             continue
         if isinstance(item, Running):
-            if array != "images":  # image entries have no status: they appear once stored
+            if array is not Array.IMAGES:  # image entries have no status: they appear once stored
                 arrays[array].append(_running_entry(item, format_tag(item.output, item.index)))
             continue
         n = counts.get(item.index, 0)

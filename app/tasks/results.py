@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from qthumb.app.storage.objects import Location
@@ -14,6 +15,27 @@ from qthumb.app.storage.objects import Location
 # The JSON shape a row's ``outputs`` column holds. Rows written before it held Qencode's wire
 # arrays (``images``, ``videos``, …): ``Results.from_json`` still reads those.
 FORMAT_VERSION = 2
+
+
+class EntryType(StrEnum):
+    """What one stored file is: an ``images[]`` entry's ``type``, or a video's or gif's."""
+
+    THUMBNAIL = "thumbnail"
+    FRAME = "frame"  # one of a series of thumbnails
+    SPRITE = "sprite"
+    VTT = "vtt"
+    STORYBOARD = "storyboard"
+    METADATA = "metadata"
+    VIDEO = "video"
+    GIF = "gif"
+
+    @classmethod
+    def read(cls, value: object, otherwise: EntryType) -> EntryType:
+        """``value`` as stored in a row; ``otherwise`` for what rows before types held."""
+        try:
+            return cls(str(value))
+        except ValueError:
+            return otherwise
 
 
 @dataclass(frozen=True)
@@ -25,7 +47,7 @@ class StoredFile:
     user_tag: str | None
     location: Location  # a path on the API (/storage/…) or an absolute URL
     storage: dict[str, Any] | None  # where it is, for S3 destinations (docs/compatibility.md)
-    kind: str  # thumbnail | frame | sprite | vtt | storyboard | mp4 | …
+    kind: EntryType
     size: int  # bytes
     width: int | None = None
     height: int | None = None
@@ -106,6 +128,7 @@ class Results:
                 if "url" in file:  # rows written before locations: an absolute URL
                     file["location"] = {"url": file.pop("url")}
                 file["location"] = Location.from_json(file["location"])
+                file["kind"] = EntryType.read(file.get("kind"), EntryType.VIDEO)
                 made.append(StoredFile(**file))
             elif "running" in item:
                 made.append(Running(**item["running"]))
@@ -142,7 +165,7 @@ def _from_wire(data: dict[str, Any]) -> list[Made]:
                     user_tag=user_tag,
                     location=Location(url=entry.get("url") or ""),
                     storage=entry.get("storage"),
-                    kind=entry.get("type") or output,
+                    kind=EntryType.read(entry.get("type"), EntryType.VIDEO),
                     size=round(float(size) * 1_000_000) if video else int(size),
                     width=entry.get("width"),
                     height=entry.get("height"),

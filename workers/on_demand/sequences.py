@@ -25,6 +25,7 @@ from qthumb.app.on_demand.asks import (
 from qthumb.app.qencode.formats import GifSpec, SizedSpec, ThumbnailsSpec
 from qthumb.app.qencode.query import Query, parse_format
 from qthumb.app.settings import Settings
+from qthumb.app.tasks.results import EntryType
 from qthumb.workers.failures import FormatFailure, TaskFailure
 from qthumb.workers.media.imaging import target_size
 from qthumb.workers.media.probe import MediaInfo
@@ -92,7 +93,7 @@ def make_storyboard(
             max_pixels=settings.max_output_pixels,
             refer=url,
         )
-        sheets = sorted((p for p in made if p.kind == "sprite"), key=lambda p: p.name)
+        sheets = sorted((p for p in made if p.kind is EntryType.SPRITE), key=lambda p: p.name)
         return Storyboard(
             vtt=RenderedFrame.of(
                 (Path(work) / spec.vtt_name).read_bytes(), "text/vtt; charset=utf-8"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from qthumb.app.qencode.formats import GifSpec
 from qthumb.app.qencode.window import clip_window
+from qthumb.app.tasks.results import EntryType
 from qthumb.workers.media.imaging import fitted, target_size
 from qthumb.workers.media.logos import LoadedLogo
 from qthumb.workers.media.probe import MediaInfo
@@ -88,7 +89,7 @@ def make_gif(
         Product(
             path=path,
             name=path.name,
-            kind="gif",
+            kind=EntryType.GIF,
             content_type=content_type,
             width=width,
             height=height,

@@ -13,6 +13,7 @@ from typing import Any
 
 import av
 
+from qthumb.app.tasks.results import EntryType
 from qthumb.workers.failures import MediaError
 from qthumb.workers.media.probe import open_media
 from qthumb.workers.outputs.products import Product
@@ -129,7 +130,7 @@ def make_metadata(source: Path, out_dir: Path) -> list[Product]:
         Product(
             path=path,
             name=NAME,
-            kind="metadata",
+            kind=EntryType.METADATA,
             content_type="application/json",
             size=path.stat().st_size,
         )

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qthumb.app.tasks.results import EntryType
+
 
 @dataclass(frozen=True)
 class Product:
     path: Path
     name: str  # file name at the destination (or the full key for a thumbnail destination)
-    kind: str  # thumbnail | frame | sprite | vtt
+    kind: EntryType
     content_type: str
     width: int | None = None
     height: int | None = None

@@ -12,6 +12,7 @@ from PIL import Image
 
 from qthumb.app.qencode.formats import ThumbnailsSpec
 from qthumb.app.qencode.window import clip_window, series_count, series_times
+from qthumb.app.tasks.results import EntryType
 from qthumb.workers.media.decode_pool import DecodePool
 from qthumb.workers.media.frames import Picture
 from qthumb.workers.media.imaging import encode, render, target_size
@@ -69,7 +70,7 @@ def make_thumbnails(
 
     def emit(sheet: int, image: Image.Image) -> None:
         encoded = encode(image, spec.image_format, spec.quality, out_dir / names[sheet])
-        products.append(_product(encoded.path, "sprite", spec, encoded.size, image.size))
+        products.append(_product(encoded.path, EntryType.SPRITE, spec, encoded.size, image.size))
 
     composer = SheetComposer(layout, emit) if spec.sprite else None
 
@@ -97,7 +98,7 @@ def make_thumbnails(
             name = f"thumb_{k + 1:0{digits}d}.{ext}"
             encoded = encode(made.image, spec.image_format, spec.quality, out_dir / name)
             dims = made.image.size
-            products.append(_product(encoded.path, "frame", spec, encoded.size, dims, made))
+            products.append(_product(encoded.path, EntryType.FRAME, spec, encoded.size, dims, made))
             texts[k] = name
         else:
             sheet, x, y = composer.put(k, made.image)
@@ -114,7 +115,11 @@ def make_thumbnails(
     vtt.write_text(render_vtt(cues), encoding="utf-8", newline="\n")
     products.append(
         Product(
-            path=vtt, name=vtt.name, kind="vtt", content_type="text/vtt", size=vtt.stat().st_size
+            path=vtt,
+            name=vtt.name,
+            kind=EntryType.VTT,
+            content_type="text/vtt",
+            size=vtt.stat().st_size,
         )
     )
     return products
@@ -147,7 +152,7 @@ def _decoded(
 
 def _product(
     path: Path,
-    kind: str,
+    kind: EntryType,
     spec: ThumbnailsSpec,
     size: int,
     dims: tuple[int, int],
@@ -210,7 +215,7 @@ def _storyboard(
     return Product(
         path=path,
         name=name,
-        kind="storyboard",
+        kind=EntryType.STORYBOARD,
         content_type="application/json",
         size=path.stat().st_size,
     )

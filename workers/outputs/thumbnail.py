@@ -13,6 +13,7 @@ from pathlib import Path
 
 from qthumb.app.qencode.formats import ThumbnailSpec
 from qthumb.app.qencode.window import thumbnail_time
+from qthumb.app.tasks.results import EntryType
 from qthumb.workers.media.frame_ranking import best_frame
 from qthumb.workers.media.frames import VideoReader
 from qthumb.workers.media.imaging import encode, render
@@ -40,7 +41,7 @@ def make_thumbnail(
         Product(
             path=encoded.path,
             name=name,
-            kind="thumbnail",
+            kind=EntryType.THUMBNAIL,
             content_type=spec.image_format.content_type,
             width=encoded.width,
             height=encoded.height,

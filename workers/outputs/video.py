@@ -14,6 +14,7 @@ from typing import Any
 from qthumb.app.qencode.formats import VideoSpec
 from qthumb.app.qencode.video_fields import VideoSettings
 from qthumb.app.qencode.window import clip_window
+from qthumb.app.tasks.results import EntryType
 from qthumb.workers.failures import FormatFailure
 from qthumb.workers.media.imaging import fitted, target_size
 from qthumb.workers.media.logos import LoadedLogo
@@ -22,11 +23,6 @@ from qthumb.workers.outputs.encode_plan import AudioPlan, EncodePlan
 from qthumb.workers.outputs.encode_run import run_encoder
 from qthumb.workers.outputs.products import Product
 
-CODECS = {
-    "mp4": ("libx264", "aac", "video/mp4"),
-    "webm": ("libvpx-vp9", "libopus", "video/webm"),
-}
-ALLOWED_CODECS = {"mp4": {"libx264"}, "webm": {"libvpx-vp9", "libvpx"}}
 _KEYFRAME_SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s\s*$")
 
 
@@ -53,10 +49,11 @@ def video_command(
 ) -> VideoPlan:
     """The encoding of one video output. Pure: no file is touched."""
     settings = spec.video or VideoSettings()
-    vcodec_default, acodec, content_type = CODECS[spec.output]
-    vcodec = settings.video_codec or vcodec_default
-    if vcodec not in ALLOWED_CODECS[spec.output]:
-        allowed = ", ".join(sorted(ALLOWED_CODECS[spec.output]))
+    codecs = spec.codecs
+    acodec, content_type = codecs.audio, codecs.content_type
+    vcodec = settings.video_codec or codecs.video
+    if vcodec not in codecs.allowed:
+        allowed = ", ".join(sorted(codecs.allowed))
         raise FormatFailure(
             f"video_codec {vcodec!r} is not available for {spec.output} ({allowed})"
         )
@@ -130,7 +127,7 @@ def make_video(
         Product(
             path=path,
             name=name,
-            kind="video",
+            kind=EntryType.VIDEO,
             content_type=plan.content_type,
             width=plan.width,
             height=plan.height,

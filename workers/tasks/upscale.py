@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from qthumb.app.qencode.formats import FormatSpec, SizedSpec
+from qthumb.app.qencode.formats import Array, FormatSpec, SizedSpec
 from qthumb.app.qencode.query import Query
 from qthumb.app.qencode.wire import format_tag
 from qthumb.app.tasks.results import Notice
@@ -19,7 +19,7 @@ from qthumb.workers.media.probe import MediaInfo
 
 def _larger(spec: FormatSpec, info: MediaInfo) -> tuple[tuple[int, int], tuple[int, int]] | None:
     """(asked size, source size) when ``spec`` is a video output larger than the source."""
-    if not isinstance(spec, SizedSpec) or spec.array != "videos":
+    if not isinstance(spec, SizedSpec) or spec.array is not Array.VIDEOS:
         return None
     source = shown_size(info.display_size, spec.sizing)
     asked = target_size(info.display_size, spec.sizing)
@@ -35,7 +35,7 @@ def without_upscale(query: Query, info: MediaInfo) -> tuple[tuple[FormatSpec, ..
     larger = {spec.index: found for spec in query.formats if (found := _larger(spec, info))}
     if not larger:
         return query.formats, []
-    videos = [s for s in query.formats if isinstance(s, SizedSpec) and s.array == "videos"]
+    videos = [s for s in query.formats if isinstance(s, SizedSpec) and s.array is Array.VIDEOS]
     every = len(larger) == len(videos)
     kept: list[FormatSpec] = []
     notices: list[Notice] = []
