@@ -173,6 +173,17 @@ API_CASES: list[tuple[str, dict[str, Any], int, str]] = [
      "query.format[0].destination must be an object with a url"),
     ("destination without url", {"query": q({**THUMB, "destination": {"key": "k"}})}, 14,
      "query.format[0].destination.url field is required"),
+    # budgets the query alone decides are refused before any source is fetched
+    ("gif past the pixel budget", {"query": q({"output": "gif", "size": "4000x4000",
+                                              "framerate": 60, "duration": 5})}, 1,
+     "query.format[0]: 300 frames of 4000x4000 are 4800000000 pixels in all; the limit is "
+     "1000000000 (QTHUMB_MAX_FORMAT_PIXELS)"),
+    ("an hour of gif at 60 fps", {"query": q({"output": "gif", "width": 320, "height": 180,
+                                              "framerate": 60, "duration": 3600})}, 1,
+     "query.format[0] asks for 216000 frames (3600 s at 60 fps); the limit is 1000 frames a "
+     "task (QTHUMB_MAX_FRAMES_PER_TASK): use a shorter duration or a lower framerate"),
+    ("too many pixels", {"query": q({**THUMB, "size": "16000x16000"})}, 1,
+     "query.format[0]: an output of 16000x16000 is 256000000 pixels; the limit is 64000000"),
     ("payload too long", {"query": q(), "payload": "p" * 1001}, 9,
      "payload is too long (1000 characters at most)"),
     ("10,000 formats", {"query": json.dumps({"query": {"source": "/x",
@@ -215,15 +226,15 @@ TASK_CASES: list[tuple[str, Any, Any, str]] = [
      "limit is 4:00:00 (QTHUMB_MAX_SOURCE_SECONDS)"),
     ("too many frames", "{clips}/testsrc.mp4", {"output": "thumbnails", "interval": 0.001},
      "the query asks for 6000 frames; the limit is 1000 (QTHUMB_MAX_FRAMES_PER_TASK)"),
-    ("gif past the pixel budget", "{clips}/testsrc.mp4",
-     {"output": "gif", "size": "4000x4000", "framerate": 60, "duration": 5},
-     "300 frames of 4000x4000 are 4800000000 pixels in all; the limit is 1000000000 "
+    ("gif past the pixel budget", "{clips}/testsrc.mp4",  # its length decides: 6 s at 60 fps
+     {"output": "gif", "size": "4000x4000", "framerate": 60},
+     "360 frames of 4000x4000 are 5760000000 pixels in all; the limit is 1000000000 "
      "(QTHUMB_MAX_FORMAT_PIXELS): fewer or smaller frames"),
     ("series past the pixel budget", "{clips}/testsrc.mp4",
      {"output": "thumbnails", "interval": 0.05, "size": "4000x4000"},
      "120 frames of 4000x4000 are 1920000000 pixels in all; the limit is 1000000000"),
-    ("too many pixels", "{clips}/testsrc.mp4", {**THUMB, "size": "16000x16000"},
-     "output of 16000x16000 is 256000000 pixels; the limit is 64000000"),
+    ("too many pixels", "{clips}/testsrc.mp4", {**THUMB, "width": 16000},  # 16000x9000
+     "output of 16000x9000 is 144000000 pixels; the limit is 64000000"),
     ("destination s3:// alone", "{clips}/testsrc.mp4", {**THUMB, "destination": {"url": "s3://"}},
      "destination s3://: 's3://' is not an s3://host/bucket/key URL"),
     ("destination without bucket", "{clips}/testsrc.mp4",

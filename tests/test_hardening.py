@@ -174,11 +174,20 @@ def test_sheets_are_split_to_stay_within_the_pixel_limit(c: QClient, clips: Path
 
 
 def test_a_tile_alone_over_the_limit_is_a_clear_error(c: QClient, clips: Path):
+    """Refused by start_encode2 when the query fixes the size, by the worker when the
+    source's shape decides it (3000 wide of a 16:9 source: 3000x1688)."""
+    task = c.new_task()
+    query = {"source": str(clips / "testsrc.mp4"), "format": [
+        {"output": "thumbnails", "interval": 1, "size": "3000x2000", "sprite": 1}]}  # fmt: skip
+    reply = c.post("start_encode2", {"task_token": task, "query": json.dumps({"query": query})})
+    assert (reply["error"], reply["message"]) == (1, (
+        "query.format[0]: an output of 3000x2000 is 6000000 pixels; the limit is 4000000 "
+        "(QTHUMB_MAX_OUTPUT_PIXELS)"))  # fmt: skip
     status = c.run({"source": str(clips / "testsrc.mp4"), "format": [
-        {"output": "thumbnails", "interval": 1, "size": "3000x2000", "sprite": 1}]})  # fmt: skip
+        {"output": "thumbnails", "interval": 1, "width": 3000, "sprite": 1}]})  # fmt: skip
     assert status["status"] == "error"
     assert status["error_description"] == (
-        "format 0 (thumbnails): output of 3000x2000 is 6000000 pixels; the limit is 4000000 "
+        "format 0 (thumbnails): output of 3000x1688 is 5064000 pixels; the limit is 4000000 "
         "(QTHUMB_MAX_OUTPUT_PIXELS)"
     )
 

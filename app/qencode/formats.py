@@ -14,8 +14,10 @@ bare class and fail on their own, leaving the others (docs/outputs.md).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
+from fractions import Fraction
 from typing import Any, ClassVar
 
 from qthumb.app.errors import BadQuery, FieldRequired
@@ -86,6 +88,8 @@ class FormatSpec:
     # Fields Qencode reads on this kind that change nothing in what qthumb makes of it:
     # accepted without an "ignored" warning (the one list of these decisions, per kind).
     no_effect: ClassVar[frozenset[str]] = frozenset()
+    # how to ask this kind for fewer frames, said when a query asks for too many
+    fewer_frames: ClassVar[str] = "use a longer interval"
 
     @classmethod
     def parse(cls, obj: dict[str, Any], path: str, common: dict[str, Any]) -> FormatSpec:
@@ -325,6 +329,20 @@ class GifSpec(SizedSpec):
 
     # an animation is SDR: HDR sources are always tone-mapped to BT.709
     no_effect: ClassVar[frozenset[str]] = frozenset({"hdr_to_sdr"})
+    DEFAULT_FPS: ClassVar[float] = 10.0
+    fewer_frames: ClassVar[str] = "use a shorter duration or a lower framerate"
+
+    @property
+    def fps(self) -> float:
+        """Frames a second of the animation: ``framerate``, else 10."""
+        rate = self.video.framerate if self.video else None
+        return float(Fraction(rate)) if rate else self.DEFAULT_FPS
+
+    def frames_asked(self, longest: float) -> tuple[int, str]:
+        if self.duration is None:
+            return 0, ""  # as long as the source's rest: counted once it is probed
+        seconds = min(longest, self.duration)
+        return max(1, math.ceil(seconds * self.fps)), f"{seconds:g} s at {self.fps:g} fps"
 
     @classmethod
     def parse(cls, obj: dict[str, Any], path: str, common: dict[str, Any]) -> GifSpec:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from fractions import Fraction
 from pathlib import Path
 
 from qthumb.app.qencode.formats import GifSpec
@@ -23,17 +22,10 @@ from qthumb.workers.outputs.encode_plan import EncodePlan
 from qthumb.workers.outputs.encode_run import run_encoder
 from qthumb.workers.outputs.products import Product
 
-DEFAULT_FPS = 10.0
-
-
-def gif_fps(spec: GifSpec) -> float:
-    rate = spec.video.framerate if spec.video else None
-    return float(Fraction(rate)) if rate else DEFAULT_FPS
-
 
 def gif_frames(spec: GifSpec, info: MediaInfo) -> int:
     """Frames the animation will hold, counted before anything is made."""
-    return max(1, math.ceil(clip_window(spec, info.duration).length * gif_fps(spec)))
+    return max(1, math.ceil(clip_window(spec, info.duration).length * spec.fps))
 
 
 def gif_command(
@@ -55,7 +47,7 @@ def gif_command(
         rotation=info.rotation,
         turn=spec.sizing.rotate,
         logos=tuple(logo.plan() for logo in logos),
-        fps=f"{gif_fps(spec):g}",
+        fps=f"{spec.fps:g}",
         scale_flags="lanczos",
         container_options={"loop": "0"},
         max_pixels=info.max_pixels,
@@ -98,7 +90,7 @@ def make_gif(
             meta={
                 "width": width,
                 "height": height,
-                "framerate": f"{gif_fps(spec):g}",
+                "framerate": f"{spec.fps:g}",
                 "frames": gif_frames(spec, info),
             },
         )

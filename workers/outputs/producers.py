@@ -127,7 +127,9 @@ def _metadata(spec: MetadataSpec, m: Making) -> list[Product]:
 
 
 PRODUCERS: dict[type[FormatSpec], Producer[Any]] = {
-    ThumbnailSpec: Producer(ThumbnailSpec, _thumbnail, frames=lambda spec, info: 1),
+    ThumbnailSpec: Producer(
+        ThumbnailSpec, _thumbnail, frames=lambda spec, info: spec.frames_asked(info.duration)[0]
+    ),
     ThumbnailsSpec: Producer(ThumbnailsSpec, _thumbnails, frame_count, "a longer interval"),
     VideoSpec: Producer(VideoSpec, _video),
     GifSpec: Producer(GifSpec, _gif, gif_frames, "a shorter or slower gif"),
