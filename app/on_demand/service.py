@@ -7,8 +7,9 @@ reached over a local socket. A frame on demand must come back in about one seek 
 queue round trip to a worker would more than double; made in the API process it would put PyAV
 and Pillow there, and a decoder that crashes on a hostile source would take the API down with
 it. So: the child is started on the first frame asked for, answers each request on its own
-connection (one decode a core at once), stops when this process stops (it watches its stdin),
-and is started again when it has died. The request that was running when it died gets a 422.
+connection (one decode a core at once), is stopped by this process's supervisor (and by the
+parent-death signal if this process is killed outright), and is started again when it has
+died. The request that was running when it died gets a 422.
 A repeated request never leaves this process: it comes from ``ResultCache``.
 """
 

@@ -1,4 +1,4 @@
-"""``python -m app.process.healthcheck``: the container's HEALTHCHECK, for every role.
+"""``python -I -m qthumb.app.process.healthcheck``: the container's HEALTHCHECK, for every role.
 
 Healthy when the API answers ``/healthz`` on ``QTHUMB_PORT``, or, for a worker pool alone,
 when its ``/metrics`` answers on ``QTHUMB_METRICS_PORT``. Exit 0 healthy, 1 not.

@@ -1,5 +1,6 @@
-"""The frame server: ``python -m workers.on_demand.frame_server``, a child of an API process
-(``app.on_demand.service.FrameServer`` starts it and says why it is a process of its own).
+"""The frame server: ``python -I -m qthumb.workers.on_demand.frame_server``, a child of an API
+process (``app.on_demand.service.FrameServer`` starts it and says why it is a process of its
+own).
 
 Reads its address, key and settings from stdin (a length and a pickle), listens on that
 abstract Unix socket, says ``ready`` on stdout, and answers each connection in a thread of its
@@ -7,8 +8,9 @@ own: a ``RenderAsk`` → a ``RenderedFrame`` (a ``Storyboard`` for a storyboard)
 ``SourceAsk`` → a ``SourceFile``, or a ``Failed`` (``app.on_demand.asks``' typed messages).
 ``LocalFrames`` answers the same in the calling process (tests, and callers that need no
 isolation). Only a client holding the key gets in (``multiprocessing.connection``'s HMAC
-challenge), so the pickles come from the API alone. When stdin closes (the API stopped, even
-by SIGKILL) the process ends.
+challenge), so the pickles come from the API alone. Its API process's supervisor stops it
+(and kills it past a request's deadline); the parent-death signal ends it if that process is
+killed outright.
 """
 
 from __future__ import annotations

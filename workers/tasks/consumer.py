@@ -19,7 +19,10 @@ import os
 import shutil
 import signal
 from collections.abc import Callable
+from multiprocessing.context import ForkProcess
 from typing import Any
+
+from huey.consumer import Consumer, ProcessEnvironment
 
 from qthumb.app import metrics
 from qthumb.app.memory import limit_memory
@@ -38,7 +41,7 @@ def worker_started(settings: Settings) -> None:
     """In each worker process once it can take tasks: counted in /metrics, and marked in
     ``<data dir>/ready/`` (one file a process on this machine), which ``qthumb_server()`` and
     the pytest plugin wait on before a test may start tasks."""
-    # Born with SIGINT blocked (``_born_deaf``): huey's handler is in place now.
+    # Born with SIGINT blocked (``_DeafProcess``): huey's handler is in place now.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     limit_memory(settings)  # its share of QTHUMB_MEMORY_BUDGET (app.memory)
     # A fatal signal (a media library that crashed) is written where the pool's watch reads
@@ -51,20 +54,35 @@ def worker_started(settings: Settings) -> None:
     (ready / f"worker-{os.getpid()}").touch()
 
 
-def _born_deaf(start: Callable[[], None]) -> Callable[[], None]:
-    """``start`` forking a child with SIGINT blocked: a Ctrl-C (sent to the whole group) that
+class _DeafProcess(ForkProcess):
+    """A pool process forked with SIGINT blocked: a Ctrl-C (sent to the whole group) that
     lands while the child is still in multiprocessing's start-up, before huey's handler, would
     print a traceback from there. A worker unblocks it once started (``worker_started``); the
     scheduler, which huey has ignore it anyway, keeps it blocked."""
 
-    def started() -> None:
+    def start(self) -> None:
         old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            start()
+            super().start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
-    return started
+
+class _DeafEnvironment(ProcessEnvironment):  # type: ignore[misc]
+    """huey's process environment, its processes ``_DeafProcess``es (huey's public hook:
+    ``Environment.create_process``, used for the first processes and for those started
+    again after one died)."""
+
+    def create_process(self, runnable: Callable[[], None], name: str) -> ForkProcess:
+        return _DeafProcess(target=runnable, name=name, daemon=True)
+
+
+class _Consumer(Consumer):  # type: ignore[misc]
+    """huey's consumer with the environment above (``Consumer.get_environment``, public)."""
+
+    def get_environment(self, worker_type: str) -> Any:
+        made = super().get_environment(worker_type)
+        return _DeafEnvironment(made.graceful, made.interrupt)
 
 
 def run_consumer(settings: Settings, workers: int) -> None:
@@ -77,7 +95,8 @@ def run_consumer(settings: Settings, workers: int) -> None:
     queue.bind(lambda token: run_task(settings, store, queue, outbox, files, token, worker_id()))
     children_die_with_this_process()
     queue.huey.on_startup()(lambda: worker_started(settings))
-    consumer = queue.huey.create_consumer(
+    consumer = _Consumer(
+        queue.huey,
         workers=settings.pool_processes,  # one more than `workers`: for keys below their share
         worker_type="process",
         periodic=False,
@@ -89,16 +108,6 @@ def run_consumer(settings: Settings, workers: int) -> None:
         graceful_signal="TERM",
         shutdown_timeout=settings.shutdown_timeout,
     )
-    create_process = consumer._create_process
-
-    def create_deaf_process(process: Any, name: str) -> Any:
-        made = create_process(process, name)
-        made.start = _born_deaf(made.start)
-        return made
-
-    consumer._create_process = create_deaf_process  # also those started after one died
-    for process in [consumer.scheduler, *(p for _, p in consumer.worker_threads)]:
-        process.start = _born_deaf(process.start)
     log.info(
         "worker pool: %d processes (%d a key at most); %s",
         settings.pool_processes,
