@@ -37,7 +37,7 @@ from bench.realistic import (  # noqa: E402
 )
 from bench.run import API_KEY, pool_statuses, start_server, status_value  # noqa: E402
 from bench.sources import WORK  # noqa: E402
-from bench.tools import timed  # noqa: E402
+from bench.tools import ffmpeg_frame, timed  # noqa: E402
 from tests.qclient import QClient  # noqa: E402
 
 END = "<!-- end lone task -->"
@@ -62,25 +62,8 @@ def short_query() -> dict[str, object]:
 
 
 def short_per_frame(out: Path) -> list[list[str]]:
-    return [
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-ss",
-            str(t),
-            "-i",
-            str(SHORT),
-            "-frames:v",
-            "1",
-            "-vf",
-            f"scale={SHORT_WIDTH}:-2",
-            str(out / f"{t}.jpg"),
-        ]
-        for t in range(0, 120, SHORT_INTERVAL)
-    ]
+    times = range(0, 120, SHORT_INTERVAL)
+    return [ffmpeg_frame(SHORT, t, out / f"{t}.jpg", SHORT_WIDTH) for t in times]
 
 
 def pool_threads(data: Path) -> int:

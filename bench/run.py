@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.sources import SCENARIOS, SOURCES, WORK, Scenario, ensure_sources  # noqa: E402
-from bench.tools import Row, timed, tool_row  # noqa: E402
+from bench.tools import Row, ffmpeg_frame, timed, tool_row  # noqa: E402
 from tests.conftest import QthumbProcess  # noqa: E402
 from tests.qclient import QClient  # noqa: E402
 
@@ -192,24 +192,7 @@ def single_thumbnail_section(data: Path, out: Path) -> str:
         src = SOURCES[name]
         query = {"source": str(src.path), "format": [{"output": "thumbnail", "time": 0.5}]}
         ours, _ = run_e2e(query, data)
-        bare, _ = timed(
-            [
-                [
-                    "ffmpeg",
-                    "-nostdin",
-                    "-v",
-                    "error",
-                    "-y",
-                    "-ss",
-                    str(src.seconds / 2),
-                    "-i",
-                    str(src.path),
-                    "-frames:v",
-                    "1",
-                    str(out / "bare.png"),
-                ]
-            ]
-        )
+        bare, _ = timed([ffmpeg_frame(src.path, src.seconds / 2, out / "bare.png")])
         warm = max(bare - startup, 0.001)
         lines.append(
             f"| {src.name} | {ours:.2f} | {bare:.2f} | {bare / ours:.2f} "

@@ -37,6 +37,14 @@ def timed(cmds: list[list[str]]) -> tuple[float, float]:
     return time.perf_counter() - start, peak
 
 
+def ffmpeg_frame(source: Path | str, t: float, out: Path, width: int | None = None) -> list[str]:
+    """One exact frame by the ffmpeg program: ``ffmpeg -ss T -i F -frames:v 1`` (scaled to
+    ``width`` when given), the baseline of the exact rows."""
+    scale = ["-vf", f"scale={width}:-2"] if width else []
+    return ["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", f"{t:g}", "-i", str(source),
+            "-frames:v", "1", *scale, str(out)]  # fmt: skip
+
+
 def hms(t: float) -> str:
     """HH:MM:SS (whole seconds: ffmpegthumbnailer reads no fraction; the times here are whole)."""
     assert float(t).is_integer(), t
