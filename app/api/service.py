@@ -169,12 +169,14 @@ class QencodeService:
             inner["qthumb_faults"] = carried  # the user's query is shown back as sent
         if not self.store.start(task_token, json.dumps(inner), payload, self.clock(), plan, faults):
             raise QencodeError("task already started")
-        self.queue.enqueue(task_token)
-        log.info("task %s queued", task_token)
         if parsed.callback_url:
+            # before a worker is woken: a task's callbacks go out in the order they were
+            # queued, and a quick task's "saved" queued first was sent before "queued"
             queued = self.store.get(task_token)
             snapshot = None if queued is None else status_snapshot(queued)
             self.outbox.add(task_token, ["queued"], self.clock(), snapshot)
+        self.queue.enqueue(task_token)
+        log.info("task %s queued", task_token)
         return {"error": 0, "status_url": self.status_url}
 
     def _task_faults(

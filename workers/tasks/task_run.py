@@ -251,6 +251,9 @@ def _run_claimed(
         with Heartbeat(store, token, attempt, settings.heartbeat_interval) as beat:
             run.beat = beat
             run.run(work)
+        # the attempt's files go before the task is seen ended: a client that sees it ended
+        # sees nothing of it left on this machine
+        shutil.rmtree(work, ignore_errors=True)
         _end(store, outbox, run, TaskStatus.COMPLETED, None)
         outcome = "completed"
     except LostClaim:
@@ -258,6 +261,7 @@ def _run_claimed(
         store.release(token, worker_id)  # said to whoever took it (recovery, a reset)
         log.warning("task %s: claim lost to recovery; this attempt stops", token)
     except TaskFailure as exc:
+        shutil.rmtree(work, ignore_errors=True)
         outcome = "error"
         again = exc.store_down and attempt < settings.max_attempts
         delay = STORE_RETRY_DELAY * 2 ** (attempt - 1)
@@ -281,6 +285,7 @@ def _run_claimed(
             log.warning("task %s handed back to the queue at shutdown", token)
         raise
     except Exception as exc:
+        shutil.rmtree(work, ignore_errors=True)
         outcome = "error"
         log.exception("task %s failed unexpectedly", token)
         why = f"internal error: {type(exc).__name__}: {exc}"
