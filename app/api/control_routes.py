@@ -31,8 +31,8 @@ from qthumb.app.tasks.faults import (
     MethodFault,
     parse_rule,
 )
-from qthumb.app.tasks.model import is_token
 from qthumb.app.tasks.reset import reset_keys
+from qthumb.app.tokens import is_token
 
 log = logging.getLogger("qthumb.faults")
 MAX_RULES_BODY = 64 * 1024  # bytes of one POST /faults body

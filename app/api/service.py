@@ -41,10 +41,11 @@ from qthumb.app.tasks.faults import (
     faults_for_task,
     parse_rule,
 )
-from qthumb.app.tasks.model import TaskRecord, TaskStatus, is_token
+from qthumb.app.tasks.model import TaskRecord, TaskStatus
 from qthumb.app.tasks.outbox import CallbackOutbox
 from qthumb.app.tasks.queue import TaskQueue
 from qthumb.app.tasks.store import TaskStore
+from qthumb.app.tokens import is_token
 
 log = logging.getLogger("qthumb.api")
 

@@ -26,8 +26,9 @@ from qthumb.app.api.control_routes import method_fault
 from qthumb.app.api.service import UPLOAD_PATH
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import Files
-from qthumb.app.tasks.model import TOKEN_PATTERN, TaskStatus, is_token
+from qthumb.app.tasks.model import TaskStatus
 from qthumb.app.tasks.store import TaskStore
+from qthumb.app.tokens import TOKEN_PATTERN, is_token
 
 PREFIX = UPLOAD_PATH
 _PATH = re.compile(rf"{PREFIX}/({TOKEN_PATTERN})/?")

@@ -19,8 +19,8 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from qthumb.app.tasks.model import is_token
 from qthumb.app.tasks.store import TaskStore
+from qthumb.app.tokens import is_token
 
 COOKIE = "qthumb_console"
 SIGNIN_COOKIE = "qthumb_signin"

@@ -19,7 +19,8 @@ from qthumb.app.console.views import curl_script
 from qthumb.app.errors import QencodeError
 from qthumb.app.qencode.query import decode_query, parse_query
 from qthumb.app.storage.media_files import list_media
-from qthumb.app.tasks.model import TaskStatus, is_token
+from qthumb.app.tasks.model import TaskStatus
+from qthumb.app.tokens import is_token
 
 router = APIRouter()
 

@@ -39,7 +39,8 @@ from qthumb.app.console.views import curl_script, task_view
 from qthumb.app.errors import QencodeError, TooManyKeyAttempts
 from qthumb.app.on_demand.asks import FrameRequestError
 from qthumb.app.on_demand.service import OnDemand
-from qthumb.app.tasks.model import TaskRecord, TaskStatus, is_token
+from qthumb.app.tasks.model import TaskRecord, TaskStatus
+from qthumb.app.tokens import is_token
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")

@@ -33,7 +33,8 @@ from qthumb.app.on_demand.asks import (
 from qthumb.app.on_demand.asks import Request as Asked
 from qthumb.app.on_demand.service import OnDemand
 from qthumb.app.qencode.query_values import IMAGE_EXTENSIONS
-from qthumb.app.tasks.model import TaskStatus, is_token
+from qthumb.app.tasks.model import TaskStatus
+from qthumb.app.tokens import is_token
 
 router = APIRouter()
 CACHE_CONTROL = "private, max-age=86400"

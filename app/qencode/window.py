@@ -9,10 +9,29 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:  # the formats count their frames with this module
-    from qthumb.app.qencode.formats import FormatSpec, ThumbnailSpec
+
+class Clipped(Protocol):
+    """What a format says of its clip window (every ``app.qencode.formats`` spec): the formats
+    count their frames with this module, so it names none of them."""
+
+    @property
+    def start_time(self) -> float | None: ...
+
+    @property
+    def duration(self) -> float | None: ...
+
+
+class Still(Clipped, Protocol):
+    """What a ``thumbnail`` says of its one frame: ``frame_number`` or ``time`` (a fraction)."""
+
+    @property
+    def frame_number(self) -> int | None: ...
+
+    @property
+    def time(self) -> float: ...
+
 
 COUNT_CEILING = 2**62  # far past every limit, still an int that compares and prints
 
@@ -29,7 +48,7 @@ class Window:
         return self.end - self.start
 
 
-def clip_window(spec: FormatSpec, duration: float) -> Window:
+def clip_window(spec: Clipped, duration: float) -> Window:
     """The source's [0, duration) clipped by the format's ``start_time`` and ``duration``. A
     start past the end is the end (the last frame), never an error."""
     start = min(max(0.0, spec.start_time or 0.0), duration)
@@ -54,7 +73,7 @@ def series_times(interval: float, window: Window, limit: int) -> list[float]:
     return [window.start + k * interval for k in range(count)]
 
 
-def thumbnail_time(spec: ThumbnailSpec, duration: float, frame_rate: float | None) -> float:
+def thumbnail_time(spec: Still, duration: float, frame_rate: float | None) -> float:
     """Seconds from the first frame. ``frame_number`` wins over ``time`` (docs/compatibility.md); a
     frame past the end is the last frame."""
     if spec.frame_number is not None and frame_rate:

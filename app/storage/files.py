@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from qthumb.app.settings import Settings
 from qthumb.app.storage.objects import FileError, LocalObjects, Location, Objects, read_all
-from qthumb.app.tasks.model import is_token
+from qthumb.app.tokens import is_token
 
 if TYPE_CHECKING:  # tuspyserver brings FastAPI: imported where uploads are served, not here
     from tuspyserver.storage import TusStorage

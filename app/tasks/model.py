@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from qthumb.app.tasks.results import Results
-
-# Session, task and upload tokens: 32 lowercase hex digits (uuid4().hex). The one definition.
-TOKEN_PATTERN = "[0-9a-f]{32}"
-_TOKEN = re.compile(TOKEN_PATTERN)
-
-
-def is_token(value: str) -> bool:
-    """Exactly a token: no trailing newline, no other digits than ASCII."""
-    return _TOKEN.fullmatch(value) is not None
 
 
 class TaskStatus(StrEnum):

@@ -11,8 +11,9 @@ from typing import Any
 from qthumb.app.tasks.db import Database
 from qthumb.app.tasks.model import TaskRecord, TaskStatus, sources_of
 from qthumb.app.tasks.results import Notice, Results
-from qthumb.app.tasks.store import CLOCK_SKEW, new_token
+from qthumb.app.tasks.store import CLOCK_SKEW
 from qthumb.app.tasks.task_rows import STATUS_ANY_SQL, StatusReads, status_sql, task_record
+from qthumb.app.tokens import new_token
 
 # The few statements whose JSON functions differ between the engines.
 _MERGE_WARNINGS = {

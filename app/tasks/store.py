@@ -11,7 +11,6 @@ either engine.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -21,11 +20,6 @@ from qthumb.app.tasks.results import Notice, Results
 # Seconds a task may be claimed before it is due: machines' clocks differ a little, and a task
 # queued by an API on one machine is due at once on a worker's whose clock is behind.
 CLOCK_SKEW = 1.0
-
-
-def new_token() -> str:
-    """128 random bits as 32 hex characters: the shape of every Qencode token."""
-    return secrets.token_hex(16)
 
 
 class TaskStore(Protocol):

@@ -42,7 +42,7 @@ from qthumb.app.storage.media_files import VIDEO_SUFFIXES
 from qthumb.app.storage.s3 import OPERATOR
 from qthumb.app.tasks.model import TaskRecord, TaskStatus
 from qthumb.app.tasks.results import Results
-from qthumb.app.tasks.store import new_token
+from qthumb.app.tokens import new_token
 from qthumb.workers.commands.offline_args import format_of, parser, settle
 from qthumb.workers.commands.progress import PlainProgress, progress_for
 from qthumb.workers.failures import FormatFailure, NothingMade, TaskFailure

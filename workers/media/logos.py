@@ -15,7 +15,6 @@ from PIL import Image, UnidentifiedImageError
 
 from qthumb.app.qencode.logos import Logo
 from qthumb.workers.failures import FormatFailure, TaskFailure
-from qthumb.workers.outputs.encode_plan import LogoPlan
 
 MAX_LOGO_BYTES = 10 * 1024 * 1024
 MAX_LOGO_PIXELS = 4096 * 4096
@@ -37,11 +36,6 @@ class LoadedLogo:
         if seconds < start:
             return False
         return self.logo.duration is None or seconds < start + self.logo.duration
-
-    def plan(self) -> LogoPlan:
-        start, length = self.logo.start_time, self.logo.duration
-        end = None if length is None else (start or 0.0) + length
-        return LogoPlan(str(self.path), self.logo.x, self.logo.y, start, end)
 
 
 def load_logos(logos: Sequence[Logo], folder: Path, fetch: Fetch) -> list[LoadedLogo]:

@@ -6,8 +6,12 @@ query language (``fitted``, which reads a query's sizing, is in ``workers.media.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the parent's side: the child never imports it
+    from qthumb.workers.media.logos import LoadedLogo
 
 
 @dataclass(frozen=True)
@@ -99,3 +103,13 @@ class LogoPlan:
                 shown += f"*lt(t,{self.end:g})"
             args += f":enable='{shown}'"
         return args
+
+
+def logo_plans(logos: Sequence[LoadedLogo]) -> tuple[LogoPlan, ...]:
+    """The plans of loaded logos: where and when each is drawn, in seconds of the output."""
+    plans = []
+    for loaded in logos:
+        start, length = loaded.logo.start_time, loaded.logo.duration
+        end = None if length is None else (start or 0.0) + length
+        plans.append(LogoPlan(str(loaded.path), loaded.logo.x, loaded.logo.y, start, end))
+    return tuple(plans)

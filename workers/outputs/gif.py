@@ -18,7 +18,7 @@ from qthumb.app.tasks.results import EntryType
 from qthumb.workers.media.imaging import fitted, target_size
 from qthumb.workers.media.logos import LoadedLogo
 from qthumb.workers.media.probe import MediaInfo
-from qthumb.workers.outputs.encode_plan import EncodePlan
+from qthumb.workers.outputs.encode_plan import EncodePlan, logo_plans
 from qthumb.workers.outputs.encode_run import run_encoder
 from qthumb.workers.outputs.products import Product
 
@@ -46,7 +46,7 @@ def gif_command(
         palette=True,
         rotation=info.rotation,
         turn=spec.sizing.rotate,
-        logos=tuple(logo.plan() for logo in logos),
+        logos=logo_plans(logos),
         fps=f"{spec.fps:g}",
         scale_flags="lanczos",
         container_options={"loop": "0"},

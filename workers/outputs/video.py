@@ -19,7 +19,7 @@ from qthumb.workers.failures import FormatFailure
 from qthumb.workers.media.imaging import fitted, target_size
 from qthumb.workers.media.logos import LoadedLogo
 from qthumb.workers.media.probe import MediaInfo, open_media
-from qthumb.workers.outputs.encode_plan import AudioPlan, EncodePlan
+from qthumb.workers.outputs.encode_plan import AudioPlan, EncodePlan, logo_plans
 from qthumb.workers.outputs.encode_run import run_encoder
 from qthumb.workers.outputs.products import Product
 
@@ -101,7 +101,7 @@ def video_command(
         container_options=container,
         audio=audio,
         max_pixels=info.max_pixels,
-        logos=tuple(logo.plan() for logo in logos),
+        logos=logo_plans(logos),
         mute=settings.mute,
         deinterlace=spec.deinterlace,
         tone_map=spec.hdr_to_sdr,

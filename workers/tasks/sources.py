@@ -14,7 +14,7 @@ from qthumb.app.egress import BlockedAddress, guarded_stream
 from qthumb.app.qencode.query import upload_id, url_scheme
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import FileError, Files
-from qthumb.app.tasks.model import is_token
+from qthumb.app.tokens import is_token
 from qthumb.workers.failures import SourceError, store_failure
 from qthumb.workers.tasks.s3 import download_s3
 
