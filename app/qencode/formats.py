@@ -44,6 +44,26 @@ from qthumb.app.qencode.video_fields import (
 from qthumb.app.qencode.window import Window, series_count
 
 
+class Output(StrEnum):
+    """Every output Qencode documents (docs/outputs.md), by its name in a query."""
+
+    THUMBNAIL = "thumbnail"
+    THUMBNAILS = "thumbnails"
+    MP4 = "mp4"
+    WEBM = "webm"
+    GIF = "gif"
+    METADATA = "metadata"
+    ADVANCED_HLS = "advanced_hls"
+    ADVANCED_DASH = "advanced_dash"
+    WEBM_DASH = "webm_dash"
+    REPACK = "repack"
+    VMAF = "vmaf"
+    MP3 = "mp3"
+    HLS_AUDIO = "hls_audio"
+    FLAC = "flac"
+    SPEECH_TO_TEXT = "speech_to_text"
+
+
 class Array(StrEnum):
     """The status array an output's entries go in (docs/compatibility.md)."""
 
@@ -73,7 +93,7 @@ class FormatSpec:
     """What every output has; an output qthumb does not make is only this."""
 
     index: int  # its place in query.format
-    output: str
+    output: Output
     user_tag: str | None = None
     destinations: tuple[Destination, ...] = ()
     start_time: float | None = None  # the clip window, in seconds
@@ -295,8 +315,10 @@ class VideoSpec(SizedSpec):
     hdr_to_sdr: bool = False
 
     CODECS: ClassVar[dict[str, Codecs]] = {
-        "mp4": Codecs("libx264", frozenset({"libx264"}), "aac", "video/mp4"),
-        "webm": Codecs("libvpx-vp9", frozenset({"libvpx-vp9", "libvpx"}), "libopus", "video/webm"),
+        Output.MP4: Codecs("libx264", frozenset({"libx264"}), "aac", "video/mp4"),
+        Output.WEBM: Codecs(
+            "libvpx-vp9", frozenset({"libvpx-vp9", "libvpx"}), "libopus", "video/webm"
+        ),
     }
 
     @property
@@ -364,20 +386,23 @@ class GifSpec(SizedSpec):
         return cls(**fields, animated_webp=name == "webp", quality=quality)
 
 
-# Every output Qencode documents (docs/outputs.md), by name. Anything else is a typo and is refused.
-KINDS: dict[str, type[FormatSpec]] = {
-    "thumbnail": ThumbnailSpec,
-    "thumbnails": ThumbnailsSpec,
-    "mp4": VideoSpec,
-    "webm": VideoSpec,
-    "gif": GifSpec,
-    "metadata": MetadataSpec,
-    **dict.fromkeys(("advanced_hls", "advanced_dash", "webm_dash", "repack", "vmaf"), FormatSpec),
-    **dict.fromkeys(("mp3", "hls_audio", "flac"), AudioSpec),
-    "speech_to_text": TextSpec,
+# What each output is made as. Anything else is a typo and is refused.
+KINDS: dict[Output, type[FormatSpec]] = {
+    Output.THUMBNAIL: ThumbnailSpec,
+    Output.THUMBNAILS: ThumbnailsSpec,
+    Output.MP4: VideoSpec,
+    Output.WEBM: VideoSpec,
+    Output.GIF: GifSpec,
+    Output.METADATA: MetadataSpec,
+    **dict.fromkeys(
+        (Output.ADVANCED_HLS, Output.ADVANCED_DASH, Output.WEBM_DASH, Output.REPACK, Output.VMAF),
+        FormatSpec,
+    ),
+    **dict.fromkeys((Output.MP3, Output.HLS_AUDIO, Output.FLAC), AudioSpec),
+    Output.SPEECH_TO_TEXT: TextSpec,
 }
 
 
-def array_of(output: str) -> Array:
-    """Which status array an output's entries go in (rows of unknown outputs: videos)."""
-    return KINDS.get(output, FormatSpec).array
+def array_of(output: Output) -> Array:
+    """Which status array an output's entries go in."""
+    return KINDS[output].array

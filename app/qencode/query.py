@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 from qthumb.app.egress import url_problem
 from qthumb.app.errors import BadQuery, FieldRequired, QencodeError, QueryNotWrapped
-from qthumb.app.qencode.formats import KINDS, FormatSpec
+from qthumb.app.qencode.formats import KINDS, FormatSpec, Output
 from qthumb.app.qencode.query_values import (
     MAX_SIDE,
     Destination,
@@ -282,11 +282,11 @@ def _parse_format(index: int, obj: object, tracked: list[str] | None = None) -> 
     tag = obj.get("user_tag", obj.get("tag"))
     common: dict[str, Any] = {
         "index": index,
-        "output": output,
+        "output": Output(output),
         "user_tag": None if tag is None else str(tag),
         "destinations": destinations(obj.get("destination"), f"{path}.destination"),
         "start_time": opt_float(obj, "start_time", path, minimum=0.0),
         "duration": opt_float(obj, "duration", path, minimum=0.0, exclusive=True),
         "soft_fail": flag(obj.get("allow_soft_fail"), f"{path}.allow_soft_fail"),
     }
-    return KINDS[output].parse(obj, path, common)
+    return KINDS[common["output"]].parse(obj, path, common)

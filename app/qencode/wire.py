@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from qthumb.app.qencode.formats import Array, array_of
+from qthumb.app.qencode.formats import Array, Output, array_of
 from qthumb.app.tasks.model import TaskRecord, TaskStatus
 from qthumb.app.tasks.results import FormatFailed, Results, Running, StoredFile
 
@@ -83,7 +83,7 @@ def _running_entry(item: Running, tag: str) -> dict[str, Any]:
     }
 
 
-def format_tag(output: str, index: int, n: int = 0) -> str:
+def format_tag(output: Output, index: int, n: int = 0) -> str:
     """The system tag of a format's ``n``-th entry, ``<image|video|audio|text>-<index>-<n>``:
     also the tag of every warning about that format. A warning about the whole task (its
     source, a query field, a callback, a retry) carries its first format's tag, so every
@@ -100,7 +100,10 @@ def task_tag(task: TaskRecord) -> str:
         formats = [formats]
     first = formats[0] if isinstance(formats, list) and formats else None
     output = first.get("output") if isinstance(first, dict) else None
-    return format_tag(output if isinstance(output, str) else "", 0)
+    try:
+        return format_tag(Output(str(output)), 0)
+    except ValueError:  # no output qthumb knows (a query refused anyway): a video's, the default
+        return f"{Array.VIDEOS[:-1]}-0-0"
 
 
 def failure_tag(item: FormatFailed) -> str:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from qthumb.app.qencode.formats import Array, Output
 from qthumb.app.storage.objects import Location
 
 # The JSON shape a row's ``outputs`` column holds. Rows written before it held Qencode's wire
@@ -43,7 +44,7 @@ class StoredFile:
     """One file of one format, stored in one destination."""
 
     index: int  # the format's place in query.format
-    output: str  # thumbnail | thumbnails | mp4 | webm | gif | metadata
+    output: Output
     user_tag: str | None
     location: Location  # a path on the API (/storage/…) or an absolute URL
     storage: dict[str, Any] | None  # where it is, for S3 destinations (docs/compatibility.md)
@@ -63,7 +64,7 @@ class FormatFailed:
     """A format that made nothing in one destination; the task's other formats still count."""
 
     index: int
-    output: str
+    output: Output
     user_tag: str | None
     description: str
 
@@ -74,7 +75,7 @@ class Running:
     runs, replaced by its files or its failure."""
 
     index: int
-    output: str
+    output: Output
     user_tag: str | None
     state: str = "encoding"
     percent: float = 0.0  # of this format, 0-100
@@ -129,11 +130,13 @@ class Results:
                     file["location"] = {"url": file.pop("url")}
                 file["location"] = Location.from_json(file["location"])
                 file["kind"] = EntryType.read(file.get("kind"), EntryType.VIDEO)
-                made.append(StoredFile(**file))
+                made.append(StoredFile(**{**file, "output": Output(file["output"])}))
             elif "running" in item:
-                made.append(Running(**item["running"]))
+                running = item["running"]
+                made.append(Running(**{**running, "output": Output(running["output"])}))
             else:
-                made.append(FormatFailed(**item["failed"]))
+                failed = item["failed"]
+                made.append(FormatFailed(**{**failed, "output": Output(failed["output"])}))
         return cls(made=made, warnings=warnings)
 
 
@@ -142,7 +145,12 @@ def _notice(data: dict[str, Any]) -> Notice:
 
 
 _WIRE_TAG = re.compile(r"^[a-z]+-(\d+)-\d+$")
-_WIRE_OUTPUT = {"images": "thumbnails", "videos": "mp4", "audios": "mp3", "texts": "speech_to_text"}
+_WIRE_OUTPUT = {
+    Array.IMAGES: Output.THUMBNAILS,
+    Array.VIDEOS: Output.MP4,
+    Array.AUDIOS: Output.MP3,
+    Array.TEXTS: Output.SPEECH_TO_TEXT,
+}
 
 
 def _from_wire(data: dict[str, Any]) -> list[Made]:
@@ -156,7 +164,7 @@ def _from_wire(data: dict[str, Any]) -> list[Made]:
             if entry.get("error"):
                 made.append(FormatFailed(index, output, user_tag, entry.get("error_description")))
                 continue
-            video = array != "images"
+            video = array is not Array.IMAGES
             size = entry.get("size") or 0
             made.append(
                 StoredFile(
