@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from enum import StrEnum
 from fractions import Fraction
 from typing import Any, ClassVar
 
 from qthumb.app.errors import BadQuery, FieldRequired
 from qthumb.app.qencode.image_naming import image_encoding, named_sheet
+from qthumb.app.qencode.kinds import Array, Codecs, Output
 from qthumb.app.qencode.logos import Logo, logos
 from qthumb.app.qencode.query_values import (
     Destination,
@@ -35,6 +35,7 @@ from qthumb.app.qencode.query_values import (
     sizing,
     time_fraction,
 )
+from qthumb.app.qencode.trickplay import Trickplay, trickplay_field
 from qthumb.app.qencode.video_fields import (
     VideoSettings,
     container_extension,
@@ -42,47 +43,6 @@ from qthumb.app.qencode.video_fields import (
     video_settings,
 )
 from qthumb.app.qencode.window import Window, series_count
-
-
-class Output(StrEnum):
-    """Every output Qencode documents (docs/outputs.md), by its name in a query."""
-
-    THUMBNAIL = "thumbnail"
-    THUMBNAILS = "thumbnails"
-    MP4 = "mp4"
-    WEBM = "webm"
-    GIF = "gif"
-    METADATA = "metadata"
-    ADVANCED_HLS = "advanced_hls"
-    ADVANCED_DASH = "advanced_dash"
-    WEBM_DASH = "webm_dash"
-    REPACK = "repack"
-    VMAF = "vmaf"
-    MP3 = "mp3"
-    HLS_AUDIO = "hls_audio"
-    FLAC = "flac"
-    SPEECH_TO_TEXT = "speech_to_text"
-
-
-class Array(StrEnum):
-    """The status array an output's entries go in (docs/compatibility.md)."""
-
-    IMAGES = "images"
-    VIDEOS = "videos"
-    AUDIOS = "audios"
-    TEXTS = "texts"
-
-
-@dataclass(frozen=True)
-class Codecs:
-    """A video kind's encoding: its default video codec, the ones a query may pick, its
-    audio codec and the file's content type."""
-
-    video: str
-    allowed: frozenset[str]
-    audio: str
-    content_type: str
-
 
 MIN_INTERVAL = 0.001  # seconds: a frame lasts longer at every rate a camera records
 MAX_FRAME_RATE = 1000  # frames a second: past any camera's, so frame_number has a ceiling
@@ -233,6 +193,7 @@ class ThumbnailsSpec(ImageSpec):
     # A sprite destination that ends in a file name (…/sprite.jpg) names the sheet: its stem
     # here, the destinations its folder
     sheet_name: str | None = None
+    trickplay: tuple[Trickplay, ...] = ()  # qthumb's extension (app.qencode.trickplay)
 
     folder: ClassVar[bool] = True
 
@@ -256,6 +217,10 @@ class ThumbnailsSpec(ImageSpec):
     @property
     def storyboard_name(self) -> str:
         return f"{self.sheet_name}.json" if self.sheet_name else "thumbnails.json"
+
+    def trickplay_name(self, suffix: str) -> str:
+        """A trickplay file beside the VTT: ``thumbnails<suffix>``, or under a named sheet's."""
+        return f"{self.sheet_name or 'thumbnails'}{suffix}"
 
     @classmethod
     def parse(cls, obj: dict[str, Any], path: str, common: dict[str, Any]) -> ThumbnailsSpec:
@@ -286,10 +251,18 @@ class ThumbnailsSpec(ImageSpec):
                 f"{path}.placeholder on sprite sheets is given a tile in the storyboard JSON: "
                 "it needs storyboard: 1"
             )
+        trickplay = trickplay_field(
+            obj.get("trickplay"),
+            f"{path}.trickplay",
+            sprite,
+            fields["image_format"],
+            common["start_time"],
+        )
         return cls(
             **fields,
             interval=interval,
             sprite=sprite,
+            trickplay=trickplay,
             columns=columns or 10,
             keyframes_only=flag(obj.get("keyframes_only"), f"{path}.keyframes_only"),
             storyboard=storyboard,

@@ -21,7 +21,8 @@ from urllib.parse import unquote, urlsplit
 
 from qthumb.app.egress import url_problem
 from qthumb.app.errors import BadQuery, FieldRequired, QencodeError, QueryNotWrapped
-from qthumb.app.qencode.formats import KINDS, FormatSpec, Output
+from qthumb.app.qencode.formats import KINDS, FormatSpec
+from qthumb.app.qencode.kinds import Output
 from qthumb.app.qencode.query_values import (
     MAX_SIDE,
     Destination,

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from qthumb.app.qencode.formats import Array, Output, array_of
+from qthumb.app.qencode.formats import array_of
+from qthumb.app.qencode.kinds import Array, Output
 from qthumb.app.tasks.model import TaskRecord, TaskStatus
 from qthumb.app.tasks.results import FormatFailed, Results, Running, StoredFile
 

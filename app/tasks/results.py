@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from qthumb.app.qencode.formats import Array, Output
+from qthumb.app.qencode.kinds import Array, Output
 from qthumb.app.storage.objects import Location
 
 # The JSON shape a row's ``outputs`` column holds. Rows written before it held Qencode's wire
@@ -29,6 +29,9 @@ class EntryType(StrEnum):
     METADATA = "metadata"
     VIDEO = "video"
     GIF = "gif"
+    HLS = "hls"  # trickplay (app.qencode.trickplay): an HLS image playlist, or its stream line
+    DASH = "dash"  # the DASH image AdaptationSet
+    BIF = "bif"  # Roku's BIF archive
 
     @classmethod
     def read(cls, value: object, otherwise: EntryType) -> EntryType:

@@ -11,16 +11,27 @@ from pathlib import Path
 from PIL import Image
 
 from qthumb.app.qencode.formats import ThumbnailsSpec
+from qthumb.app.qencode.query_values import ImageFormat
+from qthumb.app.qencode.trickplay import Trickplay
 from qthumb.app.qencode.window import clip_window, series_count, series_times
 from qthumb.app.tasks.results import EntryType
 from qthumb.workers.media.decode_pool import DecodePool
 from qthumb.workers.media.frames import Picture
-from qthumb.workers.media.imaging import encode, render, target_size
+from qthumb.workers.media.imaging import encode, encode_bytes, render, target_size
 from qthumb.workers.media.logos import LoadedLogo, draw_logos
 from qthumb.workers.media.placeholders import placeholder
 from qthumb.workers.media.probe import MediaInfo
 from qthumb.workers.outputs.products import Product
 from qthumb.workers.outputs.sprites import SheetComposer, SheetLayout
+from qthumb.workers.outputs.trickplay import (
+    HLS_TYPE,
+    BifTiles,
+    SheetTrack,
+    dash_adaptation_set,
+    hls_image_stream,
+    hls_media_playlist,
+    product,
+)
 from qthumb.workers.outputs.webvtt import Cue, render_vtt, tile_cues
 
 TILES_IN_FLIGHT_BYTES = 256 * 1024 * 1024  # decoded RGB tiles held between readers and sheet
@@ -64,12 +75,18 @@ def make_thumbnails(
     tile = target_size(info.display_size, spec.sizing)  # CSS pixels: what the VTT says
     dpr = spec.dpr
     pixels = replace(spec.sizing, width=tile[0] * dpr, height=tile[1] * dpr, resolution=None)
-    layout = SheetLayout.plan((tile[0] * dpr, tile[1] * dpr), spec.columns, len(times), max_pixels)
+    tracks = Trickplay.HLS in spec.trickplay or Trickplay.DASH in spec.trickplay
+    layout = SheetLayout.plan(
+        (tile[0] * dpr, tile[1] * dpr), spec.columns, len(times), max_pixels, uniform=tracks
+    )
     names = spec.sheet_names(layout.sheets)
     shown = names if refer is None else [refer(n, name) for n, name in enumerate(names)]
+    sheet_bytes = [0] * layout.sheets
+    bif = BifTiles(out_dir / ".bif-tiles") if Trickplay.BIF in spec.trickplay else None
 
     def emit(sheet: int, image: Image.Image) -> None:
         encoded = encode(image, spec.image_format, spec.quality, out_dir / names[sheet])
+        sheet_bytes[sheet] = encoded.size
         products.append(_product(encoded.path, EntryType.SPRITE, spec, encoded.size, image.size))
 
     composer = SheetComposer(layout, emit) if spec.sprite else None
@@ -101,6 +118,8 @@ def make_thumbnails(
             products.append(_product(encoded.path, EntryType.FRAME, spec, encoded.size, dims, made))
             texts[k] = name
         else:
+            if bif is not None:
+                bif.add(k, encode_bytes(made.image, ImageFormat.JPG, spec.quality))
             sheet, x, y = composer.put(k, made.image)
             # HiDPI: the sheet has dpr pixels a CSS pixel; the VTT speaks CSS pixels
             texts[k] = f"{shown[sheet]}#xywh={x // dpr},{y // dpr},{tile[0]},{tile[1]}"
@@ -113,16 +132,47 @@ def make_thumbnails(
         )
     vtt = out_dir / spec.vtt_name
     vtt.write_text(render_vtt(cues), encoding="utf-8", newline="\n")
-    products.append(
-        Product(
-            path=vtt,
-            name=vtt.name,
-            kind=EntryType.VTT,
-            content_type="text/vtt",
-            size=vtt.stat().st_size,
+    products.append(product(vtt, EntryType.VTT, "text/vtt"))
+    if spec.trickplay:
+        starts = [times[n * layout.per_sheet] for n in range(layout.sheets)]
+        track = SheetTrack(
+            shown,
+            sheet_bytes,
+            starts,
+            window.end,
+            (layout.tile_width, layout.tile_height),
+            layout.columns,
+            layout.rows_per_sheet,
+            spec.interval,
         )
-    )
+        products += _trickplay(spec, track, out_dir, bif, times)
     return products
+
+
+def _trickplay(
+    spec: ThumbnailsSpec,
+    track: SheetTrack,
+    out_dir: Path,
+    bif: BifTiles | None,
+    times: Sequence[float],
+) -> list[Product]:
+    """The trickplay files asked for, written beside the VTT (``workers.outputs.trickplay``)."""
+    made = []
+    if Trickplay.HLS in spec.trickplay:
+        playlist = out_dir / spec.trickplay_name(".m3u8")
+        playlist.write_text(hls_media_playlist(track), encoding="utf-8", newline="\n")
+        stream = out_dir / spec.trickplay_name("-image-stream.m3u8")
+        stream.write_text(hls_image_stream(track, playlist.name), encoding="utf-8", newline="\n")
+        made += [product(p, EntryType.HLS, HLS_TYPE) for p in (playlist, stream)]
+    if Trickplay.DASH in spec.trickplay:
+        adaptation = out_dir / spec.trickplay_name("-image-adaptation-set.xml")
+        adaptation.write_text(dash_adaptation_set(track), encoding="utf-8", newline="\n")
+        made.append(product(adaptation, EntryType.DASH, "application/xml"))
+    if bif is not None:
+        archive = out_dir / spec.trickplay_name(".bif")
+        bif.write(archive, times)
+        made.append(product(archive, EntryType.BIF, "application/octet-stream"))
+    return made
 
 
 def _decoded(

@@ -23,10 +23,16 @@ class SheetLayout:
     columns: int  # tiles per row on every sheet
     rows_per_sheet: int
     total: int  # tiles in all
+    uniform: bool = False  # every sheet the full grid, the last padded (HLS and DASH tracks)
 
     @classmethod
     def plan(
-        cls, tile: tuple[int, int], columns: int, total: int, max_pixels: int | None = None
+        cls,
+        tile: tuple[int, int],
+        columns: int,
+        total: int,
+        max_pixels: int | None = None,
+        uniform: bool = False,
     ) -> SheetLayout:
         """A tile alone over ``max_pixels`` is refused before this (``check_format``); here
         every sheet stays within both limits."""
@@ -41,7 +47,7 @@ class SheetLayout:
                 tiles_allowed // columns,
             ),
         )
-        return cls(width, height, columns, rows, total)
+        return cls(width, height, columns, rows, total, uniform)
 
     @property
     def per_sheet(self) -> int:
@@ -58,6 +64,8 @@ class SheetLayout:
         return sheet, column * self.tile_width, row * self.tile_height
 
     def sheet_size(self, sheet: int) -> tuple[int, int]:
+        if self.uniform:
+            return self.columns * self.tile_width, self.rows_per_sheet * self.tile_height
         tiles = min(self.per_sheet, self.total - sheet * self.per_sheet)
         rows = math.ceil(tiles / self.columns)
         return self.columns * self.tile_width, rows * self.tile_height

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from qthumb.app.qencode.formats import Array, FormatSpec, SizedSpec
+from qthumb.app.qencode.formats import FormatSpec, SizedSpec
+from qthumb.app.qencode.kinds import Array
 from qthumb.app.qencode.query import Query
 from qthumb.app.qencode.wire import format_tag
 from qthumb.app.tasks.results import Notice
