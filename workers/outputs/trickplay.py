@@ -3,8 +3,9 @@ and WebVTT file from the same layout, so every player finds the same tile at the
 
 - HLS image media playlist: one segment a sheet, its ``#EXTINF`` the time the sheet covers,
   ``#EXT-X-TILES`` (RESOLUTION of a tile, LAYOUT of the grid, DURATION of a tile) before each;
-  and ``#EXT-X-IMAGE-STREAM-INF`` (RESOLUTION of a whole sheet, peak BANDWIDTH, CODECS="jpeg")
-  in a multivariant playlist of its own, the line to copy into yours.
+  and ``#EXT-X-IMAGE-STREAM-INF`` (RESOLUTION of a tile, as Shaka Player reads it: it multiplies
+  by the LAYOUT for the sheet; peak BANDWIDTH; CODECS="jpeg") in a multivariant playlist of its
+  own, the line to copy into yours.
 - DASH image AdaptationSet: a ``SegmentTemplate`` whose ``$Number$`` walks the sheets (a
   sheet's duration in milliseconds), a Representation the size of a whole sheet, and the
   ``http://dashif.org/guidelines/thumbnail_tile`` property with the grid.
@@ -87,7 +88,7 @@ def hls_media_playlist(track: SheetTrack) -> str:
 def hls_image_stream(track: SheetTrack, playlist_uri: str) -> str:
     """A multivariant playlist holding the image stream alone: its one tag is the line to add
     to the presentation's own."""
-    width, height = track.sheet_size
+    width, height = track.tile  # a tile's, as Shaka Player and Jellyfin read it
     return (
         "#EXTM3U\n#EXT-X-VERSION:7\n"
         f"#EXT-X-IMAGE-STREAM-INF:BANDWIDTH={track.peak_bandwidth()},RESOLUTION={width}x{height},"
