@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,27 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from tests.conftest import ffmpeg, serve_in_thread
+from tests.conftest import API_KEY, ffmpeg, serve_in_thread
+from tests.qclient import QClient
 from tests.test_player import CHROMIUM, CHROMIUM_ARGS, PLAYER_DIR
 from tests.test_thumbnail import barcode_index
-from tests.test_trickplay import TIMES, files_of, server, shown_frame  # noqa: F401  (fixture)
+from tests.test_trickplay import (  # noqa: F401  (server: a fixture)
+    INTERVAL,
+    TIMES,
+    files_of,
+    server,
+    shown_frame,
+)
+
+NS = "{urn:mpeg:dash:schema:mpd:2011}"
+
+
+def started(running: Any, clips: Path) -> str:
+    """A task of the barcode clip that made nothing but its metadata: a source to read."""
+    with QClient(running.base_url, API_KEY) as client:
+        client.run({"source": str(clips / "barcode.mp4"), "format": [{"output": "metadata"}]})
+        return str(client.last_token)
+
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"></head><body><video id="v" muted></video>
@@ -82,6 +100,25 @@ def presentations(
     mpd = (dash / "manifest.mpd").read_text()
     adaptation = made["thumbnails-image-adaptation-set.xml"].decode()
     (dash / "manifest.mpd").write_text(mpd.replace("</Period>", adaptation + "</Period>", 1))
+    # the same by URL, from any started task: qthumb's own playlist and AdaptationSet, naming
+    # the sheets of /v1/storyboard.jpg by absolute URL (another origin: CORS)
+    query = f"task_token={started(server, clips)}&width=64&columns=3&interval={INTERVAL}"
+    for folder in ("hls", "dash"):
+        shutil.copytree(site / folder, site / f"{folder}-by-url", ignore=shutil.ignore_patterns(
+            "thumbnails*", "sprite_*"))  # fmt: skip
+    by_url = httpx.get(f"{server.base_url}/v1/trickplay.m3u8?{query}&multivariant=1", timeout=60)
+    assert by_url.status_code == 200, by_url.text
+    line = by_url.text.splitlines()[-1]
+    assert line.startswith("#EXT-X-IMAGE-STREAM-INF:") and server.base_url in line
+    master = (site / "hls" / "master.m3u8").read_text().splitlines()[:-1]
+    (site / "hls-by-url" / "master.m3u8").write_text("\n".join([*master, line]) + "\n")
+    mpd = httpx.get(f"{server.base_url}/v1/trickplay.mpd?{query}", timeout=60)
+    assert mpd.status_code == 200 and mpd.headers["content-type"].startswith("application/dash")
+    adaptation = ET.tostring(ET.fromstring(mpd.text).find(f"{NS}Period/{NS}AdaptationSet"),
+                             encoding="unicode").replace("ns0:", "").replace(
+                                 ' xmlns:ns0="urn:mpeg:dash:schema:mpd:2011"', "")  # fmt: skip
+    own = (dash / "manifest.mpd").read_text().split('<AdaptationSet id="100"')[0]
+    (site / "dash-by-url" / "manifest.mpd").write_text(own + adaptation + "</Period>\n</MPD>\n")
     (site / "index.html").write_text(PAGE)
     app = Starlette(routes=[Mount("/player", StaticFiles(directory=PLAYER_DIR)),
                             Mount("/", StaticFiles(directory=site))])  # fmt: skip
@@ -90,7 +127,10 @@ def presentations(
     shutil.rmtree(site, ignore_errors=True)
 
 
-@pytest.mark.parametrize("manifest", ["hls/master.m3u8", "dash/manifest.mpd"])
+@pytest.mark.parametrize(
+    "manifest",
+    ["hls/master.m3u8", "dash/manifest.mpd", "hls-by-url/master.m3u8", "dash-by-url/manifest.mpd"],
+)
 def test_shaka_player_finds_the_frame_at_each_time(presentations: str, manifest: str):
     base = presentations
     with sync_playwright() as pw:

@@ -9,13 +9,19 @@ why) and kept in memory; the task token is the capability, as for ``/v1/status``
   WebVTT (or JSON) of sprite sheets served at ``/v1/storyboard.{jpg,webp}?…&sheet=N``, the
   files a ``thumbnails`` task with ``sprite: 1, storyboard: 1`` and those fields stores;
 - ``GET /v1/animated.{gif,webp}?task_token=T&start&end&fps&width&height``: the ``gif`` a task
-  with those fields stores.
+  with those fields stores;
+- ``GET /v1/trickplay.{m3u8,mpd}?task_token=T&width&columns&interval``: the storyboard's JPEG
+  sheets as an HLS image media playlist (``&multivariant=1``: the multivariant playlist with
+  its ``EXT-X-IMAGE-STREAM-INF`` line) or an MPD holding the DASH image AdaptationSet, the
+  sheets named by absolute URL (``app.qencode.trickplay`` writes both, as a task's).
 
 Answers carry ``ETag`` and ``Cache-Control``; ``If-None-Match`` gets 304. Errors are Qencode's
 JSON shape with a real HTTP status (an ``<img>`` must not take an error for a picture).
 """
 
 from __future__ import annotations
+
+import json
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -32,12 +38,21 @@ from qthumb.app.on_demand.asks import (
 )
 from qthumb.app.on_demand.asks import Request as Asked
 from qthumb.app.on_demand.service import OnDemand
-from qthumb.app.qencode.query_values import IMAGE_EXTENSIONS
+from qthumb.app.qencode.query_values import IMAGE_EXTENSIONS, ImageFormat
+from qthumb.app.qencode.trickplay import (
+    HLS_TYPE,
+    SheetTrack,
+    dash_adaptation_set,
+    hls_image_stream,
+    hls_media_playlist,
+    trickplay_mpd,
+)
 from qthumb.app.tasks.model import TaskStatus
 from qthumb.app.tokens import is_token
 
 router = APIRouter()
 CACHE_CONTROL = "private, max-age=86400"
+CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "X-Frame-Time"}
 STORYBOARD_TYPES = {"vtt": "text/vtt; charset=utf-8", "json": "application/json"}
 
 
@@ -74,7 +89,9 @@ async def _made(request: Request, token: str, asked: Asked, piece: str = "") -> 
 
 
 def _answer(request: Request, made: RenderedFrame, headers: dict[str, str]) -> Response:
-    headers = {"ETag": made.etag, "Cache-Control": CACHE_CONTROL, **headers}
+    # readable by a player on another origin (Shaka fetches sheets and playlists), as
+    # /storage's files are: the task token in the URL is the capability, no cookie is read
+    headers = {"ETag": made.etag, "Cache-Control": CACHE_CONTROL, **CORS, **headers}
     if request.headers.get("if-none-match") == made.etag:
         return Response(status_code=304, headers=headers)
     return Response(made.data, media_type=made.content_type, headers=headers)
@@ -109,4 +126,44 @@ async def animated(ext: str, request: Request) -> Response:
         raise FrameRequestError("animations are .gif or .webp", status=404)
     token = _token(request)
     made = await _made(request, token, animated_request(ext, request.query_params))
+    return _answer(request, made, {})
+
+
+@router.get("/v1/trickplay.{ext}", response_model=None)
+async def trickplay(ext: str, request: Request) -> Response:
+    if ext not in ("m3u8", "mpd"):
+        raise FrameRequestError("trickplay by URL is .m3u8 or .mpd", status=404)
+    token = _token(request)
+    asked = storyboard_request("json", request.query_params)
+    if asked.image_format is not ImageFormat.JPG:
+        raise FrameRequestError("HLS and DASH image tracks carry JPEG: format=jpg")
+    service = frames(request)
+    board = json.loads((await _made(request, token, asked, "json")).data)
+    base = f"{service.settings.base_url}/v1/"
+    urls = [base + sheet["url"] for sheet in board["sheets"]]
+    sizes = []
+    for n, sheet in enumerate(board["sheets"]):  # kept with the JSON when it was made
+        kept = service.cached(token, asked, f"sheet{n}")
+        sizes.append(len(kept.data) if kept else sheet["width"] * sheet["height"] // 4)
+    tiles = board["tiles"]
+    per_sheet = board["columns"] * board["rows"]
+    track = SheetTrack(
+        urls,
+        sizes,
+        [tiles[n * per_sheet]["start"] for n in range(len(urls))],
+        tiles[-1]["end"],
+        (board["tile_width"], board["tile_height"]),
+        board["columns"],
+        board["rows"],
+        tiles[0]["end"] - tiles[0]["start"],
+    )
+    if ext == "mpd":
+        template = urls[0].rsplit("sheet=", 1)[0] + "sheet=$Number$"
+        text = trickplay_mpd(dash_adaptation_set(track, template, start_number=0), track.end)
+        made = RenderedFrame.of(text.encode(), "application/dash+xml")
+    elif request.query_params.get("multivariant") == "1":
+        playlist = f"{base}trickplay.m3u8?{request.url.query.replace('multivariant=1', '')}"
+        made = RenderedFrame.of(hls_image_stream(track, playlist.rstrip("&")).encode(), HLS_TYPE)
+    else:
+        made = RenderedFrame.of(hls_media_playlist(track).encode(), HLS_TYPE)
     return _answer(request, made, {})

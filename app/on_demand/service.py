@@ -192,6 +192,7 @@ class OnDemand:
     ``Retry-After`` at once, so frames asked of a slow source can only slow each other."""
 
     def __init__(self, settings: Settings, frames: Frames | None = None) -> None:
+        self.settings = settings
         self.results = ResultCache(settings.on_demand_result_cache_bytes)
         self.frames: Frames = frames or FrameServer(settings)
         self.limiter = anyio.CapacityLimiter(settings.on_demand_concurrency)

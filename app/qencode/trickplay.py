@@ -11,10 +11,16 @@ formats players other than the web ones read, made from the same sheets as the W
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
+from xml.sax.saxutils import quoteattr
 
 from qthumb.app.errors import BadQuery
 from qthumb.app.qencode.query_values import ImageFormat, shown
+
+HLS_TYPE = "application/vnd.apple.mpegurl"
 
 
 class Trickplay(StrEnum):
@@ -53,3 +59,102 @@ def trickplay_field(
             "start at start_time"
         )
     return tuple(found)
+
+
+@dataclass(frozen=True)
+class SheetTrack:
+    """The sheets of one series as a timeline: what the HLS and DASH files describe."""
+
+    names: Sequence[str]  # each sheet's file name, as the playlists refer to it
+    sizes: Sequence[int]  # each sheet's bytes
+    starts: Sequence[float]  # each sheet's first tile time (seconds)
+    end: float  # the end of the series' window
+    tile: tuple[int, int]  # a tile's pixels
+    columns: int
+    rows: int
+    interval: float  # seconds a tile stands for
+
+    def durations(self) -> list[float]:
+        ends = [*self.starts[1:], self.end]
+        return [max(0.001, e - s) for s, e in zip(self.starts, ends, strict=True)]
+
+    @property
+    def sheet_size(self) -> tuple[int, int]:
+        return self.columns * self.tile[0], self.rows * self.tile[1]
+
+    def peak_bandwidth(self) -> int:
+        """Bits a second of the largest sheet over its own duration (HLS's BANDWIDTH)."""
+        return max(
+            math.ceil(size * 8 / seconds)
+            for size, seconds in zip(self.sizes, self.durations(), strict=True)
+        )
+
+
+def hls_media_playlist(track: SheetTrack) -> str:
+    durations = track.durations()
+    lines = [
+        "#EXTM3U",
+        "#EXT-X-VERSION:7",
+        f"#EXT-X-TARGETDURATION:{math.ceil(max(durations))}",
+        "#EXT-X-MEDIA-SEQUENCE:0",
+        "#EXT-X-PLAYLIST-TYPE:VOD",
+        "#EXT-X-IMAGES-ONLY",
+    ]
+    width, height = track.tile
+    for name, seconds in zip(track.names, durations, strict=True):
+        lines.append(
+            f"#EXT-X-TILES:RESOLUTION={width}x{height},LAYOUT={track.columns}x{track.rows},"
+            f"DURATION={track.interval:.3f}"
+        )
+        lines += [f"#EXTINF:{seconds:.3f},", name]
+    lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
+
+
+def hls_image_stream(track: SheetTrack, playlist_uri: str) -> str:
+    """A multivariant playlist holding the image stream alone: its one tag is the line to add
+    to the presentation's own."""
+    width, height = track.tile  # a tile's, as Shaka Player and Jellyfin read it
+    return (
+        "#EXTM3U\n#EXT-X-VERSION:7\n"
+        f"#EXT-X-IMAGE-STREAM-INF:BANDWIDTH={track.peak_bandwidth()},RESOLUTION={width}x{height},"
+        f'CODECS="jpeg",URI="{playlist_uri}"\n'
+    )
+
+
+def dash_adaptation_set(track: SheetTrack, media: str = "", start_number: int = 1) -> str:
+    """The image AdaptationSet to put in an MPD's Period. ``media``: the SegmentTemplate's
+    (default: made from the sheets' names, sprite_01.jpg… as sprite_$Number%02d$.jpg)."""
+    first = track.names[0]
+    if not media and len(track.names) > 1:
+        stem, _, ext = first.rpartition(".")
+        base, _, number = stem.rpartition("_")
+        media = f"{base}_$Number%0{len(number)}d$.{ext}"
+    media = media or first
+    width, height = track.sheet_size
+    sheet_ms = round(track.columns * track.rows * track.interval * 1000)
+    bandwidth = track.peak_bandwidth()
+    return (
+        '<AdaptationSet id="100" contentType="image" mimeType="image/jpeg">\n'
+        f'  <SegmentTemplate media={quoteattr(media)} startNumber="{start_number}" '
+        f'timescale="1000" duration="{sheet_ms}"/>\n'
+        f'  <Representation id="thumbnails_{track.columns}x{track.rows}" '
+        f'bandwidth="{bandwidth}" width="{width}" height="{height}">\n'
+        '    <EssentialProperty schemeIdUri="http://dashif.org/guidelines/thumbnail_tile" '
+        f'value="{track.columns}x{track.rows}"/>\n'
+        "  </Representation>\n"
+        "</AdaptationSet>\n"
+    )
+
+
+def trickplay_mpd(adaptation_set: str, seconds: float) -> str:
+    """A static MPD of one Period holding ``adaptation_set`` alone: what ``/v1/trickplay.mpd``
+    answers, for its AdaptationSet to be copied into a presentation's own MPD."""
+    body = "\n".join("    " + line for line in adaptation_set.splitlines())
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" '
+        'profiles="urn:mpeg:dash:profile:isoff-on-demand:2011" minBufferTime="PT2S" '
+        f'mediaPresentationDuration="PT{seconds:.3f}S">\n'
+        f'  <Period id="0" start="PT0S">\n{body}\n  </Period>\n</MPD>\n'
+    )
