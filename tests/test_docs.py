@@ -229,7 +229,8 @@ def test_the_url_examples_work_as_pasted(tmp_path: Path):
             done = bash(script.replace("curl ", "curl -sf "), tmp_path, TASK=task)
             assert done.returncode == 0, done.stderr[-3000:] + server.logs()
         for made, magic in (("frame.jpg", b"\xff\xd8"), ("mid.webp", b"RIFF"),
-                            ("sheet.jpg", b"\xff\xd8"), ("clip.gif", b"GIF8")):  # fmt: skip
+                            ("sheet.jpg", b"\xff\xd8"), ("clip.gif", b"GIF8"),
+                            ("thumbs.m3u8", b"#EXTM3U"), ("thumbs.mpd", b"<?xml")):  # fmt: skip
             assert (tmp_path / made).read_bytes()[:4].startswith(magic), made
     finally:
         server.stop()
