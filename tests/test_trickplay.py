@@ -43,7 +43,8 @@ def made(server: QthumbProcess, clips: Path) -> dict[str, bytes]:
     return files_of(server, clips)
 
 
-def files_of(server: QthumbProcess, clips: Path) -> dict[str, bytes]:
+def files_of(server: QthumbProcess, clips: Path, manifest: str = "") -> dict[str, bytes]:
+    """``manifest``: a multivariant playlist for qthumb to copy with its image track."""
     with QClient(server.base_url, API_KEY) as client:
         series = {
             "output": "thumbnails",
@@ -53,6 +54,7 @@ def files_of(server: QthumbProcess, clips: Path) -> dict[str, bytes]:
             "image_format": "jpg",
             "quality": 95,
             "trickplay": ["hls", "dash", "bif"],
+            **({"manifest": manifest} if manifest else {}),
         }
         status = client.run({"source": str(clips / "barcode.mp4"), "format": [series]})
         assert status["status"] == "completed", status
@@ -61,7 +63,9 @@ def files_of(server: QthumbProcess, clips: Path) -> dict[str, bytes]:
                          "thumbnails.vtt": "vtt", "thumbnails.m3u8": "hls",
                          "thumbnails-image-stream.m3u8": "hls",
                          "thumbnails-image-adaptation-set.xml": "dash",
-                         "thumbnails.bif": "bif"}, types  # fmt: skip
+                         "thumbnails.bif": "bif",
+                         **({"thumbnails-manifest.m3u8": "hls"} if manifest else {}),
+                         }, types  # fmt: skip
         return {i["url"].rsplit("/", 1)[1]: client.fetch(i["url"]).content
                 for i in status["images"]}  # fmt: skip
 
@@ -173,6 +177,10 @@ def test_bif_holds_one_jpeg_a_tile_at_its_time(made: dict[str, bytes]):
     ({"trickplay": 5, "sprite": 1, "image_format": "jpg"}, "must be a list of hls, dash"),
     ({"trickplay": "hls,dash", "sprite": 1, "image_format": "jpg", "start_time": 1},
      "cannot start at start_time"),
+    ({"trickplay": ["dash"], "sprite": 1, "image_format": "jpg", "manifest": "/x.mpd"},
+     'it needs trickplay "hls"'),
+    ({"trickplay": ["hls"], "sprite": 1, "image_format": "jpg", "manifest": 7},
+     "must be the URL of a multivariant playlist"),
 ])  # fmt: skip
 def test_what_cannot_be_made_is_refused(
     server: QthumbProcess, clips: Path, fields: dict[str, Any], words: str
@@ -184,3 +192,15 @@ def test_what_cannot_be_made_is_refused(
         reply = client.post("start_encode2", {"task_token": task,
                                               "query": json.dumps({"query": query})})  # fmt: skip
         assert reply["error"] == 1 and words in reply["message"], reply
+
+
+def test_a_manifest_that_is_not_a_multivariant_playlist_fails_its_format(
+    server: QthumbProcess, clips: Path
+):
+    (clips / "media.m3u8").write_text("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nx.ts\n")
+    with QClient(server.base_url, API_KEY) as client:
+        status = client.run({"source": str(clips / "barcode.mp4"), "format": [
+            {"output": "thumbnails", "interval": 1, "sprite": 1, "image_format": "jpg",
+             "trickplay": ["hls"], "manifest": str(clips / "media.m3u8")}]})  # fmt: skip
+    assert status["status"] == "error"
+    assert "it is a media playlist, not a multivariant one" in status["error_description"]

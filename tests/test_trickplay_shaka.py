@@ -76,6 +76,17 @@ def presentations(
     if not (PLAYER_DIR / "node_modules" / "shaka-player").is_dir():
         raise RuntimeError("Shaka Player is missing: `make test` runs npm ci in tests/js")
     site = tmp_path_factory.mktemp("presentations")
+    (site / "index.html").write_text(PAGE)
+    app = Starlette(routes=[Mount("/player", StaticFiles(directory=PLAYER_DIR)),
+                            Mount("/", StaticFiles(directory=site))])  # fmt: skip
+    with serve_in_thread(app) as port:
+        build(site, f"http://127.0.0.1:{port}", server, clips)
+        yield f"http://127.0.0.1:{port}"
+    shutil.rmtree(site, ignore_errors=True)
+
+
+def build(site: Path, url: str, server: Any, clips: Path) -> None:  # noqa: F811
+    """The presentations under ``site`` (served at ``url``)."""
     made = files_of(server, clips)
     hls, dash = site / "hls", site / "dash"
     for folder in (hls, dash):
@@ -119,17 +130,26 @@ def presentations(
                                  ' xmlns:ns0="urn:mpeg:dash:schema:mpd:2011"', "")  # fmt: skip
     own = (dash / "manifest.mpd").read_text().split('<AdaptationSet id="100"')[0]
     (site / "dash-by-url" / "manifest.mpd").write_text(own + adaptation + "</Period>\n</MPD>\n")
-    (site / "index.html").write_text(PAGE)
-    app = Starlette(routes=[Mount("/player", StaticFiles(directory=PLAYER_DIR)),
-                            Mount("/", StaticFiles(directory=site))])  # fmt: skip
-    with serve_in_thread(app) as port:
-        yield f"http://127.0.0.1:{port}"
-    shutil.rmtree(site, ignore_errors=True)
+    # the user's own multivariant playlist extended by qthumb itself (``manifest``): its URIs
+    # made absolute, so the copy plays from beside qthumb's files
+    own = "\n".join((hls / "master.m3u8").read_text().splitlines()[:-1]) + "\n"
+    (hls / "own.m3u8").write_text(own)
+    extended = files_of(server, clips, manifest=f"{url}/hls/own.m3u8")
+    (site / "hls-extended").mkdir()
+    for name in ("sprite_01.jpg", "sprite_02.jpg", "thumbnails.m3u8", "thumbnails-manifest.m3u8"):
+        (site / "hls-extended" / name).write_bytes(extended[name])
+    assert f"{url}/hls/video.m3u8" in extended["thumbnails-manifest.m3u8"].decode()
 
 
 @pytest.mark.parametrize(
     "manifest",
-    ["hls/master.m3u8", "dash/manifest.mpd", "hls-by-url/master.m3u8", "dash-by-url/manifest.mpd"],
+    [
+        "hls/master.m3u8",
+        "dash/manifest.mpd",
+        "hls-extended/thumbnails-manifest.m3u8",
+        "hls-by-url/master.m3u8",
+        "dash-by-url/manifest.mpd",
+    ],
 )
 def test_shaka_player_finds_the_frame_at_each_time(presentations: str, manifest: str):
     base = presentations

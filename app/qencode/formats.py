@@ -35,7 +35,7 @@ from qthumb.app.qencode.query_values import (
     sizing,
     time_fraction,
 )
-from qthumb.app.qencode.trickplay import Trickplay, trickplay_field
+from qthumb.app.qencode.trickplay import Trickplay, manifest_field, trickplay_field
 from qthumb.app.qencode.video_fields import (
     VideoSettings,
     container_extension,
@@ -194,6 +194,7 @@ class ThumbnailsSpec(ImageSpec):
     # here, the destinations its folder
     sheet_name: str | None = None
     trickplay: tuple[Trickplay, ...] = ()  # qthumb's extension (app.qencode.trickplay)
+    manifest: str | None = None  # the multivariant playlist to copy with the image track
 
     folder: ClassVar[bool] = True
 
@@ -263,6 +264,7 @@ class ThumbnailsSpec(ImageSpec):
             interval=interval,
             sprite=sprite,
             trickplay=trickplay,
+            manifest=manifest_field(obj.get("manifest"), f"{path}.manifest", trickplay),
             columns=columns or 10,
             keyframes_only=flag(obj.get("keyframes_only"), f"{path}.keyframes_only"),
             storyboard=storyboard,

@@ -12,13 +12,16 @@ formats players other than the web ones read, made from the same sheets as the W
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import urljoin
 from xml.sax.saxutils import quoteattr
 
+from qthumb.app.egress import url_problem
 from qthumb.app.errors import BadQuery
-from qthumb.app.qencode.query_values import ImageFormat, shown
+from qthumb.app.qencode.query_values import ImageFormat, shown, url_scheme
 
 HLS_TYPE = "application/vnd.apple.mpegurl"
 
@@ -158,3 +161,42 @@ def trickplay_mpd(adaptation_set: str, seconds: float) -> str:
         f'mediaPresentationDuration="PT{seconds:.3f}S">\n'
         f'  <Period id="0" start="PT0S">\n{body}\n  </Period>\n</MPD>\n'
     )
+
+
+def manifest_field(value: object, path: str, trickplay: tuple[Trickplay, ...]) -> str | None:
+    """``manifest``: the presentation's multivariant playlist (a URL or a path, fetched as a
+    source is), copied with the HLS image track added; absent: none."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadQuery(f"{path} must be the URL of a multivariant playlist, got {shown(value)}")
+    if Trickplay.HLS not in trickplay:
+        raise BadQuery(
+            f"{path}: qthumb adds its HLS image track to a multivariant playlist: it needs "
+            'trickplay "hls" (a DASH AdaptationSet goes into your MPD as written)'
+        )
+    if url_scheme(value) in ("http", "https") and (problem := url_problem(value.strip())):
+        raise BadQuery(f"{path}: {problem}")
+    return value.strip()
+
+
+def extend_multivariant(text: str, base: str | None, image_stream: str) -> str:
+    """``text``, a multivariant playlist, with the ``#EXT-X-IMAGE-STREAM-INF`` line of
+    ``image_stream`` added; its own URIs made absolute against ``base`` (the URL it was
+    fetched from), so the copy plays from wherever it is served."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    if not lines or lines[0].strip() != "#EXTM3U":
+        raise ValueError("it is not an HLS playlist (no #EXTM3U first)")
+    if not any(line.startswith("#EXT-X-STREAM-INF") for line in lines):
+        raise ValueError("it is a media playlist, not a multivariant one (no #EXT-X-STREAM-INF)")
+    out = []
+    for line in lines:
+        if base and line.strip() and not line.startswith("#"):
+            line = urljoin(base, line.strip())
+        elif base and line.startswith("#") and 'URI="' in line:
+            line = re.sub(r'URI="([^"]*)"', lambda m: f'URI="{urljoin(base, m.group(1))}"', line)
+        out.append(line)
+    while out and not out[-1].strip():
+        out.pop()
+    [stream] = [line for line in image_stream.splitlines() if line.startswith("#EXT-X-IMAGE")]
+    return "\n".join([*out, stream]) + "\n"

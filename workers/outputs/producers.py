@@ -35,7 +35,7 @@ from qthumb.workers.outputs.video import make_video
 
 
 def _cannot_fetch(url: str, folder: Path) -> Path:
-    raise FormatFailure(f"logo {url[:200]}: nothing here fetches logos")
+    raise FormatFailure(f"{url[:200]}: nothing here fetches logos or manifests")
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Making:
     progress: Callable[[float], None]  # fraction of this format done, 0..1
     settings: Settings
     reader: Callable[[], VideoReader]  # one reader shared by the task's single thumbnails
-    fetch: Fetch = _cannot_fetch  # brings a logo's URL to a local file
+    fetch: Fetch = _cannot_fetch  # brings a logo's or a manifest's URL to a local file
 
     def logos(self, spec: SizedSpec) -> list[LoadedLogo]:
         """The format's logos, fetched and prepared (``FormatFailure`` if one cannot be)."""
@@ -97,6 +97,15 @@ def _thumbnails(spec: ThumbnailsSpec, m: Making) -> list[Product]:
     # At most one reader a core of this worker's share: more only adds containers (~20 MB
     # each for long files) and contention when decoding dominates (bench/RESULTS.md).
     readers = m.settings.decode_budget
+    manifest = None
+    if spec.manifest:  # fetched first: a manifest that cannot be had costs no decoding
+        folder = m.out_dir.parent / f"manifest-{m.out_dir.name}"
+        folder.mkdir(parents=True, exist_ok=True)
+        fetched = m.fetch(spec.manifest, folder)
+        try:
+            manifest = fetched.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise FormatFailure(f"manifest {spec.manifest[:200]}: not UTF-8 text") from None
     return make_thumbnails(
         m.source,
         m.media,
@@ -107,6 +116,7 @@ def _thumbnails(spec: ThumbnailsSpec, m: Making) -> list[Product]:
         max_frames=m.settings.max_frames_per_task,
         max_pixels=m.settings.max_output_pixels,
         logos=m.logos(spec),
+        manifest=manifest,
     )
 
 

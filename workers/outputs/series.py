@@ -11,10 +11,19 @@ from pathlib import Path
 from PIL import Image
 
 from qthumb.app.qencode.formats import ThumbnailsSpec
-from qthumb.app.qencode.query_values import ImageFormat
-from qthumb.app.qencode.trickplay import Trickplay
+from qthumb.app.qencode.query_values import ImageFormat, url_scheme
+from qthumb.app.qencode.trickplay import (
+    HLS_TYPE,
+    SheetTrack,
+    Trickplay,
+    dash_adaptation_set,
+    extend_multivariant,
+    hls_image_stream,
+    hls_media_playlist,
+)
 from qthumb.app.qencode.window import clip_window, series_count, series_times
 from qthumb.app.tasks.results import EntryType
+from qthumb.workers.failures import FormatFailure
 from qthumb.workers.media.decode_pool import DecodePool
 from qthumb.workers.media.frames import Picture
 from qthumb.workers.media.imaging import encode, encode_bytes, render, target_size
@@ -23,15 +32,7 @@ from qthumb.workers.media.placeholders import placeholder
 from qthumb.workers.media.probe import MediaInfo
 from qthumb.workers.outputs.products import Product
 from qthumb.workers.outputs.sprites import SheetComposer, SheetLayout
-from qthumb.workers.outputs.trickplay import (
-    HLS_TYPE,
-    BifTiles,
-    SheetTrack,
-    dash_adaptation_set,
-    hls_image_stream,
-    hls_media_playlist,
-    product,
-)
+from qthumb.workers.outputs.trickplay import BifTiles, product
 from qthumb.workers.outputs.webvtt import Cue, render_vtt, tile_cues
 
 TILES_IN_FLIGHT_BYTES = 256 * 1024 * 1024  # decoded RGB tiles held between readers and sheet
@@ -62,6 +63,7 @@ def make_thumbnails(
     max_pixels: int,
     logos: Sequence[LoadedLogo] = (),
     refer: Callable[[int, str], str] | None = None,
+    manifest: str | None = None,
 ) -> list[Product]:
     """Frames (``sprite: 0``) or sheets (``sprite: 1``), then the VTT (``spec.vtt_name``). The count
     of frames has been checked against ``max_frames`` (``check_task``) before this runs.
@@ -145,7 +147,7 @@ def make_thumbnails(
             layout.rows_per_sheet,
             spec.interval,
         )
-        products += _trickplay(spec, track, out_dir, bif, times)
+        products += _trickplay(spec, track, out_dir, bif, times, manifest)
     return products
 
 
@@ -155,6 +157,7 @@ def _trickplay(
     out_dir: Path,
     bif: BifTiles | None,
     times: Sequence[float],
+    manifest: str | None,
 ) -> list[Product]:
     """The trickplay files asked for, written beside the VTT (``workers.outputs.trickplay``)."""
     made = []
@@ -164,6 +167,17 @@ def _trickplay(
         stream = out_dir / spec.trickplay_name("-image-stream.m3u8")
         stream.write_text(hls_image_stream(track, playlist.name), encoding="utf-8", newline="\n")
         made += [product(p, EntryType.HLS, HLS_TYPE) for p in (playlist, stream)]
+        if manifest is not None and spec.manifest:
+            web = url_scheme(spec.manifest) in ("http", "https")
+            try:
+                text = extend_multivariant(
+                    manifest, spec.manifest if web else None, stream.read_text()
+                )
+            except ValueError as exc:
+                raise FormatFailure(f"manifest {spec.manifest[:200]}: {exc}") from None
+            copy = out_dir / spec.trickplay_name("-manifest.m3u8")
+            copy.write_text(text, encoding="utf-8", newline="\n")
+            made.append(product(copy, EntryType.HLS, HLS_TYPE))
     if Trickplay.DASH in spec.trickplay:
         adaptation = out_dir / spec.trickplay_name("-image-adaptation-set.xml")
         adaptation.write_text(dash_adaptation_set(track), encoding="utf-8", newline="\n")
