@@ -45,6 +45,7 @@ from qthumb.app.qencode.video_fields import (
 from qthumb.app.qencode.window import Window, series_count
 
 MIN_INTERVAL = 0.001  # seconds: a frame lasts longer at every rate a camera records
+SHORTEST_SHOT = 0.5  # seconds: a scenes series' interval when none is given
 MAX_FRAME_RATE = 1000  # frames a second: past any camera's, so frame_number has a ceiling
 
 
@@ -195,6 +196,9 @@ class ThumbnailsSpec(ImageSpec):
     sheet_name: str | None = None
     trickplay: tuple[Trickplay, ...] = ()  # qthumb's extension (app.qencode.trickplay)
     manifest: str | None = None  # the multivariant playlist to copy with the image track
+    # qthumb's extension: a frame a shot (cuts found by the worker), chapters.vtt at the cuts;
+    # ``interval`` is then the shortest shot
+    scenes: bool = False
 
     folder: ClassVar[bool] = True
 
@@ -231,6 +235,9 @@ class ThumbnailsSpec(ImageSpec):
         if folders is not None:
             fields["destinations"] = folders
         interval = opt_float(obj, "interval", path, minimum=0.0, exclusive=True)
+        scenes = flag(obj.get("scenes"), f"{path}.scenes")
+        if interval is None and scenes:
+            interval = SHORTEST_SHOT
         if interval is None:
             raise FieldRequired(f"{path}.interval")
         if interval < MIN_INTERVAL:
@@ -252,6 +259,10 @@ class ThumbnailsSpec(ImageSpec):
                 f"{path}.placeholder on sprite sheets is given a tile in the storyboard JSON: "
                 "it needs storyboard: 1"
             )
+        if scenes and obj.get("trickplay"):
+            raise BadQuery(
+                f"{path}.trickplay: HLS and DASH tiles stand for equal times, a scene's do not"
+            )
         trickplay = trickplay_field(
             obj.get("trickplay"),
             f"{path}.trickplay",
@@ -264,6 +275,7 @@ class ThumbnailsSpec(ImageSpec):
             interval=interval,
             sprite=sprite,
             trickplay=trickplay,
+            scenes=scenes,
             manifest=manifest_field(obj.get("manifest"), f"{path}.manifest", trickplay),
             columns=columns or 10,
             keyframes_only=flag(obj.get("keyframes_only"), f"{path}.keyframes_only"),

@@ -32,6 +32,7 @@ class EntryType(StrEnum):
     HLS = "hls"  # trickplay (app.qencode.trickplay): an HLS image playlist, or its stream line
     DASH = "dash"  # the DASH image AdaptationSet
     BIF = "bif"  # Roku's BIF archive
+    CHAPTERS = "chapters"  # scenes: a WebVTT chapters track, a cue a shot
 
     @classmethod
     def read(cls, value: object, otherwise: EntryType) -> EntryType:

@@ -30,6 +30,7 @@ from qthumb.workers.media.imaging import encode, encode_bytes, render, target_si
 from qthumb.workers.media.logos import LoadedLogo, draw_logos
 from qthumb.workers.media.placeholders import placeholder
 from qthumb.workers.media.probe import MediaInfo
+from qthumb.workers.media.scenes import Shot, find_shots
 from qthumb.workers.outputs.products import Product
 from qthumb.workers.outputs.sprites import SheetComposer, SheetLayout
 from qthumb.workers.outputs.trickplay import BifTiles, product
@@ -70,7 +71,12 @@ def make_thumbnails(
     ``refer(n, file name)``: how the VTT and the storyboard JSON name sheet ``n`` (default:
     its file name, relative to them)."""
     window = clip_window(spec, info.duration)
-    times = series_times(spec.interval, window, max_frames)
+    starts = times = series_times(spec.interval, window, max_frames)  # a cue starts at its tile
+    shots: list[Shot] = []
+    if spec.scenes:  # a frame a shot, from its middle; its cue the whole shot
+        shots = find_shots(source, info, window, spec.interval, max_frames)
+        starts = [shot.start for shot in shots]
+        times = [(shot.start + shot.end) / 2 for shot in shots]
     ext = spec.image_format.extension
     products: list[Product] = []
     texts = [""] * len(times)
@@ -127,7 +133,7 @@ def make_thumbnails(
             texts[k] = f"{shown[sheet]}#xywh={x // dpr},{y // dpr},{tile[0]},{tile[1]}"
         progress(done / len(times))
     products.sort(key=lambda p: p.name)
-    cues = tile_cues(times, window.end, texts)
+    cues = tile_cues(starts, window.end, texts)
     if spec.storyboard:
         products.append(
             _storyboard(out_dir, spec.storyboard_name, cues, tile, layout, shown, dpr, hashes)
@@ -135,6 +141,13 @@ def make_thumbnails(
     vtt = out_dir / spec.vtt_name
     vtt.write_text(render_vtt(cues), encoding="utf-8", newline="\n")
     products.append(product(vtt, EntryType.VTT, "text/vtt"))
+    if shots:
+        chapters = out_dir / spec.trickplay_name("-chapters.vtt")
+        titles = [f"Chapter {n}" for n in range(1, len(shots) + 1)]
+        chapters.write_text(
+            render_vtt(tile_cues(starts, window.end, titles)), encoding="utf-8", newline="\n"
+        )
+        products.append(product(chapters, EntryType.CHAPTERS, "text/vtt"))
     if spec.trickplay:
         starts = [times[n * layout.per_sheet] for n in range(layout.sheets)]
         track = SheetTrack(
