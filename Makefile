@@ -85,6 +85,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/realistic.py
 	$(BIN)/python bench/lone_task.py
 	$(BIN)/python bench/previews.py
+	$(BIN)/python bench/scenes.py
 	$(BIN)/python bench/encoders.py
 	$(BIN)/python bench/suite_time.py
 
