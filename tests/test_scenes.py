@@ -80,6 +80,20 @@ def test_chapters_start_at_the_cuts_and_each_shot_gives_its_frame(
         assert [c[2] for c in vtt] == frames and [c[0] for c in vtt] == [c[0] for c in cues]
 
 
+def test_scenes_on_a_sprite_make_a_tile_a_shot(server: QthumbProcess, shots_clip: Path):
+    with QClient(server.base_url, API_KEY) as client:
+        series = {"output": "thumbnails", "scenes": 1, "sprite": 1, "columns": 4, "width": 40}
+        status = client.run({"source": str(shots_clip), "format": [series]})
+        assert status["status"] == "completed", status
+        by_name = {i["url"].rsplit("/", 1)[1]: i for i in status["images"]}
+        sheet = Image.open(io.BytesIO(client.fetch(by_name["sprite.png"]["url"]).content))
+        cues = parse_cues(client.fetch(by_name["thumbnails.vtt"]["url"]).text)
+    assert [c[3] for c in cues] == [(40 * n, 0, 40, 22) for n in range(4)]
+    tiles = [colour(sheet.crop((x, y, x + w, y + h))) for x, y, w, h in (c[3] for c in cues)]  # type: ignore[misc]
+    assert tiles == ["red", "blue", "other", "green"]
+    assert [round(c[0] * RATE) for c in cues] == CUTS
+
+
 @pytest.mark.parametrize(("fields", "words"), [
     ({"scenes": 1, "sprite": 1, "image_format": "jpg", "trickplay": ["hls"]},
      "a scene's do not"),

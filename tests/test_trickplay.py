@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -204,3 +205,23 @@ def test_a_manifest_that_is_not_a_multivariant_playlist_fails_its_format(
              "trickplay": ["hls"], "manifest": str(clips / "media.m3u8")}]})  # fmt: skip
     assert status["status"] == "error"
     assert "it is a media playlist, not a multivariant one" in status["error_description"]
+
+
+def test_a_bif_by_url_holds_the_storyboards_tiles(server: QthumbProcess, clips: Path):
+    """``/v1/trickplay.bif`` for any started task: the storyboard's tiles at its times."""
+    with QClient(server.base_url, API_KEY) as client:
+        client.run({"source": str(clips / "barcode.mp4"), "format": [{"output": "metadata"}]})
+        token = client.last_token
+    query = f"task_token={token}&width=64&columns=3&interval={INTERVAL}"
+    answer = httpx.get(f"{server.base_url}/v1/trickplay.bif?{query}", timeout=60)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["access-control-allow-origin"] == "*"
+    images = read_bif(answer.content)
+    assert [ms for ms, _ in images] == [round(k * INTERVAL * 1000) for k in range(10)]
+    for ms, jpeg in images:
+        with Image.open(io.BytesIO(jpeg)) as image:
+            assert barcode_index(image.convert("RGB")) == shown_frame(ms / 1000), ms
+    again = httpx.get(f"{server.base_url}/v1/trickplay.bif?{query}", timeout=60)
+    assert again.content == answer.content  # kept: the same bytes
+    webp = httpx.get(f"{server.base_url}/v1/trickplay.bif?{query}&format=webp", timeout=60)
+    assert webp.status_code == 400 and "format=jpg" in webp.json()["message"]

@@ -91,6 +91,7 @@ class StoryboardRequest:
     columns: int
     interval: float | None  # None: about STORYBOARD_TILES tiles for the duration
     image_format: ImageFormat
+    bif: bool = False  # made with its Roku BIF too (``/v1/trickplay.bif``)
 
     def key(self, token: str) -> str:
         return f"storyboard|{token}|{self!r}"
@@ -114,6 +115,7 @@ class StoryboardRequest:
             "columns": self.columns,
             "image_format": self.image_format.value,
             "interval": self.interval or default_interval(duration),
+            **({"trickplay": ["bif"]} if self.bif else {}),
         }
 
 
@@ -190,6 +192,7 @@ class Storyboard:
     vtt: RenderedFrame
     json: RenderedFrame
     sheets: tuple[RenderedFrame, ...]
+    bif: RenderedFrame | None = None  # when asked for (``StoryboardRequest.bif``)
 
 
 # Reading a URL's query string.

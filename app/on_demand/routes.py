@@ -10,10 +10,11 @@ why) and kept in memory; the task token is the capability, as for ``/v1/status``
   files a ``thumbnails`` task with ``sprite: 1, storyboard: 1`` and those fields stores;
 - ``GET /v1/animated.{gif,webp}?task_token=T&start&end&fps&width&height``: the ``gif`` a task
   with those fields stores;
-- ``GET /v1/trickplay.{m3u8,mpd}?task_token=T&width&columns&interval``: the storyboard's JPEG
-  sheets as an HLS image media playlist (``&multivariant=1``: the multivariant playlist with
+- ``GET /v1/trickplay.{m3u8,mpd,bif}?task_token=T&width&columns&interval``: the storyboard's
+  JPEG sheets as an HLS image media playlist (``&multivariant=1``: the multivariant playlist with
   its ``EXT-X-IMAGE-STREAM-INF`` line) or an MPD holding the DASH image AdaptationSet, the
-  sheets named by absolute URL (``app.qencode.trickplay`` writes both, as a task's).
+  sheets named by absolute URL (``app.qencode.trickplay`` writes both, as a task's); or its
+  tiles as a Roku BIF.
 
 Answers carry ``ETag`` and ``Cache-Control``; ``If-None-Match`` gets 304. Errors are Qencode's
 JSON shape with a real HTTP status (an ``<img>`` must not take an error for a picture).
@@ -22,6 +23,7 @@ JSON shape with a real HTTP status (an ``<img>`` must not take an error for a pi
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -131,12 +133,15 @@ async def animated(ext: str, request: Request) -> Response:
 
 @router.get("/v1/trickplay.{ext}", response_model=None)
 async def trickplay(ext: str, request: Request) -> Response:
-    if ext not in ("m3u8", "mpd"):
-        raise FrameRequestError("trickplay by URL is .m3u8 or .mpd", status=404)
+    if ext not in ("m3u8", "mpd", "bif"):
+        raise FrameRequestError("trickplay by URL is .m3u8, .mpd or .bif", status=404)
     token = _token(request)
     asked = storyboard_request("json", request.query_params)
     if asked.image_format is not ImageFormat.JPG:
-        raise FrameRequestError("HLS and DASH image tracks carry JPEG: format=jpg")
+        raise FrameRequestError("HLS and DASH image tracks and BIF carry JPEG: format=jpg")
+    if ext == "bif":  # the same storyboard made with its BIF (a piece of its own)
+        bif = await _made(request, token, replace(asked, bif=True), "bif")
+        return _answer(request, bif, {})
     service = frames(request)
     board = json.loads((await _made(request, token, asked, "json")).data)
     base = f"{service.settings.base_url}/v1/"

@@ -273,6 +273,8 @@ class OnDemand:
 
     def _keep_storyboard(self, key: str, reply: Storyboard, piece: str) -> RenderedFrame:
         pieces = {"vtt": reply.vtt, "json": reply.json}
+        if reply.bif is not None:
+            pieces["bif"] = reply.bif
         pieces.update({f"sheet{n}": sheet for n, sheet in enumerate(reply.sheets)})
         size = sum(len(made.data) for made in pieces.values())
         with self._flights_guard:

@@ -102,6 +102,14 @@ def make_storyboard(
                 (Path(work) / spec.storyboard_name).read_bytes(), "application/json"
             ),
             sheets=tuple(RenderedFrame.of(p.path.read_bytes(), p.content_type) for p in sheets),
+            bif=next(
+                (
+                    RenderedFrame.of(p.path.read_bytes(), p.content_type)
+                    for p in made
+                    if p.kind is EntryType.BIF
+                ),
+                None,
+            ),
         )
 
 
