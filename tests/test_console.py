@@ -253,6 +253,25 @@ def test_a_task_without_a_sprite_previews_its_storyboard_by_url(
     shot(page, "8-storyboard-preview")
 
 
+def test_a_task_page_offers_the_previews_to_other_players(console: QthumbProcess):
+    """Links to the same previews as HLS, DASH and BIF (``/v1/trickplay.*``), each served."""
+    greys = str(Path(console.env["QTHUMB_LOCAL_SOURCE_DIRS"]) / "greys.mp4")
+    with QClient(console.base_url, API_KEY) as c:
+        task = c.start({"source": greys, "format": [{"output": "thumbnail"}]})
+        c.wait(task)
+    with signed_in(console.base_url, API_KEY) as c:
+        page = c.get(f"/ui/tasks/{task}").text
+        links = re.findall(r'href="(/v1/trickplay\.[a-z0-9]+\?[^"]+)"', page)
+        assert len(links) == 4, links
+        types = set()
+        for link in links:
+            answer = c.get(link.replace("&amp;", "&"))
+            assert answer.status_code == 200, (link, answer.text[:300])
+            types.add(answer.headers["content-type"].split(";")[0])
+    assert types == {"application/vnd.apple.mpegurl", "application/dash+xml",
+                     "application/octet-stream"}  # fmt: skip
+
+
 def test_a_playground_upload_goes_over_tus(console: QthumbProcess, browser: Page):
     """The file goes to the task's upload URL as the SDKs send it; the query names tus:."""
     base, page = console.base_url, browser

@@ -151,12 +151,20 @@ def _player(task: TaskRecord, source: str, vtts: list[dict[str, Any]]) -> dict[s
     else:  # no sprite made: the storyboard by URL, made on the first hover (app.on_demand)
         vtt = f"/v1/storyboard.vtt?task_token={task.token}&width={PREVIEW_WIDTH}"
         name = "storyboard.vtt, made on demand"
+    query = f"task_token={task.token}&width={PREVIEW_WIDTH}"
     return {
         "video": video,
         "label": label,
         "vtt": vtt,
         "vtt_name": name,
         "duration": task.duration or 0,
+        # the same previews for the players that do not read WebVTT (app.on_demand)
+        "trickplay": [
+            ("HLS image playlist", f"/v1/trickplay.m3u8?{query}"),
+            ("its multivariant line", f"/v1/trickplay.m3u8?{query}&multivariant=1"),
+            ("DASH image track", f"/v1/trickplay.mpd?{query}"),
+            ("Roku BIF", f"/v1/trickplay.bif?{query}"),
+        ],
     }
 
 
