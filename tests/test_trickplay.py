@@ -65,7 +65,8 @@ def files_of(server: QthumbProcess, clips: Path, manifest: str = "") -> dict[str
                          "thumbnails-image-stream.m3u8": "hls",
                          "thumbnails-image-adaptation-set.xml": "dash",
                          "thumbnails.bif": "bif",
-                         **({"thumbnails-manifest.m3u8": "hls"} if manifest else {}),
+                         **({} if not manifest else {"thumbnails-manifest.mpd": "dash"}
+                            if manifest.endswith(".mpd") else {"thumbnails-manifest.m3u8": "hls"}),
                          }, types  # fmt: skip
         return {i["url"].rsplit("/", 1)[1]: client.fetch(i["url"]).content
                 for i in status["images"]}  # fmt: skip
@@ -178,10 +179,10 @@ def test_bif_holds_one_jpeg_a_tile_at_its_time(made: dict[str, bytes]):
     ({"trickplay": 5, "sprite": 1, "image_format": "jpg"}, "must be a list of hls, dash"),
     ({"trickplay": "hls,dash", "sprite": 1, "image_format": "jpg", "start_time": 1},
      "cannot start at start_time"),
-    ({"trickplay": ["dash"], "sprite": 1, "image_format": "jpg", "manifest": "/x.mpd"},
-     'it needs trickplay "hls"'),
+    ({"trickplay": ["bif"], "sprite": 1, "image_format": "jpg", "manifest": "/x.mpd"},
+     'it needs trickplay "hls" or "dash"'),
     ({"trickplay": ["hls"], "sprite": 1, "image_format": "jpg", "manifest": 7},
-     "must be the URL of a multivariant playlist"),
+     "must be the URL of a playlist or an MPD"),
 ])  # fmt: skip
 def test_what_cannot_be_made_is_refused(
     server: QthumbProcess, clips: Path, fields: dict[str, Any], words: str

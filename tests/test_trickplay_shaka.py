@@ -108,9 +108,9 @@ def build(site: Path, url: str, server: Any, clips: Path) -> None:  # noqa: F811
     )
     ffmpeg("-i", source, "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "25", "-f", "dash",
            str(dash / "manifest.mpd"))  # fmt: skip
-    mpd = (dash / "manifest.mpd").read_text()
+    own_mpd = (dash / "manifest.mpd").read_text()
     adaptation = made["thumbnails-image-adaptation-set.xml"].decode()
-    (dash / "manifest.mpd").write_text(mpd.replace("</Period>", adaptation + "</Period>", 1))
+    (dash / "manifest.mpd").write_text(own_mpd.replace("</Period>", adaptation + "</Period>", 1))
     # the same by URL, from any started task: qthumb's own playlist and AdaptationSet, naming
     # the sheets of /v1/storyboard.jpg by absolute URL (another origin: CORS)
     query = f"task_token={started(server, clips)}&width=64&columns=3&interval={INTERVAL}"
@@ -139,6 +139,13 @@ def build(site: Path, url: str, server: Any, clips: Path) -> None:  # noqa: F811
     for name in ("sprite_01.jpg", "sprite_02.jpg", "thumbnails.m3u8", "thumbnails-manifest.m3u8"):
         (site / "hls-extended" / name).write_bytes(extended[name])
     assert f"{url}/hls/video.m3u8" in extended["thumbnails-manifest.m3u8"].decode()
+    # and the user's own MPD: its AdaptationSet given its location (BaseURL), qthumb's added
+    (dash / "own.mpd").write_text(own_mpd)
+    extended = files_of(server, clips, manifest=f"{url}/dash/own.mpd")
+    (site / "dash-extended").mkdir()
+    for name in ("sprite_01.jpg", "sprite_02.jpg", "thumbnails-manifest.mpd"):
+        (site / "dash-extended" / name).write_bytes(extended[name])
+    assert f"<BaseURL>{url}/dash/</BaseURL>" in extended["thumbnails-manifest.mpd"].decode()
 
 
 @pytest.mark.parametrize(
@@ -147,6 +154,7 @@ def build(site: Path, url: str, server: Any, clips: Path) -> None:  # noqa: F811
         "hls/master.m3u8",
         "dash/manifest.mpd",
         "hls-extended/thumbnails-manifest.m3u8",
+        "dash-extended/thumbnails-manifest.mpd",
         "hls-by-url/master.m3u8",
         "dash-by-url/manifest.mpd",
     ],

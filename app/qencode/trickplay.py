@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -164,16 +165,16 @@ def trickplay_mpd(adaptation_set: str, seconds: float) -> str:
 
 
 def manifest_field(value: object, path: str, trickplay: tuple[Trickplay, ...]) -> str | None:
-    """``manifest``: the presentation's multivariant playlist (a URL or a path, fetched as a
-    source is), copied with the HLS image track added; absent: none."""
+    """``manifest``: the presentation's multivariant playlist or MPD (a URL or a path, fetched
+    as a source is), copied with the image track added; absent: none."""
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise BadQuery(f"{path} must be the URL of a multivariant playlist, got {shown(value)}")
-    if Trickplay.HLS not in trickplay:
+        raise BadQuery(f"{path} must be the URL of a playlist or an MPD, got {shown(value)}")
+    if Trickplay.HLS not in trickplay and Trickplay.DASH not in trickplay:
         raise BadQuery(
-            f"{path}: qthumb adds its HLS image track to a multivariant playlist: it needs "
-            'trickplay "hls" (a DASH AdaptationSet goes into your MPD as written)'
+            f"{path}: qthumb adds its image track to a multivariant playlist or an MPD: it "
+            'needs trickplay "hls" or "dash"'
         )
     if url_scheme(value) in ("http", "https") and (problem := url_problem(value.strip())):
         raise BadQuery(f"{path}: {problem}")
@@ -200,3 +201,49 @@ def extend_multivariant(text: str, base: str | None, image_stream: str) -> str:
         out.pop()
     [stream] = [line for line in image_stream.splitlines() if line.startswith("#EXT-X-IMAGE")]
     return "\n".join([*out, stream]) + "\n"
+
+
+MPD_NS = "urn:mpeg:dash:schema:mpd:2011"
+_SEGMENTS = {
+    f"{{{MPD_NS}}}{name}"
+    for name in ("SegmentBase", "SegmentList", "SegmentTemplate", "Representation")
+}
+
+
+def extend_mpd(text: str, base: str | None, adaptation_set: str) -> str:
+    """``text``, an MPD, with ``adaptation_set`` added to its first Period; when it came from
+    ``base`` (a URL), its own AdaptationSets are given that location (a ``BaseURL``), so the copy
+    plays from beside qthumb's files while qthumb's track stays relative to the copy."""
+    for prefix, uri in re.findall(r'xmlns(?::([A-Za-z_][\w.-]*))?="([^"]*)"', text[:20000]):
+        ET.register_namespace(prefix, uri)  # written back as they were
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise ValueError(f"it is not XML ({exc})") from None
+    if root.tag != f"{{{MPD_NS}}}MPD":
+        raise ValueError("it is not an MPD (no MPD element of the DASH namespace)")
+    periods = root.findall(f"{{{MPD_NS}}}Period")
+    if not periods:
+        raise ValueError("it has no Period")
+    ours = ET.fromstring(f'<Wrap xmlns="{MPD_NS}">{adaptation_set}</Wrap>')[0]
+    if base:
+        if root.find(f"{{{MPD_NS}}}BaseURL") is not None or any(
+            p.find(f"{{{MPD_NS}}}BaseURL") is not None for p in periods
+        ):
+            raise ValueError(
+                "its MPD or Period BaseURL would apply to qthumb's track too: add the "
+                "AdaptationSet to it yourself"
+            )
+        here = urljoin(base, ".")
+        for period in periods:
+            for theirs in period.findall(f"{{{MPD_NS}}}AdaptationSet"):
+                urls = theirs.findall(f"{{{MPD_NS}}}BaseURL")
+                for url in urls:
+                    url.text = urljoin(here, (url.text or "").strip())
+                if not urls:
+                    at = next((n for n, c in enumerate(theirs) if c.tag in _SEGMENTS), len(theirs))
+                    located = ET.Element(f"{{{MPD_NS}}}BaseURL")
+                    located.text = here
+                    theirs.insert(at, located)
+    periods[0].append(ours)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")

@@ -17,6 +17,7 @@ from qthumb.app.qencode.trickplay import (
     SheetTrack,
     Trickplay,
     dash_adaptation_set,
+    extend_mpd,
     extend_multivariant,
     hls_image_stream,
     hls_media_playlist,
@@ -180,21 +181,12 @@ def _trickplay(
         stream = out_dir / spec.trickplay_name("-image-stream.m3u8")
         stream.write_text(hls_image_stream(track, playlist.name), encoding="utf-8", newline="\n")
         made += [product(p, EntryType.HLS, HLS_TYPE) for p in (playlist, stream)]
-        if manifest is not None and spec.manifest:
-            web = url_scheme(spec.manifest) in ("http", "https")
-            try:
-                text = extend_multivariant(
-                    manifest, spec.manifest if web else None, stream.read_text()
-                )
-            except ValueError as exc:
-                raise FormatFailure(f"manifest {spec.manifest[:200]}: {exc}") from None
-            copy = out_dir / spec.trickplay_name("-manifest.m3u8")
-            copy.write_text(text, encoding="utf-8", newline="\n")
-            made.append(product(copy, EntryType.HLS, HLS_TYPE))
     if Trickplay.DASH in spec.trickplay:
         adaptation = out_dir / spec.trickplay_name("-image-adaptation-set.xml")
         adaptation.write_text(dash_adaptation_set(track), encoding="utf-8", newline="\n")
         made.append(product(adaptation, EntryType.DASH, "application/xml"))
+    if manifest is not None and spec.manifest:
+        made.append(_extended(spec, spec.manifest, manifest, track, out_dir))
     if bif is not None:
         archive = out_dir / spec.trickplay_name(".bif")
         bif.write(archive, times)
@@ -296,3 +288,29 @@ def _storyboard(
         content_type="application/json",
         size=path.stat().st_size,
     )
+
+
+def _extended(
+    spec: ThumbnailsSpec, where: str, manifest: str, track: SheetTrack, out_dir: Path
+) -> Product:
+    """The user's multivariant playlist or MPD with the image track added, beside it."""
+    base = where if url_scheme(where) in ("http", "https") else None
+    is_hls = manifest.lstrip("\ufeff \r\n").startswith("#EXTM3U")
+    kind = Trickplay.HLS if is_hls else Trickplay.DASH
+    if kind not in spec.trickplay:
+        shape = "an HLS playlist" if is_hls else "not an HLS playlist (an MPD?)"
+        raise FormatFailure(f"manifest {where[:200]}: it is {shape}: it needs trickplay {kind}")
+    try:
+        if is_hls:
+            stream = hls_image_stream(track, spec.trickplay_name(".m3u8"))
+            text, suffix = extend_multivariant(manifest, base, stream), "-manifest.m3u8"
+        else:
+            adaptation = dash_adaptation_set(track)
+            text, suffix = extend_mpd(manifest, base, adaptation), "-manifest.mpd"
+    except ValueError as exc:
+        raise FormatFailure(f"manifest {where[:200]}: {exc}") from None
+    copy = out_dir / spec.trickplay_name(suffix)
+    copy.write_text(text, encoding="utf-8", newline="\n")
+    if is_hls:
+        return product(copy, EntryType.HLS, HLS_TYPE)
+    return product(copy, EntryType.DASH, "application/dash+xml")
