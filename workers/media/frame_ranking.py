@@ -122,3 +122,25 @@ def best_frame(reader: VideoReader, seconds: float) -> Ranked:
             best, best_rank = Ranked(picture, value), rank
     assert best is not None  # times is never empty
     return best
+
+
+def best_in_shot(reader: VideoReader, start: float, end: float, steps: int = 5) -> float:
+    """The time of the best-scored of ``steps`` frames spread over the middle of a shot
+    (``scenes: 1``), each scored with the frame after it as ``best_frame`` does; the middle
+    one wins a tie."""
+    frame_time = _frame_time(reader)
+    inner, length = start + (end - start) * 0.1, (end - start) * 0.8
+    last = max(start, end - 2 * frame_time)  # a frame follows it, within the shot
+    times = sorted({min(inner + length * k / max(1, steps - 1), last) for k in range(steps)})
+    pairs = [t for time in times for t in (time, min(time + frame_time, last + frame_time))]
+    pictures = list(reader.frames_at(pairs))
+    middle = (start + end) / 2
+    best, best_rank = middle, -1.0
+    for k, time in enumerate(times):
+        picture, following = pictures[2 * k], pictures[2 * k + 1]
+        same = following.time == picture.time
+        rank = score(_grey(picture), None if same else _grey(following))
+        rank -= 0.01 * abs(time - middle) / max(end - start, frame_time)
+        if rank > best_rank:
+            best, best_rank = picture.time, rank
+    return best

@@ -26,7 +26,8 @@ from qthumb.app.qencode.window import clip_window, series_count, series_times
 from qthumb.app.tasks.results import EntryType
 from qthumb.workers.failures import FormatFailure
 from qthumb.workers.media.decode_pool import DecodePool
-from qthumb.workers.media.frames import Picture
+from qthumb.workers.media.frame_ranking import best_in_shot
+from qthumb.workers.media.frames import Picture, VideoReader
 from qthumb.workers.media.imaging import encode, encode_bytes, render, target_size
 from qthumb.workers.media.logos import LoadedLogo, draw_logos
 from qthumb.workers.media.placeholders import placeholder
@@ -74,10 +75,11 @@ def make_thumbnails(
     window = clip_window(spec, info.duration)
     starts = times = series_times(spec.interval, window, max_frames)  # a cue starts at its tile
     shots: list[Shot] = []
-    if spec.scenes:  # a frame a shot, from its middle; its cue the whole shot
+    if spec.scenes:  # a frame a shot, the best of its middle (smart's ranking); its cue the shot
         shots = find_shots(source, info, window, spec.interval, max_frames)
         starts = [shot.start for shot in shots]
-        times = [(shot.start + shot.end) / 2 for shot in shots]
+        with VideoReader(source, info, readers) as reader:
+            times = [best_in_shot(reader, shot.start, shot.end) for shot in shots]
     ext = spec.image_format.extension
     products: list[Product] = []
     texts = [""] * len(times)
