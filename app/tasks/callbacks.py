@@ -110,13 +110,12 @@ def events_for_end(task: TaskRecord, also: Sequence[str] = ()) -> list[str]:
 
 
 def task_ended(
-    store: TaskStore, outbox: CallbackOutbox, token: str, now: float, also: Sequence[str] = ()
+    outbox: CallbackOutbox, task: TaskRecord, now: float, also: Sequence[str] = ()
 ) -> None:
     """Queue ``error`` (failed tasks), ``also`` and ``saved`` once a task has ended, with its
-    final status."""
-    task = store.get(token)
-    if task is not None and callback_url(task) is not None:
-        outbox.add(token, events_for_end(task, also), now, status_snapshot(task))
+    final status (``task``: as the store's ``finish`` returned it)."""
+    if callback_url(task) is not None:
+        outbox.add(task.token, events_for_end(task, also), now, status_snapshot(task))
 
 
 def deliver_one(

@@ -44,9 +44,10 @@ def fail_attempt(
     """End ``task``'s running attempt in ``error`` for ``reason``, on behalf of a worker that
     cannot (dead, or stopped): callbacks queued, one log line. False when the attempt had
     already ended or been taken over."""
-    if not store.finish(task.token, task.attempts, TaskStatus.ERROR, Results(), reason, now):
+    ended = store.finish(task.token, task.attempts, TaskStatus.ERROR, Results(), reason, now)
+    if ended is None:
         return False
-    task_ended(store, outbox, task.token, now)
+    task_ended(outbox, ended, now)
     log.warning("task %s error: %s", task.token, reason)
     return True
 

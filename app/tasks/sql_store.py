@@ -230,15 +230,15 @@ class SqlTaskStore:
         results: Results,
         error_description: str | None,
         now: float,
-    ) -> bool:
+    ) -> TaskRecord | None:
         """End a task. ``attempt=None`` is recovery's verdict on a task nobody holds."""
         sources = [s.value for s in sources_of(status)]
         marks = ",".join("?" * len(sources))
         fence, fence_args = ("", ()) if attempt is None else (" AND attempts = ?", (attempt,))
-        return self._update(
+        rows = self._rows(
             f"UPDATE tasks SET status = ?, error_description = ?, finished_at = ?, "
             f"outputs = {_MERGE_WARNINGS[self.db.dialect]}, "
-            f"worker_id = NULL WHERE token = ? AND status IN ({marks}){fence}",
+            f"worker_id = NULL WHERE token = ? AND status IN ({marks}){fence} RETURNING *",
             (
                 status.value,
                 error_description,
@@ -250,6 +250,7 @@ class SqlTaskStore:
                 *fence_args,
             ),
         )
+        return task_record(rows[0]) if rows else None
 
     def requeue(self, token: str, attempt: int, now: float) -> bool:
         running = [s.value for s in TaskStatus if s.running]

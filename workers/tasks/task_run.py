@@ -377,9 +377,10 @@ def _end(
     (nothing written)."""
     if description is not None:
         description = redact(description, run.secrets)
-    if store.finish(run.token, run.attempt, status, run.results, description, time.time()):
+    ended = store.finish(run.token, run.attempt, status, run.results, description, time.time())
+    if ended is not None:
         log.info("task %s %s%s", run.token, status.value, f": {description}" if description else "")
-        task_ended(store, outbox, run.token, time.time(), also)
+        task_ended(outbox, ended, time.time(), also)
         return True
     log.warning("task %s: result of attempt %d not recorded (claim lost)", run.token, run.attempt)
     return False
