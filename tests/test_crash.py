@@ -15,6 +15,7 @@ from tests.conftest import API_KEY, make_qthumb
 from tests.qclient import TERMINAL, QClient
 from tests.test_restart import kill_all, slow_clip  # noqa: F401  (fixture)
 from tests.test_thumbnail import frame_index
+from tests.waiting import eventually
 
 
 def query(k: int, clips: Path, slow: Path) -> dict:
@@ -34,16 +35,15 @@ def query(k: int, clips: Path, slow: Path) -> dict:
 def some_task_running(client: QClient, tasks: list[str], timeout: float = 60) -> bool:
     """Wait until a task runs (True), or every task has ended (False): a kill then lands on a
     running task, whatever the machine's speed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def state() -> str | None:
         reply = client.post("status", {"task_tokens": ",".join(tasks)})
         states = {s["status"] for s in reply["statuses"].values()}
         if states & {"downloading", "encoding", "saving"}:
-            return True
-        if states <= set(TERMINAL):
-            return False
-        time.sleep(0.05)
-    raise AssertionError(f"no task ran within {timeout} s: {states}")
+            return "running"
+        return "ended" if states <= set(TERMINAL) else None
+
+    return eventually(state, timeout, lambda: f"no task ran within {timeout} s") == "running"
 
 
 def test_fifty_tasks_survive_repeated_sigkill(tmp_path: Path, clips: Path, slow_clip: Path):  # noqa: F811

@@ -21,6 +21,7 @@ from qthumb.workers.outputs.encode_run import run_encoder
 from qthumb.workers.outputs.video import video_command
 from tests.conftest import ffmpeg
 from tests.test_orphans import command_of
+from tests.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +42,14 @@ def signal_the_encoder(signum: int) -> threading.Thread:
     soon as it runs."""
 
     def find_and_signal() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            for pid in child_pids(os.getpid()):
-                if "qthumb.workers.outputs.encode" in command_of(pid):
-                    time.sleep(0.3)  # started: encoding
-                    os.kill(pid, signum)
-                    return
-            time.sleep(0.01)
+        def encoder() -> int | None:
+            found = [p for p in child_pids(os.getpid())
+                     if "qthumb.workers.outputs.encode" in command_of(p)]  # fmt: skip
+            return found[0] if found else None
+
+        pid = eventually(encoder, 30, every=0.01)
+        time.sleep(0.3)  # started: encoding
+        os.kill(pid, signum)
 
     thread = threading.Thread(target=find_and_signal, daemon=True)
     thread.start()

@@ -115,14 +115,14 @@ def test_the_encoder_child_inherits_the_limit(limited: QthumbProcess, big: Path)
                      and "python" in image_of(p)]  # fmt: skip
             return found[0] if found else None
 
-        limits = ""
-        deadline = time.monotonic() + 60
-        while not limits and time.monotonic() < deadline:
+        def read_limits() -> str:
             pid = encoder()
             try:
-                limits = Path(f"/proc/{pid}/limits").read_text() if pid else ""
-            except OSError:
-                limits = ""
+                return Path(f"/proc/{pid}/limits").read_text() if pid else ""
+            except OSError:  # it ended between the two reads
+                return ""
+
+        limits = eventually(read_limits, 60, every=0.01)
         client.wait(task, timeout=120)
     line = next(x for x in limits.splitlines() if x.startswith("Max data size"))
     # what its worker left of the share: the two together stay within it

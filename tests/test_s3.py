@@ -117,15 +117,17 @@ def seaweed_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         raise RuntimeError(f"SeaweedFS did not start: {(root / 'weed.log').read_text()[-2000:]}")
     try:
         client = s3_client(f"http://127.0.0.1:{s3}", SEAWEED_KEY, SEAWEED_SECRET)
-        deadline = time.monotonic() + 60
-        while True:  # the S3 gateway answers before the filer is ready
+        failed: list[Exception] = []
+
+        def bucket_made() -> bool:  # the S3 gateway answers before the filer is ready
             try:
                 client.create_bucket(Bucket="thumbs")
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
+                return True
+            except Exception as exc:
+                failed[:] = [exc]
+                return False
+
+        eventually(bucket_made, 60, lambda: f"no bucket: {failed}", every=0.3)
         yield f"127.0.0.1:{s3}"
     finally:
         proc.terminate()
