@@ -164,6 +164,13 @@ class Settings(LimitSettings, S3Settings):
     video_timeout: float = Field(
         default=3600.0, gt=0, description="Seconds one mp4/webm output may take to encode."
     )
+    journal_size: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Qencode calls the request journal keeps a key (QTHUMB_CONTROL only;"
+        " GET /_qthumb/requests), the oldest out first.",
+    )
     control: bool = Field(
         default=False,
         description="Answer the mock's control endpoints under /_qthumb/ (reset, faults) and"

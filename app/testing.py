@@ -192,6 +192,22 @@ class QthumbServer:
     def faults_clear(self) -> None:
         self._control("DELETE", "faults")
 
+    def requests(self, method: str = "", task_token: str = "") -> list[dict[str, Any]]:
+        """This key's Qencode calls the server answered, oldest first (``app.api.journal``):
+        each its ``method``, ``fields`` (secrets masked), ``task_token``, ``error`` and
+        ``http_status``; ``method``/``task_token`` narrow the list."""
+        params = {k: v for k, v in (("method", method), ("task_token", task_token)) if v}
+        found: list[dict[str, Any]] = self._control("GET", "requests", params=params)["requests"]
+        return found
+
+    def assert_called(self, method: str, times: int, task_token: str = "") -> None:
+        """Fail unless ``method`` was called exactly ``times`` times (for ``task_token``)."""
+        calls = self.requests(method, task_token)
+        assert len(calls) == times, (
+            f"{method} was called {len(calls)} times, not {times}: "
+            f"{[(c['error'], c['http_status']) for c in calls]}"
+        )
+
     def logs(self) -> str:
         if self.data_dir is None:
             return ""

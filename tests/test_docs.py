@@ -154,6 +154,7 @@ RUN_ELSEWHERE = {
         1,
     ): "tests/test_pytest_plugin.py::test_the_context_manager_with_the_node_sdk",
     ("testing.md", "python", 2): "tests/test_control.py drives the same rules through the fixture",
+    ("testing.md", "python", 3): "tests/test_journal.py asserts so through the Python SDK",
     ("deployment.md", "sh", 1): "tests/test_containers.py builds the image and runs it so (podman)",
 }
 NOT_RUN = {

@@ -12,6 +12,7 @@ import asyncio
 import hmac
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -152,7 +153,28 @@ async def reset(request: Request) -> dict[str, Any]:
     wait = settings.heartbeat_timeout + 2 * settings.heartbeat_interval
     backends = request.app.state.backends
     report = await run_in_threadpool(reset_keys, backends.db, backends.files, keys, wait)
+    for cleared in keys:
+        request.app.state.journal.clear(cleared)
     return {"error": 0, "keys": len(keys), **report.to_json()}
+
+
+@router.get("/requests")
+async def list_requests(request: Request) -> dict[str, Any]:
+    """The key's Qencode method calls this API process answered, oldest first
+    (``app.api.journal``): ``method``, ``task_token`` and ``since`` (seconds since the epoch)
+    narrow the list."""
+    _faults(request)  # control on
+    key = _key(request)
+    assert key is not None
+    asked = request.query_params
+    try:
+        since = float(asked.get("since") or 0)
+    except ValueError:
+        raise QencodeError("since must be seconds since the epoch", http_status=400) from None
+    entries = request.app.state.journal.entries(
+        key, asked.get("method") or "", asked.get("task_token") or "", since
+    )
+    return {"error": 0, "requests": [entry.to_json() for entry in entries]}
 
 
 @router.post("/faults")
@@ -204,14 +226,19 @@ async def clear_faults(request: Request) -> dict[str, Any]:
 
 def _owner(request: Request, method: str, form: FormData) -> str | None:
     """The API key a request acts for, as far as the request says."""
-    service = request.app.state.service
+    return owner_of(request.app.state.service, method, form)
+
+
+def owner_of(service: QencodeService, method: str, form: Mapping[str, Any]) -> str | None:
+    """The configured API key a Qencode method call acts for, as far as its form says."""
 
     def field(name: str) -> str:
         value = form.get(name)
         return value if isinstance(value, str) else ""
 
-    if method == "access_token":
-        return field("api_key") or None
+    if method in ("access_token", "request_templates"):
+        key = field("api_key")
+        return key if key in service.api_keys else None
     if method == "create_task":
         token = field("token")
         return service.store.session_owner(token, time.time()) if is_token(token) else None

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from qthumb.app import __version__
 from qthumb.app.api import control_routes, ops_routes, routes, storage_routes
 from qthumb.app.api.api_docs import add_api_docs
+from qthumb.app.api.journal import Journal, Journaled
 from qthumb.app.api.keys import resolve_api_keys
 from qthumb.app.api.routes import render
 from qthumb.app.api.service import METHODS, UPLOAD_PATH, QencodeService
@@ -216,6 +217,13 @@ def create_app(
     app.add_middleware(
         UploadLocation, base_url=lambda: settings.base_url, max_bytes=settings.max_source_bytes
     )
+    journal = app.state.journal = Journal(settings.journal_size)
+    if settings.control:  # every Qencode call recorded for the tests that steer this mock
+
+        def owner(method: str, form: dict[str, str]) -> str | None:
+            return control_routes.owner_of(app.state.service, method, form)
+
+        app.add_middleware(Journaled, journal=journal, owner=owner)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     app.add_middleware(CollapseSlashes)
     app.add_middleware(RequestMetrics)
