@@ -231,7 +231,7 @@ def test_the_url_examples_work_as_pasted(tmp_path: Path):
             assert done.returncode == 0, done.stderr[-3000:] + server.logs()
         for made, magic in (("frame.jpg", b"\xff\xd8"), ("mid.webp", b"RIFF"),
                             ("sheet.jpg", b"\xff\xd8"), ("clip.gif", b"GIF8"),
-                            ("thumbs.m3u8", b"#EXTM3U"), ("thumbs.mpd", b"<?xml")):  # fmt: skip
+                            ("thumbs.m3u8", b"#EXT"), ("thumbs.mpd", b"<?xm")):  # fmt: skip
             assert (tmp_path / made).read_bytes()[:4].startswith(magic), made
     finally:
         server.stop()
