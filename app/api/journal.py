@@ -27,15 +27,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qthumb.app.api.control_routes import DroppedOnPurpose
+from qthumb.app.api.service import METHODS
 
-JOURNALED = (
-    "access_token",
-    "create_task",
-    "start_encode2",
-    "start_encode",
-    "status",
-    "request_templates",
-)
 SECRET_FIELDS = frozenset({"api_key", "token", "key", "secret", "password"})
 MASK = "***"
 MOST_BYTES = 256 * 1024  # of a request or an answer looked at: forms and answers are small
@@ -122,7 +115,7 @@ class Journaled:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
         method = path.removeprefix("/v1/")
-        if not path.startswith("/v1/") or method not in JOURNALED:
+        if not path.startswith("/v1/") or method not in METHODS:
             await self.app(scope, receive, send)
             return
         body, answer = bytearray(), bytearray()

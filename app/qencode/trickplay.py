@@ -4,7 +4,7 @@ formats players other than the web ones read, made from the same sheets as the W
 - ``hls``: an HLS image media playlist (``#EXT-X-IMAGES-ONLY``, an ``#EXT-X-TILES`` before
   each sheet) and the ``#EXT-X-IMAGE-STREAM-INF`` line that adds it to a multivariant
   playlist: Roku, Shaka Player, Bitmovin.
-- ``dash``: the image ``AdaptationSet`` (DASH-IF IOP 4.3 §6.2.6: a ``SegmentTemplate`` over
+- ``dash``: the image ``AdaptationSet`` (DASH-IF IOP 4.3, section 6.2.6: a ``SegmentTemplate`` over
   the sheets, the ``thumbnail_tile`` property) to add to an MPD: Shaka Player, dash.js, Roku.
 - ``bif``: Roku's BIF archive, one JPEG a tile at the series' times: Plex, Roku channels.
 """
