@@ -57,8 +57,13 @@ lint: $(VENV)/.test-installed $(VENV)/typing/qthumb/workers
 tests/js/node_modules/.package-lock.json: tests/js/package-lock.json
 	cd tests/js && npm ci --no-audit --no-fund --silent
 
+# The suite on several processes (pytest-xdist), one more than the cores: most tests wait on
+# servers and subprocesses, and a module's tests stay on one process with its fixtures
+# (--dist loadfile). The container image builds in the controlling process meanwhile.
+TEST_PROCESSES ?= $(shell echo $$(( $$(nproc) + 1 )))
+
 test: system-test lint tests/js/node_modules/.package-lock.json
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile
 
 # The documentation site, into site/: strict (a broken link or a missing page fails), offline.
 docs: $(VENV)/.test-installed

@@ -21,7 +21,7 @@ import uvicorn
 
 from qthumb.app.process.orphans import qthumb_module
 from tests.engines import Engines, postgres_server, redis_server, s3_server
-from tests.podman_images import ImageBuild
+from tests.podman_images import BuiltElsewhere, ImageBuild, configured
 from tests.qclient import QClient
 from tests.waiting import eventually
 
@@ -36,17 +36,46 @@ INDEX_FRAMES = 100
 INDEX_GOP = 50
 
 
-IMAGE_BUILD = pytest.StashKey[ImageBuild]()
+IMAGE_BUILD = pytest.StashKey[ImageBuild | BuiltElsewhere]()
+WORKER_STORE = "qthumb_podman_store"  # the xdist controller's podman store, told to its workers
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under xdist, the controller makes the store its image build will fill (it starts when a
+    worker's collection names a container test: ``pytest_xdist_node_collection_finished``)."""
+    controller = getattr(config.option, "dist", "no") != "no" and not hasattr(config, "workerinput")
+    if controller and shutil.which("podman") is not None:
+        config.stash[IMAGE_BUILD] = ImageBuild()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    build = node.config.stash.get(IMAGE_BUILD, None)
+    if isinstance(build, ImageBuild):
+        node.workerinput[WORKER_STORE] = str(build.podman.root)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    build = node.config.stash.get(IMAGE_BUILD, None)
+    wanted = any(i.split("::")[0].endswith("test_containers.py") for i in ids)
+    if isinstance(build, ImageBuild) and wanted and not build.started:
+        build.start()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The container tests run last, and their images start building now, in the background
-    (``tests/podman_images.py``): ~3.5 minutes of apt and PyPI that the other tests hide."""
+    (``tests/podman_images.py``): ~3.5 minutes of apt and PyPI that the other tests hide.
+    An xdist worker leaves the build to its controller and waits for it in the shared store."""
     containers = [item for item in items if item.path.name == "test_containers.py"]
     if not containers or config.option.collectonly or shutil.which("podman") is None:
         return
     items[:] = [item for item in items if item.path.name != "test_containers.py"] + containers
-    config.stash[IMAGE_BUILD] = ImageBuild().start()
+    shared = getattr(config, "workerinput", {}).get(WORKER_STORE)
+    if shared is not None:
+        config.stash[IMAGE_BUILD] = BuiltElsewhere(configured(Path(shared)))
+    elif not hasattr(config, "workerinput"):
+        config.stash[IMAGE_BUILD] = ImageBuild().start()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -6,7 +6,12 @@ CA bundle on the command line only.
 
 The build takes ~3.5 minutes, most of it waiting on apt and PyPI, so it starts in the
 background as soon as the session knows a container test will run (``tests/conftest.py``), at a
-low CPU priority, while the other tests run; the container tests run last and wait for it."""
+low CPU priority, while the other tests run; the container tests run last and wait for it.
+
+Under pytest-xdist (``make test`` runs the suite on several processes) the build runs in the
+controlling process, once, as soon as a worker's collection names a container test; the
+worker that runs the container tests (they are one group: ``--dist loadfile``) waits for the
+marker the build leaves in the shared store (``BuiltElsewhere``)."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,9 +85,13 @@ class Podman:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-def configured() -> Podman:
+def configured(shared: Path | None = None) -> Podman:
+    """podman in a store of the run's own, or in ``shared``, one another process builds in."""
     kept = os.environ.get("QTHUMB_TEST_PODMAN_STORE")  # a developer's cache between runs
-    root = Path(kept) if kept else Path(tempfile.mkdtemp(prefix="qthumb-podman-", dir="/tmp"))
+    if shared is not None:
+        root = shared
+    else:
+        root = Path(kept) if kept else Path(tempfile.mkdtemp(prefix="qthumb-podman-", dir="/tmp"))
     (root / "tmp").mkdir(parents=True, exist_ok=True)
     (root / "containers.conf").write_text(
         '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n'
@@ -98,7 +108,10 @@ def configured() -> Podman:
         "CONTAINERS_STORAGE_CONF": str(root / "storage.conf"),
         "TMPDIR": str(root / "tmp"),
     }
-    return Podman(root, env, kept=bool(kept))
+    return Podman(root, env, kept=bool(kept) or shared is not None)
+
+
+MARKER = "built"  # written in the store when the build ends: empty, or what went wrong
 
 
 @dataclass
@@ -111,6 +124,10 @@ class ImageBuild:
     _thread: threading.Thread | None = None
     _running: subprocess.Popen[str] | None = None
     _stopped: bool = False
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
 
     def start(self) -> ImageBuild:
         self._thread = threading.Thread(target=self._build, name="image-build", daemon=True)
@@ -170,3 +187,26 @@ class ImageBuild:
             self._step(*build, "-t", STANDINS, "-f", str(standins / "Dockerfile"), str(standins))
         except BaseException as error:  # handed to the test that waits
             self.error = error
+        (self.podman.root / MARKER).write_text("" if self.error is None else str(self.error))
+
+
+@dataclass
+class BuiltElsewhere:
+    """The build of another process (the xdist controller) in a store shared with it: waited
+    for by its marker. The store is that process's to remove."""
+
+    podman: Podman
+
+    def wait(self) -> Podman:
+        marker = self.podman.root / MARKER
+        deadline = time.monotonic() + BUILD_SECONDS
+        while not marker.exists():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the images were not built within {BUILD_SECONDS} s")
+            time.sleep(1)
+        if error := marker.read_text():
+            raise AssertionError(f"building the images failed: {error}")
+        return self.podman
+
+    def stop(self) -> None:
+        """Nothing of this process runs: ``podman.remove()`` removes its containers only."""
