@@ -2,12 +2,16 @@
 its own format with an error naming the setting (in the worker, and in its encoder child),
 and the same worker goes on with the next task; a library that crashes instead is told as
 memory at once; the shares add up to ``QTHUMB_MEMORY_BUDGET``. The server runs under the
-memory watchdog. (The gif bomb, scaled down, runs under a limit too: ``test_hardening``.)"""
+memory watchdog. A worker whose heap stays mapped past half its share after a task retires and
+is replaced (``heap_stays_high``). (The gif bomb, scaled down, runs under a limit too:
+``test_hardening``.)"""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,8 +92,12 @@ def test_past_the_limit_the_format_fails_naming_the_setting(
     assert failed["status"] == "error" and NAMED in failed["error_description"], failed
     next_task, after = run(limited, clips / "testsrc.mp4", {"output": "thumbnail", "width": 96})
     assert after["status"] == "completed", after
-    # the same worker process: nothing died, nothing was restarted
-    assert worker_of(limited, task) == worker_of(limited, next_task)
+    # The same worker process goes on, unless its heap stayed mapped past half its share: then
+    # it retired after the failed task, saying so, and a fresh one took the next.
+    failed_on, next_on = worker_of(limited, task), worker_of(limited, next_task)
+    retired = f"worker {failed_on.rpartition(':')[2]} retires: "
+    assert next_on == failed_on or retired in limited.logs(), limited.logs()[-3000:]
+    assert retired not in limited.logs() or next_on != failed_on
 
 
 def image_of(pid: int) -> str:
@@ -163,3 +171,17 @@ def test_the_shares_add_up_to_the_budget():
     fixed = Settings(worker_memory_limit=500 << 20)
     assert memory_limit(fixed) == 500 << 20
     assert "QTHUMB_WORKER_MEMORY_LIMIT" in memory_failure(fixed)
+
+
+def test_a_heap_past_half_its_limit_is_told_high():
+    """What a worker reads after each task to decide to retire, in a process of its own."""
+    probe = (
+        "import resource; from qthumb.app.memory import data_in_use, heap_stays_high\n"
+        "used = data_in_use(); _, hard = resource.getrlimit(resource.RLIMIT_DATA)\n"
+        "resource.setrlimit(resource.RLIMIT_DATA, (used * 3, hard)); print(heap_stays_high())\n"
+        "held = bytearray(used)  # twice what it held: past half of three times\n"
+        "print(heap_stays_high() is not None)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, check=True)  # fmt: skip
+    assert done.stdout.split() == ["None", "True"], done

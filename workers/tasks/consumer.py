@@ -25,7 +25,7 @@ from typing import Any
 from huey.consumer import Consumer, ProcessEnvironment
 
 from qthumb.app import metrics
-from qthumb.app.memory import limit_memory
+from qthumb.app.memory import heap_stays_high, limit_memory
 from qthumb.app.process.attempt_watch import crash_note
 from qthumb.app.process.orphans import children_die_with_this_process, die_with_parent
 from qthumb.app.redact import setup_logging
@@ -52,6 +52,26 @@ def worker_started(settings: Settings) -> None:
     ready = settings.data_dir / "ready"
     ready.mkdir(parents=True, exist_ok=True)
     (ready / f"worker-{os.getpid()}").touch()
+
+
+def retire_if_heap_stays_high(*_: Any) -> None:
+    """After each task (huey's post-execute hook, its last step): a worker that still maps more
+    than half its memory share ends, and huey's health check starts a fresh one within
+    ``health_check_interval`` (as huey's own ``max_tasks`` recycling does). The task is already
+    ended in the store; nothing else runs in this process."""
+    high = heap_stays_high()
+    if high is None:
+        return
+    mapped, limit = high
+    log.warning(
+        "worker %d retires: %d MiB of its %d MiB share still mapped after a task; a fresh"
+        " process takes its place",
+        os.getpid(),
+        mapped >> 20,
+        limit >> 20,
+    )
+    logging.shutdown()
+    os._exit(0)
 
 
 class _DeafProcess(ForkProcess):
@@ -95,6 +115,7 @@ def run_consumer(settings: Settings, workers: int) -> None:
     queue.bind(lambda token: run_task(settings, store, queue, outbox, files, token, worker_id()))
     children_die_with_this_process()
     queue.huey.on_startup()(lambda: worker_started(settings))
+    queue.huey.post_execute()(retire_if_heap_stays_high)
     consumer = _Consumer(
         queue.huey,
         workers=settings.pool_processes,  # one more than `workers`: for keys below their share
