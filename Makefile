@@ -72,8 +72,8 @@ docs: $(VENV)/.test-installed
 
 $(VENV)/.bench-installed: pyproject.toml $(VENV)/.test-installed
 	$(UV_PIP) -e '.[dev,bench]'
-	test -x bench/work/vcsi-venv/bin/vcsi || { python3 -m venv bench/work/vcsi-venv && \
-		bench/work/vcsi-venv/bin/pip install -q 'vcsi>=7'; }
+	bench/work/vcsi-venv/bin/vcsi --help >/dev/null 2>&1 || { rm -rf bench/work/vcsi-venv && \
+		python3 -m venv bench/work/vcsi-venv && bench/work/vcsi-venv/bin/pip install -q 'vcsi>=7'; }
 	touch $@
 
 # Generates its own sources (several GB in bench/work) and writes bench/RESULTS.md.
