@@ -20,6 +20,8 @@ import httpx
 import pytest
 from PIL import Image
 
+from qthumb.workers.failures import FormatFailure
+from qthumb.workers.outputs.trickplay import BifTiles
 from tests.conftest import API_KEY, FPS, QthumbProcess, serving
 from tests.qclient import QClient
 from tests.test_thumbnail import barcode_index
@@ -226,3 +228,19 @@ def test_a_bif_by_url_holds_the_storyboards_tiles(server: QthumbProcess, clips: 
     assert again.content == answer.content  # kept: the same bytes
     webp = httpx.get(f"{server.base_url}/v1/trickplay.bif?{query}&format=webp", timeout=60)
     assert webp.status_code == 400 and "format=jpg" in webp.json()["message"]
+
+
+def test_a_bif_past_what_its_index_addresses_fails_saying_so(tmp_path: Path):
+    """A BIF's offsets are 32-bit: past 4 GiB (here a 100-byte bound, the same check) the
+    format fails with what to change, and no archive is written."""
+    tiles = BifTiles(tmp_path / "spool")
+    for k in range(3):
+        tiles.add(k, b"\xff\xd8" + b"\0" * 40 + b"\xff\xd9")
+    with pytest.raises(FormatFailure, match=r"a BIF's index is 32-bit: these 3 tiles make"):
+        tiles.write(tmp_path / "x.bif", [0.0, 1.0, 2.0], addressable=100)
+    assert not (tmp_path / "x.bif").exists()
+    tiles = BifTiles(tmp_path / "spool")
+    for k in range(3):
+        tiles.add(k, b"\xff\xd8" + b"\0" * 40 + b"\xff\xd9")
+    tiles.write(tmp_path / "x.bif", [0.0, 1.0, 2.0], addressable=64 + 32 + 3 * 44)
+    assert (tmp_path / "x.bif").stat().st_size == 64 + 32 + 3 * 44

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from qthumb.app.tasks.results import EntryType
+from qthumb.workers.failures import FormatFailure
 from qthumb.workers.outputs.products import Product
 
 BIF_MAGIC = b"\x89BIF\r\n\x1a\n"
@@ -46,7 +47,8 @@ class BifTiles:
         self._at[index] = (self._spool.tell(), len(jpeg))
         self._spool.write(jpeg)
 
-    def write(self, path: Path, times: Sequence[float]) -> None:
+    def write(self, path: Path, times: Sequence[float], addressable: int = BIF_END) -> None:
+        """The archive at ``path``; ``addressable``: the bytes its 32-bit index can reach."""
         self._spool.close()
         count = len(times)
         if sorted(self._at) != list(range(count)):
@@ -55,6 +57,15 @@ class BifTiles:
         step = round(times[1] * 1000 - times[0] * 1000) if count > 1 else 1000
         multiplier = step if step > 0 and all(m % step == 0 for m in millis) else 1
         offset = BIF_HEADER + 8 * (count + 1)
+        size = offset + sum(length for _, length in self._at.values())
+        if size > addressable or (millis and millis[-1] // multiplier >= BIF_END):
+            # every offset and timestamp of the index is 32 bits, and 0xFFFFFFFF ends it
+            self.spool_path.unlink(missing_ok=True)
+            raise FormatFailure(
+                f"trickplay bif: a BIF's index is 32-bit: these {count} tiles make "
+                f"{size / 2**30:.3g} GiB, past the {addressable / 2**30:.3g} GiB it can address"
+                " (fewer or smaller tiles)"
+            )
         with path.open("wb") as out, self.spool_path.open("rb") as spool:
             out.write(BIF_MAGIC + struct.pack("<III", 0, count, multiplier))
             out.write(b"\0" * (BIF_HEADER - out.tell()))
