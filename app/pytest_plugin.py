@@ -8,7 +8,8 @@
 
 Options: ``--qthumb-workers N`` (default 2); ini ``qthumb_url`` + ``qthumb_api_key`` (or the
 ``QTHUMB_TEST_URL`` / ``QTHUMB_TEST_API_KEY`` environment) to use a qthumb that is already
-running, a CI service container, instead of starting one.
+running, a CI service container, instead of starting one; ini ``qthumb_seed`` (or
+``--qthumb-seed``) for the same API key and the same tokens on every run (``QTHUMB_SEED``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="worker processes of the qthumb the fixture starts (default: 2)",
     )
+    group.addoption(
+        "--qthumb-seed",
+        default=None,
+        help="the same API key and tokens on every run (QTHUMB_SEED; predictable tokens)",
+    )
+    parser.addini("qthumb_seed", "the same API key and tokens on every run", default="")
     parser.addini("qthumb_url", "use this running qthumb instead of starting one", default="")
     parser.addini("qthumb_api_key", "the API key of the qthumb at qthumb_url", default="")
     parser.addini(
@@ -49,5 +56,7 @@ def qthumb(pytestconfig: pytest.Config) -> Iterator[QthumbServer]:
         return
     option = pytestconfig.getoption("qthumb_workers")
     workers = int(option if option is not None else pytestconfig.getini("qthumb_workers"))
-    with qthumb_server(workers=workers) as server:
+    seed = pytestconfig.getoption("qthumb_seed") or str(pytestconfig.getini("qthumb_seed"))
+    started = qthumb_server(workers=workers, seed=seed) if seed else qthumb_server(workers=workers)
+    with started as server:
         yield server

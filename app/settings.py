@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from qthumb.app.egress import EgressPolicy
@@ -177,6 +177,20 @@ class Settings(LimitSettings, S3Settings):
         " read qthumb_faults in queries: for test suites (on in `make run` and the pytest"
         " fixture).",
     )
+    init_dir: Path | None = Field(
+        default=None,
+        description="A folder whose state archives (*.tar.gz, from GET /_qthumb/state) and"
+        " fault files (*.json) are loaded at start, before /readyz answers ready; tasks already"
+        " there are kept. The image reads /etc/qthumb/init.d.",
+    )
+    seed: str = Field(
+        default="",
+        max_length=256,
+        description="Test-only, with QTHUMB_CONTROL: draw session, task and upload tokens from"
+        " this seed, per API key and kind, so two fresh servers given the same calls answer the"
+        " same tokens (a reset of a key starts its tokens again). Tokens are then predictable:"
+        " never on a shared server.",
+    )
     strict: bool = Field(
         default=False,
         description="Refuse a query with a field qthumb does not act on (error 1 naming it);"
@@ -308,6 +322,15 @@ class Settings(LimitSettings, S3Settings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _seed_for_tests_only(self) -> Settings:
+        if self.seed and not self.control:
+            raise ValueError(
+                "QTHUMB_SEED makes every token predictable: it needs QTHUMB_CONTROL=1 (a test"
+                " server)"
+            )
+        return self
 
     @cached_property
     def egress(self) -> EgressPolicy:

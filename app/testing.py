@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl
 import httpx
 
 from qthumb.app.process.orphans import qthumb_module
+from qthumb.app.tokens import TokenKind, seeded_token
 
 
 class QthumbNotReady(RuntimeError):
@@ -255,11 +256,15 @@ def qthumb_server(
     **settings: str,
 ) -> Iterator[QthumbServer]:
     """A qthumb of the test's own; ``settings`` are more ``QTHUMB_`` variables by their
-    names without the prefix (``storage_ttl="60"``)."""
+    names without the prefix (``storage_ttl="60"``). With ``seed`` (``QTHUMB_SEED``) its API
+    key is drawn from the seed too, so a run's key and tokens are those of every run."""
     data = Path(tempfile.mkdtemp(prefix="qthumb-test-"))
     media = Path(media_dir) if media_dir is not None else data / "media"
     media.mkdir(parents=True, exist_ok=True)
-    key = "test-" + secrets.token_hex(12)
+    seed = settings.get("seed")
+    key = "test-" + (
+        seeded_token(seed, "", TokenKind.API_KEY, 1)[:24] if seed else secrets.token_hex(12)
+    )
     env = {
         **os.environ,
         "QTHUMB_DATA_DIR": str(data / "data"),

@@ -8,7 +8,9 @@ inside the build borrows the host's CA bundle on the command line only.
   for the official server images (``docker/compose.ci.yml``), ``worker`` scaled to 3; the worker
   running a long task (an mp4 encode) among 30 others is killed, the task is queued again,
   and all 31 end with the right results;
-- hadolint and ``docker compose config -q`` pass on every file.
+- hadolint and ``docker compose config -q`` pass on every file;
+- ``QthumbContainer`` (``app/testcontainer.py``) starts the image through podman's
+  Docker-compatible API, as testcontainers does against Docker.
 
 They run last in the session: the images are built in the background from its start.
 """
@@ -34,6 +36,7 @@ from tests.conftest import IMAGE_BUILD, eventually, ffmpeg
 from tests.podman_images import BIN, IMAGE, ImageBuild, Podman
 from tests.qclient import QClient
 from tests.test_docs import README, code_blocks
+from tests.test_sdks import make_client
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_BIN = next(Path(sys.prefix).glob("lib/python3*/site-packages/compose/docker-compose"))
@@ -254,3 +257,57 @@ def test_the_github_recipe_runs_as_written(podman: Podman, tmp_path: Path):
         assert "1 passed" in done.stdout
     finally:
         podman.run("rm", "-f", "-t", "0", "qthumb", check=False)
+
+
+@pytest.fixture()
+def docker_api(podman: Podman, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """podman's Docker-compatible API on a socket of the test's own (what testcontainers and
+    the Docker SDK talk to), with Ryuk off: no image is pulled, the test removes what it made."""
+    sock = tmp_path / "docker.sock"
+    service = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{sock}"],
+                               env=podman.env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    try:
+        eventually(sock.exists, 30, lambda: "podman's API socket did not appear")
+        yield {"DOCKER_HOST": f"unix://{sock}", "TESTCONTAINERS_RYUK_DISABLED": "true"}
+    finally:
+        os.killpg(service.pid, 15)
+        service.wait(timeout=30)
+
+
+def test_the_testcontainers_module_runs_a_task(
+    podman: Podman, docker_api: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """``QthumbContainer`` (testcontainers-python) on the image the suite built: ready when
+    it says so, a thumbnail through Qencode's Python SDK from a mounted folder, its URL served
+    to the test, the same tokens under a seed, and nothing left running."""
+    from qthumb.app.testcontainer import QthumbContainer
+
+    for name, value in docker_api.items():
+        monkeypatch.setenv(name, value)
+    media = tmp_path / "media"
+    media.mkdir()
+    os.chmod(media, 0o755)
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=4", "-pix_fmt", "yuv420p",
+           str(media / "clip.mp4"))  # fmt: skip
+    os.chmod(media / "clip.mp4", 0o644)
+    with QthumbContainer(IMAGE, media_dir=media, seed="tc") as qthumb:
+        assert httpx.get(f"{qthumb.url}/readyz", timeout=5).status_code == 200
+        client = make_client(qthumb.api_key, api_url=qthumb.url)
+        task = client.create_task()
+        first_token = task.task_token
+        thumbnail = {"output": "thumbnail", "time": 0.5}
+        task.custom_start({"query": {"source": str(media / "clip.mp4"), "format": [thumbnail]}})
+        with QClient(qthumb.url, qthumb.api_key) as poll:
+            status = poll.wait(task.task_token, timeout=120)
+        assert status["status"] == "completed", status
+        image = httpx.get(status["images"][0]["url"], timeout=30)
+        with Image.open(io.BytesIO(image.content)) as picture:
+            assert picture.size == (320, 180)
+        name = qthumb.get_wrapped_container().name
+    assert podman.run("ps", "-a", "-q", "--filter", f"name={name}").strip() == ""
+    with QthumbContainer(IMAGE, seed="tc") as again:  # its key drawn from the seed too
+        assert again.api_key == qthumb.api_key
+        assert make_client(again.api_key, api_url=again.url).create_task().task_token == (
+            first_token
+        )

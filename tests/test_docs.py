@@ -155,6 +155,10 @@ RUN_ELSEWHERE = {
     ): "tests/test_pytest_plugin.py::test_the_context_manager_with_the_node_sdk",
     ("testing.md", "python", 2): "tests/test_control.py drives the same rules through the fixture",
     ("testing.md", "python", 3): "tests/test_journal.py asserts so through the Python SDK",
+    ("testing.md", "python", 4): "tests/test_pytest_plugin.py runs it as a user's suite, twice",
+    ("testing.md", "sh", 2): "tests/test_state.py::test_the_docs_curl_session_works_as_pasted",
+    ("testing.md", "python", 5): "tests/test_containers.py::"
+    "test_the_testcontainers_module_runs_a_task makes the same calls on the image it builds",
     ("deployment.md", "sh", 1): "tests/test_containers.py builds the image and runs it so (podman)",
 }
 NOT_RUN = {

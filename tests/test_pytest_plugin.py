@@ -95,3 +95,26 @@ def test_the_context_manager_with_the_node_sdk(tmp_path: Path):
         assert stored == ["sprite.png", "thumbnails.vtt"]
         data_dir = q.data_dir
     assert data_dir is not None and not data_dir.exists()
+
+
+def test_a_seeded_suite_sees_the_same_tokens_every_run(pytester: pytest.Pytester):
+    """docs/testing.md's golden-file example, as pasted, in a user's suite: the first run
+    writes the token, the second (a fresh server) answers the same, another seed does not."""
+    docs = (Path(__file__).parent.parent / "docs" / "testing.md").read_text()
+    example = next(b for b in re.findall(r"```python\n(.*?)```", docs, flags=re.S)
+                   if "qthumb_seed" in b)  # fmt: skip
+    pytester.makepyfile(test_golden=example)
+
+    def run(seed: str) -> subprocess.CompletedProcess[str]:
+        pytester.makeini(f"[pytest]\nqthumb_seed = {seed}\n")
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                              cwd=pytester.path, capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+
+    first = run("my-golden-files")
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert len((pytester.path / "golden-task-token.txt").read_text()) == 32
+    again = run("my-golden-files")
+    assert again.returncode == 0, again.stdout[-3000:]
+    other = run("another-seed")
+    assert other.returncode == 1 and "assert " in other.stdout, other.stdout[-3000:]

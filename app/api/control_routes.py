@@ -1,9 +1,11 @@
 """The mock's controls under ``/_qthumb/`` (never ``/v1/``, so no SDK reaches them by mistake),
 answered only with ``QTHUMB_CONTROL=1`` (404 otherwise) and an API key (``Authorization:
-Bearer <key>`` or ``api_key=``): ``reset``, and ``faults`` to add (POST), list (GET) and clear
-(DELETE). A key reaches its own state only; what reaches every key's (``reset?all=1``) takes
-the operator's ``QTHUMB_ADMIN_KEY``. Wrong keys count toward the wrong-key limit
-(``app.api.key_guard``). ``method_fault`` is what each Qencode method asks before it answers.
+Bearer <key>`` or ``api_key=``): ``reset``, ``faults`` to add (POST), list (GET) and clear
+(DELETE), ``requests`` (the journal) and ``state`` to export (GET) or load (POST) one key's
+tasks, results and rules as one archive (``app.control.state``). A key reaches its own state
+only; what reaches every key's (``reset?all=1``) takes the operator's ``QTHUMB_ADMIN_KEY``.
+Wrong keys count toward the wrong-key limit (``app.api.key_guard``). ``method_fault`` is what
+each Qencode method asks before it answers.
 """
 
 from __future__ import annotations
@@ -11,20 +13,26 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
+import tempfile
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from qthumb.app.api.key_guard import client_address
 from qthumb.app.api.request_values import BadBody, ascii_int, json_body
 from qthumb.app.api.service import QencodeService
+from qthumb.app.control.reset import reset_keys
+from qthumb.app.control.state import BadArchive, export_state, import_state
 from qthumb.app.errors import ApiKeyNotFound, QencodeError
+from qthumb.app.storage.objects import FileError
 from qthumb.app.tasks.faults import (
     MAX_RULES_PER_KEY,
     BadRule,
@@ -32,7 +40,6 @@ from qthumb.app.tasks.faults import (
     MethodFault,
     parse_rule,
 )
-from qthumb.app.tasks.reset import reset_keys
 from qthumb.app.tokens import is_token
 
 log = logging.getLogger("qthumb.faults")
@@ -175,6 +182,65 @@ async def list_requests(request: Request) -> dict[str, Any]:
         key, asked.get("method") or "", asked.get("task_token") or "", since
     )
     return {"error": 0, "requests": [entry.to_json() for entry in entries]}
+
+
+@router.get("/state")
+async def export(request: Request) -> Response:
+    """The caller's ended tasks, their stored results and its rules, as one .tar.gz."""
+    faults = _faults(request)
+    key = _key(request)
+    assert key is not None
+    files = request.app.state.files
+    db = request.app.state.backends.db
+    handle, name = tempfile.mkstemp(prefix="qthumb-state-", suffix=".tar.gz")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            await run_in_threadpool(export_state, db, files, faults, key, out)
+    except FileError as exc:  # qthumb's own store did not answer: try again
+        os.unlink(name)
+        return _store_down(exc)
+    except BaseException:
+        os.unlink(name)
+        raise
+    return FileResponse(
+        name,
+        media_type="application/gzip",
+        filename="qthumb-state.tar.gz",
+        background=BackgroundTask(os.unlink, name),
+    )
+
+
+def _store_down(exc: FileError) -> JSONResponse:
+    message = f"qthumb's storage did not answer: {exc}"
+    return JSONResponse({"error": 1, "message": message}, 503, headers={"Retry-After": "5"})
+
+
+@router.post("/state")
+async def load(request: Request) -> JSONResponse:
+    """An archive of ``GET /state`` (the body, up to ``QTHUMB_MAX_SOURCE_BYTES``), loaded for
+    the caller's key: its tasks (tokens kept; a key's own replaced), results and rules."""
+    faults = _faults(request)
+    key = _key(request)
+    assert key is not None
+    limit = request.app.state.settings.max_source_bytes
+    with tempfile.TemporaryFile() as body:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                message = f"a state archive is {limit} bytes at most (QTHUMB_MAX_SOURCE_BYTES)"
+                return JSONResponse({"error": 1, "message": message}, 413)
+            body.write(chunk)
+        body.seek(0)
+        db, files = request.app.state.backends.db, request.app.state.files
+        try:
+            report = await run_in_threadpool(import_state, db, files, faults, body, key)
+        except BadArchive as exc:
+            return JSONResponse({"error": 1, "message": str(exc)}, 400)
+        except FileError as exc:
+            return _store_down(exc)
+    log.warning("state loaded for one key: %s", report.to_json())
+    return JSONResponse({"error": 0, **report.to_json()})
 
 
 @router.post("/faults")

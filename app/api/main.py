@@ -66,6 +66,10 @@ async def _deliver_forever(settings: Settings, store: TaskStore, outbox: Callbac
             await asyncio.sleep(0.2)
 
 
+# Bodies that have limits of their own: tus uploads, and state archives (app.control.state).
+UNLIMITED = (UPLOAD_PREFIX, "/_qthumb/state")
+
+
 class BodyLimit:
     """API requests carry forms of a few KB: a body over ``limit`` bytes gets HTTP 413 (with
     Qencode's JSON) before any of it is parsed. Uploads (tus) are limited by their own size."""
@@ -75,7 +79,7 @@ class BodyLimit:
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(UPLOAD_PREFIX):
+        if scope["type"] != "http" or scope["path"].startswith(UNLIMITED):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import re
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -57,9 +56,9 @@ def upload_router(settings: Settings, store: TaskStore, files: Files) -> APIRout
         def choose(metadata: dict[str, Any]) -> dict[str, str]:
             if request.method != "POST":
                 return {}
-            uid = uuid.uuid4().hex
-            store.add_upload(uid, token, time.time())
-            return {"uid": uid}
+            task = store.get(token)  # task_may_upload found it
+            assert task is not None
+            return {"uid": store.create_upload(token, task.api_key, time.time())}
 
         return choose
 

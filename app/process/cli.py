@@ -102,8 +102,28 @@ def banner(settings: Settings, backends: Backends, workers: int | None) -> str:
     if settings.control:
         admin = "reset?all=1 with QTHUMB_ADMIN_KEY" if settings.admin_key else "no admin key"
         lines.append(f"  control: on: /_qthumb/ reset and faults, per API key ({admin})")
+    if settings.seed:
+        lines.append("  tokens:  PREDICTABLE: drawn from QTHUMB_SEED (for test suites only)")
     lines.append("  stop:    Ctrl-C (running tasks are handed back to the queue)")
     return "\n".join(lines)
+
+
+def _load_init_dir(settings: Settings, backends: Backends) -> list[str]:
+    """``QTHUMB_INIT_DIR``'s archives and fault files (``app.control.state``); one that cannot be
+    loaded stops the start, naming it."""
+    if settings.init_dir is None:
+        return []
+    from qthumb.app.api.keys import resolve_api_keys
+    from qthumb.app.control.state import BadArchive, load_init_dir
+    from qthumb.app.tasks.faults import FaultStore
+
+    faults = FaultStore(backends.db) if settings.control else None
+    keys = set(resolve_api_keys(settings)[0])
+    try:
+        return load_init_dir(settings.init_dir, backends.db, backends.files, faults, keys)
+    except BadArchive as exc:
+        print(f"qthumb: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 def _aligned(described: list[str]) -> list[str]:
@@ -126,8 +146,11 @@ def _serve_api(
 
     from qthumb.app.api.main import create_app
 
+    loaded = _load_init_dir(settings, backends)  # before /readyz can answer
     workers = settings.workers if signals is not None else None
     print(banner(settings, backends, workers), flush=True)
+    for line in loaded:
+        print(f"  loaded:  {line}", flush=True)
     if port_file is not None:
         port_file.write_text(f"{settings.port}\n")
     # log_config=None: uvicorn's lines go through our handler, secrets masked (app.redact).

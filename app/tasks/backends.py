@@ -88,7 +88,7 @@ def build(settings: Settings) -> Backends:
     db = build_database(settings)
     return Backends(
         db=db,
-        store=SqlTaskStore(db),
+        store=SqlTaskStore(db, settings.seed),
         outbox=CallbackOutbox(db, control=settings.control),
         queue=build_queue(settings),
         files=build_files(settings),

@@ -167,6 +167,19 @@ def parse_rule(rule: object) -> tuple[Fault, int | None]:
     raise BadRule("a rule names a method, a task or a callback")
 
 
+def as_request(fault: Fault, times: int | None) -> dict[str, Any]:
+    """The rule as a test would POST it (``parse_rule`` reads it back as the same fault)."""
+    fields = {k: v for k, v in asdict(fault).items() if v not in (None, {}, False)}
+    if isinstance(fault, MethodFault):
+        rule = fields
+    elif isinstance(fault, TaskFault):
+        match = {k: fields.pop(k) for k in ("payload", "user_tag") if k in fields}
+        rule = {"task": match, **fields}
+    else:
+        rule = {"callback": fields.pop("event"), **fields}
+    return rule if times is None else {**rule, "times": times}
+
+
 def fault_to_json(fault: Fault) -> dict[str, Any]:
     kind = {MethodFault: "method", TaskFault: "task", CallbackFault: "callback"}[type(fault)]
     return {"kind": kind, **{k: v for k, v in asdict(fault).items() if v not in (None, {})}}

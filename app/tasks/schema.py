@@ -144,6 +144,17 @@ ALTER TABLE tasks ADD COLUMN faults TEXT
 # 7: the task a ``retry_on_error`` retry was started for (``app.tasks.retry``).
 _BOTH_7 = "ALTER TABLE tasks ADD COLUMN retry_of TEXT"
 
+# 8: how many tokens of each kind were made for a key, when QTHUMB_SEED draws them from the
+# seed (``app.tokens.seeded_token``); a reset of the key removes its counts.
+_BOTH_8 = """
+CREATE TABLE IF NOT EXISTS token_counts (
+    api_key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (api_key, kind)
+)
+"""
+
 MIGRATIONS: dict[Dialect, list[tuple[int, str]]] = {
     "sqlite": [
         (1, _SQLITE_1),
@@ -153,6 +164,7 @@ MIGRATIONS: dict[Dialect, list[tuple[int, str]]] = {
         (5, _SQLITE_5),
         (6, _SQLITE_6),
         (7, _BOTH_7),
+        (8, _BOTH_8),
     ],
     "postgresql": [
         (1, _POSTGRES_1),
@@ -162,5 +174,6 @@ MIGRATIONS: dict[Dialect, list[tuple[int, str]]] = {
         (5, _POSTGRES_5),
         (6, _POSTGRES_6),
         (7, _BOTH_7),
+        (8, _BOTH_8),
     ],
 }

@@ -13,7 +13,7 @@ from qthumb.app.tasks.model import TaskRecord, TaskStatus, sources_of
 from qthumb.app.tasks.results import Notice, Results
 from qthumb.app.tasks.store import CLOCK_SKEW
 from qthumb.app.tasks.task_rows import STATUS_ANY_SQL, StatusReads, status_sql, task_record
-from qthumb.app.tokens import new_token
+from qthumb.app.tokens import TokenKind, new_token, seeded_token
 
 # The few statements whose JSON functions differ between the engines.
 _MERGE_WARNINGS = {
@@ -38,9 +38,21 @@ _APPEND_WARNING = {
 
 
 class SqlTaskStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, seed: str = "") -> None:
         self._status_reads: StatusReads | None = None  # PostgreSQL's polls, read together
         self.db = db  # its schema is applied when it is opened (app.tasks.backends)
+        self.seed = seed  # QTHUMB_SEED: tokens drawn from it (app.tokens), else random
+
+    def _new_token(self, api_key: str, kind: TokenKind) -> str:
+        if not self.seed:
+            return new_token()
+        row = self.db.execute(
+            "INSERT INTO token_counts (api_key, kind, n) VALUES (?, ?, 1) ON CONFLICT "
+            "(api_key, kind) DO UPDATE SET n = token_counts.n + 1 RETURNING n",
+            (api_key, kind.value),
+        ).first()
+        assert row is not None
+        return seeded_token(self.seed, api_key, kind, int(row["n"]))
 
     def _update(self, sql: str, params: Sequence[Any]) -> bool:
         return self.db.execute(sql, params).rowcount == 1
@@ -50,7 +62,7 @@ class SqlTaskStore:
 
     # sessions -------------------------------------------------------------------------------
     def create_session(self, api_key: str, expires_at: float) -> str:
-        token = new_token()
+        token = self._new_token(api_key, TokenKind.SESSION)
         self.db.execute("INSERT INTO sessions VALUES (?, ?, ?)", (token, api_key, expires_at))
         self.db.execute("DELETE FROM sessions WHERE expires_at < ?", (expires_at - 7 * 86400,))
         return token
@@ -66,7 +78,7 @@ class SqlTaskStore:
 
     # tasks ----------------------------------------------------------------------------------
     def create_task(self, api_key: str, now: float) -> str:
-        token = new_token()
+        token = self._new_token(api_key, TokenKind.TASK)
         self.db.execute(
             "INSERT INTO tasks (token, api_key, status, created_at) VALUES (?, ?, ?, ?)",
             (token, api_key, TaskStatus.CREATED.value, now),
@@ -292,8 +304,11 @@ class SqlTaskStore:
     def mark_purged(self, token: str) -> None:
         self._update("UPDATE tasks SET storage_purged = 1 WHERE token = ?", (token,))
 
-    def add_upload(self, uuid: str, token: str, now: float) -> None:
+    def create_upload(self, token: str, api_key: str, now: float) -> str:
+        """A new upload's id, for the task ``token`` of ``api_key``."""
+        uuid = self._new_token(api_key, TokenKind.UPLOAD)
         self.db.execute("INSERT INTO uploads VALUES (?, ?, ?)", (uuid, token, now))
+        return uuid
 
     def running_on(self, host: str) -> int:
         running = [s.value for s in TaskStatus if s.running]

@@ -7,8 +7,10 @@
 2. The reset waits for those acknowledgements (at most ``wait`` seconds), so no worker of a
    removed task is still writing files when they are removed.
 3. The tasks' stored results, their uploads, queued callbacks, the tasks themselves and the keys'
-   session tokens are deleted. Queue messages of removed tasks stay where the queue keeps them
-   and are skipped when taken (nothing can claim them); they are counted as voided.
+   session tokens are deleted; under ``QTHUMB_SEED`` the keys' tokens start again from the
+   first. Queue messages of removed tasks stay where the queue keeps them and are skipped when
+   taken (nothing can claim them, nor a task made again with the same token, which has its
+   own); they are counted as voided.
 
 Nothing of another key is touched.
 """
@@ -91,5 +93,6 @@ def reset_keys(db: Database, files: Files, keys: Sequence[str], wait: float) -> 
         db.execute(f"DELETE FROM callbacks WHERE token IN ({marks})", tokens)
         db.execute(f"DELETE FROM tasks WHERE token IN ({marks})", tokens)
     report.session_tokens = db.execute(f"DELETE FROM sessions WHERE {within}", keys).rowcount
+    db.execute(f"DELETE FROM token_counts WHERE {within}", keys)  # QTHUMB_SEED's start again
     log.warning("reset of %d key(s): %s", len(keys), report.to_json())
     return report
