@@ -20,19 +20,24 @@ from tests.test_sdks import make_client
 OTHER_KEY = "other-key-0123456789"
 # tuspy 0.2 (the one qencode3's uploader works with) leaves the uploaded file open.
 pytestmark = [
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore:unclosed file:ResourceWarning"),
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
+
+
+def other_keys_task(url: str) -> None:
+    with QClient(url, OTHER_KEY) as other:
+        other.new_task()
 
 
 def calls(url: str, clips: Path, interleave_other_key: bool) -> list[str]:
     """A session, two tasks, an upload to the first and its start: every token answered."""
     if interleave_other_key:  # another key's calls before and between: they shift nothing
-        QClient(url, OTHER_KEY).new_task()
+        other_keys_task(url)
     client = make_client(API_KEY, api_url=url)
     first, second = client.create_task(), client.create_task()
     if interleave_other_key:
-        QClient(url, OTHER_KEY).new_task()
+        other_keys_task(url)
     upload = tus_uploader.upload(
         file_path=str(clips / "testsrc.mp4"), url=f"{first.upload_url}/{first.task_token}"
     )
@@ -57,15 +62,21 @@ def test_two_fresh_servers_answer_the_same_tokens(
     assert first == second
     assert len(set(first)) == 4 and all(len(t) == 32 for t in first), first
     # another seed: other tokens
-    with serving(tmp_path / "c", clips, QTHUMB_SEED="another") as server:
-        assert QClient(server.base_url, API_KEY).token() != first[0]
+    with (
+        serving(tmp_path / "c", clips, QTHUMB_SEED="another") as server,
+        QClient(server.base_url, API_KEY) as client,
+    ):
+        assert client.token() != first[0]
 
 
 def test_a_reset_key_starts_its_tokens_again(tmp_path: Path, clips: Path):
-    with serving(tmp_path, clips, QTHUMB_SEED="golden-run") as server:
-        client = QClient(server.base_url, API_KEY)
+    with (
+        serving(tmp_path, clips, QTHUMB_SEED="golden-run") as server,
+        QClient(server.base_url, API_KEY) as client,
+    ):
         before = [client.token(), client.new_task()]
-        reset = client.http.post("/_qthumb/reset", headers={"Authorization": f"Bearer {API_KEY}"})
+        bearer = {"Authorization": f"Bearer {API_KEY}"}
+        reset = client.http.post("/_qthumb/reset", headers=bearer)
         assert reset.status_code == 200, reset.text
         assert [client.token(), client.new_task()] == before
         # without a reset, the next tokens are new ones
