@@ -1,7 +1,8 @@
 """The test suite's own time: ``make test`` from a fresh clone of the committed code (its venv
 made and qthumb installed from nothing; system packages installed when missing), under
 ``/usr/bin/time -v``. Reports wall time, the CPU it used and the least wall time that CPU allows
-on this machine's cores, so a target for the suite's time can be judged against it.
+on this machine's cores, so a target for the suite's time can be judged against it; once on
+one process and once the default way (in parallel), side by side.
 
     python bench/suite_time.py    # writes its section of bench/RESULTS.md
 """
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,20 +45,26 @@ def mmss(seconds: float) -> str:
     return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
 
 
-def main() -> None:
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+@dataclass
+class Run:
+    label: str
+    exit_status: int
+    summary: str
+    wall: float
+    cpu: float
+    cpu_use: str
+    text: str
+
+
+def make_test(label: str, *make_args: str) -> Run:
+    """``make test`` (with ``make_args``) in a fresh clone of HEAD, timed whole."""
     with tempfile.TemporaryDirectory(prefix="qthumb-suite-") as tmp:
         clone = Path(tmp) / "qthumb"
         subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
         log = Path(tmp) / "make-test.log"
         with log.open("w") as out:
             done = subprocess.run(
-                ["/usr/bin/time", "-v", "make", "test"],
+                ["/usr/bin/time", "-v", "make", "test", *make_args],
                 cwd=clone,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -64,39 +72,64 @@ def main() -> None:
             )
         text = log.read_text(errors="replace")
     summary = re.findall(r"^=+ (.*\d+ passed.*) in [\d.]+s.*=+$", text, re.M)
-    wall = wall_seconds(time_v(text, "Elapsed (wall clock) time (h:mm:ss or m:ss)"))
-    cpu = float(time_v(text, "User time (seconds)")) + float(time_v(text, "System time (seconds)"))
+    return Run(
+        label,
+        done.returncode,
+        summary[-1] if summary else "no summary line",
+        wall_seconds(time_v(text, "Elapsed (wall clock) time (h:mm:ss or m:ss)")),
+        float(time_v(text, "User time (seconds)")) + float(time_v(text, "System time (seconds)")),
+        time_v(text, "Percent of CPU this job got"),
+        text,
+    )
+
+
+def main() -> None:
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     cores = os.cpu_count() or 1
+    runs = [
+        make_test("one process (`make test TEST_PROCESSES=1`)", "TEST_PROCESSES=1"),
+        make_test(f"default: {cores + 1} processes (pytest-xdist, `--dist loadfile`)"),
+    ]
+    before, after = runs
+    rows = [
+        f"| {r.label} | {r.exit_status} | {r.summary} | {mmss(r.wall)} | {r.cpu:.0f} s "
+        f"| {r.cpu_use} | {mmss(r.cpu / cores)} |"
+        for r in runs
+    ]
     section = "\n".join(
         [
             START,
             "## The test suite: `make test` from a fresh clone",
             "",
             f"Measured {time.strftime('%Y-%m-%d', time.gmtime())} by `bench/suite_time.py` on "
-            f"commit {commit}, {cores} cores: a fresh `git clone`, then `make test` under "
-            "`/usr/bin/time -v` "
-            "(the venv made and qthumb installed from nothing; system packages were already "
-            "installed here, so apt did nothing).",
+            f"commit {commit}, {cores} cores, one run after the other: each a fresh `git clone`, "
+            "then `make test` under `/usr/bin/time -v` (the venv made and qthumb installed from "
+            "nothing; system packages were already installed here, so apt did nothing).",
             "",
-            "| measure | value |",
-            "|---|---:|",
-            f"| exit status | {done.returncode} |",
-            f"| pytest | {summary[-1] if summary else 'no summary line'} |",
-            f"| wall time | {mmss(wall)} |",
-            f"| CPU time (user + system, every process) | {cpu:.0f} s |",
-            f"| CPU use | {time_v(text, 'Percent of CPU this job got')} |",
-            f"| least wall time that CPU allows on {cores} cores | {mmss(cpu / cores)} |",
+            "| how the tests run | exit | pytest | wall time | CPU time (user + system, every "
+            f"process) | CPU use | least wall time that CPU allows on {cores} cores |",
+            "|---|---:|---|---:|---:|---:|---:|",
+            *rows,
             "",
-            f"Whatever runs the tests, the suite needs {cpu:.0f} CPU seconds: on {cores} cores it "
-            f"cannot end in less than {mmss(cpu / cores)}, even with every core busy all the time.",
+            f"In parallel the suite took {before.wall / after.wall:.2f}x less time than on one "
+            f"process. It needs {after.cpu:.0f} CPU seconds: on {cores} cores no way of running "
+            f"it ends in less than {mmss(after.cpu / cores)}, even with every core busy all the "
+            "time; a shorter suite needs less work, not more parallelism.",
             END,
         ]
     )
     write_section(section, START, END)
     print(section)
-    if done.returncode:
-        print(text[-5000:])
-        raise SystemExit(done.returncode)
+    failed = [r for r in runs if r.exit_status]
+    for r in failed:
+        print(r.text[-5000:])
+    if failed:
+        raise SystemExit(failed[0].exit_status)
 
 
 if __name__ == "__main__":
