@@ -111,7 +111,8 @@ def test_bad_archives_are_refused_and_change_nothing(
     exported: dict[str, Any], tmp_path: Path, clips: Path
 ):
     keys = f"{API_KEY},{OTHER_KEY}"
-    with serving(tmp_path / "two", clips, QTHUMB_API_KEYS=keys) as server:
+    small = {"QTHUMB_MAX_SOURCE_BYTES": "2000000"}  # archives of 2 MB, unpacking to 8 MB
+    with serving(tmp_path / "two", clips, QTHUMB_API_KEYS=keys, **small) as server:
 
         def client(key: str) -> httpx.Client:
             return httpx.Client(base_url=f"{server.base_url}/_qthumb", timeout=60,
@@ -126,6 +127,11 @@ def test_bad_archives_are_refused_and_change_nothing(
             taken = other.post("/state", content=exported["archive"])
             assert taken.status_code == 400 and "belongs to another API key" in taken.text
             assert other.get("/faults").json()["faults"] == []
+            # a gzip bomb: 16 MB of zeros in 16 KB, refused at its header
+            bomb = other.post("/state", content=bomb_archive(16 * 2**20))
+            assert bomb.status_code == 400 and "unpacks to more than 8000000 bytes" in bomb.text
+            too_big = other.post("/state", content=b"\0" * 2_000_001)
+            assert too_big.status_code == 413, too_big.text
             with QClient(server.base_url, API_KEY) as poll:
                 tokens = ",".join(exported["tokens"])
                 statuses = poll.post("status", {"task_tokens": tokens})["statuses"]
@@ -139,6 +145,20 @@ def test_bad_archives_are_refused_and_change_nothing(
     assert proc.wait(timeout=60) == 2
     assert f"qthumb: QTHUMB_INIT_DIR {init / 'broken.tar.gz'}: not a readable" in server.logs()
     assert "Traceback" not in server.logs()
+
+
+def bomb_archive(size: int) -> bytes:
+    """A state archive whose one result member holds ``size`` zeros (compressed: ~size/1000)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        manifest = json.dumps({"format": "qthumb-state", "version": 1}).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+        info = tarfile.TarInfo(f"files/{'0' * 32}/0/bomb.png")
+        info.size = size
+        tar.addfile(info, io.BytesIO(bytes(size)))
+    return out.getvalue()
 
 
 def test_the_state_needs_control(tmp_path: Path, clips: Path):

@@ -234,7 +234,10 @@ async def load(request: Request) -> JSONResponse:
         body.seek(0)
         db, files = request.app.state.backends.db, request.app.state.files
         try:
-            report = await run_in_threadpool(import_state, db, files, faults, body, key)
+            unpacked = 4 * limit  # results are images and text: they unpack to about their size
+            report = await run_in_threadpool(
+                import_state, db, files, faults, body, key, True, None, unpacked
+            )
         except BadArchive as exc:
             return JSONResponse({"error": 1, "message": str(exc)}, 400)
         except FileError as exc:

@@ -53,6 +53,7 @@ COLUMNS = (
     "retry_of",
 )  # fmt: skip
 MAX_TASKS_TEXT = 64 * 2**20  # tasks.jsonl and faults.json, read into memory
+MAX_MEMBERS = 1_000_000
 
 
 class BadArchive(ValueError):
@@ -148,14 +149,16 @@ def import_state(
     api_key: str | None,
     replace: bool = True,
     keys: set[str] | None = None,
+    max_bytes: int = 2**34,
 ) -> StateReport:
     """Load an archive for ``api_key`` (None: the key its manifest names, which must be one of
     ``keys``). Everything is checked before anything is written: a bad archive changes
-    nothing."""
+    nothing. ``max_bytes``: what its members may hold in all, unpacked (a gzip bomb stops at
+    the member that passes it, before its data is read)."""
     report = StateReport()
     try:
         with tarfile.open(fileobj=archive, mode="r:gz") as tar:
-            members = {m.name: m for m in tar.getmembers()}
+            members = _members(tar, max_bytes)
             manifest = _json_member(tar, members, "manifest.json")
             if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
                 raise BadArchive("it is not a qthumb state archive (no manifest.json of one)")
@@ -189,6 +192,21 @@ def import_state(
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise BadArchive(f"not a readable .tar.gz ({exc})") from None
     return report
+
+
+def _members(tar: tarfile.TarFile, max_bytes: int) -> dict[str, tarfile.TarInfo]:
+    """The archive's members by name, read one header at a time: past ``MAX_MEMBERS`` members
+    or ``max_bytes`` declared in all, refused before the rest is decompressed."""
+    members: dict[str, tarfile.TarInfo] = {}
+    held = 0
+    for member in tar:
+        held += member.size
+        if held > max_bytes:
+            raise BadArchive(f"it unpacks to more than {max_bytes} bytes")
+        if len(members) >= MAX_MEMBERS:
+            raise BadArchive(f"it has more than {MAX_MEMBERS} files")
+        members[member.name] = member
+    return members
 
 
 def _json_member(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], name: str) -> Any:
