@@ -173,9 +173,9 @@ class Settings(LimitSettings, S3Settings):
     )
     control: bool = Field(
         default=False,
-        description="Answer the mock's control endpoints under /_qthumb/ (reset, faults) and"
-        " read qthumb_faults in queries: for test suites (on in `make run` and the pytest"
-        " fixture).",
+        description="Answer the mock's control endpoints under /_qthumb/ (reset, faults, the"
+        " request journal, state snapshots) and read qthumb_faults in queries: for test suites"
+        " (on in `make run` and the pytest fixture).",
     )
     init_dir: Path | None = Field(
         default=None,
