@@ -29,6 +29,12 @@ def pool_is_up(sid: int, workers: int) -> list[int] | None:
     return pids if len(pool) >= workers + 2 else None
 
 
+def left_behind(sid: int, logs: str) -> str:
+    """What is still running, and the end of the logs that should say why it did not stop."""
+    still = ", ".join(f"{p} {command_of(p)}" for p in session_pids(sid))
+    return f"left behind: {still}\n{logs[-3000:]}"
+
+
 def gone(sid: int) -> bool:
     return not session_pids(sid)
 
@@ -41,8 +47,7 @@ def test_sigkill_of_serve_takes_the_worker_pool_with_it(tmp_path: Path, clips: P
         eventually(lambda: pool_is_up(sid, 2), 30, lambda: f"pool not up: {session_pids(sid)}")
         os.kill(sid, signal.SIGKILL)  # serve alone, not its process group
         server.procs[0].wait()
-        eventually(lambda: gone(sid), 15, lambda: "left behind: " + ", ".join(
-            f"{p} {command_of(p)}" for p in session_pids(sid)))  # fmt: skip
+        eventually(lambda: gone(sid), 15, lambda: left_behind(sid, server.logs()))
     finally:
         server.stop()
 
