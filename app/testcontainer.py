@@ -14,7 +14,6 @@ read-only at the same path, from which queries may name local sources.
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 from pathlib import Path
 from typing import Any, cast
@@ -22,7 +21,7 @@ from typing import Any, cast
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.wait_strategies import HttpWaitStrategy
 
-from qthumb.app.tokens import TokenKind, seeded_token
+from qthumb.app.tokens import made_api_key
 
 PORT = 8000  # where the image's qthumb listens
 
@@ -43,10 +42,8 @@ class QthumbContainer(DockerContainer):
         **kwargs: Any,
     ) -> None:
         super().__init__(image, **kwargs)
-        if api_key is None:  # under a seed, the key is the seed's too: the same every run
-            drawn = seeded_token(seed, "", TokenKind.API_KEY, 1) if seed else secrets.token_hex(16)
-            api_key = "tc-" + drawn[:24]
-        self.api_key = api_key
+        # under a seed, the key is the seed's too: the same every run
+        self.api_key = api_key if api_key is not None else made_api_key("tc-", seed)
         self.with_env("QTHUMB_API_KEYS", self.api_key)
         self.with_env("QTHUMB_CONTROL", "1")
         if seed is not None:  # the same tokens on every run (QTHUMB_SEED)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -35,7 +34,7 @@ from urllib.parse import parse_qsl
 import httpx
 
 from qthumb.app.process.orphans import qthumb_module
-from qthumb.app.tokens import TokenKind, seeded_token
+from qthumb.app.tokens import made_api_key
 
 
 class QthumbNotReady(RuntimeError):
@@ -261,10 +260,7 @@ def qthumb_server(
     data = Path(tempfile.mkdtemp(prefix="qthumb-test-"))
     media = Path(media_dir) if media_dir is not None else data / "media"
     media.mkdir(parents=True, exist_ok=True)
-    seed = settings.get("seed")
-    key = "test-" + (
-        seeded_token(seed, "", TokenKind.API_KEY, 1)[:24] if seed else secrets.token_hex(12)
-    )
+    key = made_api_key("test-", settings.get("seed"))
     env = {
         **os.environ,
         "QTHUMB_DATA_DIR": str(data / "data"),

@@ -38,6 +38,14 @@ def seeded_token(seed: str, api_key: str, kind: TokenKind, n: int) -> str:
     return hmac.new(seed.encode(), message, hashlib.sha256).hexdigest()[:32]
 
 
+def made_api_key(prefix: str, seed: str | None = None) -> str:
+    """The API key a test server of qthumb's own makes for itself (``qthumb_server``,
+    ``QthumbContainer``): ``prefix`` and 24 hex digits, drawn from ``seed`` when given, so a
+    seeded run's key is that of every run."""
+    drawn = seeded_token(seed, "", TokenKind.API_KEY, 1) if seed else new_token()
+    return prefix + drawn[:24]
+
+
 def is_token(value: str) -> bool:
     """Exactly a token: no trailing newline, no other digits than ASCII."""
     return _TOKEN.fullmatch(value) is not None

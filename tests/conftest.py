@@ -31,6 +31,7 @@ collect_ignore = ["sample_project"]
 pytest_plugins = ["pytester"]
 
 API_KEY = "test-key-0123456789"
+OTHER_KEY = "other-key-0123456789"  # a second key, for what one key must not reach of another
 FPS = 25
 INDEX_FRAMES = 100
 INDEX_GOP = 50

@@ -18,11 +18,10 @@ import pytest
 from PIL import Image, ImageStat
 from playwright.sync_api import Page, sync_playwright
 
-from tests.conftest import API_KEY, QthumbProcess, ffmpeg, serving
+from tests.conftest import API_KEY, OTHER_KEY, QthumbProcess, ffmpeg, serving
 from tests.qclient import QClient
 from tests.test_player import CHROMIUM, CHROMIUM_ARGS
 
-OTHER_KEY = "other-key-0123456789"
 ARTIFACTS = Path(os.environ.get("QTHUMB_TEST_ARTIFACTS", "test-artifacts")) / "console"
 
 

@@ -17,11 +17,10 @@ import qencode3
 
 from qthumb.app.api.main import create_app
 from qthumb.app.settings import Settings
-from tests.conftest import API_KEY, QthumbProcess, eventually, serve_in_thread, serving
+from tests.conftest import API_KEY, OTHER_KEY, QthumbProcess, eventually, serve_in_thread, serving
 from tests.qclient import QClient
 from tests.test_callbacks import Receiver, receiver  # noqa: F401  (fixture)
 
-OTHER_KEY = "other-key-0123456789"
 make_client = qencode3.client
 
 

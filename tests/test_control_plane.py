@@ -11,10 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, QthumbProcess, serving
+from tests.conftest import API_KEY, OTHER_KEY, QthumbProcess, serving
 from tests.qclient import QClient
 
-OTHER_KEY = "other-key-0123456789"
 ADMIN_KEY = "operator-admin-key-0123456789"
 
 

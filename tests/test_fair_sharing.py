@@ -12,11 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, QthumbProcess, serving
+from tests.conftest import API_KEY, OTHER_KEY, QthumbProcess, serving
 from tests.qclient import QClient
 from tests.waiting import eventually
 
-OTHER_KEY = "other-key-0123456789"
 THIRD_KEY = "third-key-0123456789"
 HELD = 60  # seconds a held task stays in encoding: far longer than the test waits
 

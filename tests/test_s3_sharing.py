@@ -23,12 +23,10 @@ from qthumb.app.storage import s3
 from qthumb.app.storage.objects import FileError
 from qthumb.app.storage.s3 import S3Credentials, S3Location, credentials
 from qthumb.app.storage.s3_objects import S3Objects
-from tests.conftest import API_KEY, QthumbProcess, serving
+from tests.conftest import API_KEY, OTHER_KEY, QthumbProcess, serving
 from tests.qclient import QClient
 from tests.test_s3 import SEAWEED_KEY, SEAWEED_SECRET, forward, moto_endpoint, seaweed_endpoint  # noqa: F401  (fixtures)
 from tests.test_s3 import s3_client as bucket_client
-
-OTHER_KEY = "other-key-0123456789"
 
 
 @pytest.fixture(scope="module")

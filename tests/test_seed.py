@@ -13,11 +13,10 @@ from qencode3 import tus_uploader
 
 from qthumb.app.settings import Settings
 from qthumb.app.testing import qthumb_server
-from tests.conftest import API_KEY, serving
+from tests.conftest import API_KEY, OTHER_KEY, serving
 from tests.qclient import QClient
 from tests.test_sdks import make_client
 
-OTHER_KEY = "other-key-0123456789"
 # tuspy 0.2 (the one qencode3's uploader works with) leaves the uploaded file open.
 pytestmark = [
     pytest.mark.filterwarnings("ignore:unclosed file:ResourceWarning"),

@@ -18,10 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, QthumbProcess, make_qthumb, serving
+from tests.conftest import API_KEY, OTHER_KEY, QthumbProcess, make_qthumb, serving
 from tests.qclient import QClient
 
-OTHER_KEY = "other-key-0123456789"
 RULE = {"task": {"user_tag": "state-rule"}, "hold": {"encoding": 60}, "times": 3}
 
 

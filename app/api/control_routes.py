@@ -29,6 +29,7 @@ from starlette.types import Receive, Scope, Send
 from qthumb.app.api.key_guard import client_address
 from qthumb.app.api.request_values import BadBody, ascii_int, json_body
 from qthumb.app.api.service import QencodeService
+from qthumb.app.api.storage_routes import RETRY_AFTER
 from qthumb.app.control.reset import reset_keys
 from qthumb.app.control.state import BadArchive, export_state, import_state
 from qthumb.app.errors import ApiKeyNotFound, QencodeError
@@ -212,7 +213,9 @@ async def export(request: Request) -> Response:
 
 def _store_down(exc: FileError) -> JSONResponse:
     message = f"qthumb's storage did not answer: {exc}"
-    return JSONResponse({"error": 1, "message": message}, 503, headers={"Retry-After": "5"})
+    return JSONResponse(
+        {"error": 1, "message": message}, 503, headers={"Retry-After": str(RETRY_AFTER)}
+    )
 
 
 @router.post("/state")

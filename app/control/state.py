@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from qthumb.app.storage.files import Files, result_path
+from qthumb.app.storage.files import Files, result_key, result_path
 from qthumb.app.storage.objects import FileError, StoreUnavailable
 from qthumb.app.tasks.db import Database
 from qthumb.app.tasks.faults import BadRule, FaultStore, as_request, parse_rule
@@ -129,8 +129,8 @@ def _result_keys(row: Any) -> Iterator[str]:
     except (ValueError, TypeError, KeyError):
         return
     for file in results.files:
-        key = file.location.on_api.removeprefix("/storage/")
-        if file.location.on_api and key != file.location.on_api:
+        key = result_key(file.location)
+        if key is not None:
             yield key
 
 
@@ -209,26 +209,27 @@ def _members(tar: tarfile.TarFile, max_bytes: int) -> dict[str, tarfile.TarInfo]
     return members
 
 
-def _json_member(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], name: str) -> Any:
+def _small_member(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], name: str) -> bytes:
+    """A member read whole into memory: ``manifest.json``, ``tasks.jsonl``, ``faults.json``."""
     member = members.get(name)
     if member is None or not member.isfile() or member.size > MAX_TASKS_TEXT:
         raise BadArchive(f"{name} is missing or too large")
     handle = tar.extractfile(member)
     assert handle is not None
+    return handle.read()
+
+
+def _json_member(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], name: str) -> Any:
     try:
-        return json.loads(handle.read())
+        return json.loads(_small_member(tar, members, name))
     except ValueError:
         raise BadArchive(f"{name} is not JSON") from None
 
 
 def _tasks(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo]) -> list[dict[str, Any]]:
-    member = members.get("tasks.jsonl")
-    if member is None or not member.isfile() or member.size > MAX_TASKS_TEXT:
-        raise BadArchive("tasks.jsonl is missing or too large")
-    handle = tar.extractfile(member)
-    assert handle is not None
     tasks = []
-    for n, line in enumerate(handle.read().decode().splitlines(), 1):
+    lines = _small_member(tar, members, "tasks.jsonl").decode().splitlines()
+    for n, line in enumerate(lines, 1):
         try:
             task = json.loads(line)
         except ValueError:

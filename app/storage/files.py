@@ -28,7 +28,15 @@ from qthumb.app.tokens import is_token
 if TYPE_CHECKING:  # tuspyserver brings FastAPI: imported where uploads are served, not here
     from tuspyserver.storage import TusStorage
 
-__all__ = ["FileError", "Files", "UploadState", "open_files", "result_location", "result_path"]
+__all__ = [
+    "FileError",
+    "Files",
+    "UploadState",
+    "open_files",
+    "result_key",
+    "result_location",
+    "result_path",
+]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 _INDEX = re.compile(r"[0-9]{1,6}")  # ASCII digits: "²".isdigit() is true, int("²") fails
@@ -48,9 +56,20 @@ def result_path(token: str, index: int | str, name: str) -> str | None:
     return f"{token}/{int(index)}/{name}"
 
 
+_SERVED = "/storage/"  # where the API serves results (app.api.storage_routes)
+
+
 def result_location(token: str, index: int, name: str) -> Location:
     """Where the API serves a result: a path, made absolute by whichever API answers."""
-    return Location(on_api=f"/storage/{token}/{index}/{name}")
+    return Location(on_api=f"{_SERVED}{token}/{index}/{name}")
+
+
+def result_key(location: Location) -> str | None:
+    """The key of a result ``result_location`` placed, or None for any other location."""
+    parts = location.on_api.removeprefix(_SERVED).split("/", 2)
+    if not location.on_api.startswith(_SERVED) or len(parts) != 3:
+        return None
+    return result_path(*parts)
 
 
 class Files:
