@@ -129,6 +129,8 @@ def test_bad_archives_are_refused_and_change_nothing(
             # a gzip bomb: 16 MB of zeros in 16 KB, refused at its header
             bomb = other.post("/state", content=bomb_archive(16 * 2**20))
             assert bomb.status_code == 400 and "unpacks to more than 8000000 bytes" in bomb.text
+            not_text = other.post("/state", content=archive_of({"tasks.jsonl": b"\xff\xfe{"}))
+            assert not_text.status_code == 400 and "tasks.jsonl is not UTF-8" in not_text.text
             too_big = other.post("/state", content=b"\0" * 2_000_001)
             assert too_big.status_code == 413, too_big.text
             with QClient(server.base_url, API_KEY) as poll:
@@ -146,18 +148,21 @@ def test_bad_archives_are_refused_and_change_nothing(
     assert "Traceback" not in server.logs()
 
 
+def archive_of(members: dict[str, bytes]) -> bytes:
+    """A state archive of these members, after a manifest of the format."""
+    out = io.BytesIO()
+    manifest = json.dumps({"format": "qthumb-state", "version": 1}).encode()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name, data in {"manifest.json": manifest, **members}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
 def bomb_archive(size: int) -> bytes:
     """A state archive whose one result member holds ``size`` zeros (compressed: ~size/1000)."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        manifest = json.dumps({"format": "qthumb-state", "version": 1}).encode()
-        info = tarfile.TarInfo("manifest.json")
-        info.size = len(manifest)
-        tar.addfile(info, io.BytesIO(manifest))
-        info = tarfile.TarInfo(f"files/{'0' * 32}/0/bomb.png")
-        info.size = size
-        tar.addfile(info, io.BytesIO(bytes(size)))
-    return out.getvalue()
+    return archive_of({f"files/{'0' * 32}/0/bomb.png": bytes(size)})
 
 
 def test_the_state_needs_control(tmp_path: Path, clips: Path):

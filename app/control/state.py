@@ -228,7 +228,10 @@ def _json_member(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], name
 
 def _tasks(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo]) -> list[dict[str, Any]]:
     tasks = []
-    lines = _small_member(tar, members, "tasks.jsonl").decode().splitlines()
+    try:
+        lines = _small_member(tar, members, "tasks.jsonl").decode().splitlines()
+    except UnicodeDecodeError:
+        raise BadArchive("tasks.jsonl is not UTF-8 text") from None
     for n, line in enumerate(lines, 1):
         try:
             task = json.loads(line)
