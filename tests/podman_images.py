@@ -22,9 +22,10 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -199,11 +200,8 @@ class BuiltElsewhere:
 
     def wait(self) -> Podman:
         marker = self.podman.root / MARKER
-        deadline = time.monotonic() + BUILD_SECONDS
-        while not marker.exists():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the images were not built within {BUILD_SECONDS} s")
-            time.sleep(1)
+        late = f"the images were not built within {BUILD_SECONDS} s"
+        eventually(marker.exists, BUILD_SECONDS, lambda: late, every=1)
         if error := marker.read_text():
             raise AssertionError(f"building the images failed: {error}")
         return self.podman
