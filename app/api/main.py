@@ -201,13 +201,13 @@ def create_app(
     app.state.faults = faults
     app.state.service = QencodeService(settings, store, queue, keys, outbox, faults=faults)
     app.add_exception_handler(QencodeError, routes.qencode_error_handler)
+    app.include_router(routes.router)  # first: routes match in order, and status is polled
     app.add_exception_handler(control_routes.FaultAnswer, control_routes.answer)
     app.include_router(control_routes.router)
     uvicorn_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, control_routes.DropNote) for f in uvicorn_log.filters):
         uvicorn_log.addFilter(control_routes.DropNote())
     app.add_exception_handler(StarletteHTTPException, routes.unknown_path_handler)
-    app.include_router(routes.router)
     app.include_router(storage_routes.router)
     app.include_router(on_demand_routes.router)
     app.include_router(console_routes.router)
