@@ -20,6 +20,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from qthumb.app.qencode.trickplay import tile_problem
 from qthumb.workers.failures import FormatFailure
 from qthumb.workers.outputs.trickplay import BifTiles
 from tests.conftest import API_KEY, FPS, QthumbProcess, serving
@@ -185,6 +186,13 @@ def test_bif_holds_one_jpeg_a_tile_at_its_time(made: dict[str, bytes]):
      'it needs trickplay "hls" or "dash"'),
     ({"trickplay": ["hls"], "sprite": 1, "image_format": "jpg", "manifest": 7},
      "must be the URL of a playlist or an MPD"),
+    ({"trickplay": ["dash"], "sprite": 1, "image_format": "jpg", "width": 1081},
+     "tiles are at most 1080 pixels a side (DASH-IF IOP 4.3, 6.2.6; 720 for low-end devices), "
+     "these would be 1081x?"),
+    ({"trickplay": ["bif", "hls"], "sprite": 1, "image_format": "jpg", "width": 560, "dpr": 2},
+     "these would be 1120x?"),
+    ({"trickplay": ["hls"], "sprite": 1, "image_format": "jpg", "resolution": 1200},
+     "these would be 1200x1200"),
 ])  # fmt: skip
 def test_what_cannot_be_made_is_refused(
     server: QthumbProcess, clips: Path, fields: dict[str, Any], words: str
@@ -210,6 +218,22 @@ def test_a_manifest_that_is_not_a_multivariant_playlist_fails_its_format(
     assert "it is a media playlist, not a multivariant one" in status["error_description"]
 
 
+def test_a_tile_past_the_limit_by_the_sources_aspect_fails_its_format(
+    server: QthumbProcess, clips: Path
+):
+    """The query names the width only: a portrait source (shown 48x64) makes its tiles
+    1000x1333, past what an HLS or DASH image track may carry; found before any frame is
+    decoded. A BIF alone has no such limit, and 1080 itself is allowed."""
+    with QClient(server.base_url, API_KEY) as client:
+        series = {"output": "thumbnails", "interval": 1, "sprite": 1, "image_format": "jpg"}
+        status = client.run({"source": str(clips / "rotated.mp4"), "format": [
+            {**series, "width": 1000, "trickplay": ["dash"]}]})  # fmt: skip
+    assert status["status"] == "error", status
+    assert "these would be 1000x1333" in status["error_description"], status
+    assert tile_problem("t", 1080, 1080) is None and tile_problem("t", 1080, None) is None
+    assert tile_problem("t", None, 1081) is not None
+
+
 def test_a_bif_by_url_holds_the_storyboards_tiles(server: QthumbProcess, clips: Path):
     """``/v1/trickplay.bif`` for any started task: the storyboard's tiles at its times."""
     with QClient(server.base_url, API_KEY) as client:
@@ -228,6 +252,8 @@ def test_a_bif_by_url_holds_the_storyboards_tiles(server: QthumbProcess, clips: 
     assert again.content == answer.content  # kept: the same bytes
     webp = httpx.get(f"{server.base_url}/v1/trickplay.bif?{query}&format=webp", timeout=60)
     assert webp.status_code == 400 and "format=jpg" in webp.json()["message"]
+    wide = httpx.get(f"{server.base_url}/v1/trickplay.m3u8?{query}".replace("=64", "=1100"))
+    assert wide.status_code == 400 and "these would be 1100x?" in wide.json()["message"]
 
 
 def test_a_bif_past_what_its_index_addresses_fails_saying_so(tmp_path: Path):

@@ -47,6 +47,7 @@ from qthumb.app.qencode.trickplay import (
     dash_adaptation_set,
     hls_image_stream,
     hls_media_playlist,
+    tile_problem,
     trickplay_mpd,
 )
 from qthumb.app.tasks.model import TaskStatus
@@ -139,6 +140,9 @@ async def trickplay(ext: str, request: Request) -> Response:
     asked = storyboard_request("json", request.query_params)
     if asked.image_format is not ImageFormat.JPG:
         raise FrameRequestError("HLS and DASH image tracks and BIF carry JPEG: format=jpg")
+    too_wide = ext != "bif" and tile_problem(f"trickplay.{ext}", asked.width, None)
+    if too_wide:  # refused before anything is decoded; a tall one once its height is known
+        raise FrameRequestError(too_wide)
     if ext == "bif":  # the same storyboard made with its BIF (a piece of its own)
         bif = await _made(request, token, replace(asked, bif=True), "bif")
         return _answer(request, bif, {})
@@ -150,6 +154,9 @@ async def trickplay(ext: str, request: Request) -> Response:
     for n, sheet in enumerate(board["sheets"]):  # kept with the JSON when it was made
         kept = service.cached(token, asked, f"sheet{n}")
         sizes.append(len(kept.data) if kept else sheet["width"] * sheet["height"] // 4)
+    too_large = tile_problem(f"trickplay.{ext}", board["tile_width"], board["tile_height"])
+    if too_large:
+        raise FrameRequestError(too_large)
     tiles = board["tiles"]
     per_sheet = board["columns"] * board["rows"]
     track = SheetTrack(

@@ -35,7 +35,13 @@ from qthumb.app.qencode.query_values import (
     sizing,
     time_fraction,
 )
-from qthumb.app.qencode.trickplay import Trickplay, manifest_field, trickplay_field
+from qthumb.app.qencode.trickplay import (
+    Trickplay,
+    check_tile_size,
+    image_tracks,
+    manifest_field,
+    trickplay_field,
+)
 from qthumb.app.qencode.video_fields import (
     VideoSettings,
     container_extension,
@@ -206,6 +212,11 @@ class ThumbnailsSpec(ImageSpec):
     def pixel_scale(self) -> int:
         return self.dpr
 
+    @property
+    def has_tracks(self) -> bool:
+        """An HLS or DASH image track is asked for: its sheets are a timeline of equal tiles."""
+        return image_tracks(self.trickplay)
+
     def sheet_names(self, sheets: int) -> list[str]:
         """The sheets' file names: ``sprite.<ext>``, or ``sprite_01.<ext>``… when several,
         under the name a destination gave instead of ``sprite``."""
@@ -270,6 +281,7 @@ class ThumbnailsSpec(ImageSpec):
             fields["image_format"],
             common["start_time"],
         )
+        check_tile_size(path, trickplay, fields["sizing"], dpr or 1)
         return cls(
             **fields,
             interval=interval,

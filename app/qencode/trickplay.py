@@ -22,15 +22,24 @@ from xml.sax.saxutils import quoteattr
 
 from qthumb.app.egress import url_problem
 from qthumb.app.errors import BadQuery
-from qthumb.app.qencode.query_values import ImageFormat, shown, url_scheme
+from qthumb.app.qencode.query_values import ImageFormat, Sizing, shown, url_scheme
 
 HLS_TYPE = "application/vnd.apple.mpegurl"
+# The widest or highest an HLS or DASH image track's tile (one thumbnail of a sheet) may be:
+# DASH-IF IOP 4.3, section 6.2.6, as Roku's trick-mode pages state it for both formats (1080 on
+# high-end devices, 720 on low-end ones). A sheet holds as many tiles as it likes.
+MAX_TILE_SIDE = 1080
 
 
 class Trickplay(StrEnum):
     HLS = "hls"
     DASH = "dash"
     BIF = "bif"
+
+
+def image_tracks(kinds: Sequence[Trickplay]) -> bool:
+    """Whether ``kinds`` holds an HLS or DASH image track (a timeline of equal tiles)."""
+    return Trickplay.HLS in kinds or Trickplay.DASH in kinds
 
 
 def trickplay_field(
@@ -57,12 +66,38 @@ def trickplay_field(
         raise BadQuery(
             f"{path}: HLS and DASH image tracks and BIF carry JPEG: it needs image_format jpg"
         )
-    if start_time and (Trickplay.HLS in found or Trickplay.DASH in found):
+    if start_time and image_tracks(found):
         raise BadQuery(
             f"{path}: an HLS or DASH image track covers the whole timeline from 0: it cannot "
             "start at start_time"
         )
     return tuple(found)
+
+
+def tile_problem(path: str, width: int | None, height: int | None) -> str | None:
+    """Why an HLS or DASH image track cannot have tiles of ``width`` x ``height`` pixels (a
+    side ``None``: not known yet), or ``None``."""
+    sides = [side for side in (width, height) if side is not None]
+    if not sides or max(sides) <= MAX_TILE_SIDE:
+        return None
+    shown_size = "x".join("?" if side is None else str(side) for side in (width, height))
+    return (
+        f"{path}: an HLS or DASH image track's tiles are at most {MAX_TILE_SIDE} pixels a side "
+        f"(DASH-IF IOP 4.3, 6.2.6; 720 for low-end devices), these would be {shown_size}: ask "
+        "for a smaller width or height (times dpr)"
+    )
+
+
+def check_tile_size(path: str, trickplay: tuple[Trickplay, ...], sizing: Sizing, dpr: int) -> None:
+    """At ``start_encode2``: the sides the query names already decide a tile past the limit
+    (``resolution`` is the short side, so it bounds both)."""
+    if not image_tracks(trickplay):
+        return
+    width = sizing.width or sizing.resolution
+    height = sizing.height or sizing.resolution
+    problem = tile_problem(f"{path}.trickplay", width and width * dpr, height and height * dpr)
+    if problem is not None:
+        raise BadQuery(problem)
 
 
 @dataclass(frozen=True)
@@ -171,7 +206,7 @@ def manifest_field(value: object, path: str, trickplay: tuple[Trickplay, ...]) -
         return None
     if not isinstance(value, str):
         raise BadQuery(f"{path} must be the URL of a playlist or an MPD, got {shown(value)}")
-    if Trickplay.HLS not in trickplay and Trickplay.DASH not in trickplay:
+    if not image_tracks(trickplay):
         raise BadQuery(
             f"{path}: qthumb adds its image track to a multivariant playlist or an MPD: it "
             'needs trickplay "hls" or "dash"'

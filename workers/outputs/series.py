@@ -86,9 +86,12 @@ def make_thumbnails(
     tile = target_size(info.display_size, spec.sizing)  # CSS pixels: what the VTT says
     dpr = spec.dpr
     pixels = replace(spec.sizing, width=tile[0] * dpr, height=tile[1] * dpr, resolution=None)
-    tracks = Trickplay.HLS in spec.trickplay or Trickplay.DASH in spec.trickplay
     layout = SheetLayout.plan(
-        (tile[0] * dpr, tile[1] * dpr), spec.columns, len(times), max_pixels, uniform=tracks
+        (tile[0] * dpr, tile[1] * dpr),
+        spec.columns,
+        len(times),
+        max_pixels,
+        uniform=spec.has_tracks,
     )
     names = spec.sheet_names(layout.sheets)
     shown = names if refer is None else [refer(n, name) for n, name in enumerate(names)]

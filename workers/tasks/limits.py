@@ -3,8 +3,9 @@ error naming the setting that sets it)."""
 
 from __future__ import annotations
 
-from qthumb.app.qencode.formats import FormatSpec, SizedSpec
+from qthumb.app.qencode.formats import FormatSpec, SizedSpec, ThumbnailsSpec
 from qthumb.app.qencode.query import Query
+from qthumb.app.qencode.trickplay import tile_problem
 from qthumb.app.settings import Settings
 from qthumb.workers.failures import FormatFailure, TaskFailure
 from qthumb.workers.media.imaging import target_size
@@ -42,6 +43,11 @@ def check_format(spec: FormatSpec, info: MediaInfo, settings: Settings) -> None:
         return
     width, height = target_size(info.display_size, spec.sizing)
     width, height = width * spec.pixel_scale, height * spec.pixel_scale
+    if isinstance(spec, ThumbnailsSpec) and spec.has_tracks:
+        # the source's aspect decides the side the query left open: known only now
+        too_large = tile_problem("trickplay", width, height)
+        if too_large:
+            raise FormatFailure(too_large)
     if width * height > settings.max_output_pixels:
         raise FormatFailure(
             f"output of {width}x{height} is {width * height} pixels; the limit is "
