@@ -23,7 +23,7 @@ from prometheus_client import values as prometheus_values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from qthumb.app.process.orphans import pid_alive
+from qthumb.app.children.orphans import pid_alive
 from qthumb.app.settings import Settings
 
 _DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own name for the folder

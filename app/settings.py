@@ -274,15 +274,6 @@ class Settings(LimitSettings, S3Settings):
                 )
         return value
 
-    @field_validator("profiles")
-    @classmethod
-    def _profiles_file(cls, value: Path | None) -> Path | None:
-        if value is not None:
-            from qthumb.app.qencode.profiles import load_profiles  # parses as start_encode2 does
-
-            load_profiles(value)  # ValueError naming the file and the profile
-        return value
-
     @field_validator("admin_key")
     @classmethod
     def _admin_key(cls, value: str) -> str:

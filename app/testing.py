@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 
-from qthumb.app.process.orphans import qthumb_module
+from qthumb.app.children.orphans import qthumb_module
 from qthumb.app.tokens import made_api_key
 
 

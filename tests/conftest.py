@@ -19,7 +19,7 @@ import av
 import pytest
 import uvicorn
 
-from qthumb.app.process.orphans import qthumb_module
+from qthumb.app.children.orphans import qthumb_module
 from tests.engines import Engines, postgres_server, redis_server, s3_server
 from tests.podman_images import BuiltElsewhere, ImageBuild, configured
 from tests.qclient import QClient

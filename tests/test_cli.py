@@ -14,7 +14,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from qthumb.app.process.orphans import qthumb_module
+from qthumb.app.children.orphans import qthumb_module
 from tests.conftest import FPS, eventually, make_qthumb
 from tests.test_offline import QTHUMB
 from tests.test_thumbnail import frame_index
@@ -154,6 +154,8 @@ def test_a_sigterm_just_after_the_start_stops_serve(tmp_path: Path, clips: Path)
         (["worker"], {"QTHUMB_ALLOWED_NETWORKS": "10.0.0.0/33"}, "QTHUMB_ALLOWED_NETWORKS: '10."),
         (["thumbnail", "x.mp4", "-o", "x.png"], {"QTHUMB_MAX_SOURCE_PIXELS": "many"},
          "QTHUMB_MAX_SOURCE_PIXELS: Input should be a valid integer"),
+        (["api", "--port", "0"], {"QTHUMB_PROFILES": "profiles.json"},
+         "QTHUMB_PROFILES profiles.json: profile 'web': query.format[0].output: unknown output"),
     ],
 )  # fmt: skip
 def test_a_setting_that_cannot_be_used_is_one_line_and_exit_2(
@@ -162,6 +164,7 @@ def test_a_setting_that_cannot_be_used_is_one_line_and_exit_2(
     """Every command reads its settings first; a value pydantic refuses is named by its
     variable (or option) in one line, never a traceback, and a refused key is not echoed."""
     (tmp_path / "x.mp4").touch()  # the offline command looks for its source first
+    (tmp_path / "profiles.json").write_text('{"web": [{"output": "nope"}]}')
     done = subprocess.run(
         [QTHUMB, *command], cwd=tmp_path,
         env={**os.environ, "QTHUMB_DATA_DIR": str(tmp_path / "data"), **env},

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import qencode3
 
-from qthumb.app.api.main import create_app
+from qthumb.app.process.asgi import create_app
 from qthumb.app.settings import Settings
 from tests.conftest import API_KEY, OTHER_KEY, QthumbProcess, eventually, serve_in_thread, serving
 from tests.qclient import QClient

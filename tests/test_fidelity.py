@@ -18,11 +18,11 @@ from PIL import Image
 
 from qthumb.app.qencode.formats import FormatSpec
 from qthumb.app.qencode.query import parse_query
-from qthumb.app.qencode.wire import output_arrays
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import open_files
 from qthumb.app.tasks.model import TaskStatus
 from qthumb.app.tasks.results import Results, Running
+from qthumb.app.tasks.wire import output_arrays
 from qthumb.app.testing import QthumbServer
 from qthumb.workers.tasks.pipeline import Hooks, run_query
 from qthumb.workers.tasks.storage import Storage, temporary_storage

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from qthumb.app.qencode.wire import status_object
 from qthumb.app.storage.objects import Location
 from qthumb.app.tasks.db import Database, PostgresDatabase, SqliteDatabase
 from qthumb.app.tasks.model import TaskStatus
@@ -27,6 +26,7 @@ from qthumb.app.tasks.results import (
 )
 from qthumb.app.tasks.schema import MIGRATIONS
 from qthumb.app.tasks.sql_store import SqlTaskStore
+from qthumb.app.tasks.wire import status_object
 from tests.engines import Engines
 
 

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
-from qthumb.app.process.orphans import processes
+from qthumb.app.children.orphans import processes
 
 
 def session_pids(sid: int) -> list[int]:

@@ -30,7 +30,6 @@ from qthumb.app.qencode.profiles import load_profiles
 from qthumb.app.qencode.query import Query, decode_query, parse_query, read_query
 from qthumb.app.qencode.query_values import coerced_values
 from qthumb.app.qencode.stitch import stitch_pieces
-from qthumb.app.qencode.wire import status_object, status_url
 from qthumb.app.settings import API_KEY_RE, Settings
 from qthumb.app.tasks.callbacks import status_snapshot
 from qthumb.app.tasks.faults import (
@@ -45,6 +44,7 @@ from qthumb.app.tasks.model import TaskRecord, TaskStatus
 from qthumb.app.tasks.outbox import CallbackOutbox
 from qthumb.app.tasks.queue import TaskQueue
 from qthumb.app.tasks.store import TaskStore
+from qthumb.app.tasks.wire import status_object, status_url
 from qthumb.app.tokens import is_token
 
 log = logging.getLogger("qthumb.api")

@@ -11,12 +11,12 @@ from typing import Any
 from urllib.parse import urljoin
 
 from qthumb.app.qencode.query import url_scheme
-from qthumb.app.qencode.wire import status_object
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import Files, result_path
 from qthumb.app.storage.objects import FileError, read_all
 from qthumb.app.tasks.model import TaskRecord
 from qthumb.app.tasks.outbox import CallbackOutbox
+from qthumb.app.tasks.wire import status_object
 
 _CUE = re.compile(
     r"^(\d+):(\d\d):(\d\d)\.(\d{3}) --> (\d+):(\d\d):(\d\d)\.(\d{3})\n"

@@ -32,6 +32,8 @@ from typing import Any, Protocol, TypeVar
 import anyio
 import anyio.to_thread
 
+from qthumb.app.children.orphans import qthumb_module
+from qthumb.app.children.supervisor import ChildSpec, ChildUnavailable, Supervisor
 from qthumb.app.on_demand.asks import (
     Answer,
     Ask,
@@ -47,8 +49,6 @@ from qthumb.app.on_demand.asks import (
     Storyboard,
     upload_owners,
 )
-from qthumb.app.process.orphans import qthumb_module
-from qthumb.app.process.supervisor import ChildSpec, ChildUnavailable, Supervisor
 from qthumb.app.settings import Settings
 
 log = logging.getLogger("qthumb.on_demand")
@@ -103,7 +103,7 @@ class Frames(Protocol):
 
 class FrameServer:
     """The child process that makes frames, owned by the process's supervisor
-    (``app.process.supervisor``): started when first needed and again after it died.
+    (``app.children.supervisor``): started when first needed and again after it died.
     ``answer`` sends one request on a connection of its own and returns the reply."""
 
     def __init__(self, settings: Settings, supervisor: Supervisor | None = None) -> None:

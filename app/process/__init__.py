@@ -1,2 +1,2 @@
-"""Processes: the ``qthumb serve | api | worker`` commands and their supervisor, children that
-die with their parent, Prometheus metrics across processes, the container's health check."""
+"""Processes: the ``qthumb serve | api | worker`` commands, the ASGI application they serve, the
+worker pool and its watch, the container's health check (children are ``app.children``')."""

@@ -24,8 +24,8 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+from qthumb.app.children.orphans import pid_alive
 from qthumb.app.memory import crash_failure
-from qthumb.app.process.orphans import pid_alive
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.outbox import CallbackOutbox
 from qthumb.app.tasks.queue import TaskQueue

@@ -3,7 +3,7 @@
 ``serve`` runs the API in this process and the worker pool as a child process
 (``python -m qthumb.workers``), so the import arrow never runs from ``app`` to ``workers``;
 ``api`` the API alone, ``worker`` the pool alone. In each, one ``Supervisor``
-(``app.process.supervisor``) owns every child the process starts.
+(``app.children.supervisor``) owns every child the process starts.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from qthumb import app as qthumb_app
-from qthumb.app.process.orphans import qthumb_module
+from qthumb.app.children.orphans import qthumb_module
 
 if TYPE_CHECKING:  # the server's modules are imported when a server starts (see main)
     import uvicorn
 
-    from qthumb.app.process.supervisor import Supervisor
+    from qthumb.app.children.supervisor import Supervisor
     from qthumb.app.settings import Settings
     from qthumb.app.tasks.backends import Backends
 
@@ -108,6 +108,18 @@ def banner(settings: Settings, backends: Backends, workers: int | None) -> str:
     return "\n".join(lines)
 
 
+def _check_profiles(settings: Settings) -> None:
+    """``QTHUMB_PROFILES`` is read and each entry checked as start_encode2 checks a query's
+    before the API serves: a bad file stops the start, naming the file and the profile."""
+    from qthumb.app.qencode.profiles import load_profiles
+
+    try:
+        load_profiles(settings.profiles)
+    except ValueError as exc:
+        print(f"qthumb: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
 def _load_init_dir(settings: Settings, backends: Backends) -> list[str]:
     """``QTHUMB_INIT_DIR``'s archives and fault files (``app.control.state``); one that cannot be
     loaded stops the start, naming it."""
@@ -144,8 +156,9 @@ def _serve_api(
     besides; ``api`` leaves them to uvicorn)."""
     import uvicorn
 
-    from qthumb.app.api.main import create_app
+    from qthumb.app.process.asgi import create_app
 
+    _check_profiles(settings)
     loaded = _load_init_dir(settings, backends)  # before /readyz can answer
     workers = settings.workers if signals is not None else None
     print(banner(settings, backends, workers), flush=True)
@@ -324,8 +337,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(args_in)
 
     from qthumb.app import metrics
+    from qthumb.app.children.supervisor import Supervisor
     from qthumb.app.process import pool
-    from qthumb.app.process.supervisor import Supervisor
     from qthumb.app.redact import setup_logging
     from qthumb.app.tasks.backends import build
 

@@ -22,9 +22,9 @@ from types import FrameType
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from qthumb.app import metrics
+from qthumb.app.children.orphans import processes, qthumb_module
+from qthumb.app.children.supervisor import Child, ChildSpec, Supervisor
 from qthumb.app.process.attempt_watch import end_dead_workers, stop_overdue
-from qthumb.app.process.orphans import processes, qthumb_module
-from qthumb.app.process.supervisor import Child, ChildSpec, Supervisor
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.backends import Backends
 from qthumb.app.tasks.recovery import sweep_safely

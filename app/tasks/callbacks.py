@@ -21,13 +21,13 @@ import httpx
 
 from qthumb.app.egress import BlockedAddress, EgressPolicy, guarded_request
 from qthumb.app.metrics import instruments
-from qthumb.app.qencode.wire import status_object, task_tag
 from qthumb.app.redact import redact
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.model import TaskRecord, TaskStatus
 from qthumb.app.tasks.outbox import CallbackOutbox, PendingCallback
 from qthumb.app.tasks.results import Notice, Results
 from qthumb.app.tasks.store import TaskStore
+from qthumb.app.tasks.wire import status_object, task_tag
 
 log = logging.getLogger("qthumb.callbacks")
 

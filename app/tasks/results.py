@@ -1,6 +1,6 @@
 """What a task produced, as typed values: each stored file, each format that failed, and the
 warnings. The pipeline returns these, the store keeps them (as this module's own JSON, not
-Qencode's), and ``app.qencode.wire`` alone turns them into ``images[]``/``videos[]`` at the edge.
+Qencode's), and ``app.tasks.wire`` alone turns them into ``images[]``/``videos[]`` at the edge.
 """
 
 from __future__ import annotations

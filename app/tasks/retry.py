@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 
 from qthumb.app.qencode.query import Query
-from qthumb.app.qencode.wire import task_tag
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.callbacks import callback_url, status_snapshot
 from qthumb.app.tasks.faults import BadRule, Fault, faults_for_task, parse_rule
@@ -25,6 +24,7 @@ from qthumb.app.tasks.outbox import CallbackOutbox
 from qthumb.app.tasks.queue import TaskQueue
 from qthumb.app.tasks.results import Notice
 from qthumb.app.tasks.store import TaskStore
+from qthumb.app.tasks.wire import task_tag
 
 log = logging.getLogger("qthumb.retry")
 

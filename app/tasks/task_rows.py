@@ -18,7 +18,7 @@ from qthumb.app.tasks.db import as_json
 from qthumb.app.tasks.model import TaskRecord, TaskStatus
 from qthumb.app.tasks.results import Results
 
-# What a status answer reads of a task (``app.qencode.wire.status_object``): not the query,
+# What a status answer reads of a task (``app.tasks.wire.status_object``): not the query,
 # plan or faults, the largest columns a task has.
 STATUS_COLUMNS = (
     "token, api_key, status, created_at, percent, error_description, payload, attempts, "

@@ -35,13 +35,13 @@ from qthumb.app.qencode.query import (
     parse_query,
     url_scheme,
 )
-from qthumb.app.qencode.wire import output_arrays, status_object
 from qthumb.app.settings import Settings, settings_or_exit
 from qthumb.app.storage.files import Files, open_files
 from qthumb.app.storage.media_files import VIDEO_SUFFIXES
 from qthumb.app.storage.s3 import OPERATOR
 from qthumb.app.tasks.model import TaskRecord, TaskStatus
 from qthumb.app.tasks.results import Results
+from qthumb.app.tasks.wire import output_arrays, status_object
 from qthumb.app.tokens import new_token
 from qthumb.workers.commands.offline_args import format_of, parser, settle
 from qthumb.workers.commands.progress import PlainProgress, progress_for

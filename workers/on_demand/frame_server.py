@@ -25,6 +25,7 @@ import threading
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection, Listener
 
+from qthumb.app.children.orphans import die_with_parent
 from qthumb.app.memory import limit_memory, memory_failure
 from qthumb.app.on_demand.asks import (
     Answer,
@@ -35,7 +36,6 @@ from qthumb.app.on_demand.asks import (
     SourceAsk,
     SourceFile,
 )
-from qthumb.app.process.orphans import die_with_parent
 from qthumb.app.redact import setup_logging
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.backends import build_files

@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from qthumb.app.process.orphans import die_with_parent
+    from qthumb.app.children.orphans import die_with_parent
 
     die_with_parent()
     sys.exit(main())

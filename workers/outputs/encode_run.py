@@ -14,8 +14,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import IO
 
+from qthumb.app.children.orphans import dies_with_us, qthumb_module
 from qthumb.app.memory import limit_child, within_what_is_left
-from qthumb.app.process.orphans import dies_with_us, qthumb_module
 from qthumb.workers.failures import FormatFailure, TaskFailure
 from qthumb.workers.outputs.encode_plan import EncodePlan
 

@@ -6,7 +6,7 @@ worker`` (``app.process.pool``), which also watches the attempts' deadlines, swe
 one died) inherit no lock held by a thread they do not have. SIGTERM stops it gracefully:
 running tasks get ``shutdown_timeout`` seconds to finish, then are handed back to the queue.
 SIGINT hands running tasks back at once. Every process the consumer forks (workers, huey's
-scheduler) dies with it (PDEATHSIG, ``app.process.orphans``), so a SIGKILLed consumer leaves
+scheduler) dies with it (PDEATHSIG, ``app.children.orphans``), so a SIGKILLed consumer leaves
 no orphan; and the consumer is interrupted when its supervisor dies (``--parent-pid``).
 """
 
@@ -25,9 +25,9 @@ from typing import Any
 from huey.consumer import Consumer, ProcessEnvironment
 
 from qthumb.app import metrics
+from qthumb.app.children.orphans import children_die_with_this_process, die_with_parent
 from qthumb.app.memory import heap_stays_high, limit_memory
 from qthumb.app.process.attempt_watch import crash_note
-from qthumb.app.process.orphans import children_die_with_this_process, die_with_parent
 from qthumb.app.redact import setup_logging
 from qthumb.app.settings import Settings, settings_or_exit
 from qthumb.app.tasks.backends import build

@@ -24,12 +24,12 @@ from pathlib import Path
 from qthumb.app.memory import memory_failure
 from qthumb.app.qencode.formats import FormatSpec
 from qthumb.app.qencode.query import Destination, Query
-from qthumb.app.qencode.wire import failure_tag, format_tag
 from qthumb.app.redact import redact
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import Files
 from qthumb.app.tasks.model import TaskStatus
 from qthumb.app.tasks.results import FormatFailed, Notice, Results, Running, StoredFile
+from qthumb.app.tasks.wire import failure_tag, format_tag
 from qthumb.workers.failures import FormatFailure, NothingMade, OutputFailed
 from qthumb.workers.media.frames import VideoReader
 from qthumb.workers.media.logos import MAX_LOGO_BYTES

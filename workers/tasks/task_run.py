@@ -25,7 +25,6 @@ from qthumb.app.memory import give_back_memory
 from qthumb.app.metrics import instruments
 from qthumb.app.qencode.formats import FormatSpec
 from qthumb.app.qencode.query import Destination, Query, ignored_fields, read_query
-from qthumb.app.qencode.wire import format_tag
 from qthumb.app.redact import redact
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import Files
@@ -37,6 +36,7 @@ from qthumb.app.tasks.queue import TaskQueue
 from qthumb.app.tasks.results import Notice, Results
 from qthumb.app.tasks.retry import start_retry
 from qthumb.app.tasks.store import TaskStore
+from qthumb.app.tasks.wire import format_tag
 from qthumb.workers.failures import NothingMade, TaskFailure
 from qthumb.workers.media.probe import MediaInfo
 from qthumb.workers.tasks.pipeline import Hooks, run_query, secrets_of

@@ -12,8 +12,8 @@ from dataclasses import replace
 from qthumb.app.qencode.formats import FormatSpec, SizedSpec
 from qthumb.app.qencode.kinds import Array
 from qthumb.app.qencode.query import Query
-from qthumb.app.qencode.wire import format_tag
 from qthumb.app.tasks.results import Notice
+from qthumb.app.tasks.wire import format_tag
 from qthumb.workers.media.imaging import shown_size, target_size
 from qthumb.workers.media.probe import MediaInfo
 

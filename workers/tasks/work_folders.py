@@ -8,7 +8,7 @@ import shutil
 import socket
 from pathlib import Path
 
-from qthumb.app.process.orphans import pid_alive
+from qthumb.app.children.orphans import pid_alive
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.store import TaskStore
 

@@ -13,7 +13,7 @@ every wait and every stop runs on the supervisor's one thread:
   waits ``STOP_GRACE`` seconds for its own stop before counting the child as crashed;
 - ``stop()`` sends every child SIGTERM, waits up to its ``stop_timeout`` and then SIGKILLs it.
 
-The kernel's parent-death signal (``app.process.orphans``) stays as the backstop for a
+The kernel's parent-death signal (``app.children.orphans``) stays as the backstop for a
 supervisor that is SIGKILLed: it is tied to the thread that forked the child, and this thread
 lives as long as the process.
 """
