@@ -153,9 +153,9 @@ def test_payload_over_1000_chars_is_error_9(cb: QClient):
 def test_outbox_keeps_each_tasks_events_in_order(
     tmp_path: Path, engine: str, request: pytest.FixtureRequest
 ):
-    from qthumb.app.tasks.db import Database, PostgresDatabase, SqliteDatabase
     from qthumb.app.tasks.outbox import CallbackOutbox
-    from qthumb.app.tasks.schema import MIGRATIONS
+    from qthumb.app.tasks.sql.db import Database, PostgresDatabase, SqliteDatabase
+    from qthumb.app.tasks.sql.schema import MIGRATIONS
 
     db: Database
     if engine == "sqlite":

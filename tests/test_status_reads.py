@@ -1,4 +1,4 @@
-"""Status polls on PostgreSQL are read together (``app.tasks.task_rows.StatusReads``): polls
+"""Status polls on PostgreSQL are read together (``app.tasks.sql.task_rows.StatusReads``): polls
 that arrive while a read is in flight share the next one; none gets a row read before it
 arrived; a failed read fails the polls it carried and not the next ones."""
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from qthumb.app.tasks.task_rows import StatusReads
+from qthumb.app.tasks.sql.task_rows import StatusReads
 
 
 def row(token: str, status: str = "queued") -> dict[str, Any]:

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from qthumb.app.storage.objects import Location
-from qthumb.app.tasks.db import Database, PostgresDatabase, SqliteDatabase
 from qthumb.app.tasks.model import TaskStatus
 from qthumb.app.tasks.results import (
     EntryType,
@@ -24,8 +23,9 @@ from qthumb.app.tasks.results import (
     Running,
     StoredFile,
 )
-from qthumb.app.tasks.schema import MIGRATIONS
-from qthumb.app.tasks.sql_store import SqlTaskStore
+from qthumb.app.tasks.sql.db import Database, PostgresDatabase, SqliteDatabase
+from qthumb.app.tasks.sql.schema import MIGRATIONS
+from qthumb.app.tasks.sql.sql_store import SqlTaskStore
 from qthumb.app.tasks.wire import status_object
 from tests.engines import Engines
 

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from qthumb.app.storage.files import Files
-from qthumb.app.tasks.db import Database
 from qthumb.app.tasks.model import TaskStatus
+from qthumb.app.tasks.sql.db import Database
 
 log = logging.getLogger("qthumb.reset")
 

@@ -36,10 +36,10 @@ from typing import IO, Any
 
 from qthumb.app.storage.files import Files, result_key, result_path
 from qthumb.app.storage.objects import FileError, StoreUnavailable
-from qthumb.app.tasks.db import Database
 from qthumb.app.tasks.faults import BadRule, FaultStore, as_request, parse_rule
 from qthumb.app.tasks.model import TaskStatus
 from qthumb.app.tasks.results import Results
+from qthumb.app.tasks.sql.db import Database
 from qthumb.app.tokens import is_token
 
 log = logging.getLogger("qthumb.state")

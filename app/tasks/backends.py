@@ -15,11 +15,11 @@ from huey import RedisHuey, SqliteHuey
 
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import Files, open_files
-from qthumb.app.tasks.db import Database, PostgresDatabase, SqliteDatabase
 from qthumb.app.tasks.outbox import CallbackOutbox
 from qthumb.app.tasks.queue import HueyQueue
-from qthumb.app.tasks.schema import MIGRATIONS
-from qthumb.app.tasks.sql_store import SqlTaskStore
+from qthumb.app.tasks.sql.db import Database, PostgresDatabase, SqliteDatabase
+from qthumb.app.tasks.sql.schema import MIGRATIONS
+from qthumb.app.tasks.sql.sql_store import SqlTaskStore
 
 
 @dataclass

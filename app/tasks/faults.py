@@ -20,7 +20,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from qthumb.app.tasks.db import Database
+from qthumb.app.tasks.sql.db import Database
 
 log = logging.getLogger("qthumb.faults")
 

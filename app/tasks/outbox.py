@@ -5,7 +5,8 @@ Events are added when they happen (``queued`` by the API, ``error``/``saved`` by
 the task); the API delivers them (``app.tasks.callbacks.deliver_due``). Only the oldest undelivered
 event of a task is ever due, so a receiver sees ``queued`` → ``error`` → ``saved`` in order.
 A claim with a lease keeps two API processes from sending the same event at once. The table
-lives in the task database (``app.tasks.db``, schema in ``app.tasks.schema``), on either engine.
+lives in the task database (``app.tasks.sql.db``, schema in ``app.tasks.sql.schema``), on
+either engine.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qthumb.app.tasks.db import Database
 from qthumb.app.tasks.faults import CallbackFault, FaultStore, task_faults_from_json
+from qthumb.app.tasks.sql.db import Database
 
 log = logging.getLogger("qthumb.faults")
 

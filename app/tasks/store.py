@@ -1,7 +1,7 @@
 """The task store: sessions, tasks and uploads' ownership, behind a small interface
 (``TaskStore``).
 
-``app.tasks.sql_store.SqlTaskStore`` is its implementation over ``app.tasks.db.Database``:
+``app.tasks.sql.sql_store.SqlTaskStore`` is its implementation over ``app.tasks.sql.db.Database``:
 SQLite (embedded default, one file in the data dir, WAL so the API and every worker process can
 use it at once) or PostgreSQL (several machines). Every state change is one conditional UPDATE
 that checks the legal source states and, for a running task, the attempt number that claimed

@@ -5,7 +5,7 @@ written once with ``?`` placeholders: the task store and the callback outbox are
 on both engines, and only the few statements that differ (JSON updates, DDL) are chosen by
 ``dialect``. Every ``execute`` is its own transaction.
 
-The schema is versioned (``app.tasks.schema``): each process applies what is missing when it
+The schema is versioned (``app.tasks.sql.schema``): each process applies what is missing when it
 starts, under a lock (PostgreSQL: an advisory lock; SQLite: ``BEGIN IMMEDIATE``), so several
 processes starting at once apply each migration exactly once.
 """

@@ -6,7 +6,7 @@ shipped. Version 1 uses ``IF NOT EXISTS`` so that SQLite files made before versi
 
 from __future__ import annotations
 
-from qthumb.app.tasks.db import Dialect
+from qthumb.app.tasks.sql.db import Dialect
 
 _SQLITE_1 = """
 CREATE TABLE IF NOT EXISTS sessions (

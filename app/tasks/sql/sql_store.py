@@ -1,5 +1,5 @@
 """``SqlTaskStore``: the task store (``app.tasks.store.TaskStore``) over
-``app.tasks.db.Database``, SQLite or PostgreSQL. Every state change is one conditional UPDATE
+``app.tasks.sql.db.Database``, SQLite or PostgreSQL. Every state change is one conditional UPDATE
 that checks the legal source states and, for a running task, the attempt that claimed it."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from qthumb.app.tasks.db import Database
 from qthumb.app.tasks.model import TaskRecord, TaskStatus, sources_of
 from qthumb.app.tasks.results import Notice, Results
+from qthumb.app.tasks.sql.db import Database
+from qthumb.app.tasks.sql.task_rows import STATUS_ANY_SQL, StatusReads, status_sql, task_record
 from qthumb.app.tasks.store import CLOCK_SKEW
-from qthumb.app.tasks.task_rows import STATUS_ANY_SQL, StatusReads, status_sql, task_record
 from qthumb.app.tokens import TokenKind, new_token, seeded_token
 
 # The few statements whose JSON functions differ between the engines.

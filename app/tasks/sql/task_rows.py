@@ -14,9 +14,9 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from qthumb.app.tasks.db import as_json
 from qthumb.app.tasks.model import TaskRecord, TaskStatus
 from qthumb.app.tasks.results import Results
+from qthumb.app.tasks.sql.db import as_json
 
 # What a status answer reads of a task (``app.tasks.wire.status_object``): not the query,
 # plan or faults, the largest columns a task has.
