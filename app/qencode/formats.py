@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, ClassVar
 
-from qthumb.app.errors import BadQuery, FieldRequired
+from qthumb.app.errors import BadQuery
 from qthumb.app.qencode.image_naming import image_encoding, named_sheet
 from qthumb.app.qencode.kinds import Array, Codecs, Output
 from qthumb.app.qencode.logos import Logo, logos
@@ -29,19 +29,13 @@ from qthumb.app.qencode.query_values import (
     Placeholder,
     Sizing,
     flag,
-    opt_float,
     opt_int,
     placeholder,
     sizing,
     time_fraction,
 )
-from qthumb.app.qencode.trickplay import (
-    Trickplay,
-    check_tile_size,
-    image_tracks,
-    manifest_field,
-    trickplay_field,
-)
+from qthumb.app.qencode.series_fields import series_fields
+from qthumb.app.qencode.trickplay import Trickplay, image_tracks
 from qthumb.app.qencode.video_fields import (
     VideoSettings,
     container_extension,
@@ -50,8 +44,6 @@ from qthumb.app.qencode.video_fields import (
 )
 from qthumb.app.qencode.window import Window, series_count
 
-MIN_INTERVAL = 0.001  # seconds: a frame lasts longer at every rate a camera records
-SHORTEST_SHOT = 0.5  # seconds: a scenes series' interval when none is given
 MAX_FRAME_RATE = 1000  # frames a second: past any camera's, so frame_number has a ceiling
 
 
@@ -245,56 +237,8 @@ class ThumbnailsSpec(ImageSpec):
         fields = cls.image_fields(obj, path, common, named_by_destination=sheet is not None)
         if folders is not None:
             fields["destinations"] = folders
-        interval = opt_float(obj, "interval", path, minimum=0.0, exclusive=True)
-        scenes = flag(obj.get("scenes"), f"{path}.scenes")
-        if interval is None and scenes:
-            interval = SHORTEST_SHOT
-        if interval is None:
-            raise FieldRequired(f"{path}.interval")
-        if interval < MIN_INTERVAL:
-            raise BadQuery(
-                f"{path}.interval must be at least {MIN_INTERVAL:g} s (shorter than any "
-                f"frame), got {interval:g}"
-            )
-        columns = opt_int(obj, "columns", path, minimum=1)
-        if columns is not None and columns > 1000:
-            raise BadQuery(f"{path}.columns must be between 1 and 1000")
-        dpr = opt_int(obj, "dpr", path, minimum=1)
-        if dpr is not None and dpr > 4:
-            raise BadQuery(f"{path}.dpr must be 1, 2, 3 or 4")
-        storyboard = flag(obj.get("storyboard"), f"{path}.storyboard")
-        if storyboard and not sprite:
-            raise BadQuery(f"{path}.storyboard describes sprite sheets: it needs sprite: 1")
-        if fields["placeholder"] and sprite and not storyboard:
-            raise BadQuery(
-                f"{path}.placeholder on sprite sheets is given a tile in the storyboard JSON: "
-                "it needs storyboard: 1"
-            )
-        if scenes and obj.get("trickplay"):
-            raise BadQuery(
-                f"{path}.trickplay: HLS and DASH tiles stand for equal times, a scene's do not"
-            )
-        trickplay = trickplay_field(
-            obj.get("trickplay"),
-            f"{path}.trickplay",
-            sprite,
-            fields["image_format"],
-            common["start_time"],
-        )
-        check_tile_size(path, trickplay, fields["sizing"], dpr or 1)
-        return cls(
-            **fields,
-            interval=interval,
-            sprite=sprite,
-            trickplay=trickplay,
-            scenes=scenes,
-            manifest=manifest_field(obj.get("manifest"), f"{path}.manifest", trickplay),
-            columns=columns or 10,
-            keyframes_only=flag(obj.get("keyframes_only"), f"{path}.keyframes_only"),
-            storyboard=storyboard,
-            dpr=dpr or 1,
-            sheet_name=sheet,
-        )
+        series = series_fields(obj, path, sprite, fields, common["start_time"])
+        return cls(**fields, **series, sprite=sprite, sheet_name=sheet)
 
     def frames_asked(self, longest: float) -> tuple[int, str]:
         if self.duration is None:
