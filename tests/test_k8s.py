@@ -15,6 +15,7 @@ import kubernetes_validate
 import psycopg
 import yaml
 
+from qthumb.app.qencode.query import read_query
 from qthumb.app.settings import Settings
 from qthumb.app.tasks.backends import build
 from tests.engines import Engines
@@ -89,7 +90,7 @@ def test_the_keda_scaler_counts_the_queued_tasks(engines: Engines, tmp_path: Pat
     queued = []
     for n in range(3):
         token = store.create_task("key-for-the-scaler", time.time())
-        plan = '{"version": 1}' if n else None
+        plan = read_query({"source": "x", "format": [{"output": "metadata"}]}) if n else None
         assert store.start(token, '{"source": "x"}', None, time.time(), plan)
         queued.append(token)
     store.claim(queued[0], "host:1", time.time() + 5)  # running: not queued any more

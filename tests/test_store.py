@@ -214,7 +214,7 @@ def test_claim_returns_the_row_with_the_query_the_api_parsed(database: Database)
     """The worker runs the typed query stored when the task started (one parse, in the
     API), with the fields qthumb does not act on found by that parse; a task started before
     plans were stored is parsed from its query as it was, and a plan stored before it noted
-    those fields has them found from the query."""
+    those fields has them found from the query, as one that no longer reads is parsed from it."""
     from qthumb.app.qencode.query import read_query
     from qthumb.workers.tasks.task_run import task_query
 
@@ -224,18 +224,22 @@ def test_claim_returns_the_row_with_the_query_the_api_parsed(database: Database)
     parsed = read_query(raw)
     assert parsed.ignored == ("query.frobnicate", "query.format[0].two_pass")
     new, old = store.create_task("key", 0.0), store.create_task("key", 0.0)
-    assert store.start(new, json.dumps(raw), "p", 1.0, json.dumps(parsed.to_json()))
+    assert store.start(new, json.dumps(raw), "p", 1.0, parsed)
     assert store.start(old, json.dumps(raw), None, 1.0)  # as before schema version 4
-    earlier = store.create_task("key", 0.0)  # a plan from before plans noted ignored fields
+    earlier, unreadable = store.create_task("key", 0.0), store.create_task("key", 0.0)
     plan = {k: v for k, v in parsed.to_json().items() if k != "ignored"}
-    assert store.start(earlier, json.dumps(raw), None, 1.0, json.dumps(plan))
+    for token, stored in ((earlier, plan), (unreadable, {"version": 99})):
+        assert store.start(token, json.dumps(raw), None, 1.0, parsed)
+        database.execute("UPDATE tasks SET plan = ? WHERE token = ?", (json.dumps(stored), token))
     claimed_earlier = store.claim(earlier, "host:1", 2.0)
-    assert claimed_earlier is not None and task_query(claimed_earlier) == parsed
+    assert claimed_earlier is not None and claimed_earlier.plan == parsed
+    claimed_unreadable = store.claim(unreadable, "host:1", 2.0)
+    assert claimed_unreadable is not None and claimed_unreadable.plan is None
+    assert task_query(claimed_unreadable) == parsed
     claimed = store.claim(new, "host:1", 2.0)
     assert claimed is not None and claimed.status is TaskStatus.DOWNLOADING
     assert (claimed.attempts, claimed.worker_id, claimed.payload) == (1, "host:1", "p")
-    assert task_query(claimed) == parsed
-    assert claimed.plan is not None and "interval" in claimed.plan
+    assert claimed.plan == parsed and task_query(claimed) is claimed.plan
     before = store.claim(old, "host:1", 2.0)
     assert before is not None and before.plan is None and task_query(before) == parsed
     assert store.claim(new, "host:2", 3.0) is None  # running: not claimable again

@@ -164,11 +164,12 @@ class QencodeService:
                 f"this API key has {active} tasks queued or running; the limit is "
                 f"{self.settings.max_active_tasks_per_key}: retry when some have finished"
             )
-        plan = json.dumps(parsed.to_json())
         faults = self._task_faults(task.api_key, task_token, carried, payload, parsed)
         if carried is not None:
             inner["qthumb_faults"] = carried  # the user's query is shown back as sent
-        if not self.store.start(task_token, json.dumps(inner), payload, self.clock(), plan, faults):
+        if not self.store.start(
+            task_token, json.dumps(inner), payload, self.clock(), parsed, faults
+        ):
             raise QencodeError("task already started")
         if parsed.callback_url:
             # before a worker is woken: a task's callbacks go out in the order they were

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from qthumb.app.qencode.query import Query
 from qthumb.app.tasks.results import Results
 
 
@@ -69,7 +70,9 @@ class TaskRecord:
     duration: float | None = None
     source_size: float | None = None
     results: Results = field(default_factory=Results)
-    plan: str | None = None  # the query as parsed when it started (Query.to_json), as JSON
+    # The query as parsed when it started, typed (stored as ``Query.to_json``); ``None`` for a
+    # task started before plans were stored, whose worker parses its query as it was then
+    plan: Query | None = None
     faults: str | None = None  # the faults a test asked for that it matched (app.tasks.faults)
     retry_of: str | None = None  # the failed task this one retries (retry_on_error)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from qthumb.app.qencode.query import Query
 from qthumb.app.tasks.model import TaskRecord, TaskStatus
 from qthumb.app.tasks.results import Notice, Results
 
@@ -46,14 +47,14 @@ class TaskStore(Protocol):
         query: str,
         payload: str | None,
         now: float,
-        plan: str | None = None,
+        plan: Query | None = None,
         faults: str | None = None,
         retry_of: str | None = None,
     ) -> bool:
-        """``query``: the user's own (shown back, as sent); ``plan``: the parsed query's
-        stored form (``Query.to_json``), which the worker runs; ``faults``: those a test asked
-        for that this task matched (``app.tasks.faults``); ``retry_of``: the failed task this
-        one retries (``retry_on_error``)."""
+        """``query``: the user's own (shown back, as sent); ``plan``: the query as the API
+        parsed it, which the worker runs (stored as ``Query.to_json``); ``faults``: those a
+        test asked for that this task matched (``app.tasks.faults``); ``retry_of``: the failed
+        task this one retries (``retry_on_error``)."""
 
     def claim(self, token: str, worker_id: str, now: float) -> TaskRecord | None:
         """The task, claimed for a new attempt (its ``attempts`` is that attempt's number);

@@ -4,7 +4,6 @@ the typed ``app.tasks.results`` the pipeline returns and the store keeps."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from qthumb.app.qencode.formats import array_of
@@ -13,6 +12,7 @@ from qthumb.app.tasks.model import TaskRecord, TaskStatus
 from qthumb.app.tasks.results import FormatFailed, Results, Running, StoredFile
 
 ARRAYS = tuple(Array)
+VIDEO_TAG = f"{Array.VIDEOS[:-1]}-0-0"  # a task's tag when no format names an output
 
 
 def _file_entry(item: StoredFile, tag: str, base_url: str | None) -> dict[str, Any]:
@@ -94,9 +94,9 @@ def format_tag(output: Output, index: int, n: int = 0) -> str:
 
 def task_tag(task: TaskRecord) -> str:
     """The tag of warnings about the whole task: its first format's (``format_tag``)."""
-    formats: Any = json.loads(task.plan).get("formats") if task.plan else None
-    if formats is None:
-        formats = task.query_object().get("format")
+    if task.plan is not None:
+        return format_tag(task.plan.formats[0].output, 0) if task.plan.formats else VIDEO_TAG
+    formats: Any = task.query_object().get("format")  # a task started before plans were kept
     if isinstance(formats, dict):
         formats = [formats]
     first = formats[0] if isinstance(formats, list) and formats else None
@@ -104,7 +104,7 @@ def task_tag(task: TaskRecord) -> str:
     try:
         return format_tag(Output(str(output)), 0)
     except ValueError:  # no output qthumb knows (a query refused anyway): a video's, the default
-        return f"{Array.VIDEOS[:-1]}-0-0"
+        return VIDEO_TAG
 
 
 def failure_tag(item: FormatFailed) -> str:

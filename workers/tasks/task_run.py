@@ -24,7 +24,7 @@ from qthumb.app.errors import QencodeError
 from qthumb.app.memory import give_back_memory
 from qthumb.app.metrics import instruments
 from qthumb.app.qencode.formats import FormatSpec
-from qthumb.app.qencode.query import Destination, Query, ignored_fields, read_query
+from qthumb.app.qencode.query import Destination, Query, read_query
 from qthumb.app.redact import redact
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import Files
@@ -325,15 +325,11 @@ def ignored_notices(query: Query) -> list[Notice]:
 
 
 def task_query(task: TaskRecord) -> Query:
-    """The typed query the API parsed when the task started; tasks started before it was
-    stored (schema version 4) have their query parsed here, as it was then."""
+    """The typed query the API parsed when the task started (read with its row); tasks started
+    before it was stored (schema version 4) have their query parsed here, as it was then."""
+    if task.plan is not None:
+        return task.plan
     try:
-        if task.plan:
-            plan = json.loads(task.plan)
-            query = Query.from_json(plan)
-            if "ignored" not in plan and task.query is not None:  # a plan stored before it
-                query = replace(query, ignored=tuple(ignored_fields(json.loads(task.query))))
-            return query
         if task.query is None:
             raise TaskFailure("task has no query")
         return read_query(json.loads(task.query))

@@ -8,6 +8,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from qthumb.app.qencode.query import Query
 from qthumb.app.tasks.model import TaskRecord, TaskStatus, sources_of
 from qthumb.app.tasks.results import Notice, Results
 from qthumb.app.tasks.sql.db import Database
@@ -129,7 +130,7 @@ class SqlTaskStore:
         query: str,
         payload: str | None,
         now: float,
-        plan: str | None = None,
+        plan: Query | None = None,
         faults: str | None = None,
         retry_of: str | None = None,
     ) -> bool:
@@ -141,7 +142,7 @@ class SqlTaskStore:
                 query,
                 payload,
                 now,
-                plan,
+                None if plan is None else json.dumps(plan.to_json()),
                 faults,
                 retry_of,
                 token,

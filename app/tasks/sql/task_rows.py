@@ -11,9 +11,13 @@ one each (PostgreSQL: ``SqlTaskStore.statuses_async``).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
+from qthumb.app.errors import QencodeError
+from qthumb.app.qencode.query import Query, ignored_fields
 from qthumb.app.tasks.model import TaskRecord, TaskStatus
 from qthumb.app.tasks.results import Results
 from qthumb.app.tasks.sql.db import as_json
@@ -40,7 +44,7 @@ def task_record(row: Mapping[str, Any]) -> TaskRecord:
         percent=row["percent"],
         error_description=row["error_description"],
         query=row.get("query"),
-        plan=row.get("plan"),
+        plan=stored_plan(row.get("plan"), row.get("query")),
         faults=row.get("faults"),
         retry_of=row.get("retry_of"),
         payload=row["payload"],
@@ -54,6 +58,23 @@ def task_record(row: Mapping[str, Any]) -> TaskRecord:
         source_size=row["source_size"],
         results=Results.from_json(as_json(row["outputs"]) or {}),
     )
+
+
+def stored_plan(plan: str | None, query: str | None) -> Query | None:
+    """The typed query a row's ``plan`` column holds. A plan stored before plans noted the
+    fields qthumb does not act on has them found in the user's ``query``; one that no longer
+    reads (``None``) leaves the worker to parse the user's query, as for a task started before
+    plans were stored."""
+    if not plan:
+        return None
+    try:
+        data = json.loads(plan)
+        parsed = Query.from_json(data)
+        if "ignored" not in data and query:
+            parsed = replace(parsed, ignored=tuple(ignored_fields(json.loads(query))))
+    except (ValueError, KeyError, TypeError, QencodeError):
+        return None
+    return parsed
 
 
 STATUS_ANY_SQL = f"SELECT {STATUS_COLUMNS} FROM tasks WHERE token = ANY(?)"
