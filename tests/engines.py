@@ -16,10 +16,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.waiting import listens
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 REDIS_DATABASES = 1000
@@ -30,14 +31,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _as_postgres(argv: list[str]) -> list[str]:
@@ -97,13 +90,8 @@ def redis_server() -> Iterator[str]:
                  "--appendonly", "no", "--dir", str(root), "--databases", str(REDIS_DATABASES)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
             )  # fmt: skip
-            deadline = time.monotonic() + 10
-            while proc.poll() is None and not _accepts(port) and time.monotonic() < deadline:
-                time.sleep(0.02)
-            if proc.poll() is None and _accepts(port):
+            if listens(proc, port, timeout=10):
                 break
-            proc.kill()
-            proc.wait()
         else:
             raise RuntimeError("redis-server did not start")
         yield f"redis://127.0.0.1:{port}"

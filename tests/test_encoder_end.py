@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,9 +37,10 @@ def plan(source: Path, out: Path) -> EncodePlan:
     return video_command(source, out / "video.webm", spec, probe(source), False).encode
 
 
-def signal_the_encoder(signum: int) -> threading.Thread:
-    """Sends ``signum`` to this process's encoder child (none of another test process's) as
-    soon as it runs."""
+def signal_the_encoder(signum: int) -> tuple[threading.Thread, Callable[[float], None]]:
+    """Sends ``signum`` to this process's encoder child (none of another test process's) once
+    it is encoding: when the encoder's first progress arrives (the callback returned here)."""
+    encoding = threading.Event()
 
     def find_and_signal() -> None:
         def encoder() -> int | None:
@@ -48,27 +49,27 @@ def signal_the_encoder(signum: int) -> threading.Thread:
             return found[0] if found else None
 
         pid = eventually(encoder, 30, every=0.01)
-        time.sleep(0.3)  # started: encoding
+        assert encoding.wait(30), "the encoder reported no progress within 30 s"
         os.kill(pid, signum)
 
     thread = threading.Thread(target=find_and_signal, daemon=True)
     thread.start()
-    return thread
+    return thread, lambda _: encoding.set()
 
 
 def test_a_signal_is_named(long_clip: Path, tmp_path: Path):
-    killer = signal_the_encoder(signal.SIGTERM)
+    killer, progress = signal_the_encoder(signal.SIGTERM)
     with pytest.raises(FormatFailure) as ended:
-        run_encoder(plan(long_clip, tmp_path), lambda _: None, 120, "webm")
+        run_encoder(plan(long_clip, tmp_path), progress, 120, "webm")
     killer.join()
     assert "the encoder was ended by SIGTERM" in ended.value.description
     assert not ended.value.transient and "timed out" not in ended.value.description
 
 
 def test_a_sigkill_qthumb_did_not_send_is_memory(long_clip: Path, tmp_path: Path):
-    killer = signal_the_encoder(signal.SIGKILL)
+    killer, progress = signal_the_encoder(signal.SIGKILL)
     with pytest.raises(MemoryError):
-        run_encoder(plan(long_clip, tmp_path), lambda _: None, 120, "webm")
+        run_encoder(plan(long_clip, tmp_path), progress, 120, "webm")
     killer.join()
 
 

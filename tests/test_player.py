@@ -103,6 +103,12 @@ def test_hovering_the_seek_bar_shows_the_right_tile(
     page = browser_page
     page.goto(f"{base}/index.html?" + urlencode({"video": f"{base}/clip.mp4", "vtt": vtt_url}))
     page.wait_for_function("window.player && window.player.duration > 0", timeout=20_000)
+    # Plyr ignores the pointer until it has read the VTT (previewThumbnails.loaded): a hover
+    # before that shows nothing, and nothing moves the pointer again (seen under load)
+    page.wait_for_function(
+        "window.player.previewThumbnails && window.player.previewThumbnails.loaded",
+        timeout=20_000,
+    )
     bar = page.locator(".plyr__progress input[type=range]")
     box = bar.bounding_box()
     assert box is not None

@@ -7,11 +7,9 @@ import http.server
 import io
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,7 +23,7 @@ from PIL import Image, ImageChops, ImageStat
 
 from tests.conftest import API_KEY, QthumbProcess, free_port, serving
 from tests.qclient import QClient
-from tests.waiting import eventually
+from tests.waiting import accepts, eventually, listens
 
 SEAWEED_KEY, SEAWEED_SECRET = "qthumb-test-key", "qthumb-test-secret"
 
@@ -51,31 +49,8 @@ def _weed_ports() -> list[int]:
     return ports
 
 
-def _listening_or_exited(proc: subprocess.Popen[bytes], port: int, timeout: float) -> bool:
-    """True once ``port`` accepts; False if ``proc`` exited first (a port was taken)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    proc.wait()
-    return False
-
-
 def wait_port(port: int, timeout: float = 30) -> None:
-    def listens() -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            return False
-
-    eventually(listens, timeout, lambda: f"nothing listens on {port}", every=0.1)
+    eventually(lambda: accepts(port), timeout, lambda: f"nothing listens on {port}", every=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -107,11 +82,12 @@ def seaweed_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             [weed, "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
              f"-s3.port={s3}", f"-master.port={master}", f"-filer.port={filer}",
              f"-volume.port={volume}", "-admin.ui=false", "-webdav=false",
+             "-s3.port.iceberg=0", "-s3.port.lance=0",  # fixed ports (8181, 9101) otherwise
              "-master.telemetry=false", f"-s3.config={config}"],
             stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )  # fmt: skip
-        if _listening_or_exited(proc, s3, timeout=60):
+        if listens(proc, s3, timeout=60):
             break
     else:
         raise RuntimeError(f"SeaweedFS did not start: {(root / 'weed.log').read_text()[-2000:]}")
