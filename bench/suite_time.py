@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.load import write_section  # noqa: E402
+from bench.suite_cpu import ENV, cpu_table  # noqa: E402
 
 START, END = "<!-- suite:start -->", "<!-- suite:end -->"
 
@@ -54,32 +55,43 @@ class Run:
     cpu: float
     cpu_use: str
     text: str
+    where: list[str]  # where the CPU went (bench.suite_cpu), by test module
 
 
 def make_test(label: str, *make_args: str) -> Run:
-    """``make test`` (with ``make_args``) in a fresh clone of HEAD, timed whole."""
+    """``make test`` (with ``make_args``) in a fresh clone of HEAD, timed whole, with the
+    clone's ``bench.suite_cpu`` counting where the CPU went."""
     with tempfile.TemporaryDirectory(prefix="qthumb-suite-") as tmp:
         clone = Path(tmp) / "qthumb"
         subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
-        log = Path(tmp) / "make-test.log"
+        log, cpu = Path(tmp) / "make-test.log", Path(tmp) / "cpu"
+        cpu.mkdir()
+        env = {**os.environ, ENV: str(cpu), "PYTHONPATH": str(clone),
+               "PYTEST_ADDOPTS": "-p bench.suite_cpu"}  # fmt: skip
         with log.open("w") as out:
             done = subprocess.run(
                 ["/usr/bin/time", "-v", "make", "test", *make_args],
                 cwd=clone,
+                env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
         text = log.read_text(errors="replace")
+        whole = float(time_v(text, "User time (seconds)")) + float(
+            time_v(text, "System time (seconds)")
+        )
+        where = cpu_table(cpu, whole)
     summary = re.findall(r"^=+ (.*\d+ passed.*) in [\d.]+s.*=+$", text, re.M)
     return Run(
         label,
         done.returncode,
         summary[-1] if summary else "no summary line",
         wall_seconds(time_v(text, "Elapsed (wall clock) time (h:mm:ss or m:ss)")),
-        float(time_v(text, "User time (seconds)")) + float(time_v(text, "System time (seconds)")),
+        whole,
         time_v(text, "Percent of CPU this job got"),
         text,
+        where,
     )
 
 
@@ -120,6 +132,15 @@ def main() -> None:
             f"process. It needs {after.cpu:.0f} CPU seconds: on {cores} cores no way of running "
             f"it ends in less than {mmss(after.cpu / cores)}, even with every core busy all the "
             "time; a shorter suite needs less work, not more parallelism.",
+            "",
+            "Where that CPU went, in the parallel run (`bench/suite_cpu.py`, a pytest plugin: "
+            "each module's CPU is its process's and that of the children it reaped while the "
+            "module ran, its servers, workers and encoders; processes podman's conmon runs "
+            "for a container are nobody's child here and are not counted):",
+            "",
+            "| where | CPU time | share |",
+            "|---|---:|---:|",
+            *after.where,
             END,
         ]
     )
