@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from qthumb.workers.media.frames import Keyframe, Picture, VideoReader
+from qthumb.workers.media.frames import Keyframe, VideoReader
+from qthumb.workers.media.picture import Picture
 from qthumb.workers.media.probe import MediaInfo
 
 T = TypeVar("T")

@@ -23,7 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from qthumb.workers.media.frames import Picture, VideoReader
+from qthumb.workers.media.frames import VideoReader
+from qthumb.workers.media.picture import Picture
 
 if TYPE_CHECKING:  # NumPy is loaded on the first smart pick (a command's start-up stays light)
     import numpy as np

@@ -11,7 +11,7 @@ from PIL import Image
 
 from qthumb.app.memory import fits
 from qthumb.app.qencode.query import ImageFormat, ResizeMode, Sizing
-from qthumb.workers.media.frames import Picture
+from qthumb.workers.media.picture import Picture
 
 AVIF_BYTES_PER_PIXEL, AVIF_BYTES = 36, 32 << 20  # what libavif's encoder allocates, at most
 DEFAULT_QUALITY = {ImageFormat.JPG: 85, ImageFormat.WEBP: 80, ImageFormat.AVIF: 70}

@@ -29,8 +29,8 @@ import numpy as np
 from qthumb.app.qencode.query_values import ResizeMode, Sizing
 from qthumb.workers.child_protocol import Progress, child_main
 from qthumb.workers.failures import MediaError
-from qthumb.workers.media.frames import Picture
 from qthumb.workers.media.imaging import Fit, fit, render
+from qthumb.workers.media.picture import Picture
 from qthumb.workers.media.probe import limit_decoder, open_media
 
 AUDIO_RATE = 48000

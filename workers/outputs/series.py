@@ -27,9 +27,10 @@ from qthumb.app.tasks.results import EntryType
 from qthumb.workers.failures import FormatFailure
 from qthumb.workers.media.decode_pool import DecodePool
 from qthumb.workers.media.frame_ranking import best_in_shot
-from qthumb.workers.media.frames import Picture, VideoReader
+from qthumb.workers.media.frames import VideoReader
 from qthumb.workers.media.imaging import encode, encode_bytes, render, target_size
 from qthumb.workers.media.logos import LoadedLogo, draw_logos
+from qthumb.workers.media.picture import Picture
 from qthumb.workers.media.placeholders import placeholder
 from qthumb.workers.media.probe import MediaInfo
 from qthumb.workers.media.scenes import Shot, find_shots

@@ -13,12 +13,10 @@ import logging
 import re
 import shutil
 import socket
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
 
 from qthumb.app.errors import QencodeError
 from qthumb.app.memory import give_back_memory
@@ -39,6 +37,7 @@ from qthumb.app.tasks.store import TaskStore
 from qthumb.app.tasks.wire import format_tag
 from qthumb.workers.failures import NothingMade, TaskFailure
 from qthumb.workers.media.probe import MediaInfo
+from qthumb.workers.tasks.heartbeat import Heartbeat
 from qthumb.workers.tasks.pipeline import Hooks, run_query, secrets_of
 from qthumb.workers.tasks.s3 import destination_storage
 from qthumb.workers.tasks.storage import Storage, temporary_storage
@@ -49,38 +48,6 @@ log = logging.getLogger("qthumb.worker")
 
 class LostClaim(Exception):
     """Recovery gave this task to another worker: stop without writing anything."""
-
-
-class Heartbeat:
-    """Beats for a running task from a thread, so a long decode still looks alive."""
-
-    def __init__(self, store: TaskStore, token: str, attempt: int, interval: float) -> None:
-        self.store, self.token, self.attempt, self.interval = store, token, attempt, interval
-        self.lost = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"beat-{token[:8]}", daemon=True)
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                if not self.store.heartbeat(self.token, self.attempt, time.time()):
-                    self.lost = True
-                    return
-            except Exception:  # a locked database now must not stop the beats for good
-                log.exception("task %s heartbeat failed", self.token)
 
 
 class TaskRun:
