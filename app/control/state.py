@@ -47,11 +47,10 @@ log = logging.getLogger("qthumb.state")
 FORMAT, VERSION = "qthumb-state", 1
 ENDED = (TaskStatus.COMPLETED.value, TaskStatus.ERROR.value)
 # The columns an archive carries: a task as its key saw it, never the worker that ran it.
-COLUMNS = (
-    "token", "status", "created_at", "percent", "error_description", "query", "payload",
-    "attempts", "queued_at", "finished_at", "duration", "source_size", "outputs", "plan",
-    "retry_of",
-)  # fmt: skip
+COLUMNS = tuple(
+    "token status created_at percent error_description query payload attempts queued_at "
+    "finished_at duration source_size outputs plan retry_of".split()
+)
 MAX_TASKS_TEXT = 64 * 2**20  # tasks.jsonl and faults.json, read into memory
 MAX_MEMBERS = 1_000_000
 
@@ -91,9 +90,13 @@ def export_state(
     with tarfile.open(fileobj=out, mode="w:gz") as tar, tempfile.TemporaryDirectory() as tmp:
         stored = [(row["token"], key) for row in rows for key in _result_keys(row)]
         manifest = {
-            "format": FORMAT, "version": VERSION, "api_key": api_key,
-            "exported_at": time.time(), "tasks": len(rows), "faults": len(rules),
-        }  # fmt: skip
+            "format": FORMAT,
+            "version": VERSION,
+            "api_key": api_key,
+            "exported_at": time.time(),
+            "tasks": len(rows),
+            "faults": len(rules),
+        }
         _add_text(tar, "manifest.json", json.dumps(manifest, indent=1))
         _add_text(tar, "tasks.jsonl", "".join(json.dumps(_portable(r)) + "\n" for r in rows))
         _add_text(tar, "faults.json", json.dumps(rules))
