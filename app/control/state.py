@@ -47,9 +47,10 @@ log = logging.getLogger("qthumb.state")
 FORMAT, VERSION = "qthumb-state", 1
 ENDED = (TaskStatus.COMPLETED.value, TaskStatus.ERROR.value)
 # The columns an archive carries: a task as its key saw it, never the worker that ran it.
-COLUMNS = tuple(
-    "token status created_at percent error_description query payload attempts queued_at "
-    "finished_at duration source_size outputs plan retry_of".split()
+COLUMNS = (
+    *("token", "status", "created_at", "percent", "error_description", "query", "payload"),
+    *("attempts", "queued_at", "finished_at", "duration", "source_size", "outputs", "plan"),
+    "retry_of",
 )
 MAX_TASKS_TEXT = 64 * 2**20  # tasks.jsonl and faults.json, read into memory
 MAX_MEMBERS = 1_000_000
