@@ -25,10 +25,10 @@ from qthumb.app.errors import (
     TokenNotFound,
     TooManyKeyAttempts,
 )
+from qthumb.app.qencode.fields.values import coerced_values
 from qthumb.app.qencode.limits import check_query
 from qthumb.app.qencode.profiles import load_profiles
 from qthumb.app.qencode.query import Query, decode_query, parse_query, read_query
-from qthumb.app.qencode.query_values import coerced_values
 from qthumb.app.qencode.stitch import stitch_pieces
 from qthumb.app.settings import API_KEY_RE, Settings
 from qthumb.app.tasks.callbacks import status_snapshot

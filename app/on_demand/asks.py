@@ -19,8 +19,8 @@ from urllib.parse import urlencode
 
 from qthumb.app.api.request_values import ascii_decimal, ascii_int
 from qthumb.app.errors import QencodeError
+from qthumb.app.qencode.fields.values import IMAGE_EXTENSIONS, ROTATIONS, colour, placeholder
 from qthumb.app.qencode.query import MAX_SIDE, ImageFormat, Placeholder, ResizeMode, upload_id
-from qthumb.app.qencode.query_values import IMAGE_EXTENSIONS, ROTATIONS, colour, placeholder
 
 # An on-demand image is for a page or a player: 4096x4096 at most (a 64-Mpx one, which a task
 # may make, would cost ~200 MB of memory a request, asked for by anyone holding the token).

@@ -40,7 +40,7 @@ from qthumb.app.on_demand.asks import (
 )
 from qthumb.app.on_demand.asks import Request as Asked
 from qthumb.app.on_demand.service import OnDemand
-from qthumb.app.qencode.query_values import IMAGE_EXTENSIONS, ImageFormat
+from qthumb.app.qencode.fields.values import IMAGE_EXTENSIONS, ImageFormat
 from qthumb.app.qencode.trickplay import (
     HLS_TYPE,
     SheetTrack,

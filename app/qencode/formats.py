@@ -20,11 +20,10 @@ from fractions import Fraction
 from typing import Any, ClassVar
 
 from qthumb.app.errors import BadQuery
-from qthumb.app.qencode.image_naming import image_encoding, named_sheet
-from qthumb.app.qencode.kinds import Array, Codecs, Output
-from qthumb.app.qencode.logos import Logo, logos
-from qthumb.app.qencode.query_values import (
-    Destination,
+from qthumb.app.qencode.fields.destinations import Destination
+from qthumb.app.qencode.fields.image_naming import image_encoding, named_sheet
+from qthumb.app.qencode.fields.logos import Logo, logos
+from qthumb.app.qencode.fields.values import (
     ImageFormat,
     Placeholder,
     Sizing,
@@ -34,14 +33,15 @@ from qthumb.app.qencode.query_values import (
     sizing,
     time_fraction,
 )
-from qthumb.app.qencode.series_fields import series_fields
-from qthumb.app.qencode.trickplay import Trickplay, image_tracks
-from qthumb.app.qencode.video_fields import (
+from qthumb.app.qencode.fields.video import (
     VideoSettings,
     container_extension,
     one_stream,
     video_settings,
 )
+from qthumb.app.qencode.kinds import Array, Codecs, Output
+from qthumb.app.qencode.series_fields import series_fields
+from qthumb.app.qencode.trickplay import Trickplay, image_tracks
 from qthumb.app.qencode.window import Window, series_count
 
 MAX_FRAME_RATE = 1000  # frames a second: past any camera's, so frame_number has a ceiling

@@ -21,20 +21,19 @@ from urllib.parse import unquote, urlsplit
 
 from qthumb.app.egress import url_problem
 from qthumb.app.errors import BadQuery, FieldRequired, QencodeError, QueryNotWrapped
-from qthumb.app.qencode.formats import KINDS, FormatSpec
-from qthumb.app.qencode.kinds import Output
-from qthumb.app.qencode.query_values import (
+from qthumb.app.qencode.fields.destinations import Destination, destinations
+from qthumb.app.qencode.fields.values import (
     MAX_SIDE,
-    Destination,
     ImageFormat,
     Placeholder,
     ResizeMode,
     Sizing,
-    destinations,
     flag,
     opt_float,
     url_scheme,
 )
+from qthumb.app.qencode.formats import KINDS, FormatSpec
+from qthumb.app.qencode.kinds import Output
 from qthumb.app.qencode.stitch import Piece, stitch_pieces
 
 __all__ = [

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from qthumb.app.errors import BadQuery, FieldRequired
-from qthumb.app.qencode.query_values import flag, opt_float, opt_int
+from qthumb.app.qencode.fields.values import flag, opt_float, opt_int
 from qthumb.app.qencode.trickplay import check_tile_size, manifest_field, trickplay_field
 
 MIN_INTERVAL = 0.001  # seconds: a frame lasts longer at every rate a camera records

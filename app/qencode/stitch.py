@@ -13,7 +13,7 @@ from typing import Any
 
 from qthumb.app.egress import url_problem
 from qthumb.app.errors import BadQuery, FieldRequired
-from qthumb.app.qencode.query_values import opt_float, url_scheme
+from qthumb.app.qencode.fields.values import opt_float, url_scheme
 
 MAX_PIECES = 100  # a timeline of more pieces than this is a mistake, not an edit
 

@@ -22,7 +22,7 @@ from xml.sax.saxutils import quoteattr
 
 from qthumb.app.egress import url_problem
 from qthumb.app.errors import BadQuery
-from qthumb.app.qencode.query_values import ImageFormat, Sizing, shown, url_scheme
+from qthumb.app.qencode.fields.values import ImageFormat, Sizing, shown, url_scheme
 
 HLS_TYPE = "application/vnd.apple.mpegurl"
 # The widest or highest an HLS or DASH image track's tile (one thumbnail of a sheet) may be:

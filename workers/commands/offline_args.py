@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from qthumb.app.qencode.query_values import IMAGE_EXTENSIONS, ImageFormat
+from qthumb.app.qencode.fields.values import IMAGE_EXTENSIONS, ImageFormat
 
 _SECONDS = re.compile(r"^(\d+(?:\.\d+)?)s$")
 FORMATS = tuple(f.value for f in ImageFormat)

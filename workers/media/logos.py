@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from qthumb.app.qencode.logos import Logo
+from qthumb.app.qencode.fields.logos import Logo
 from qthumb.workers.failures import FormatFailure, TaskFailure
 
 MAX_LOGO_BYTES = 10 * 1024 * 1024

@@ -26,7 +26,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from qthumb.app.qencode.query_values import ResizeMode, Sizing
+from qthumb.app.qencode.fields.values import ResizeMode, Sizing
 from qthumb.workers.child_protocol import Progress, child_main
 from qthumb.workers.failures import MediaError
 from qthumb.workers.media.imaging import Fit, fit, render

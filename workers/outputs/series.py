@@ -10,8 +10,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from qthumb.app.qencode.fields.values import ImageFormat, url_scheme
 from qthumb.app.qencode.formats import ThumbnailsSpec
-from qthumb.app.qencode.query_values import ImageFormat, url_scheme
 from qthumb.app.qencode.trickplay import (
     HLS_TYPE,
     SheetTrack,

@@ -11,8 +11,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from qthumb.app.qencode.fields.video import VideoSettings
 from qthumb.app.qencode.formats import VideoSpec
-from qthumb.app.qencode.video_fields import VideoSettings
 from qthumb.app.qencode.window import clip_window
 from qthumb.app.tasks.results import EntryType
 from qthumb.workers.failures import FormatFailure

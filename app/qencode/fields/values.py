@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from qthumb.app.errors import BadQuery, FieldRequired
+from qthumb.app.errors import BadQuery
 
 MAX_SIDE = 16_000
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
@@ -57,16 +57,6 @@ IMAGE_EXTENSIONS = {
     "webp": ImageFormat.WEBP,
     "avif": ImageFormat.AVIF,
 }
-
-
-@dataclass(frozen=True)
-class Destination:
-    url: str
-    key: str | None = None
-    secret: str | None = None
-    permissions: str | None = None
-    storage_class: str | None = None
-    cache_control: str | None = None
 
 
 @dataclass(frozen=True)
@@ -329,42 +319,3 @@ def aspect_ratio(value: object, path: str) -> float | None:
     if not 0.1 <= ratio <= 10:
         raise BadQuery(f"{path} must be between 1:10 and 10:1, got {shown(value)}")
     return ratio
-
-
-def objects(value: object, path: str, holding: str) -> list[tuple[dict[str, Any], str]]:
-    """A field Qencode takes as one object or a list of them (``destination``, ``logo``):
-    each object with its path; absent, ``""``, ``{}`` and ``[]`` are none."""
-    if value is None or value == "" or value == {} or value == []:
-        return []
-    items = value if isinstance(value, list) else [value]
-    found = []
-    for i, item in enumerate(items):
-        where = f"{path}[{i}]" if isinstance(value, list) else path
-        if not isinstance(item, dict):
-            raise BadQuery(f"{where} must be an object with {holding}")
-        found.append((item, where))
-    return found
-
-
-def destinations(value: object, path: str) -> tuple[Destination, ...]:
-    result = []
-    for item, item_path in objects(value, path, "a url"):
-        url = item.get("url")
-        if not isinstance(url, str) or not url.strip():
-            raise FieldRequired(f"{item_path}.url")
-        result.append(
-            Destination(
-                url=url.strip(),
-                key=opt_str(item, "key"),
-                secret=opt_str(item, "secret"),
-                permissions=opt_str(item, "permissions"),
-                storage_class=opt_str(item, "storage_class"),
-                cache_control=opt_str(item, "cache_control"),
-            )
-        )
-    return tuple(result)
-
-
-def opt_str(obj: dict[str, Any], key: str) -> str | None:
-    value = obj.get(key)
-    return None if value is None or value == "" else str(value)

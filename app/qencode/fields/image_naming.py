@@ -7,9 +7,9 @@ from dataclasses import replace
 from typing import Any
 
 from qthumb.app.errors import BadQuery
-from qthumb.app.qencode.query_values import (
+from qthumb.app.qencode.fields.destinations import Destination
+from qthumb.app.qencode.fields.values import (
     IMAGE_EXTENSIONS,
-    Destination,
     ImageFormat,
     image_format,
 )

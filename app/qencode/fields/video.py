@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qthumb.app.errors import BadQuery
-from qthumb.app.qencode.query_values import flag, opt_int
+from qthumb.app.qencode.fields.values import flag, opt_int
 
 _FRAMERATE_RE = re.compile(r"^\d+(\.\d+)?(/\d+(\.\d+)?)?$")
 _KEYFRAME_RE = re.compile(r"^\d+(\.\d+)?s?$")

@@ -6,7 +6,13 @@ from dataclasses import dataclass
 
 from qthumb.app.egress import url_problem
 from qthumb.app.errors import BadQuery, FieldRequired
-from qthumb.app.qencode.query_values import MAX_SIDE, objects, opt_float, opt_number, url_scheme
+from qthumb.app.qencode.fields.destinations import objects
+from qthumb.app.qencode.fields.values import (
+    MAX_SIDE,
+    opt_float,
+    opt_number,
+    url_scheme,
+)
 
 
 @dataclass(frozen=True)
