@@ -1,9 +1,9 @@
 """Video outputs: PyAV's encoder child against the ffmpeg program, in one run.
 
 The mp4/webm/gif outputs are encoded by PyAV's own FFmpeg in a child process
-(``workers/outputs/encode.py``) instead of the ffmpeg program. This times qthumb's producers
-(``make_video``/``make_gif``, the child's start included) against Debian's ffmpeg with the
-argv qthumb built before (the same codecs, presets, quality and filters; the GIF's palette in
+(``workers/outputs/encoding/encode.py``) instead of the ffmpeg program. This times qthumb's
+producers (``make_video``/``make_gif``, the child's start included) against Debian's ffmpeg with
+the argv qthumb built before (the same codecs, presets, quality and filters; the GIF's palette in
 one ``split`` + ``palettegen`` graph). Both sides are timed whole, process start-up included.
 
     python bench/encoders.py    # writes its section of bench/RESULTS.md

@@ -16,8 +16,8 @@ from qthumb.app.process.pool import child_pids
 from qthumb.app.qencode.query import parse_query
 from qthumb.workers.failures import FormatFailure
 from qthumb.workers.media.probe import probe
-from qthumb.workers.outputs.encode_plan import EncodePlan
-from qthumb.workers.outputs.encode_run import run_encoder
+from qthumb.workers.outputs.encoding.plan import EncodePlan
+from qthumb.workers.outputs.encoding.run import run_encoder
 from qthumb.workers.outputs.video import video_command
 from tests.conftest import ffmpeg
 from tests.test_orphans import command_of
@@ -45,7 +45,7 @@ def signal_the_encoder(signum: int) -> tuple[threading.Thread, Callable[[float],
     def find_and_signal() -> None:
         def encoder() -> int | None:
             found = [p for p in child_pids(os.getpid())
-                     if "qthumb.workers.outputs.encode" in command_of(p)]  # fmt: skip
+                     if "qthumb.workers.outputs.encoding.encode" in command_of(p)]  # fmt: skip
             return found[0] if found else None
 
         pid = eventually(encoder, 30, every=0.01)

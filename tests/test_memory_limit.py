@@ -119,7 +119,7 @@ def test_the_encoder_child_inherits_the_limit(limited: QthumbProcess, big: Path)
         def encoder() -> int | None:
             """The encoder once it is Python (setpriv and prlimit run first, in the same pid)."""
             found = [p for p in session_pids(limited.procs[0].pid)
-                     if "qthumb.workers.outputs.encode" in command_of(p)
+                     if "qthumb.workers.outputs.encoding.encode" in command_of(p)
                      and "python" in image_of(p)]  # fmt: skip
             return found[0] if found else None
 

@@ -67,7 +67,8 @@ def test_sigkill_of_the_consumer_takes_workers_scheduler_and_encoder(
 
             def encoder_running() -> bool:
                 return any(
-                    "qthumb.workers.outputs.encode" in command_of(p) for p in session_pids(sid)
+                    "qthumb.workers.outputs.encoding.encode" in command_of(p)
+                    for p in session_pids(sid)
                 )
 
             eventually(encoder_running, 30, lambda: f"no encoder started: {server.logs()}")

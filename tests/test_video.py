@@ -15,7 +15,7 @@ import pytest
 
 from qthumb.app.qencode.query import parse_query
 from qthumb.workers.media.probe import MediaInfo
-from qthumb.workers.outputs.encode_plan import AudioPlan, EncodePlan
+from qthumb.workers.outputs.encoding.plan import AudioPlan, EncodePlan
 from qthumb.workers.outputs.video import video_command
 from tests.conftest import ffmpeg
 from tests.qclient import QClient

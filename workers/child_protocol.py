@@ -1,7 +1,7 @@
-"""What a media child process (``workers.outputs.encode``, ``workers.media.stitching``) says to
-the worker that started it (``workers.outputs.encode_run.run_child``): ``out_time_us=…`` lines
-on stdout as ffmpeg's ``-progress`` writes them, and, when it fails, one line saying why on
-stderr and exit code 1."""
+"""What a media child process (``workers.outputs.encoding.encode``,
+``workers.media.stitching``) says to the worker that started it
+(``workers.outputs.encoding.run.run_child``): ``out_time_us=…`` lines on stdout as ffmpeg's
+``-progress`` writes them, and, when it fails, one line saying why on stderr and exit code 1."""
 
 from __future__ import annotations
 

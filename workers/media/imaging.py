@@ -150,7 +150,7 @@ def encode_bytes(image: Image.Image, fmt: ImageFormat, quality: int | None) -> b
 
 
 def fitted(width: int, height: int, display: tuple[int, int], sizing: Sizing) -> dict[str, Any]:
-    """``EncodePlan`` fields (``workers.outputs.encode_plan``) for an output of ``width`` x
+    """``EncodePlan`` fields (``workers.outputs.encoding.plan``) for an output of ``width`` x
     ``height`` (evened, for video) in ``sizing``'s ``resize_mode``."""
     if sizing.mode is ResizeMode.SCALE or sizing.width is None or sizing.height is None:
         return {}

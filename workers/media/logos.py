@@ -1,7 +1,7 @@
 """Watermarks (``logo``): fetched like a source (the same egress rules, a smaller size cap),
 checked to be a PNG or JPEG of sane size, their opacity applied once, then drawn by Pillow on
 images (``thumbnail``, ``thumbnails``: qthumb's extension) or by the encoder's ``overlay``
-filter on videos (``workers.outputs.encode``).
+filter on videos (``workers.outputs.encoding.encode``).
 
 A logo that cannot be fetched or decoded fails its format with a message naming it."""
 

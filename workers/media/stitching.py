@@ -11,7 +11,7 @@ a second), tagged BT.709; the audio, when any piece has some, PCM at 48 kHz, eac
 exactly its length (silence where a piece has none), so sound stays with its pictures.
 
 It runs in a child process (``python -I -m qthumb.workers.media.stitching PLAN_JSON``, started by
-``workers.tasks.stitched_source`` through ``workers.outputs.encode_run``): a deadline or the
+``workers.tasks.stitched_source`` through ``workers.outputs.encoding.run``): a deadline or the
 memory limit ends it alone. It prints ``out_time_us=…`` lines as the encoder does.
 """
 

@@ -18,8 +18,8 @@ from qthumb.app.tasks.results import EntryType
 from qthumb.workers.media.imaging import fitted, target_size
 from qthumb.workers.media.logos import LoadedLogo
 from qthumb.workers.media.probe import MediaInfo
-from qthumb.workers.outputs.encode_plan import EncodePlan, logo_plans
-from qthumb.workers.outputs.encode_run import run_encoder
+from qthumb.workers.outputs.encoding.plan import EncodePlan, logo_plans
+from qthumb.workers.outputs.encoding.run import run_encoder
 from qthumb.workers.outputs.products import Product
 
 

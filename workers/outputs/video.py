@@ -19,8 +19,8 @@ from qthumb.workers.failures import FormatFailure
 from qthumb.workers.media.imaging import fitted, target_size
 from qthumb.workers.media.logos import LoadedLogo
 from qthumb.workers.media.probe import MediaInfo, open_media
-from qthumb.workers.outputs.encode_plan import AudioPlan, EncodePlan, logo_plans
-from qthumb.workers.outputs.encode_run import run_encoder
+from qthumb.workers.outputs.encoding.plan import AudioPlan, EncodePlan, logo_plans
+from qthumb.workers.outputs.encoding.run import run_encoder
 from qthumb.workers.outputs.products import Product
 
 _KEYFRAME_SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s\s*$")

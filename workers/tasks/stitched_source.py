@@ -14,7 +14,7 @@ from qthumb.app.qencode.stitch import Piece
 from qthumb.app.settings import Settings
 from qthumb.workers.failures import MediaError, SourceError, TaskFailure
 from qthumb.workers.media.probe import probe
-from qthumb.workers.outputs.encode_run import run_child
+from qthumb.workers.outputs.encoding.run import run_child
 from qthumb.workers.tasks.sources import FetchedSource
 
 

@@ -1,4 +1,4 @@
-"""What the encoder child (``workers.outputs.encode``) makes, as values: built by pure
+"""What the encoder child (``workers.outputs.encoding.encode``) makes, as values: built by pure
 functions (``workers.outputs.video``, ``workers.outputs.gif``), tested by equality, and passed
 to the child as JSON. The child imports this module: it needs nothing of qthumb's settings or
 query language (``fitted``, which reads a query's sizing, is in ``workers.media.imaging``)."""

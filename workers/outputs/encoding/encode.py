@@ -4,8 +4,8 @@ ffmpeg binary is needed (the container image is ~170 MB lighter for it).
 
 What to make is an ``EncodePlan``, a value built by a pure function (``workers.outputs.video``,
 ``workers.outputs.gif``) and tested by equality. It runs in a child process of its own
-(``python -I -m qthumb.workers.outputs.encode PLAN_JSON``, started by
-``workers.outputs.encode_run``) so that a
+(``python -I -m qthumb.workers.outputs.encoding.encode PLAN_JSON``, started by
+``workers.outputs.encoding.run``) so that a
 deadline or a memory ceiling ends it alone: it prints ``out_time_us=…`` progress lines on
 stdout as ffmpeg's ``-progress`` does, and one line saying what failed on stderr.
 
@@ -30,8 +30,8 @@ from qthumb.workers.child_protocol import Progress, child_main
 from qthumb.workers.failures import MediaError
 from qthumb.workers.media.colour import HLG, PQ, to_rgb
 from qthumb.workers.media.probe import limit_decoder, open_media
-from qthumb.workers.outputs.audio_track import AudioTrack
-from qthumb.workers.outputs.encode_plan import EncodePlan, LogoPlan
+from qthumb.workers.outputs.encoding.audio_track import AudioTrack
+from qthumb.workers.outputs.encoding.plan import EncodePlan, LogoPlan
 
 
 def _rotation_filters(rotation: int) -> list[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""The audio track of an ``mp4``/``webm`` output (``workers.outputs.encode``): the window's
+"""The audio track of an ``mp4``/``webm`` output (``workers.outputs.encoding.encode``): the window's
 audio resampled for the codec and cut into the frames it takes, or, with ``audio_mute``, as
 many samples of silence."""
 
@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import av
 
-from qthumb.workers.outputs.encode_plan import AudioPlan
+from qthumb.workers.outputs.encoding.plan import AudioPlan
 
 
 class AudioTrack:

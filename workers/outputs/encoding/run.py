@@ -1,9 +1,9 @@
 """Running an ``EncodePlan`` (mp4, webm, gif and animated WebP outputs) in a child process of
-its own, ``python -I -m qthumb.workers.outputs.encode``: one runner, with a deadline and both pipes
-drained as they come (a full stderr pipe would stop the child until the deadline). Its end is
-told as what it was: past our deadline (transient: retried), out of memory (its own error, or
-a SIGKILL we did not send: the kernel's OOM killer), ended by another signal, or its own
-error."""
+its own, ``python -I -m qthumb.workers.outputs.encoding.encode``: one runner, with a deadline
+and both pipes drained as they come (a full stderr pipe would stop the child until the
+deadline). Its end is told as what it was: past our deadline (transient: retried), out of
+memory (its own error, or a SIGKILL we did not send: the kernel's OOM killer), ended by another
+signal, or its own error."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import IO
 from qthumb.app.children.orphans import dies_with_us, qthumb_module
 from qthumb.app.memory import limit_child, within_what_is_left
 from qthumb.workers.failures import FormatFailure, TaskFailure
-from qthumb.workers.outputs.encode_plan import EncodePlan
+from qthumb.workers.outputs.encoding.plan import EncodePlan
 
 OUT_OF_MEMORY = ("MemoryError", "Cannot allocate memory", "malloc of size")  # Python, FFmpeg, x264
 ERROR_LINES = 20  # of the encoder's error output, kept for the failure's description
@@ -41,7 +41,9 @@ def run_encoder(
 ) -> None:
     """Make ``plan.out`` in a child process; its progress lines drive ``progress`` (0-1).
     Fails with the child's last error line when it fails or passes ``timeout`` seconds."""
-    run_child("workers.outputs.encode", plan.to_json(), plan.duration, progress, timeout, what)
+    run_child(
+        "workers.outputs.encoding.encode", plan.to_json(), plan.duration, progress, timeout, what
+    )
 
 
 def run_child(
