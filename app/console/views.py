@@ -10,12 +10,14 @@ import shlex
 from typing import Any
 from urllib.parse import urljoin
 
+from qthumb.app.qencode.kinds import Array
 from qthumb.app.qencode.query import url_scheme
 from qthumb.app.settings import Settings
 from qthumb.app.storage.files import Files, result_path
 from qthumb.app.storage.objects import FileError, read_all
 from qthumb.app.tasks.model import TaskRecord
 from qthumb.app.tasks.outbox import CallbackOutbox
+from qthumb.app.tasks.results import EntryType
 from qthumb.app.tasks.wire import status_object
 
 _CUE = re.compile(
@@ -69,15 +71,15 @@ def task_view(
 ) -> dict[str, Any]:
     status = status_object(task, settings.base_url)
     source = task.source
-    images = [i for i in status["images"] if i.get("url")]
+    images = [i for i in status[Array.IMAGES] if i.get("url")]
     vtts, sheets = [], []
-    for vtt in (i for i in images if i.get("type") == "vtt"):
+    for vtt in (i for i in images if i.get("type") == EntryType.VTT):
         text = _read_stored(vtt["url"], files)
         vtts.append(
             {"url": vtt["url"], "name": _name(vtt["url"]), "text": text or "", "tag": vtt["tag"]}
         )
         cues = parse_vtt(text) if text else []
-        for sheet in (i for i in images if i.get("type") == "sprite"):
+        for sheet in (i for i in images if i.get("type") == EntryType.SPRITE):
             if sheet["tag"].rsplit("-", 1)[0] != vtt["tag"].rsplit("-", 1)[0]:
                 continue  # another format's sheets
             mine = [
@@ -87,15 +89,17 @@ def task_view(
     frames = [
         {**i, "time_text": timestamp(i["time"]) if i.get("time") is not None else "—"}
         for i in images
-        if i.get("type") in ("thumbnail", "frame")
+        if i.get("type") in (EntryType.THUMBNAIL, EntryType.FRAME)
     ]
     videos = [
         {"url": v["url"], "name": _name(v["url"]), "user_tag": v.get("user_tag")}
-        for v in status["videos"]
+        for v in status[Array.VIDEOS]
         if v.get("url")
     ]
     failed = [
-        e for e in (*status["images"], *status["videos"], *status["audios"]) if e.get("error")
+        e
+        for e in (*status[Array.IMAGES], *status[Array.VIDEOS], *status[Array.AUDIOS])
+        if e.get("error")
     ]
     return {
         "task": task,
