@@ -26,9 +26,23 @@ def _cpu() -> tuple[float, float]:
     return own.ru_utime + own.ru_stime, reaped.ru_utime + reaped.ru_stime
 
 
+def _counted(config: pytest.Config) -> bool:
+    """The suite's own processes: an xdist worker, or the controller of a run with ``-n``
+    (``make test`` always gives it). A pytest a test starts (a sample project's) inherits the
+    plugin and the folder but runs without ``-n``: it is counted in the module that ran it."""
+    return hasattr(config, "workerinput") or bool(config.getoption("numprocesses", None))
+
+
+_config: list[pytest.Config] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _config.append(config)
+
+
 def _write(record: dict[str, Any]) -> None:
     folder = os.environ.get(ENV)
-    if folder:
+    if folder and _config and _counted(_config[0]):
         with (Path(folder) / f"{os.getpid()}.jsonl").open("a") as out:
             out.write(json.dumps(record) + "\n")
 
