@@ -33,16 +33,9 @@ def _counted(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput") or bool(config.getoption("numprocesses", None))
 
 
-_config: list[pytest.Config] = []
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    _config.append(config)
-
-
-def _write(record: dict[str, Any]) -> None:
+def _write(config: pytest.Config, record: dict[str, Any]) -> None:
     folder = os.environ.get(ENV)
-    if folder and _config and _counted(_config[0]):
+    if folder and _counted(config):
         with (Path(folder) / f"{os.getpid()}.jsonl").open("a") as out:
             out.write(json.dumps(record) + "\n")
 
@@ -57,13 +50,16 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     module = item.nodeid.split("::")[0]
     if nextitem is None or nextitem.nodeid.split("::")[0] != module:
         (own0, reaped0), (own1, reaped1) = _started[module], _cpu()
-        _write({"module": module, "cpu": own1 - own0 + reaped1 - reaped0})
+        _write(item.config, {"module": module, "cpu": own1 - own0 + reaped1 - reaped0})
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     own, reaped = _cpu()
     worker = hasattr(session.config, "workerinput")  # a pytest-xdist worker, not the controller
-    _write({"process": "worker" if worker else "controller", "own": own, "reaped": reaped})
+    _write(
+        session.config,
+        {"process": "worker" if worker else "controller", "own": own, "reaped": reaped},
+    )
 
 
 def cpu_table(folder: Path, whole: float, top: int = 12) -> list[str]:
